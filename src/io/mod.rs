@@ -1,0 +1,1 @@
+//! Frame I/O behind one small trait.

@@ -1,0 +1,126 @@
+//! The Internet checksum (RFC 1071), the IPv4/IPv6 pseudo-headers (RFC 9293 §3.1, RFC 8200
+//! §8.1), and the incremental update of RFC 1624 for rewriting a header without summing the
+//! payload again.
+//!
+//! Sums are carried in a `u64` accumulator of big-endian 16-bit words and folded at the end.
+
+use core::net::{Ipv4Addr, Ipv6Addr};
+
+/// One's-complement sum of `data` as big-endian 16-bit words (an odd last byte is padded with
+/// zero), not yet folded or complemented.
+#[inline]
+pub fn sum(data: &[u8]) -> u64 {
+    // 8 bytes at a time: the one's-complement sum is byte-order independent up to a final swap
+    // (RFC 1071 §2(B)), so summing native u32 halves of big-endian words is equivalent.
+    let mut acc: u64 = 0;
+    let mut chunks = data.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let v = u64::from_be_bytes(w);
+        acc = acc.wrapping_add(v >> 32).wrapping_add(v & 0xffff_ffff);
+    }
+    let rest = chunks.remainder();
+    let mut pairs = rest.chunks_exact(2);
+    for p in &mut pairs {
+        if let &[a, b] = p {
+            acc = acc.wrapping_add(u64::from(u16::from_be_bytes([a, b])));
+        }
+    }
+    if let Some(&last) = pairs.remainder().first() {
+        acc = acc.wrapping_add(u64::from(last) << 8);
+    }
+    acc
+}
+
+/// Folds a wide sum to 16 bits (end-around carry), not complemented.
+#[inline]
+pub fn fold(mut acc: u64) -> u16 {
+    while acc > 0xffff {
+        acc = (acc & 0xffff).wrapping_add(acc >> 16);
+    }
+    acc as u16
+}
+
+/// The checksum field value for data whose sum (including the pseudo-header) is `acc`.
+#[inline]
+pub fn finish(acc: u64) -> u16 {
+    !fold(acc)
+}
+
+/// The Internet checksum of `data` (the value to store in a header whose checksum field is 0).
+pub fn checksum(data: &[u8]) -> u16 {
+    finish(sum(data))
+}
+
+/// True when `data`, including its checksum field, sums to all ones.
+pub fn verify(data: &[u8], pseudo: u64) -> bool {
+    fold(sum(data).wrapping_add(pseudo)) == 0xffff
+}
+
+/// Sum of the IPv4 pseudo-header: source, destination, zero, protocol, upper-layer length.
+#[inline]
+pub fn pseudo_header_v4(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, len: u16) -> u64 {
+    let s = u32::from(src);
+    let d = u32::from(dst);
+    u64::from(s >> 16)
+        + u64::from(s & 0xffff)
+        + u64::from(d >> 16)
+        + u64::from(d & 0xffff)
+        + u64::from(protocol)
+        + u64::from(len)
+}
+
+/// Sum of the IPv6 pseudo-header (RFC 8200 §8.1): addresses, 32-bit length, next header.
+#[inline]
+pub fn pseudo_header_v6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, len: u32) -> u64 {
+    sum(&src.octets())
+        + sum(&dst.octets())
+        + u64::from(len >> 16)
+        + u64::from(len & 0xffff)
+        + u64::from(next_header)
+}
+
+/// RFC 1624 eqn. 3: the new checksum after a 16-bit field changes from `old` to `new`,
+/// `HC' = ~(~HC + ~m + m')`.
+#[inline]
+pub fn update_u16(check: u16, old: u16, new: u16) -> u16 {
+    let acc = u64::from(!check) + u64::from(!old) + u64::from(new);
+    !fold(acc)
+}
+
+/// RFC 1624 update for a 32-bit field (two 16-bit words).
+#[inline]
+pub fn update_u32(check: u16, old: u32, new: u32) -> u16 {
+    let c = update_u16(check, (old >> 16) as u16, (new >> 16) as u16);
+    update_u16(c, old as u16, new as u16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 1071 §3 worked example: bytes 00 01 f2 03 f4 f5 f6 f7 sum to ddf2.
+    #[test]
+    fn rfc1071_example() {
+        let d = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+        assert_eq!(fold(sum(&d)), 0xddf2);
+        assert_eq!(checksum(&d), !0xddf2);
+    }
+
+    #[test]
+    fn odd_length_pads_with_zero() {
+        assert_eq!(fold(sum(&[0x12, 0x34, 0x56])), 0x1234 + 0x5600);
+    }
+
+    #[test]
+    fn incremental_matches_full() {
+        let mut d = [
+            0x45u8, 0, 0, 40, 0x12, 0x34, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        let c = checksum(&d);
+        d[8] = 63; // TTL 64 -> 63
+        let full = checksum(&d);
+        assert_eq!(update_u16(c, 0x4006, 0x3f06), full);
+    }
+}
