@@ -1,1 +1,23 @@
-//! placeholder
+//! The TCP protocol, sans-IO. Read RFC 9293 §3.10, RFC 5961, RFC 7323, RFC 6298, RFC 4987.
+
+use core::net::IpAddr;
+
+/// Where the TCP layer writes the IP packets it sends.
+///
+/// The layer below (net) prepends the link header and resolves the next hop; tests collect the
+/// packets in a `Vec`.
+pub trait TxSink {
+    /// Lends a buffer of exactly `len` bytes for one IP packet to `dst`; `fill` writes the whole
+    /// IP packet (header included). Returns false, without calling `fill`, when no frame is free.
+    fn send_ip(&mut self, dst: IpAddr, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> bool;
+}
+
+/// A sink that keeps every packet: for tests and simulation.
+impl TxSink for Vec<Vec<u8>> {
+    fn send_ip(&mut self, _dst: IpAddr, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> bool {
+        let mut p = vec![0u8; len];
+        fill(&mut p);
+        self.push(p);
+        true
+    }
+}
