@@ -21,3 +21,28 @@ impl TxSink for Vec<Vec<u8>> {
         true
     }
 }
+
+pub mod buffer;
+pub mod cc;
+pub mod config;
+pub mod conn;
+pub mod counters;
+pub mod emit;
+pub mod event;
+pub mod listener;
+pub mod rtt;
+pub mod secrets;
+pub mod shard;
+pub mod state;
+pub mod syncookie;
+pub mod time_wait;
+pub mod tuple;
+
+pub use config::{Config, SynCookies};
+pub use conn::{ApiError, TcbInfo};
+pub use counters::{Counters, DropReason};
+pub use event::{CloseReason, Event};
+pub use secrets::Secrets;
+pub use shard::{parse_ip_tcp, Shard, Verdict};
+pub use state::State;
+pub use tuple::{ConnId, FourTuple};

@@ -1,0 +1,293 @@
+//! Byte rings for the send and receive queues, and the out-of-order assembler.
+//!
+//! A ring allocates lazily, grows by doubling up to its limit, and gives its memory back when it
+//! drains, so an idle or short-lived connection costs no buffer memory (the many-short-connections
+//! workload this stack is for). Nothing here panics.
+
+/// A byte ring of at most `limit` bytes.
+#[derive(Debug, Default)]
+pub struct Ring {
+    buf: Vec<u8>,
+    head: usize,
+    len: usize,
+    limit: usize,
+}
+
+/// Smallest allocation a ring makes when it first holds data.
+const MIN_ALLOC: usize = 4096;
+/// An empty ring keeps an allocation up to this size; a larger one is returned.
+const KEEP_ALLOC: usize = 16 * 1024;
+
+impl Ring {
+    pub fn new(limit: usize) -> Self {
+        Ring {
+            buf: Vec::new(),
+            head: 0,
+            len: 0,
+            limit,
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+    /// Bytes that can still be added before the limit.
+    pub fn free(&self) -> usize {
+        self.limit.saturating_sub(self.len)
+    }
+    /// Bytes allocated now.
+    pub fn allocated(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Makes room for `need` bytes in total (data plus gap), within the limit.
+    fn reserve(&mut self, need: usize) {
+        let need = need.min(self.limit);
+        if need <= self.buf.len() {
+            return;
+        }
+        let mut cap = self.buf.len().max(MIN_ALLOC);
+        while cap < need {
+            cap = cap.saturating_mul(2);
+        }
+        let cap = cap.min(self.limit.max(need));
+        // Copy the whole old allocation rotated to start at `head`: out-of-order bytes placed
+        // past the held data must survive the move too.
+        let mut nb = vec![0u8; cap];
+        let old = self.buf.len();
+        let a = self.buf.get(self.head..).unwrap_or(&[]);
+        let b = self.buf.get(..self.head).unwrap_or(&[]);
+        if let Some(d) = nb.get_mut(..a.len()) {
+            d.copy_from_slice(a);
+        }
+        if let Some(d) = nb.get_mut(a.len()..old) {
+            d.copy_from_slice(b);
+        }
+        self.buf = nb;
+        self.head = 0;
+    }
+
+    /// Appends as much of `data` as fits; returns the bytes taken.
+    pub fn push(&mut self, data: &[u8]) -> usize {
+        let n = self.write_at(0, data);
+        self.len += n;
+        n
+    }
+
+    /// Writes `data` at `off` bytes past the end of the held data without taking it in (the
+    /// receive side's out-of-order placement). Returns the bytes written (cut at the limit).
+    pub fn write_at(&mut self, off: usize, data: &[u8]) -> usize {
+        let room = self.free().saturating_sub(off);
+        let n = data.len().min(room);
+        if n == 0 {
+            return 0;
+        }
+        self.reserve(self.len + off + n);
+        let cap = self.buf.len();
+        if cap == 0 {
+            return 0;
+        }
+        let mut pos = (self.head + self.len + off) % cap;
+        let mut src = data.get(..n).unwrap_or(&[]);
+        while !src.is_empty() {
+            let chunk = src.len().min(cap - pos);
+            let (now, rest) = src.split_at(chunk);
+            if let Some(d) = self.buf.get_mut(pos..pos + chunk) {
+                d.copy_from_slice(now);
+            }
+            src = rest;
+            pos = (pos + chunk) % cap;
+        }
+        n
+    }
+
+    /// Takes in `n` bytes previously placed with [`Ring::write_at`] at offset 0.
+    pub fn commit(&mut self, n: usize) {
+        self.len = (self.len + n).min(self.buf.len()).min(self.limit);
+    }
+
+    /// The held bytes `off..off+len` as at most two slices (clamped to what is held).
+    pub fn peek(&self, off: usize, len: usize) -> (&[u8], &[u8]) {
+        let cap = self.buf.len();
+        if cap == 0 || off >= self.len {
+            return (&[], &[]);
+        }
+        let len = len.min(self.len - off);
+        let start = (self.head + off) % cap;
+        let first = len.min(cap - start);
+        let a = self.buf.get(start..start + first).unwrap_or(&[]);
+        let b = self.buf.get(..len - first).unwrap_or(&[]);
+        (a, b)
+    }
+
+    /// Drops `n` bytes from the front; frees a large allocation once empty.
+    pub fn consume(&mut self, n: usize) {
+        let n = n.min(self.len);
+        if let Some(h) = (self.head + n).checked_rem(self.buf.len()) {
+            self.head = h;
+        }
+        self.len -= n;
+        if self.len == 0 {
+            self.head = 0;
+            if self.buf.len() > KEEP_ALLOC {
+                self.buf = Vec::new();
+            }
+        }
+    }
+
+    /// Copies from the front into `out` and consumes what was copied.
+    pub fn read(&mut self, out: &mut [u8]) -> usize {
+        let (a, b) = self.peek(0, out.len());
+        let (na, nb) = (a.len(), b.len());
+        if let Some(d) = out.get_mut(..na) {
+            d.copy_from_slice(a);
+        }
+        if let Some(d) = out.get_mut(na..na + nb) {
+            d.copy_from_slice(b);
+        }
+        self.consume(na + nb);
+        na + nb
+    }
+
+    /// Releases all memory (connection reset or closed).
+    pub fn clear(&mut self) {
+        self.buf = Vec::new();
+        self.head = 0;
+        self.len = 0;
+    }
+}
+
+/// Out-of-order ranges past the end of the in-order data, as offsets from that end.
+///
+/// Kept sorted, disjoint and non-adjacent, at most [`Assembler::MAX_RANGES`] of them (a bound on
+/// the work a peer can cause with a crafted pattern of holes).
+#[derive(Debug, Default)]
+pub struct Assembler {
+    ranges: Vec<(usize, usize)>,
+}
+
+impl Assembler {
+    pub const MAX_RANGES: usize = 16;
+
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+    pub fn ranges(&self) -> &[(usize, usize)] {
+        &self.ranges
+    }
+
+    /// Records `start..end`. Returns false (and records nothing) if it would need more than
+    /// `MAX_RANGES` ranges.
+    pub fn add(&mut self, start: usize, end: usize) -> bool {
+        if start >= end {
+            return true;
+        }
+        let mut s = start;
+        let mut e = end;
+        let mut out: Vec<(usize, usize)> = Vec::with_capacity(self.ranges.len() + 1);
+        let mut placed = false;
+        for &(rs, re) in &self.ranges {
+            if re < s {
+                out.push((rs, re));
+            } else if e < rs {
+                if !placed {
+                    out.push((s, e));
+                    placed = true;
+                }
+                out.push((rs, re));
+            } else {
+                s = s.min(rs);
+                e = e.max(re);
+            }
+        }
+        if !placed {
+            out.push((s, e));
+        }
+        if out.len() > Self::MAX_RANGES {
+            return false;
+        }
+        self.ranges = out;
+        true
+    }
+
+    /// If a range starts at offset 0, removes it, shifts the rest down by its length, and
+    /// returns that length (the bytes that became in-order). Otherwise 0.
+    pub fn pop_front(&mut self) -> usize {
+        match self.ranges.first() {
+            Some(&(0, e)) => {
+                self.ranges.remove(0);
+                for r in &mut self.ranges {
+                    r.0 -= e;
+                    r.1 -= e;
+                }
+                e
+            }
+            _ => 0,
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.ranges = Vec::new();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_wraps_and_grows() {
+        let mut r = Ring::new(10_000);
+        assert_eq!(r.push(&[1; 3000]), 3000);
+        r.consume(2500);
+        assert_eq!(r.push(&[2; 3000]), 3000);
+        assert_eq!(r.len(), 3500);
+        let (a, b) = r.peek(0, 3500);
+        assert_eq!(a.len() + b.len(), 3500);
+        assert!(a.iter().take(500).all(|&x| x == 1));
+        let mut out = vec![0u8; 4000];
+        assert_eq!(r.read(&mut out), 3500);
+        assert!(out[500..3500].iter().all(|&x| x == 2));
+        assert_eq!(r.push(&[3; 20_000]), 10_000);
+        assert_eq!(r.free(), 0);
+    }
+
+    #[test]
+    fn ring_out_of_order_placement() {
+        let mut r = Ring::new(100);
+        assert_eq!(r.write_at(5, b"world"), 5);
+        assert_eq!(r.write_at(0, b"hello"), 5);
+        r.commit(10);
+        let mut out = [0u8; 10];
+        assert_eq!(r.read(&mut out), 10);
+        assert_eq!(&out, b"helloworld");
+    }
+
+    #[test]
+    fn assembler_merges() {
+        let mut a = Assembler::default();
+        assert!(a.add(10, 20));
+        assert!(a.add(30, 40));
+        assert!(a.add(15, 32));
+        assert_eq!(a.ranges(), &[(10, 40)]);
+        assert_eq!(a.pop_front(), 0);
+        assert!(a.add(0, 10));
+        assert_eq!(a.pop_front(), 40);
+        assert!(a.is_empty());
+    }
+
+    #[test]
+    fn assembler_bounds_ranges() {
+        let mut a = Assembler::default();
+        for i in 0..Assembler::MAX_RANGES {
+            assert!(a.add(i * 10 + 1, i * 10 + 2));
+        }
+        assert!(!a.add(1000, 1001));
+        assert!(a.add(5, 6) || a.ranges().len() == Assembler::MAX_RANGES);
+    }
+}

@@ -1,0 +1,157 @@
+//! NewReno congestion control: RFC 5681 (slow start, congestion avoidance, fast retransmit /
+//! fast recovery) with the RFC 6582 modification for partial acknowledgments.
+
+use crate::wire::SeqNum;
+
+#[derive(Debug, Clone)]
+pub struct NewReno {
+    pub cwnd: u32,
+    pub ssthresh: u32,
+    pub dupacks: u32,
+    /// RFC 6582 "recover": highest sequence sent when recovery began.
+    pub recover: SeqNum,
+    pub in_recovery: bool,
+    /// Bytes acknowledged in congestion avoidance not yet turned into window growth.
+    acked_accum: u32,
+}
+
+/// What the sender must do after an acknowledgment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CcAction {
+    None,
+    /// Retransmit the segment at SND.UNA now (fast retransmit, or a NewReno partial ACK).
+    RetransmitFirst,
+}
+
+impl NewReno {
+    /// RFC 5681 §3.1: IW from RFC 6928 (`initial_cwnd` segments); ssthresh starts "arbitrarily
+    /// high".
+    pub fn new(mss: u32, initial_cwnd: u32, iss: SeqNum) -> Self {
+        NewReno {
+            cwnd: mss.saturating_mul(initial_cwnd.max(1)),
+            ssthresh: u32::MAX,
+            dupacks: 0,
+            recover: iss,
+            in_recovery: false,
+            acked_accum: 0,
+        }
+    }
+
+    /// An ACK advanced SND.UNA by `acked` bytes to `snd_una`. `flight` is what remains in flight.
+    pub fn on_ack(&mut self, acked: u32, snd_una: SeqNum, flight: u32, mss: u32) -> CcAction {
+        self.dupacks = 0;
+        if self.in_recovery {
+            if snd_una.after_eq(self.recover) {
+                // RFC 6582 §3.2 (3): full acknowledgment; deflate to min(ssthresh, flight + MSS).
+                self.cwnd = self.ssthresh.min(flight.saturating_add(mss)).max(mss);
+                self.in_recovery = false;
+                return CcAction::None;
+            }
+            // RFC 6582 §3.2 (3): partial acknowledgment; retransmit the next hole, deflate by
+            // the amount acked, add back one MSS.
+            self.cwnd = self.cwnd.saturating_sub(acked).saturating_add(mss).max(mss);
+            return CcAction::RetransmitFirst;
+        }
+        if self.cwnd < self.ssthresh {
+            // RFC 5681 §3.1 (2) slow start, counting bytes acknowledged (RFC 3465 appropriate
+            // byte counting with L = 2 SMSS, which RFC 5681 permits).
+            self.cwnd = self.cwnd.saturating_add(acked.min(mss.saturating_mul(2)));
+        } else {
+            // RFC 5681 §3.1 (3): about one SMSS per RTT, by counting bytes acknowledged.
+            self.acked_accum = self.acked_accum.saturating_add(acked);
+            if self.acked_accum >= self.cwnd {
+                self.acked_accum -= self.cwnd;
+                self.cwnd = self.cwnd.saturating_add(mss);
+            }
+        }
+        CcAction::None
+    }
+
+    /// A duplicate ACK (RFC 5681 §2 definition). `snd_max` is the highest sequence sent.
+    pub fn on_dupack(
+        &mut self,
+        snd_una: SeqNum,
+        snd_max: SeqNum,
+        flight: u32,
+        mss: u32,
+    ) -> CcAction {
+        self.dupacks = self.dupacks.saturating_add(1);
+        if self.in_recovery {
+            // RFC 5681 §3.2 (4): inflate for each further duplicate.
+            self.cwnd = self.cwnd.saturating_add(mss);
+            return CcAction::None;
+        }
+        // RFC 6582 §3.2 (2): enter fast retransmit only if the ACK covers more than "recover"
+        // (avoids a second reduction for losses from the same window).
+        if self.dupacks == 3 && snd_una.sub(1).after_eq(self.recover) {
+            self.ssthresh = (flight / 2).max(mss.saturating_mul(2));
+            self.recover = snd_max;
+            self.cwnd = self.ssthresh.saturating_add(mss.saturating_mul(3));
+            self.in_recovery = true;
+            return CcAction::RetransmitFirst;
+        }
+        CcAction::None
+    }
+
+    /// RFC 5681 §3.1 (4): the retransmission timer expired.
+    pub fn on_rto(&mut self, snd_max: SeqNum, flight: u32, mss: u32) {
+        self.ssthresh = (flight / 2).max(mss.saturating_mul(2));
+        self.cwnd = mss;
+        self.recover = snd_max;
+        self.in_recovery = false;
+        self.dupacks = 0;
+        self.acked_accum = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MSS: u32 = 1000;
+
+    #[test]
+    fn slow_start_then_avoidance() {
+        let mut c = NewReno::new(MSS, 10, SeqNum(0));
+        assert_eq!(c.cwnd, 10_000);
+        c.on_ack(1000, SeqNum(1001), 9000, MSS);
+        assert_eq!(c.cwnd, 11_000);
+        c.ssthresh = 11_000;
+        for _ in 0..11 {
+            c.on_ack(1000, SeqNum(5000), 5000, MSS);
+        }
+        assert_eq!(c.cwnd, 12_000);
+    }
+
+    #[test]
+    fn three_dupacks_then_partial_then_full_ack() {
+        let mut c = NewReno::new(MSS, 10, SeqNum(0));
+        let una = SeqNum(1001);
+        let max = SeqNum(11_001);
+        assert_eq!(c.on_dupack(una, max, 10_000, MSS), CcAction::None);
+        assert_eq!(c.on_dupack(una, max, 10_000, MSS), CcAction::None);
+        assert_eq!(
+            c.on_dupack(una, max, 10_000, MSS),
+            CcAction::RetransmitFirst
+        );
+        assert_eq!(c.ssthresh, 5000);
+        assert_eq!(c.cwnd, 8000);
+        c.on_dupack(una, max, 10_000, MSS);
+        assert_eq!(c.cwnd, 9000);
+        assert_eq!(
+            c.on_ack(2000, SeqNum(3001), 8000, MSS),
+            CcAction::RetransmitFirst
+        );
+        assert!(c.in_recovery);
+        assert_eq!(c.on_ack(8000, max, 0, MSS), CcAction::None);
+        assert!(!c.in_recovery);
+        assert_eq!(c.cwnd, 1000);
+    }
+
+    #[test]
+    fn timeout_collapses_window() {
+        let mut c = NewReno::new(MSS, 10, SeqNum(0));
+        c.on_rto(SeqNum(10_000), 10_000, MSS);
+        assert_eq!((c.cwnd, c.ssthresh), (1000, 5000));
+    }
+}

@@ -1,0 +1,148 @@
+//! Shard configuration. Knob names and defaults mirror the Linux sysctls (net.ipv4.tcp_*,
+//! net.core.somaxconn) so operators find what they know.
+
+use crate::time::Duration;
+
+/// `tcp_syncookies`: 0 off, 1 when the SYN queue overflows (default), 2 always.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SynCookies {
+    Off,
+    OnOverflow,
+    Always,
+}
+
+impl SynCookies {
+    pub fn from_sysctl(v: u8) -> Option<Self> {
+        match v {
+            0 => Some(SynCookies::Off),
+            1 => Some(SynCookies::OnOverflow),
+            2 => Some(SynCookies::Always),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `net.ipv4.tcp_max_syn_backlog`: SYN-RECEIVED entries per shard, across listeners.
+    pub max_syn_backlog: usize,
+    /// `net.core.somaxconn`: upper bound for any listener's backlog.
+    pub somaxconn: usize,
+    pub syncookies: SynCookies,
+    /// `tcp_synack_retries`: SYN-ACK retransmissions before a SYN-RECEIVED entry is dropped.
+    pub synack_retries: u8,
+    /// `tcp_syn_retries`: SYN retransmissions before an active open fails.
+    pub syn_retries: u8,
+    /// `tcp_retries2`: data/FIN retransmissions before an established connection is aborted.
+    pub retries2: u8,
+    /// `tcp_orphan_retries` for FIN retransmission after close(); Linux's 0 means 8.
+    pub orphan_retries: u8,
+    /// `tcp_fin_timeout`: how long an orphaned connection stays in FIN-WAIT-2.
+    pub fin_timeout: Duration,
+    /// `tcp_abort_on_overflow`: RST instead of dropping a final ACK when the accept queue is full.
+    pub abort_on_overflow: bool,
+    /// TIME-WAIT length, 2·MSL. Linux fixes it at 60 s (`TCP_TIMEWAIT_LEN`).
+    pub time_wait: Duration,
+    /// `tcp_timestamps`.
+    pub timestamps: bool,
+    /// `tcp_window_scaling`.
+    pub window_scaling: bool,
+    /// `tcp_sack`: we advertise SACK-permitted only when we use SACK; receiving SACK blocks is
+    /// understood either way.
+    pub sack: bool,
+    /// `tcp_rfc1337`: a RST does not end TIME-WAIT (RFC 1337 §3). On by default here.
+    pub rfc1337: bool,
+    /// `tcp_invalid_ratelimit`: at most one challenge ACK / out-of-window ACK per connection per
+    /// this interval (RFC 5961 §7; a per-connection limit, never a global counter,
+    /// CVE-2016-5696).
+    pub invalid_ratelimit: Duration,
+    /// `tcp_keepalive_time`, `_intvl`, `_probes`; keepalive is off unless `keepalive` is set.
+    pub keepalive: bool,
+    pub keepalive_time: Duration,
+    pub keepalive_intvl: Duration,
+    pub keepalive_probes: u8,
+    /// Delayed ACK timeout (Linux's minimum, `TCP_DELACK_MIN`, is 40 ms; RFC 5681 §4.2 allows
+    /// up to 500 ms).
+    pub delayed_ack: Duration,
+    /// RFC 6298 (2.1): initial RTO.
+    pub rto_initial: Duration,
+    /// Lower bound of the RTO. RFC 6298 (2.4) says 1 s; Linux uses 200 ms (`TCP_RTO_MIN`), and
+    /// so do we, since real clients on short paths expect it.
+    pub rto_min: Duration,
+    /// RFC 6298 (2.5): an upper bound of at least 60 s; Linux uses 120 s.
+    pub rto_max: Duration,
+    /// Advertised MSS for IPv4 / IPv6 (link MTU minus headers).
+    pub mss_v4: u16,
+    pub mss_v6: u16,
+    /// Smallest send MSS a peer's MSS option or an ICMP PTB may impose (Linux
+    /// `tcp_min_snd_mss` 48; we keep a safer floor).
+    pub min_snd_mss: u16,
+    /// Receive buffer per connection (bytes); sets the advertised window.
+    pub rcv_buf: usize,
+    /// Send buffer per connection (bytes).
+    pub snd_buf: usize,
+    /// Most connections (all states but TIME-WAIT and SYN-RECEIVED) a shard holds.
+    pub max_connections: usize,
+    /// Most TIME-WAIT entries (`tcp_max_tw_buckets`); beyond it a closing connection skips
+    /// TIME-WAIT, as Linux does.
+    pub max_tw_buckets: usize,
+    /// Initial congestion window in segments (RFC 6928: 10).
+    pub initial_cwnd: u32,
+    /// When a segment matches no connection, report it (`Verdict::NoConnection`) instead of
+    /// answering with a RST, so the engine can hand it to the shard that owns the flow.
+    pub defer_unknown: bool,
+    /// IP TTL / hop limit of emitted packets.
+    pub ttl: u8,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_syn_backlog: 4096,
+            somaxconn: 4096,
+            syncookies: SynCookies::OnOverflow,
+            synack_retries: 5,
+            syn_retries: 6,
+            retries2: 15,
+            orphan_retries: 8,
+            fin_timeout: Duration::from_secs(60),
+            abort_on_overflow: false,
+            time_wait: Duration::from_secs(60),
+            timestamps: true,
+            window_scaling: true,
+            sack: false,
+            rfc1337: true,
+            invalid_ratelimit: Duration::from_millis(500),
+            keepalive: false,
+            keepalive_time: Duration::from_secs(7200),
+            keepalive_intvl: Duration::from_secs(75),
+            keepalive_probes: 9,
+            delayed_ack: Duration::from_millis(40),
+            rto_initial: Duration::from_secs(1),
+            rto_min: Duration::from_millis(200),
+            rto_max: Duration::from_secs(120),
+            mss_v4: 1460,
+            mss_v6: 1440,
+            min_snd_mss: 536,
+            rcv_buf: 256 * 1024,
+            snd_buf: 256 * 1024,
+            max_connections: 1 << 20,
+            max_tw_buckets: 1 << 18,
+            initial_cwnd: 10,
+            defer_unknown: false,
+            ttl: 64,
+        }
+    }
+}
+
+impl Config {
+    /// Window scale we offer: the smallest shift that lets the receive buffer be advertised
+    /// (RFC 7323 §2.3; at most 14).
+    pub fn rcv_wscale(&self) -> u8 {
+        let mut s = 0u8;
+        while s < 14 && (self.rcv_buf >> s) > 65535 {
+            s += 1;
+        }
+        s
+    }
+}

@@ -1,0 +1,1667 @@
+//! One connection: the transmission control block and its per-state logic.
+//!
+//! Read RFC 9293 §3.10, RFC 5961, RFC 7323, RFC 6298 and RFC 5681 before editing.
+//!
+//! Segment processing follows RFC 9293 §3.10.7.3 (SYN-SENT) and §3.10.7.4 step by step:
+//! [`Tcb::on_segment`] calls `check_sequence`, `check_rst`, `check_syn`, `check_ack`,
+//! `process_text` and `check_fin` in the RFC's order. Transmission is deferred: processing sets
+//! flags and [`Tcb::output`] (called by the shard once per batch) sends data, FIN, and the ACK,
+//! so that a batch of segments yields one ACK (RFC 9293 MUST-58, MUST-59) and a response written
+//! by the application carries it.
+
+use super::buffer::{Assembler, Ring};
+use super::cc::{CcAction, NewReno};
+use super::config::Config;
+use super::counters::{Counters, DropReason};
+use super::emit::{emit, OutSegment};
+use super::event::{CloseReason, Event};
+use super::rtt::RttEstimator;
+use super::secrets::ts_clock;
+use super::state::State;
+use super::tuple::{ConnId, FourTuple};
+use super::TxSink;
+use crate::time::{Duration, Instant};
+use crate::wire::{SeqNum, TcpFlags, TcpOptions, TcpRepr};
+use std::collections::VecDeque;
+
+/// RFC 7323 §5.5: a TS.Recent older than 24 days is invalid for PAWS.
+const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
+/// RFC 9293 §3.7.1: MSS assumed when the peer sends no MSS option.
+pub const DEFAULT_MSS_V4: u16 = 536;
+pub const DEFAULT_MSS_V6: u16 = 1220;
+/// Bytes a timestamp option takes in every segment (with its two NOPs).
+const TS_OPTION_LEN: u32 = 12;
+
+/// Everything a TCB method may touch outside itself.
+pub struct Ctx<'a> {
+    pub now: Instant,
+    pub cfg: &'a Config,
+    pub counters: &'a mut Counters,
+    pub events: &'a mut VecDeque<Event>,
+    pub tx: &'a mut dyn TxSink,
+}
+
+/// The options a handshake settled on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Negotiated {
+    /// Peer's MSS option (None: RFC 9293 default).
+    pub peer_mss: Option<u16>,
+    /// Peer's window scale; only used when we offered one too.
+    pub snd_wscale: Option<u8>,
+    pub sack_ok: bool,
+    /// Peer's TSval from its SYN (timestamps on when both sides sent the option).
+    pub ts_recent: Option<u32>,
+}
+
+/// Per-connection timers (quinn-style: plain deadlines, no callbacks).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timers {
+    pub rto: Option<Instant>,
+    pub delack: Option<Instant>,
+    pub persist: Option<Instant>,
+    pub keepalive: Option<Instant>,
+    pub fin_wait2: Option<Instant>,
+    pub time_wait: Option<Instant>,
+}
+
+impl Timers {
+    pub fn next(&self) -> Option<Instant> {
+        [
+            self.rto,
+            self.delack,
+            self.persist,
+            self.keepalive,
+            self.fin_wait2,
+            self.time_wait,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+    fn clear_all(&mut self) {
+        *self = Timers::default();
+    }
+}
+
+/// The transmission control block (RFC 9293 §3.3.1).
+#[derive(Debug)]
+pub struct Tcb {
+    pub id: ConnId,
+    pub tuple: FourTuple,
+    pub state: State,
+    /// Came from LISTEN (RFC 9293 MUST-11: remember passive vs active SYN-RECEIVED).
+    pub passive: bool,
+    /// Listener port while the connection waits in an accept queue.
+    pub listener: Option<u16>,
+    /// The application released its handle (close/abort): the connection is an orphan.
+    pub app_closed: bool,
+    /// The application shut down the sending side; a FIN follows the queued data.
+    pub fin_queued: bool,
+    fin_acked: bool,
+    pub close_reason: Option<CloseReason>,
+
+    // Send sequence variables (RFC 9293 §3.3.1, Figure 3).
+    pub iss: SeqNum,
+    pub snd_una: SeqNum,
+    pub snd_nxt: SeqNum,
+    /// Highest sequence number sent (SND.NXT can be pulled back for retransmission).
+    pub snd_max: SeqNum,
+    pub snd_wnd: u32,
+    pub snd_wl1: SeqNum,
+    pub snd_wl2: SeqNum,
+    /// RFC 5961 §5: MAX.SND.WND, the largest window the peer has offered.
+    pub max_snd_wnd: u32,
+    pub snd_wscale: u8,
+
+    // Receive sequence variables (Figure 4).
+    pub irs: SeqNum,
+    pub rcv_nxt: SeqNum,
+    pub rcv_wscale: u8,
+    /// RFC 7323 §4.3: Last.ACK.sent.
+    last_ack_sent: SeqNum,
+    /// Right edge of the window last advertised.
+    rcv_adv: SeqNum,
+    /// A FIN that arrived ahead of missing data, processed once the data is in.
+    ooo_fin: Option<SeqNum>,
+
+    // Options.
+    pub ts_ok: bool,
+    ts_recent: u32,
+    ts_recent_stamp: Instant,
+    ts_offset: u32,
+    pub sack_ok: bool,
+    /// Payload bytes per segment we send (peer's MSS, minus the timestamp option).
+    pub smss: u32,
+    /// MSS we advertised.
+    rcv_mss: u16,
+
+    pub sndbuf: Ring,
+    pub rcvbuf: Ring,
+    asm: Assembler,
+    rtt: RttEstimator,
+    /// Karn's algorithm without timestamps: (sequence that completes the timed segment, when sent).
+    rtt_timing: Option<(SeqNum, Instant)>,
+    pub cc: NewReno,
+
+    pub timers: Timers,
+    /// Consecutive retransmission timeouts (or probes) without progress.
+    pub retries: u8,
+    probes: u8,
+    ack_now: bool,
+    /// Full-sized segments received since the last ACK (RFC 5681 §4.2: ACK at least every
+    /// second one).
+    unacked_segs: u32,
+    last_oow_ack: Option<Instant>,
+    /// Readable event already raised and not yet consumed by a read.
+    readable_raised: bool,
+    want_writable: bool,
+    /// Something changed that `output` must look at.
+    pub dirty: bool,
+    /// Queued on the shard's list of connections to run `output` on.
+    pub in_dirty: bool,
+    /// Earliest deadline the shard's timer heap holds for this connection.
+    pub scheduled: Option<Instant>,
+}
+
+/// Result of an ACK acceptability check.
+enum AckCheck {
+    Ok,
+    Drop,
+}
+
+impl Tcb {
+    fn blank(
+        id: ConnId,
+        tuple: FourTuple,
+        cfg: &Config,
+        iss: SeqNum,
+        ts_offset: u32,
+        now: Instant,
+    ) -> Tcb {
+        let rcv_mss = if tuple.is_ipv6() {
+            cfg.mss_v6
+        } else {
+            cfg.mss_v4
+        };
+        Tcb {
+            id,
+            tuple,
+            state: State::Closed,
+            passive: false,
+            listener: None,
+            app_closed: false,
+            fin_queued: false,
+            fin_acked: false,
+            close_reason: None,
+            iss,
+            snd_una: iss,
+            snd_nxt: iss,
+            snd_max: iss,
+            snd_wnd: 0,
+            snd_wl1: SeqNum(0),
+            snd_wl2: iss,
+            max_snd_wnd: 0,
+            snd_wscale: 0,
+            irs: SeqNum(0),
+            rcv_nxt: SeqNum(0),
+            rcv_wscale: 0,
+            last_ack_sent: SeqNum(0),
+            rcv_adv: SeqNum(0),
+            ooo_fin: None,
+            ts_ok: false,
+            ts_recent: 0,
+            ts_recent_stamp: now,
+            ts_offset,
+            sack_ok: false,
+            smss: u32::from(DEFAULT_MSS_V4),
+            rcv_mss,
+            sndbuf: Ring::new(cfg.snd_buf),
+            rcvbuf: Ring::new(cfg.rcv_buf),
+            asm: Assembler::default(),
+            rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
+            rtt_timing: None,
+            cc: NewReno::new(u32::from(DEFAULT_MSS_V4), cfg.initial_cwnd, iss),
+            timers: Timers::default(),
+            retries: 0,
+            probes: 0,
+            ack_now: false,
+            unacked_segs: 0,
+            last_oow_ack: None,
+            readable_raised: false,
+            want_writable: false,
+            dirty: false,
+            in_dirty: false,
+            scheduled: None,
+        }
+    }
+
+    /// RFC 9293 §3.10.1 OPEN (active): a TCB in SYN-SENT; the SYN goes out on the next
+    /// [`Tcb::output`].
+    pub fn connect(
+        id: ConnId,
+        tuple: FourTuple,
+        cfg: &Config,
+        iss: SeqNum,
+        ts_offset: u32,
+        now: Instant,
+    ) -> Tcb {
+        let mut t = Tcb::blank(id, tuple, cfg, iss, ts_offset, now);
+        t.state = State::SynSent;
+        t.rcv_wscale = if cfg.window_scaling {
+            cfg.rcv_wscale()
+        } else {
+            0
+        };
+        t.ts_ok = cfg.timestamps;
+        t.sack_ok = cfg.sack;
+        t.dirty = true;
+        t
+    }
+
+    /// A passive open whose handshake the listener completed (SYN queue entry or cookie): the
+    /// TCB starts in ESTABLISHED with the variables RFC 9293 §3.10.7.4 (fifth, SYN-RECEIVED)
+    /// sets. `ack_seg` is the ACK that completed the handshake.
+    #[allow(clippy::too_many_arguments)]
+    pub fn established_passive(
+        id: ConnId,
+        tuple: FourTuple,
+        cfg: &Config,
+        iss: SeqNum,
+        irs: SeqNum,
+        neg: Negotiated,
+        rcv_wscale: u8,
+        ts_offset: u32,
+        ack_seg: &TcpRepr<'_>,
+        now: Instant,
+    ) -> Tcb {
+        let mut t = Tcb::blank(id, tuple, cfg, iss, ts_offset, now);
+        t.passive = true;
+        t.irs = irs;
+        t.rcv_nxt = irs.add(1);
+        t.last_ack_sent = t.rcv_nxt;
+        t.snd_una = iss.add(1);
+        t.snd_nxt = t.snd_una;
+        t.snd_max = t.snd_una;
+        t.apply_negotiated(cfg, neg, rcv_wscale);
+        // SND.WND <- SEG.WND, SND.WL1 <- SEG.SEQ, SND.WL2 <- SEG.ACK
+        t.snd_wnd = u32::from(ack_seg.window) << t.snd_wscale;
+        t.max_snd_wnd = t.snd_wnd;
+        t.snd_wl1 = ack_seg.seq;
+        t.snd_wl2 = ack_seg.ack;
+        t.rcv_adv = t.rcv_nxt.add(t.rcv_window());
+        t.cc = NewReno::new(t.smss, cfg.initial_cwnd, t.snd_una);
+        t.state = State::Established;
+        t.arm_keepalive(cfg, now);
+        t
+    }
+
+    fn apply_negotiated(&mut self, cfg: &Config, neg: Negotiated, rcv_wscale: u8) {
+        let default_mss = if self.tuple.is_ipv6() {
+            DEFAULT_MSS_V6
+        } else {
+            DEFAULT_MSS_V4
+        };
+        let peer_mss = neg.peer_mss.unwrap_or(default_mss).max(cfg.min_snd_mss);
+        self.ts_ok = neg.ts_recent.is_some() && cfg.timestamps;
+        if let Some(ts) = neg.ts_recent {
+            self.ts_recent = ts;
+        }
+        // RFC 7323 §2.2: window scaling only when both sides sent the option.
+        match neg.snd_wscale {
+            Some(s) if cfg.window_scaling => {
+                // RFC 7323 §2.3: a shift above 14 is used as 14.
+                self.snd_wscale = s.min(14);
+                self.rcv_wscale = rcv_wscale;
+            }
+            _ => {
+                self.snd_wscale = 0;
+                self.rcv_wscale = 0;
+            }
+        }
+        self.sack_ok = neg.sack_ok && cfg.sack;
+        let ts_len = if self.ts_ok { TS_OPTION_LEN } else { 0 };
+        self.smss = u32::from(peer_mss.min(self.rcv_mss))
+            .saturating_sub(ts_len)
+            .max(64);
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Small helpers
+    // ---------------------------------------------------------------------------------------
+
+    /// Bytes we can still receive (RCV.WND).
+    /// Out-of-order bytes sit past the in-order data inside the same ring, so the window is
+    /// simply the ring's free space measured from RCV.NXT.
+    pub fn rcv_window(&self) -> u32 {
+        u32::try_from(self.rcvbuf.free()).unwrap_or(u32::MAX)
+    }
+
+    /// The window field to put in a segment (scaled; never scaled on a SYN, RFC 7323 §2.2).
+    fn window_field(&self, syn: bool) -> u16 {
+        let w = self.rcv_window();
+        if syn {
+            return w.min(65535) as u16;
+        }
+        (w >> self.rcv_wscale).min(65535) as u16
+    }
+
+    fn ts_val(&self, now: Instant) -> u32 {
+        ts_clock(now).wrapping_add(self.ts_offset)
+    }
+
+    fn options(&self, now: Instant) -> TcpOptions {
+        TcpOptions {
+            timestamps: if self.ts_ok {
+                Some((self.ts_val(now), self.ts_recent))
+            } else {
+                None
+            },
+            ..TcpOptions::default()
+        }
+    }
+
+    fn syn_options(&self, now: Instant, cfg: &Config, synack: bool) -> TcpOptions {
+        let mut o = TcpOptions {
+            mss: Some(self.rcv_mss),
+            ..TcpOptions::default()
+        };
+        // On a SYN-ACK, echo only what the peer offered (RFC 7323 §2.2, §3.2).
+        if cfg.window_scaling && (!synack || self.snd_wscale > 0 || self.rcv_wscale > 0) {
+            o.window_scale = Some(self.rcv_wscale);
+        }
+        if self.ts_ok {
+            o.timestamps = Some((self.ts_val(now), if synack { self.ts_recent } else { 0 }));
+        }
+        o.sack_permitted = self.sack_ok;
+        o
+    }
+
+    /// Bytes in flight: sent and not yet acknowledged (SYN and FIN count one each).
+    pub fn flight(&self) -> u32 {
+        self.snd_nxt.distance_from(self.snd_una)
+    }
+
+    /// Sequence number of the first data byte (after our SYN).
+    fn data_seq(&self) -> SeqNum {
+        if self.snd_una == self.iss {
+            self.iss.add(1)
+        } else {
+            self.snd_una
+        }
+    }
+
+    /// Sequence number our FIN has (or will have): just past all queued data.
+    fn fin_seq(&self) -> SeqNum {
+        self.data_seq().add(self.sndbuf.len() as u32)
+    }
+
+    fn raise(&mut self, ctx: &mut Ctx<'_>, ev: Event) {
+        // Connections still in an accept queue have no owner to tell.
+        if self.listener.is_none() && !self.app_closed {
+            ctx.events.push_back(ev);
+        }
+    }
+
+    fn set_state(&mut self, ctx: &mut Ctx<'_>, to: State) {
+        let from = self.state;
+        if from == to {
+            return;
+        }
+        let estab = |s: State| matches!(s, State::Established | State::CloseWait);
+        if estab(from) && !estab(to) {
+            ctx.counters.tcp_curr_estab = ctx.counters.tcp_curr_estab.saturating_sub(1);
+        } else if !estab(from) && estab(to) {
+            ctx.counters.tcp_curr_estab = ctx.counters.tcp_curr_estab.saturating_add(1);
+        }
+        self.state = to;
+        self.dirty = true;
+    }
+
+    /// Enters CLOSED: flush queues, stop timers, tell the application why.
+    fn enter_closed(&mut self, ctx: &mut Ctx<'_>, reason: CloseReason) {
+        self.set_state(ctx, State::Closed);
+        self.timers.clear_all();
+        self.sndbuf.clear();
+        self.asm.clear();
+        if reason != CloseReason::Normal {
+            self.rcvbuf.clear();
+        }
+        self.close_reason = Some(reason);
+        self.raise(ctx, Event::Closed(self.id, reason));
+    }
+
+    /// RFC 9293 §3.10.7.4 fourth/eighth: TIME-WAIT, with the 2·MSL timer.
+    fn enter_time_wait(&mut self, ctx: &mut Ctx<'_>) {
+        self.set_state(ctx, State::TimeWait);
+        let tw = ctx.now + ctx.cfg.time_wait;
+        self.timers.clear_all();
+        self.timers.time_wait = Some(tw);
+        self.sndbuf.clear();
+        ctx.counters.tcp_ext_tw += 1;
+        self.close_reason = Some(CloseReason::Normal);
+        self.raise(ctx, Event::Closed(self.id, CloseReason::Normal));
+    }
+
+    fn arm_rto(&mut self, now: Instant) {
+        if self.timers.rto.is_none() {
+            self.timers.rto = Some(now + self.rtt.rto());
+        }
+    }
+
+    fn restart_rto(&mut self, now: Instant) {
+        self.timers.rto = Some(now + self.rtt.rto());
+    }
+
+    fn arm_keepalive(&mut self, cfg: &Config, now: Instant) {
+        if cfg.keepalive {
+            self.timers.keepalive = Some(now + cfg.keepalive_time);
+        }
+    }
+
+    /// RFC 5961 §7 / Linux `tcp_oow_rate_limited`: at most one challenge or out-of-window ACK
+    /// per connection per `invalid_ratelimit`.
+    fn oow_ack_allowed(&mut self, now: Instant, cfg: &Config) -> bool {
+        match self.last_oow_ack {
+            Some(t) if now.saturating_since(t) < cfg.invalid_ratelimit => false,
+            _ => {
+                self.last_oow_ack = Some(now);
+                true
+            }
+        }
+    }
+
+    /// Sends <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> now, if the rate limit allows. As in Linux
+    /// (`tcp_oow_rate_limited`), only segments that could be part of an ACK loop are limited:
+    /// pure ACKs, RSTs and SYNs; a retransmitted data segment or FIN is always re-ACKed.
+    fn send_oow_ack(&mut self, ctx: &mut Ctx<'_>, challenge: bool, seg: &TcpRepr<'_>) {
+        let loop_prone = seg.segment_len() == 0 || seg.flags.syn() || seg.flags.rst();
+        if loop_prone && !self.oow_ack_allowed(ctx.now, ctx.cfg) {
+            if challenge {
+                ctx.counters.tcp_ext_tcp_ack_skipped_challenge += 1;
+            }
+            return;
+        }
+        if challenge {
+            ctx.counters.tcp_ext_tcp_challenge_ack += 1;
+        }
+        self.send_ack(ctx);
+    }
+
+    fn send_ack(&mut self, ctx: &mut Ctx<'_>) {
+        let seg = OutSegment {
+            options: self.options(ctx.now),
+            ..OutSegment::control(
+                self.snd_nxt,
+                self.rcv_nxt,
+                TcpFlags::ACK,
+                self.window_field(false),
+            )
+        };
+        self.transmit(ctx, &seg);
+    }
+
+    /// Puts one segment on the wire and does the bookkeeping every sent segment needs.
+    fn transmit(&mut self, ctx: &mut Ctx<'_>, seg: &OutSegment<'_>) -> bool {
+        if !send_out(ctx, &self.tuple, seg) {
+            return false;
+        }
+        self.note_sent(seg.flags, seg.ack, seg.window);
+        true
+    }
+
+    /// After a segment left: remember what it acknowledged and advertised.
+    fn note_sent(&mut self, flags: TcpFlags, ack: SeqNum, window: u16) {
+        if flags.ack() {
+            self.last_ack_sent = ack;
+            let scale = if flags.syn() { 0 } else { self.rcv_wscale };
+            self.rcv_adv = ack.add(u32::from(window) << scale);
+            self.ack_now = false;
+            self.unacked_segs = 0;
+            self.timers.delack = None;
+        }
+    }
+
+    /// Sends <SEQ=SND.NXT><CTL=RST,ACK> and enters CLOSED (application abort or abort on data).
+    fn send_reset_and_close(&mut self, ctx: &mut Ctx<'_>, reason: CloseReason) {
+        let seg = OutSegment::control(self.snd_nxt, self.rcv_nxt, TcpFlags::RST | TcpFlags::ACK, 0);
+        self.transmit(ctx, &seg);
+        self.enter_closed(ctx, reason);
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // SEGMENT ARRIVES
+    // ---------------------------------------------------------------------------------------
+
+    /// RFC 9293 §3.10.7.3 and §3.10.7.4: one segment for this connection.
+    pub fn on_segment(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) -> Result<(), DropReason> {
+        self.dirty = true;
+        match self.state {
+            State::SynSent => self.on_segment_syn_sent(ctx, seg),
+            State::Closed | State::Listen => Err(DropReason::NoListener),
+            _ => self.on_segment_other(ctx, seg),
+        }
+    }
+
+    /// RFC 9293 §3.10.7.3 SYN-SENT.
+    fn on_segment_syn_sent(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        seg: &TcpRepr<'_>,
+    ) -> Result<(), DropReason> {
+        let f = seg.flags;
+        // First, check the ACK bit.
+        let mut ack_ok = false;
+        if f.ack() {
+            // If SEG.ACK =< ISS or SEG.ACK > SND.NXT, send a reset (unless RST) and discard.
+            if seg.ack.before_eq(self.iss) || seg.ack.after(self.snd_max) {
+                if !f.rst() {
+                    let rst = OutSegment::control(seg.ack, SeqNum(0), TcpFlags::RST, 0);
+                    self.transmit(ctx, &rst);
+                }
+                return Err(DropReason::InvalidAck);
+            }
+            // SND.UNA < SEG.ACK =< SND.NXT: acceptable.
+            ack_ok = true;
+        }
+        // Second, check the RST bit.
+        if f.rst() {
+            // RFC 5961 §3 as RFC 9293 applies it here: with an acceptable ACK the RST's sequence
+            // number is checked too; Linux accepts any RST that acks our SYN (the peer has no
+            // RCV.NXT we could know yet other than via SEG.SEQ), and so do we.
+            if ack_ok {
+                ctx.counters.tcp_attempt_fails += 1;
+                self.enter_closed(ctx, CloseReason::Refused);
+                return Ok(());
+            }
+            return Err(DropReason::InvalidRst);
+        }
+        // Third (security) does not apply. Fourth, check the SYN bit.
+        if !f.syn() {
+            // Fifth: neither SYN nor RST: drop.
+            return Err(DropReason::NoAck);
+        }
+        if f.fin() {
+            return Err(DropReason::BadFlags);
+        }
+        self.irs = seg.seq;
+        self.rcv_nxt = seg.seq.add(1);
+        let o = &seg.options;
+        let neg = Negotiated {
+            peer_mss: o.mss,
+            snd_wscale: if self.rcv_wscale > 0 || ctx.cfg.window_scaling {
+                o.window_scale
+            } else {
+                None
+            },
+            sack_ok: o.sack_permitted,
+            ts_recent: if self.ts_ok {
+                o.timestamps.map(|t| t.0)
+            } else {
+                None
+            },
+        };
+        let offered_wscale = self.rcv_wscale;
+        self.apply_negotiated(ctx.cfg, neg, offered_wscale);
+        if self.ts_ok {
+            self.ts_recent_stamp = ctx.now;
+        }
+        self.cc = NewReno::new(self.smss, ctx.cfg.initial_cwnd, self.iss);
+        if ack_ok {
+            // SND.UNA <- SEG.ACK; our SYN is acked: ESTABLISHED.
+            self.rtt_sample_on_ack(ctx.now, seg);
+            self.snd_una = seg.ack;
+            if self.snd_nxt.before(self.snd_una) {
+                self.snd_nxt = self.snd_una;
+            }
+            self.timers.rto = None;
+            self.retries = 0;
+            // RFC 7323 §2.2: the window in a SYN is never scaled.
+            self.snd_wnd = u32::from(seg.window);
+            self.max_snd_wnd = self.snd_wnd;
+            self.snd_wl1 = seg.seq;
+            self.snd_wl2 = seg.ack;
+            self.set_state(ctx, State::Established);
+            self.arm_keepalive(ctx.cfg, ctx.now);
+            self.raise(ctx, Event::Connected(self.id));
+            if self.fin_queued {
+                self.set_state(ctx, State::FinWait1);
+            }
+            // <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, possibly carrying queued data: output().
+            self.ack_now = true;
+            if !seg.payload.is_empty() || f.fin() {
+                // Continue at the sixth step with the SYN trimmed away.
+                let rest = TcpRepr {
+                    seq: seg.seq.add(1),
+                    flags: seg.flags.without(TcpFlags::SYN),
+                    ..*seg
+                };
+                if self.process_text(ctx, &rest).is_ok() {
+                    self.check_fin(ctx, &rest);
+                }
+            }
+            Ok(())
+        } else {
+            // Simultaneous open (Figure 7): enter SYN-RECEIVED and send <SEQ=ISS><ACK=RCV.NXT>
+            // <CTL=SYN,ACK>; output() sends it because SND.NXT goes back to ISS.
+            self.snd_wnd = u32::from(seg.window);
+            self.max_snd_wnd = self.snd_wnd;
+            self.snd_wl1 = seg.seq;
+            self.snd_wl2 = seg.ack;
+            self.set_state(ctx, State::SynReceived);
+            self.snd_nxt = self.iss;
+            self.timers.rto = None;
+            Ok(())
+        }
+    }
+
+    /// RFC 9293 §3.10.7.4: every state from SYN-RECEIVED on.
+    fn on_segment_other(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) -> Result<(), DropReason> {
+        // RFC 7323 §5.3 PAWS (before the sequence check, as R1-R3 there say).
+        self.check_paws(ctx, seg)?;
+        // Second (done first for RST, since an unacceptable RST gets no ACK): RFC 5961 §3.
+        if seg.flags.rst() {
+            return self.check_rst(ctx, seg);
+        }
+        // First, check sequence number.
+        let seg = self.check_sequence(ctx, seg)?;
+        // Fourth, check the SYN bit.
+        self.check_syn(ctx, &seg)?;
+        // Fifth, check the ACK field.
+        self.check_ack(ctx, &seg)?;
+        if matches!(self.state, State::Closed | State::TimeWait)
+            && seg.payload.is_empty()
+            && !seg.flags.fin()
+        {
+            return Ok(());
+        }
+        // Sixth (URG) is not supported: urgent data is delivered inline, as Linux's
+        // `tcp_stdurg`-off, SO_OOBINLINE-on behaviour would. Seventh, the segment text.
+        self.process_text(ctx, &seg)?;
+        // Eighth, check the FIN bit.
+        self.check_fin(ctx, &seg);
+        Ok(())
+    }
+
+    /// RFC 7323 §5.3: reject a segment whose TSval is older than TS.Recent (R1), unless
+    /// TS.Recent is more than 24 days old (R3 / §5.5). RSTs are exempt (Linux does the same).
+    fn check_paws(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) -> Result<(), DropReason> {
+        if !self.ts_ok || seg.flags.rst() {
+            return Ok(());
+        }
+        let Some((tsval, _)) = seg.options.timestamps else {
+            return Ok(());
+        };
+        if (tsval.wrapping_sub(self.ts_recent) as i32) < 0 {
+            if ctx.now.saturating_since(self.ts_recent_stamp) > PAWS_IDLE {
+                self.ts_recent = tsval;
+                self.ts_recent_stamp = ctx.now;
+                return Ok(());
+            }
+            ctx.counters.tcp_ext_paws_estab_rejected += 1;
+            self.send_oow_ack(ctx, false, seg);
+            return Err(DropReason::Paws);
+        }
+        Ok(())
+    }
+
+    /// RFC 9293 §3.10.7.4 second, with RFC 5961 §3.2.
+    fn check_rst(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) -> Result<(), DropReason> {
+        let wnd = self.rcv_window().max(1);
+        // 1) outside the window: drop silently.
+        if !seg.seq.in_window(self.rcv_nxt, wnd) {
+            return Err(DropReason::InvalidRst);
+        }
+        // 3) in the window but not exactly RCV.NXT: challenge ACK.
+        if seg.seq != self.rcv_nxt {
+            self.send_oow_ack(ctx, true, seg);
+            return Err(DropReason::InvalidRst);
+        }
+        // 2) exactly RCV.NXT: reset, per state.
+        match self.state {
+            State::SynReceived => {
+                // Active SYN-RECEIVED (passive ones live in the SYN queue): "connection refused".
+                ctx.counters.tcp_attempt_fails += 1;
+                self.enter_closed(ctx, CloseReason::Refused);
+            }
+            State::Established | State::CloseWait => {
+                ctx.counters.tcp_estab_resets += 1;
+                self.enter_closed(ctx, CloseReason::Reset);
+            }
+            State::FinWait1 | State::FinWait2 => {
+                self.enter_closed(ctx, CloseReason::Reset);
+            }
+            State::Closing | State::LastAck => {
+                self.enter_closed(ctx, CloseReason::Normal);
+            }
+            State::TimeWait => {
+                // RFC 1337 §3 (TIME-WAIT assassination): a RST does not end TIME-WAIT.
+                if ctx.cfg.rfc1337 {
+                    ctx.counters.tcp_ext_tw_rst_ignored += 1;
+                    return Err(DropReason::TimeWaitRst);
+                }
+                self.timers.clear_all();
+                self.set_state(ctx, State::Closed);
+            }
+            State::Closed | State::Listen | State::SynSent => {}
+        }
+        Ok(())
+    }
+
+    /// RFC 9293 §3.10.7.4 first: the acceptability test of Table 6, then trimming to the window.
+    /// An unacceptable segment draws <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.
+    fn check_sequence<'s>(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        seg: &TcpRepr<'s>,
+    ) -> Result<TcpRepr<'s>, DropReason> {
+        let mut seg = *seg;
+        // Figure 7 line 6: in an active SYN-RECEIVED, the peer's SYN-ACK repeats its SYN
+        // (SEG.SEQ = IRS) and acknowledges ours. Linux (`tcp_validate_incoming`) lets it through
+        // as the ACK it is; so do we, with the duplicate SYN trimmed away.
+        if self.state == State::SynReceived
+            && !self.passive
+            && seg.flags.syn()
+            && seg.flags.ack()
+            && seg.seq == self.irs
+            && seg.ack == self.snd_max
+        {
+            seg.seq = seg.seq.add(1);
+            seg.flags = seg.flags.without(TcpFlags::SYN);
+        }
+        let seg_len = seg.segment_len();
+        let wnd = self.rcv_window();
+        let acceptable = match (seg_len, wnd) {
+            (0, 0) => seg.seq == self.rcv_nxt,
+            (0, _) => seg.seq.in_window(self.rcv_nxt, wnd),
+            (_, 0) => false,
+            (_, _) => {
+                seg.seq.in_window(self.rcv_nxt, wnd)
+                    || seg.seq.add(seg_len - 1).in_window(self.rcv_nxt, wnd)
+            }
+        };
+        // RCV.WND = 0: "special allowance should be made to accept valid ACKs": a segment at
+        // RCV.NXT is processed for its ACK, its text is cut off below.
+        let zero_window_ack = wnd == 0 && seg.seq == self.rcv_nxt && seg.flags.ack();
+        if !acceptable && !zero_window_ack {
+            if self.state == State::TimeWait
+                && seg.flags.fin()
+                && seg.seq.add(seg_len) == self.rcv_nxt
+            {
+                // TIME-WAIT: a retransmission of the remote FIN. Acknowledge it, and restart
+                // the 2 MSL timeout.
+                self.timers.time_wait = Some(ctx.now + ctx.cfg.time_wait);
+            }
+            self.send_oow_ack(ctx, false, &seg);
+            return Err(DropReason::OutOfWindow);
+        }
+        // Trim the front: bytes (and a SYN) before RCV.NXT are old.
+        if seg.seq.before(self.rcv_nxt) {
+            let mut cut = self.rcv_nxt.distance_from(seg.seq);
+            if seg.flags.syn() {
+                seg.flags = seg.flags.without(TcpFlags::SYN);
+                cut -= 1;
+                seg.seq = seg.seq.add(1);
+            }
+            let c = (cut as usize).min(seg.payload.len());
+            seg.payload = seg.payload.get(c..).unwrap_or(&[]);
+            seg.seq = seg.seq.add(c as u32);
+            // Something old was retransmitted: our ACK was probably lost; repeat it.
+            self.ack_now = true;
+        }
+        // Trim the tail: nothing beyond RCV.NXT + RCV.WND (a FIN there is dropped too).
+        let off = seg.seq.distance_from(self.rcv_nxt) as usize;
+        let room = (wnd as usize).saturating_sub(off);
+        if seg.payload.len() > room {
+            seg.payload = seg.payload.get(..room).unwrap_or(&[]);
+            seg.flags = seg.flags.without(TcpFlags::FIN);
+            self.ack_now = true;
+        }
+        // RFC 7323 §4.3: TS.Recent <- SEG.TSval when SEG.SEQ =< Last.ACK.sent.
+        if self.ts_ok {
+            if let Some((tsval, _)) = seg.options.timestamps {
+                if seg.seq.before_eq(self.last_ack_sent)
+                    && (tsval.wrapping_sub(self.ts_recent) as i32) >= 0
+                {
+                    self.ts_recent = tsval;
+                    self.ts_recent_stamp = ctx.now;
+                }
+            }
+        }
+        Ok(seg)
+    }
+
+    /// RFC 9293 §3.10.7.4 fourth, with RFC 5961 §4: a SYN in a synchronized state draws a
+    /// challenge ACK and is dropped.
+    fn check_syn(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) -> Result<(), DropReason> {
+        if !seg.flags.syn() {
+            return Ok(());
+        }
+        ctx.counters.tcp_ext_tcp_syn_challenge += 1;
+        self.send_oow_ack(ctx, true, seg);
+        Err(DropReason::SynChallenge)
+    }
+
+    /// RFC 9293 §3.10.7.4 fifth, with the RFC 5961 §5 ACK range check.
+    fn check_ack(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) -> Result<(), DropReason> {
+        if !seg.flags.ack() {
+            // "if the ACK bit is off, drop the segment and return"
+            return Err(DropReason::NoAck);
+        }
+        if self.state == State::SynReceived {
+            // SND.UNA < SEG.ACK =< SND.NXT enters ESTABLISHED; otherwise <SEQ=SEG.ACK><CTL=RST>.
+            if !(seg.ack.after(self.snd_una) && seg.ack.before_eq(self.snd_max)) {
+                let rst = OutSegment::control(seg.ack, SeqNum(0), TcpFlags::RST, 0);
+                self.transmit(ctx, &rst);
+                return Err(DropReason::InvalidAck);
+            }
+            self.set_state(ctx, State::Established);
+            self.snd_wnd = u32::from(seg.window) << self.snd_wscale;
+            self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+            self.snd_wl1 = seg.seq;
+            self.snd_wl2 = seg.ack;
+            self.arm_keepalive(ctx.cfg, ctx.now);
+            self.raise(ctx, Event::Connected(self.id));
+            if self.fin_queued {
+                // A CLOSE issued in SYN-RECEIVED takes effect now (RFC 9293 §3.10.4).
+                self.set_state(ctx, State::FinWait1);
+            }
+        }
+        match self.ack_acceptable(seg) {
+            AckCheck::Ok => {}
+            AckCheck::Drop => {
+                // "discarded and an ACK sent back" (RFC 5961 §5.2), rate-limited.
+                self.send_oow_ack(ctx, true, seg);
+                return Err(DropReason::InvalidAck);
+            }
+        }
+        if self.state == State::TimeWait {
+            return Ok(());
+        }
+        self.process_ack(ctx, seg);
+        // Keepalive: any acceptable segment proves the peer alive.
+        if ctx.cfg.keepalive {
+            self.probes = 0;
+            self.arm_keepalive(ctx.cfg, ctx.now);
+        }
+        match self.state {
+            State::FinWait1 if self.fin_acked => {
+                self.set_state(ctx, State::FinWait2);
+                if self.app_closed {
+                    // Linux: an orphan waits `tcp_fin_timeout` for the peer's FIN.
+                    self.timers.fin_wait2 = Some(ctx.now + ctx.cfg.fin_timeout);
+                }
+            }
+            State::Closing if self.fin_acked => self.enter_time_wait(ctx),
+            State::LastAck if self.fin_acked => self.enter_closed(ctx, CloseReason::Normal),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// RFC 5961 §5.2: acceptable iff (SND.UNA - MAX.SND.WND) =< SEG.ACK =< SND.NXT.
+    fn ack_acceptable(&self, seg: &TcpRepr<'_>) -> AckCheck {
+        let lo = self.snd_una.sub(self.max_snd_wnd);
+        if seg.ack.between(lo, self.snd_max) {
+            AckCheck::Ok
+        } else {
+            AckCheck::Drop
+        }
+    }
+
+    /// ESTABLISHED processing of an acceptable ACK: advance SND.UNA, free acknowledged data,
+    /// update the send window, RTT, congestion control, timers.
+    fn process_ack(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) {
+        let ack = seg.ack;
+        let wnd = u32::from(seg.window) << self.snd_wscale;
+        let old_una = self.snd_una;
+        if ack.after(self.snd_una) {
+            let mut acked = ack.distance_from(self.snd_una);
+            self.rtt_sample_on_ack(ctx.now, seg);
+            let mut data = acked;
+            if self.snd_una == self.iss {
+                data = data.saturating_sub(1); // our SYN
+            }
+            let queued = self.sndbuf.len() as u32;
+            if self.fin_queued && data > queued {
+                // The FIN is acknowledged.
+                self.fin_acked = true;
+                data = queued;
+            }
+            self.sndbuf.consume(data as usize);
+            self.snd_una = ack;
+            if self.snd_nxt.before(ack) {
+                self.snd_nxt = ack;
+            }
+            self.retries = 0;
+            self.probes = 0;
+            // RFC 6298 (5.2)/(5.3): stop the timer when all is acked, else restart it.
+            if self.snd_una == self.snd_max {
+                self.timers.rto = None;
+            } else {
+                self.restart_rto(ctx.now);
+            }
+            acked = data;
+            let flight = self.flight();
+            if self.cc.on_ack(acked, self.snd_una, flight, self.smss) == CcAction::RetransmitFirst {
+                self.retransmit_first(ctx);
+            }
+            if self.want_writable && self.sndbuf.free() > 0 && !self.fin_queued {
+                self.want_writable = false;
+                self.raise(ctx, Event::Writable(self.id));
+            }
+        } else if ack == self.snd_una
+            && seg.payload.is_empty()
+            && !seg.flags.syn()
+            && !seg.flags.fin()
+            && wnd == self.snd_wnd
+            && self.snd_max != self.snd_una
+        {
+            // RFC 5681 §2: a duplicate ACK.
+            let flight = self.flight();
+            if self
+                .cc
+                .on_dupack(self.snd_una, self.snd_max, flight, self.smss)
+                == CcAction::RetransmitFirst
+            {
+                ctx.counters.tcp_ext_tcp_fast_retrans += 1;
+                self.retransmit_first(ctx);
+            }
+        }
+        // Window update: if SND.UNA =< SEG.ACK and (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and
+        // SND.WL2 =< SEG.ACK)).
+        if old_una.before_eq(ack)
+            && (self.snd_wl1.before(seg.seq)
+                || (self.snd_wl1 == seg.seq && self.snd_wl2.before_eq(ack)))
+        {
+            let opened = self.snd_wnd == 0 && wnd > 0;
+            self.snd_wnd = wnd;
+            self.max_snd_wnd = self.max_snd_wnd.max(wnd);
+            self.snd_wl1 = seg.seq;
+            self.snd_wl2 = ack;
+            if opened {
+                self.timers.persist = None;
+                self.probes = 0;
+            }
+        }
+    }
+
+    /// RTT measurement: RFC 7323 §4.1 from TSecr, otherwise Karn's algorithm (RFC 6298 §3).
+    fn rtt_sample_on_ack(&mut self, now: Instant, seg: &TcpRepr<'_>) {
+        if self.ts_ok {
+            if let Some((_, tsecr)) = seg.options.timestamps {
+                if tsecr != 0 {
+                    let ms = self.ts_val(now).wrapping_sub(tsecr);
+                    if ms < 60_000 {
+                        self.rtt.sample(Duration::from_millis(u64::from(ms)));
+                    }
+                    return;
+                }
+            }
+        }
+        if let Some((end, sent)) = self.rtt_timing {
+            if seg.ack.after_eq(end) {
+                self.rtt.sample(now.saturating_since(sent));
+                self.rtt_timing = None;
+            }
+        }
+    }
+
+    /// RFC 9293 §3.10.7.4 seventh: deliver in-order data, hold out-of-order data.
+    fn process_text(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) -> Result<(), DropReason> {
+        if seg.payload.is_empty() {
+            return Ok(());
+        }
+        if !matches!(
+            self.state,
+            State::Established | State::FinWait1 | State::FinWait2
+        ) {
+            // "This should not occur since a FIN has been received": ignore the text.
+            return Ok(());
+        }
+        if self.app_closed {
+            // Linux (`tcp_rcv_state_process`, TCPAbortOnData): new data for a connection whose
+            // application is gone is answered with a RST.
+            ctx.counters.tcp_ext_tcp_abort_on_data += 1;
+            self.send_reset_and_close(ctx, CloseReason::Aborted);
+            return Err(DropReason::DataAfterClose);
+        }
+        let off = seg.seq.distance_from(self.rcv_nxt) as usize;
+        let n = self.rcvbuf.write_at(off, seg.payload);
+        if n < seg.payload.len() {
+            ctx.counters.drop(DropReason::RcvBufFull);
+        }
+        if !self.asm.add(off, off + n) {
+            // Too many holes: keep what is in order, drop this piece; the peer retransmits.
+            self.ack_now = true;
+            return Ok(());
+        }
+        let ready = self.asm.pop_front();
+        if ready > 0 {
+            self.rcvbuf.commit(ready);
+            self.rcv_nxt = self.rcv_nxt.add(ready as u32);
+            if !self.readable_raised {
+                self.readable_raised = true;
+                self.raise(ctx, Event::Readable(self.id));
+            }
+        }
+        if off > 0 || !self.asm.is_empty() {
+            // RFC 5681 §4.2: out-of-order data, or data that fills a hole, is ACKed at once.
+            if off > 0 {
+                ctx.counters.tcp_ext_tcp_ofo_queue += 1;
+            }
+            self.ack_now = true;
+        } else {
+            self.unacked_segs += 1;
+            if self.unacked_segs >= 2 || seg.flags.psh() && self.unacked_segs >= 2 {
+                self.ack_now = true;
+            } else if self.timers.delack.is_none() {
+                self.timers.delack = Some(ctx.now + ctx.cfg.delayed_ack);
+            }
+        }
+        if let Some(fs) = self.ooo_fin {
+            if fs == self.rcv_nxt {
+                self.ooo_fin = None;
+                self.fin_arrived(ctx);
+            }
+        }
+        Ok(())
+    }
+
+    /// RFC 9293 §3.10.7.4 eighth: check the FIN bit.
+    fn check_fin(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) {
+        if !seg.flags.fin() {
+            return;
+        }
+        let fin_seq = seg.seq.add(seg.payload.len() as u32);
+        if fin_seq != self.rcv_nxt {
+            if fin_seq.after(self.rcv_nxt) && !self.state.fin_received() {
+                // Ahead of missing data: remember it (FIN implies PUSH once the data is in).
+                self.ooo_fin = Some(fin_seq);
+                self.ack_now = true;
+            }
+            return;
+        }
+        self.fin_arrived(ctx);
+    }
+
+    fn fin_arrived(&mut self, ctx: &mut Ctx<'_>) {
+        if self.state.fin_received() {
+            // A retransmitted FIN: re-ACK it; in TIME-WAIT restart the 2·MSL timer.
+            self.ack_now = true;
+            if self.state == State::TimeWait {
+                self.timers.time_wait = Some(ctx.now + ctx.cfg.time_wait);
+            }
+            return;
+        }
+        // Advance RCV.NXT over the FIN and acknowledge it.
+        self.rcv_nxt = self.rcv_nxt.add(1);
+        self.ack_now = true;
+        self.raise(ctx, Event::PeerClosed(self.id));
+        match self.state {
+            State::SynReceived | State::Established => self.set_state(ctx, State::CloseWait),
+            State::FinWait1 => {
+                if self.fin_acked {
+                    self.enter_time_wait(ctx);
+                } else {
+                    self.set_state(ctx, State::Closing);
+                }
+            }
+            State::FinWait2 => self.enter_time_wait(ctx),
+            _ => {}
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Output
+    // ---------------------------------------------------------------------------------------
+
+    /// Sends what is due: SYN / SYN-ACK, new data within min(SND.WND, cwnd), FIN, and an ACK if
+    /// one is owed and nothing else carried it. Called once per batch by the shard.
+    pub fn output(&mut self, ctx: &mut Ctx<'_>) {
+        self.dirty = false;
+        match self.state {
+            State::SynSent | State::SynReceived => {
+                if self.snd_nxt == self.iss {
+                    self.send_syn(ctx);
+                }
+                return;
+            }
+            State::Closed | State::Listen => return,
+            State::TimeWait => {
+                if self.ack_now {
+                    self.send_ack(ctx);
+                }
+                return;
+            }
+            _ => {}
+        }
+        self.send_data(ctx);
+        if self.ack_now {
+            self.send_ack(ctx);
+        }
+        // RFC 9293 §3.8.6.1: probe a zero window while data waits.
+        let unsent = self.unsent_bytes();
+        if self.snd_wnd == 0 && (unsent > 0 || self.fin_due()) && self.flight() == 0 {
+            if self.timers.persist.is_none() {
+                self.timers.persist = Some(ctx.now + self.rtt.rto());
+            }
+        } else {
+            self.timers.persist = None;
+        }
+    }
+
+    fn send_syn(&mut self, ctx: &mut Ctx<'_>) {
+        let synack = self.state == State::SynReceived;
+        let (flags, ack) = if synack {
+            (TcpFlags::SYN | TcpFlags::ACK, self.rcv_nxt)
+        } else {
+            (TcpFlags::SYN, SeqNum(0))
+        };
+        let seg = OutSegment {
+            options: self.syn_options(ctx.now, ctx.cfg, synack),
+            ..OutSegment::control(self.iss, ack, flags, self.window_field(true))
+        };
+        if self.snd_max != self.iss {
+            ctx.counters.tcp_retrans_segs += 1;
+        }
+        if self.transmit(ctx, &seg) {
+            self.snd_nxt = self.iss.add(1);
+            self.snd_max = self.snd_max.max(self.snd_nxt);
+            if self.rtt_timing.is_none() && self.retries == 0 {
+                self.rtt_timing = Some((self.snd_nxt, ctx.now));
+            }
+            self.arm_rto(ctx.now);
+        }
+    }
+
+    /// Data bytes queued but not yet sent (from SND.NXT on).
+    fn unsent_bytes(&self) -> u32 {
+        let sent = self.snd_nxt.distance_from(self.data_seq());
+        (self.sndbuf.len() as u32).saturating_sub(sent)
+    }
+
+    fn fin_due(&self) -> bool {
+        self.fin_queued && !self.fin_acked && self.snd_nxt == self.fin_seq()
+    }
+
+    /// Sends new (or, after a timeout, re-sends) data from SND.NXT, then the FIN when due.
+    fn send_data(&mut self, ctx: &mut Ctx<'_>) {
+        loop {
+            let unsent = self.unsent_bytes();
+            let wnd = self.snd_wnd.min(self.cc.cwnd);
+            let usable = wnd.saturating_sub(self.flight());
+            let n = unsent.min(usable).min(self.smss);
+            let fin_here = self.fin_queued && !self.fin_acked && n == unsent;
+            if n == 0 {
+                // A bare FIN occupies one sequence number: it waits for window like data.
+                if fin_here && self.fin_due() && usable > 0 {
+                    self.send_segment(ctx, self.snd_nxt, 0, true);
+                }
+                return;
+            }
+            if !self.send_segment(ctx, self.snd_nxt, n, fin_here) {
+                return;
+            }
+        }
+    }
+
+    /// Sends `len` data bytes starting at `seq` (and the FIN after them if `fin`), advancing
+    /// SND.NXT when `seq` is SND.NXT. Returns false when no frame was available.
+    fn send_segment(&mut self, ctx: &mut Ctx<'_>, seq: SeqNum, len: u32, fin: bool) -> bool {
+        let off = seq.distance_from(self.data_seq()) as usize;
+        let (a, b) = self.sndbuf.peek(off, len as usize);
+        let mut flags = TcpFlags::ACK;
+        let end_of_queue = off + (len as usize) >= self.sndbuf.len();
+        if len > 0 && end_of_queue {
+            flags = flags | TcpFlags::PSH;
+        }
+        if fin {
+            flags = flags | TcpFlags::FIN;
+        }
+        let seg = OutSegment {
+            seq,
+            ack: self.rcv_nxt,
+            flags,
+            window: self.window_field(false),
+            options: self.options(ctx.now),
+            payload: (a, b),
+        };
+        let is_retrans = seq.before(self.snd_max);
+        if !send_out(ctx, &self.tuple, &seg) {
+            return false;
+        }
+        let (flags, ack, window) = (seg.flags, seg.ack, seg.window);
+        self.note_sent(flags, ack, window);
+        let end = seq.add(len + u32::from(fin));
+        if is_retrans {
+            ctx.counters.tcp_retrans_segs += 1;
+            // Karn: no RTT sample from retransmitted data.
+            self.rtt_timing = None;
+        } else if self.rtt_timing.is_none() && !self.ts_ok {
+            self.rtt_timing = Some((end, ctx.now));
+        }
+        if seq == self.snd_nxt {
+            self.snd_nxt = end;
+        }
+        if self.snd_nxt.after(self.snd_max) {
+            self.snd_max = self.snd_nxt;
+        }
+        self.arm_rto(ctx.now);
+        true
+    }
+
+    /// Fast retransmit / NewReno partial ACK: re-send one segment at SND.UNA.
+    fn retransmit_first(&mut self, ctx: &mut Ctx<'_>) {
+        let queued_from_una =
+            (self.sndbuf.len() as u32).saturating_sub(self.snd_una.distance_from(self.data_seq()));
+        let len = queued_from_una.min(self.smss);
+        let fin = self.fin_queued
+            && !self.fin_acked
+            && len == queued_from_una
+            && self.snd_max.after(self.fin_seq());
+        if len == 0 && !fin {
+            return;
+        }
+        self.send_segment(ctx, self.snd_una, len, fin);
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Timeouts (RFC 9293 §3.10.8)
+    // ---------------------------------------------------------------------------------------
+
+    /// Fires every timer due at `now`.
+    pub fn on_timeout(&mut self, ctx: &mut Ctx<'_>) {
+        let now = ctx.now;
+        let due = |t: Option<Instant>| t.is_some_and(|d| d <= now);
+        if due(self.timers.time_wait) {
+            // TIME-WAIT TIMEOUT: delete the TCB, enter CLOSED.
+            self.timers.clear_all();
+            self.set_state(ctx, State::Closed);
+            return;
+        }
+        if due(self.timers.fin_wait2) {
+            self.timers.fin_wait2 = None;
+            ctx.counters.tcp_ext_tcp_fin_wait2_timeouts += 1;
+            self.enter_closed(ctx, CloseReason::TimedOut);
+            return;
+        }
+        if due(self.timers.rto) {
+            self.timers.rto = None;
+            self.on_rto(ctx);
+            if self.state == State::Closed {
+                return;
+            }
+        }
+        if due(self.timers.persist) {
+            self.timers.persist = None;
+            self.on_persist(ctx);
+            if self.state == State::Closed {
+                return;
+            }
+        }
+        if due(self.timers.keepalive) {
+            self.timers.keepalive = None;
+            self.on_keepalive(ctx);
+            if self.state == State::Closed {
+                return;
+            }
+        }
+        if due(self.timers.delack) {
+            self.timers.delack = None;
+            ctx.counters.tcp_ext_tcp_delayed_acks += 1;
+            self.ack_now = true;
+            self.dirty = true;
+        }
+    }
+
+    fn retry_limit(&self, cfg: &Config) -> u8 {
+        match self.state {
+            State::SynSent => cfg.syn_retries,
+            State::SynReceived => cfg.synack_retries,
+            _ if self.app_closed => cfg.orphan_retries,
+            _ => cfg.retries2,
+        }
+    }
+
+    /// RETRANSMISSION TIMEOUT: back off (RFC 6298 (5.5)), collapse cwnd (RFC 5681 §3.1),
+    /// go back to SND.UNA and send again; past the retry limit, abort.
+    fn on_rto(&mut self, ctx: &mut Ctx<'_>) {
+        if self.snd_una == self.snd_max {
+            return;
+        }
+        ctx.counters.tcp_ext_tcp_timeouts += 1;
+        if self.retries >= self.retry_limit(ctx.cfg) {
+            ctx.counters.tcp_ext_tcp_abort_on_timeout += 1;
+            if matches!(self.state, State::SynSent | State::SynReceived) {
+                ctx.counters.tcp_attempt_fails += 1;
+            }
+            self.enter_closed(ctx, CloseReason::TimedOut);
+            return;
+        }
+        self.retries += 1;
+        self.rtt.backoff();
+        self.rtt_timing = None;
+        let flight = self.flight();
+        self.cc.on_rto(self.snd_max, flight, self.smss);
+        self.snd_nxt = self.snd_una;
+        if matches!(self.state, State::SynSent | State::SynReceived) {
+            ctx.counters.tcp_ext_tcp_syn_retrans += 1;
+        }
+        self.dirty = true;
+        self.output(ctx);
+        self.restart_rto(ctx.now);
+    }
+
+    /// Sends <SEQ=SND.UNA-1><ACK=RCV.NXT><CTL=ACK>: an old sequence number that any live peer
+    /// answers with an ACK carrying its window (zero-window probe and keepalive, as Linux's
+    /// `tcp_xmit_probe_skb`).
+    fn send_probe(&mut self, ctx: &mut Ctx<'_>) {
+        let seg = OutSegment {
+            options: self.options(ctx.now),
+            ..OutSegment::control(
+                self.snd_una.sub(1),
+                self.rcv_nxt,
+                TcpFlags::ACK,
+                self.window_field(false),
+            )
+        };
+        self.transmit(ctx, &seg);
+    }
+
+    fn on_persist(&mut self, ctx: &mut Ctx<'_>) {
+        if self.snd_wnd != 0 {
+            return;
+        }
+        if self.probes >= self.retry_limit(ctx.cfg) {
+            ctx.counters.tcp_ext_tcp_abort_on_timeout += 1;
+            self.enter_closed(ctx, CloseReason::TimedOut);
+            return;
+        }
+        self.probes += 1;
+        ctx.counters.tcp_ext_tcp_zero_window_probes += 1;
+        self.send_probe(ctx);
+        // Exponential backoff of the probe interval (RFC 9293 §3.8.6.1 MUST-37 lets it grow).
+        let shift = u32::from(self.probes.min(10));
+        let iv = self
+            .rtt
+            .rto()
+            .saturating_mul(1u64 << shift)
+            .min(ctx.cfg.rto_max);
+        self.timers.persist = Some(ctx.now + iv);
+    }
+
+    fn on_keepalive(&mut self, ctx: &mut Ctx<'_>) {
+        if !matches!(
+            self.state,
+            State::Established | State::CloseWait | State::FinWait2
+        ) {
+            return;
+        }
+        if self.snd_una != self.snd_max || !self.sndbuf.is_empty() {
+            // Data in flight: the retransmission timer watches the peer already.
+            self.arm_keepalive(ctx.cfg, ctx.now);
+            return;
+        }
+        if self.probes >= ctx.cfg.keepalive_probes {
+            ctx.counters.tcp_ext_tcp_abort_on_timeout += 1;
+            self.enter_closed(ctx, CloseReason::TimedOut);
+            return;
+        }
+        self.probes += 1;
+        ctx.counters.tcp_ext_tcp_keepalive += 1;
+        self.send_probe(ctx);
+        self.timers.keepalive = Some(ctx.now + ctx.cfg.keepalive_intvl);
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // User calls (RFC 9293 §3.10.2 - §3.10.5)
+    // ---------------------------------------------------------------------------------------
+
+    /// SEND: queues as much of `data` as the send buffer takes. Returns the bytes taken.
+    pub fn send(&mut self, data: &[u8]) -> Result<usize, ApiError> {
+        match self.state {
+            State::Closed => return Err(ApiError::Closed),
+            State::Listen => return Err(ApiError::NotConnected),
+            _ if self.fin_queued => return Err(ApiError::Shutdown),
+            _ => {}
+        }
+        let n = self.sndbuf.push(data);
+        if n < data.len() {
+            self.want_writable = true;
+        }
+        if n > 0 {
+            self.dirty = true;
+        }
+        Ok(n)
+    }
+
+    /// RECEIVE: copies buffered in-order data out. Returns 0 at end of stream (FIN received and
+    /// everything read) or when nothing is buffered yet.
+    pub fn recv(&mut self, out: &mut [u8]) -> Result<usize, ApiError> {
+        let n = self.rcvbuf.read(out);
+        self.after_read(n);
+        if n == 0 && self.state == State::Closed && self.close_reason != Some(CloseReason::Normal) {
+            return Err(ApiError::Closed);
+        }
+        Ok(n)
+    }
+
+    /// Zero-copy read: `f` sees the buffered data (at most two slices) and returns how many
+    /// bytes it consumed.
+    pub fn recv_with(&mut self, f: &mut dyn FnMut(&[u8], &[u8]) -> usize) -> usize {
+        let (a, b) = self.rcvbuf.peek(0, self.rcvbuf.len());
+        let n = f(a, b).min(a.len() + b.len());
+        self.rcvbuf.consume(n);
+        self.after_read(n);
+        n
+    }
+
+    /// After the application read `n` bytes: maybe announce the larger window.
+    fn after_read(&mut self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        if self.rcvbuf.is_empty() {
+            self.readable_raised = false;
+        }
+        if !self.state.is_synchronized() || self.state.fin_received() {
+            return;
+        }
+        // RFC 9293 §3.8.6.2.2 (receiver SWS avoidance): move the right edge only by at least
+        // min(RCV.BUFF/2, Eff.snd.MSS), except to reopen a window we had closed.
+        let new_edge = self.rcv_nxt.add(self.rcv_window());
+        let growth = new_edge.diff(self.rcv_adv);
+        let threshold = (self.rcvbuf.limit() as u32 / 2).min(u32::from(self.rcv_mss)) as i32;
+        let was_closed = self.rcv_adv == self.rcv_nxt;
+        if growth > 0 && (growth >= threshold || was_closed) {
+            self.ack_now = true;
+            self.dirty = true;
+        }
+    }
+
+    pub fn readable_bytes(&self) -> usize {
+        self.rcvbuf.len()
+    }
+
+    /// Shut down the sending side: a FIN follows the queued data (RFC 9293 §3.10.4 CLOSE for
+    /// the send direction; reading continues).
+    pub fn shutdown(&mut self, ctx: &mut Ctx<'_>) -> Result<(), ApiError> {
+        match self.state {
+            State::Closed => return Err(ApiError::Closed),
+            State::Listen => return Err(ApiError::NotConnected),
+            State::SynSent => {
+                // "delete the TCB, return "ok"" for a CLOSE in SYN-SENT.
+                self.enter_closed(ctx, CloseReason::Normal);
+                return Ok(());
+            }
+            _ if self.fin_queued => return Ok(()),
+            _ => {}
+        }
+        self.fin_queued = true;
+        self.dirty = true;
+        match self.state {
+            // In SYN-RECEIVED the FIN is queued until ESTABLISHED is reached (check_ack).
+            State::Established => self.set_state(ctx, State::FinWait1),
+            State::CloseWait => self.set_state(ctx, State::LastAck),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// CLOSE: the application releases the handle. Unread data makes it an abort, as Linux
+    /// does (RFC 2525 §2.17).
+    pub fn close(&mut self, ctx: &mut Ctx<'_>) {
+        if self.app_closed {
+            return;
+        }
+        if !self.rcvbuf.is_empty() && self.state.is_synchronized() && self.state != State::TimeWait
+        {
+            ctx.counters.tcp_ext_tcp_abort_on_close += 1;
+            self.send_reset_and_close(ctx, CloseReason::Aborted);
+            self.app_closed = true;
+            return;
+        }
+        let _ = self.shutdown(ctx);
+        self.app_closed = true;
+        if self.state == State::FinWait2 {
+            self.timers.fin_wait2 = Some(ctx.now + ctx.cfg.fin_timeout);
+        }
+    }
+
+    /// ABORT (RFC 9293 §3.10.5): send a RST in synchronized states and enter CLOSED.
+    pub fn abort(&mut self, ctx: &mut Ctx<'_>) {
+        if matches!(
+            self.state,
+            State::SynReceived
+                | State::Established
+                | State::FinWait1
+                | State::FinWait2
+                | State::CloseWait
+        ) {
+            self.send_reset_and_close(ctx, CloseReason::Aborted);
+        } else if self.state != State::Closed {
+            self.enter_closed(ctx, CloseReason::Aborted);
+        }
+        self.app_closed = true;
+    }
+
+    /// RFC 5927 §4.1 / RFC 8201: an ICMP packet-too-big for a segment in flight. Lowers the MSS
+    /// (never below the floor) and re-sends what is in flight at the new size.
+    pub fn on_packet_too_big(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        mtu: u32,
+        quoted_seq: SeqNum,
+    ) -> Result<(), DropReason> {
+        // RFC 5927 §4.1: act only if the quoted sequence number is in SND.UNA..SND.NXT.
+        if !quoted_seq.in_window(self.snd_una, self.snd_max.distance_from(self.snd_una)) {
+            ctx.counters.tcp_ext_out_of_window_icmps += 1;
+            return Err(DropReason::IcmpOutOfWindow);
+        }
+        let hdrs = if self.tuple.is_ipv6() { 60 } else { 40 };
+        let ts_len = if self.ts_ok { TS_OPTION_LEN } else { 0 };
+        let new = mtu
+            .saturating_sub(hdrs + ts_len)
+            .max(u32::from(ctx.cfg.min_snd_mss).saturating_sub(ts_len));
+        ctx.counters.tcp_ext_tcp_mtup_icmp += 1;
+        if new < self.smss {
+            self.smss = new;
+            // Re-send what is in flight at the new size (Linux `tcp_simple_retransmit`).
+            self.snd_nxt = self.snd_una;
+            self.dirty = true;
+        }
+        Ok(())
+    }
+
+    /// Counters and state as `ss -ti` would show them.
+    pub fn info(&self) -> TcbInfo {
+        TcbInfo {
+            state: self.state,
+            snd_una: self.snd_una,
+            snd_nxt: self.snd_nxt,
+            snd_wnd: self.snd_wnd,
+            rcv_nxt: self.rcv_nxt,
+            rcv_wnd: self.rcv_window(),
+            smss: self.smss,
+            cwnd: self.cc.cwnd,
+            ssthresh: self.cc.ssthresh,
+            rto: self.rtt.rto(),
+            srtt: self.rtt.srtt(),
+            snd_wscale: self.snd_wscale,
+            rcv_wscale: self.rcv_wscale,
+            ts_ok: self.ts_ok,
+            sack_ok: self.sack_ok,
+            unacked: self.flight(),
+            retries: self.retries,
+        }
+    }
+
+    /// What the TIME-WAIT table keeps of this connection.
+    pub fn ts_recent(&self) -> Option<u32> {
+        if self.ts_ok {
+            Some(self.ts_recent)
+        } else {
+            None
+        }
+    }
+    pub fn ts_offset(&self) -> u32 {
+        self.ts_offset
+    }
+}
+
+/// Emits a segment and counts it (TcpOutSegs, TcpOutRsts, or a transmit failure).
+fn send_out(ctx: &mut Ctx<'_>, t: &FourTuple, seg: &OutSegment<'_>) -> bool {
+    if !emit(ctx.tx, t, seg, ctx.cfg.ttl) {
+        ctx.counters.tcp_ext_tx_no_frame += 1;
+        ctx.counters.drop(DropReason::TxExhausted);
+        return false;
+    }
+    ctx.counters.tcp_out_segs += 1;
+    if seg.flags.rst() {
+        ctx.counters.tcp_out_rsts += 1;
+    }
+    true
+}
+
+/// A snapshot of a connection's variables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcbInfo {
+    pub state: State,
+    pub snd_una: SeqNum,
+    pub snd_nxt: SeqNum,
+    pub snd_wnd: u32,
+    pub rcv_nxt: SeqNum,
+    pub rcv_wnd: u32,
+    pub smss: u32,
+    pub cwnd: u32,
+    pub ssthresh: u32,
+    pub rto: Duration,
+    pub srtt: Option<Duration>,
+    pub snd_wscale: u8,
+    pub rcv_wscale: u8,
+    pub ts_ok: bool,
+    pub sack_ok: bool,
+    pub unacked: u32,
+    pub retries: u8,
+}
+
+/// Errors of the user calls (RFC 9293 §3.10 "error: ..." responses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error("connection does not exist")]
+    NoConnection,
+    #[error("connection closed")]
+    Closed,
+    #[error("connection not yet open")]
+    NotConnected,
+    #[error("connection closing: sending side shut down")]
+    Shutdown,
+    #[error("connection already exists")]
+    AlreadyExists,
+    #[error("address already in use")]
+    AddrInUse,
+    #[error("insufficient resources")]
+    NoResources,
+    #[error("address family mismatch")]
+    BadAddress,
+}

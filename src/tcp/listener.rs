@@ -1,0 +1,493 @@
+//! LISTEN: the SYN queue of compact SYN-RECEIVED entries, the accept queue, and SYN cookies.
+//!
+//! RFC 9293 §3.10.7.2 (LISTEN) and §3.10.7.4 for passive SYN-RECEIVED; RFC 4987 §3.6 for
+//! cookies. Linux analogues: `tcp_conn_request`, `tcp_check_req`, `cookie_v4_check`.
+
+use super::conn::{Negotiated, Tcb};
+use super::counters::DropReason;
+use super::emit::OutSegment;
+use super::event::Event;
+use super::secrets::{isn, ts_clock, ts_offset};
+use super::shard::{Shard, TimerKey, Verdict};
+use super::syncookie::{self, CookieOptions};
+use super::tuple::FourTuple;
+use super::TxSink;
+use crate::time::{Duration, Instant};
+use crate::wire::{SeqNum, TcpFlags, TcpOptions, TcpRepr};
+use core::net::IpAddr;
+use std::collections::VecDeque;
+
+/// A listening port.
+#[derive(Debug)]
+pub struct Listener {
+    pub port: u16,
+    /// Bound address; `None` listens on every local address.
+    pub addr: Option<IpAddr>,
+    /// min(backlog, somaxconn): bound of the accept queue and of this listener's SYN queue.
+    pub backlog: usize,
+    pub accept_queue: VecDeque<super::tuple::ConnId>,
+    pub syn_queue_len: usize,
+    /// When this listener last answered a SYN with a cookie (Linux
+    /// `tcp_synq_no_recent_overflow`): cookies are only checked while one may be out there.
+    pub last_cookie: Option<Instant>,
+}
+
+/// A compact SYN-RECEIVED entry: what the SYN queue holds per half-open connection.
+#[derive(Debug, Clone, Copy)]
+pub struct SynEntry {
+    pub port: u16,
+    pub iss: SeqNum,
+    pub irs: SeqNum,
+    pub neg: Negotiated,
+    /// Window scale we offered in the SYN-ACK (0 when the peer offered none).
+    pub rcv_wscale: u8,
+    pub retries: u8,
+    pub deadline: Instant,
+    /// The final ACK arrived while the accept queue was full (Linux `acked`): keep the entry and
+    /// let the SYN-ACK retransmission prompt the client to ACK again.
+    pub acked: bool,
+}
+
+/// How long after the last cookie a cookie ACK is still checked.
+const COOKIE_WINDOW: Duration = Duration::from_secs(syncookie::COUNTER_PERIOD_SECS * 2);
+
+impl Shard {
+    /// RFC 9293 §3.10.7.2: a segment for a listening port with no connection or SYN-queue entry.
+    pub(crate) fn on_listen(
+        &mut self,
+        now: Instant,
+        t: FourTuple,
+        seg: &TcpRepr<'_>,
+        tx: &mut dyn TxSink,
+        tw_iss: Option<SeqNum>,
+    ) -> Verdict {
+        let f = seg.flags;
+        // First, check for a RST: ignore it.
+        if f.rst() {
+            return self.dropped(DropReason::RstNoConnection);
+        }
+        // Second, check for an ACK: a cookie, or "any acknowledgment is bad" -> <SEQ=SEG.ACK><CTL=RST>.
+        if f.ack() && !f.syn() {
+            return self.on_cookie_ack(now, t, seg, tx);
+        }
+        if f.ack() {
+            // A SYN-ACK to a listener (Figure 11, line 3): reset it.
+            self.send_rst_for(&t, seg, tx);
+            return self.dropped(DropReason::NoListener);
+        }
+        // Third, check for a SYN.
+        if f.syn() {
+            return self.on_syn(now, t, seg, tx, tw_iss);
+        }
+        // Fourth, other data or control: drop.
+        self.dropped(DropReason::NoAck)
+    }
+
+    /// RFC 9293 §3.10.7.2 third: a SYN. Either a SYN-queue entry, or (queue full, or always) a
+    /// cookie; Linux's `tcp_conn_request`.
+    fn on_syn(
+        &mut self,
+        now: Instant,
+        t: FourTuple,
+        seg: &TcpRepr<'_>,
+        tx: &mut dyn TxSink,
+        tw_iss: Option<SeqNum>,
+    ) -> Verdict {
+        let port = t.local.port();
+        let (backlog, syn_len, accept_len) = match self.listeners.get(&port) {
+            Some(l) => (l.backlog, l.syn_queue_len, l.accept_queue.len()),
+            None => return self.dropped(DropReason::NoListener),
+        };
+        // A full accept queue drops the SYN, cookies or not (Linux: ListenOverflows).
+        if accept_len >= backlog {
+            self.counters.tcp_ext_listen_overflows += 1;
+            self.counters.tcp_ext_listen_drops += 1;
+            return self.dropped(DropReason::AcceptQueueFull);
+        }
+        let queue_full = syn_len >= backlog || self.syn_queue.len() >= self.cfg.max_syn_backlog;
+        use super::config::SynCookies;
+        let want_cookie = match self.cfg.syncookies {
+            SynCookies::Always => true,
+            SynCookies::OnOverflow => queue_full,
+            SynCookies::Off => {
+                if queue_full {
+                    self.counters.tcp_ext_tcp_req_q_full_drop += 1;
+                    self.counters.tcp_ext_listen_drops += 1;
+                    return self.dropped(DropReason::SynQueueFull);
+                }
+                false
+            }
+        };
+        let o = &seg.options;
+        let offered_ws = o.window_scale.is_some() && self.cfg.window_scaling;
+        let rcv_wscale = if offered_ws { self.cfg.rcv_wscale() } else { 0 };
+        let ts_ok = o.timestamps.is_some() && self.cfg.timestamps;
+        let sack_ok = o.sack_permitted && self.cfg.sack;
+        let local_mss = if t.is_ipv6() {
+            self.cfg.mss_v6
+        } else {
+            self.cfg.mss_v4
+        };
+        let tso = ts_offset(&self.secrets.ts_key, &t);
+        if want_cookie {
+            if queue_full {
+                self.counters.tcp_ext_tcp_req_q_full_do_cookies += 1;
+            }
+            let peer_mss = o.mss.unwrap_or(super::conn::DEFAULT_MSS_V4).min(local_mss);
+            let (cookie, _mss) = syncookie::generate(
+                &self.secrets.cookie_key,
+                &t,
+                seg.seq,
+                peer_mss,
+                syncookie::counter(now),
+            );
+            let ecn = f_ecn_setup(seg.flags);
+            let tsval = if ts_ok {
+                let copts = CookieOptions {
+                    window_scale: if offered_ws { o.window_scale } else { None },
+                    sack_permitted: sack_ok,
+                    ecn,
+                };
+                Some(syncookie::encode_ts_options(
+                    ts_clock(now).wrapping_add(tso),
+                    copts,
+                ))
+            } else {
+                None
+            };
+            if let Some(l) = self.listeners.get_mut(&port) {
+                l.last_cookie = Some(now);
+            }
+            self.counters.tcp_ext_syncookies_sent += 1;
+            let opts = synack_options(
+                local_mss,
+                offered_ws.then_some(rcv_wscale),
+                sack_ok,
+                tsval.map(|v| (v, o.timestamps.map_or(0, |x| x.0))),
+            );
+            self.send_synack(&t, cookie, seg.seq.add(1), opts, tx);
+            return Verdict::Consumed;
+        }
+        let iss = match tw_iss {
+            Some(i) => i,
+            None => isn(&self.secrets.isn_key, now, &t),
+        };
+        let entry = SynEntry {
+            port,
+            iss,
+            irs: seg.seq,
+            neg: Negotiated {
+                peer_mss: o.mss,
+                snd_wscale: if offered_ws { o.window_scale } else { None },
+                sack_ok,
+                ts_recent: if ts_ok {
+                    o.timestamps.map(|x| x.0)
+                } else {
+                    None
+                },
+            },
+            rcv_wscale,
+            retries: 0,
+            deadline: now + self.cfg.rto_initial,
+            acked: false,
+        };
+        self.syn_queue.insert(t, entry);
+        if let Some(l) = self.listeners.get_mut(&port) {
+            l.syn_queue_len += 1;
+        }
+        self.schedule(TimerKey::Syn(t), entry.deadline);
+        self.send_synack_for(now, &t, &entry, tx);
+        Verdict::Consumed
+    }
+
+    /// Sends <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK> for a SYN-queue entry.
+    pub(crate) fn send_synack_for(
+        &mut self,
+        now: Instant,
+        t: &FourTuple,
+        e: &SynEntry,
+        tx: &mut dyn TxSink,
+    ) {
+        let local_mss = if t.is_ipv6() {
+            self.cfg.mss_v6
+        } else {
+            self.cfg.mss_v4
+        };
+        let ts = e.neg.ts_recent.map(|peer| {
+            (
+                ts_clock(now).wrapping_add(ts_offset(&self.secrets.ts_key, t)),
+                peer,
+            )
+        });
+        let opts = synack_options(
+            local_mss,
+            e.neg.snd_wscale.map(|_| e.rcv_wscale),
+            e.neg.sack_ok,
+            ts,
+        );
+        self.send_synack(t, e.iss, e.irs.add(1), opts, tx);
+    }
+
+    fn send_synack(
+        &mut self,
+        t: &FourTuple,
+        iss: SeqNum,
+        ack: SeqNum,
+        options: TcpOptions,
+        tx: &mut dyn TxSink,
+    ) {
+        let window = self.cfg.rcv_buf.min(65535) as u16;
+        let seg = OutSegment {
+            options,
+            ..OutSegment::control(iss, ack, TcpFlags::SYN | TcpFlags::ACK, window)
+        };
+        self.transmit_raw(t, &seg, tx);
+    }
+
+    /// §3.10.7.4 for a passive SYN-RECEIVED (a SYN-queue entry).
+    pub(crate) fn on_syn_received(
+        &mut self,
+        now: Instant,
+        t: FourTuple,
+        seg: &TcpRepr<'_>,
+        tx: &mut dyn TxSink,
+    ) -> Verdict {
+        let Some(e) = self.syn_queue.get(&t).copied() else {
+            return self.dropped(DropReason::NoListener);
+        };
+        let rcv_nxt = e.irs.add(1);
+        let snd_nxt = e.iss.add(1);
+        let wnd = self.cfg.rcv_buf as u32;
+        let f = seg.flags;
+        if f.rst() {
+            // RFC 5961 §3.2 in SYN-RECEIVED: exact -> back to LISTEN; in window -> challenge ACK.
+            if seg.seq == rcv_nxt {
+                self.remove_syn_entry(&t);
+                self.counters.tcp_attempt_fails += 1;
+                return Verdict::Consumed;
+            }
+            if seg.seq.in_window(rcv_nxt, wnd) {
+                self.counters.tcp_ext_tcp_challenge_ack += 1;
+                self.send_ack_raw(&t, snd_nxt, rcv_nxt, tx);
+            }
+            return self.dropped(DropReason::InvalidRst);
+        }
+        if f.syn() && !f.ack() {
+            if seg.seq == e.irs {
+                // The peer retransmitted its SYN: our SYN-ACK was lost; send it again (Linux
+                // `tcp_check_req`).
+                self.send_synack_for(now, &t, &e, tx);
+                return Verdict::Consumed;
+            }
+            // RFC 9293 §3.10.7.4 fourth: a passive SYN-RECEIVED returns to LISTEN.
+            self.remove_syn_entry(&t);
+            self.counters.tcp_attempt_fails += 1;
+            return self.dropped(DropReason::SynChallenge);
+        }
+        // First, the sequence number must be in the window.
+        let len = seg.segment_len();
+        let acceptable = seg.seq.in_window(rcv_nxt, wnd)
+            || (len > 0 && seg.seq.add(len - 1).in_window(rcv_nxt, wnd));
+        if !acceptable || f.syn() {
+            self.send_ack_raw(&t, snd_nxt, rcv_nxt, tx);
+            return self.dropped(DropReason::OutOfWindow);
+        }
+        if !f.ack() {
+            return self.dropped(DropReason::NoAck);
+        }
+        // Fifth: SND.UNA < SEG.ACK =< SND.NXT enters ESTABLISHED, else <SEQ=SEG.ACK><CTL=RST>.
+        if seg.ack != snd_nxt {
+            self.send_rst_for(&t, seg, tx);
+            return self.dropped(DropReason::InvalidAck);
+        }
+        self.complete_passive(now, t, e.iss, e.irs, e.neg, e.rcv_wscale, seg, tx, true)
+    }
+
+    /// RFC 4987 §3.6: an ACK that matches nothing may carry a cookie.
+    fn on_cookie_ack(
+        &mut self,
+        now: Instant,
+        t: FourTuple,
+        seg: &TcpRepr<'_>,
+        tx: &mut dyn TxSink,
+    ) -> Verdict {
+        use super::config::SynCookies;
+        let port = t.local.port();
+        let recent = self
+            .listeners
+            .get(&port)
+            .and_then(|l| l.last_cookie)
+            .is_some_and(|c| now.saturating_since(c) <= COOKIE_WINDOW);
+        let checking = match self.cfg.syncookies {
+            SynCookies::Off => false,
+            SynCookies::Always => true,
+            SynCookies::OnOverflow => recent,
+        };
+        if !checking {
+            self.send_rst_for(&t, seg, tx);
+            return self.dropped(DropReason::NoListener);
+        }
+        let client_isn = seg.seq.sub(1);
+        let keys = [&self.secrets.cookie_key, &self.secrets.cookie_key_prev];
+        let mss = match syncookie::check(keys, &t, seg.ack, client_isn, syncookie::counter(now)) {
+            Ok(m) => m,
+            Err(reason) => {
+                // A forged or stale cookie never creates a connection; the ACK is then what
+                // LISTEN says it is: bad, and reset.
+                self.counters.tcp_ext_syncookies_failed += 1;
+                self.send_rst_for(&t, seg, tx);
+                return self.dropped(reason);
+            }
+        };
+        let mut neg = Negotiated {
+            peer_mss: Some(mss),
+            ..Negotiated::default()
+        };
+        let mut rcv_wscale = 0;
+        if let Some((tsval, tsecr)) = seg.options.timestamps {
+            if self.cfg.timestamps {
+                if let Some(o) = syncookie::decode_ts_options(tsecr) {
+                    neg.ts_recent = Some(tsval);
+                    neg.sack_ok = o.sack_permitted && self.cfg.sack;
+                    if let Some(ws) = o.window_scale {
+                        if self.cfg.window_scaling {
+                            neg.snd_wscale = Some(ws);
+                            rcv_wscale = self.cfg.rcv_wscale();
+                        }
+                    }
+                }
+            }
+        }
+        self.counters.tcp_ext_syncookies_recv += 1;
+        self.complete_passive(
+            now,
+            t,
+            seg.ack.sub(1),
+            client_isn,
+            neg,
+            rcv_wscale,
+            seg,
+            tx,
+            false,
+        )
+    }
+
+    /// The handshake is complete: a full TCB in ESTABLISHED goes on the accept queue, and the
+    /// rest of the segment (data, FIN) is processed by it.
+    #[allow(clippy::too_many_arguments)]
+    fn complete_passive(
+        &mut self,
+        now: Instant,
+        t: FourTuple,
+        iss: SeqNum,
+        irs: SeqNum,
+        neg: Negotiated,
+        rcv_wscale: u8,
+        seg: &TcpRepr<'_>,
+        tx: &mut dyn TxSink,
+        from_queue: bool,
+    ) -> Verdict {
+        let port = t.local.port();
+        let (backlog, queued) = match self.listeners.get(&port) {
+            Some(l) => (l.backlog, l.accept_queue.len()),
+            None => return self.dropped(DropReason::NoListener),
+        };
+        if queued >= backlog {
+            self.counters.tcp_ext_listen_overflows += 1;
+            self.counters.tcp_ext_listen_drops += 1;
+            if self.cfg.abort_on_overflow {
+                if from_queue {
+                    self.remove_syn_entry(&t);
+                }
+                self.send_rst_for(&t, seg, tx);
+            } else if let Some(e) = self.syn_queue.get_mut(&t) {
+                // Drop the ACK; the SYN-ACK retransmission makes the client ACK again.
+                e.acked = true;
+            }
+            return self.dropped(DropReason::AcceptQueueFull);
+        }
+        if self.conn_count() >= self.cfg.max_connections {
+            return self.dropped(DropReason::TableFull);
+        }
+        if from_queue {
+            self.remove_syn_entry(&t);
+        }
+        let tso = ts_offset(&self.secrets.ts_key, &t);
+        let id = self.alloc_id();
+        let mut tcb =
+            Tcb::established_passive(id, t, &self.cfg, iss, irs, neg, rcv_wscale, tso, seg, now);
+        tcb.listener = Some(port);
+        self.counters.tcp_passive_opens += 1;
+        self.counters.tcp_curr_estab += 1;
+        self.insert_tcb(tcb);
+        let became_ready = match self.listeners.get_mut(&port) {
+            Some(l) => {
+                l.accept_queue.push_back(id);
+                l.accept_queue.len() == 1
+            }
+            None => false,
+        };
+        if became_ready {
+            self.events.push_back(Event::AcceptReady { port });
+        }
+        // Process whatever else the ACK carried (data, FIN) in ESTABLISHED.
+        if !seg.payload.is_empty() || seg.flags.fin() {
+            self.with_tcb(now, id, tx, |tcb, ctx| {
+                let _ = tcb.on_segment(ctx, seg);
+            });
+        }
+        Verdict::Consumed
+    }
+
+    pub(crate) fn remove_syn_entry(&mut self, t: &FourTuple) {
+        if let Some(e) = self.syn_queue.remove(t) {
+            if let Some(l) = self.listeners.get_mut(&e.port) {
+                l.syn_queue_len = l.syn_queue_len.saturating_sub(1);
+            }
+        }
+    }
+
+    /// SYN-ACK retransmission timer of a SYN-queue entry (`tcp_synack_retries`).
+    pub(crate) fn on_syn_timer(&mut self, now: Instant, t: FourTuple, tx: &mut dyn TxSink) {
+        let Some(mut e) = self.syn_queue.get(&t).copied() else {
+            return;
+        };
+        if e.deadline > now {
+            self.schedule(TimerKey::Syn(t), e.deadline);
+            return;
+        }
+        if e.retries >= self.cfg.synack_retries {
+            self.remove_syn_entry(&t);
+            return;
+        }
+        e.retries += 1;
+        // RFC 6298 (5.5): double the interval each time.
+        e.deadline = now
+            + self
+                .cfg
+                .rto_initial
+                .saturating_mul(1u64 << e.retries.min(16));
+        self.syn_queue.insert(t, e);
+        self.counters.tcp_retrans_segs += 1;
+        self.counters.tcp_ext_tcp_syn_retrans += 1;
+        self.send_synack_for(now, &t, &e, tx);
+        self.schedule(TimerKey::Syn(t), e.deadline);
+    }
+}
+
+/// A SYN asks for ECN when it carries both ECE and CWR (RFC 3168 §6.1.1).
+fn f_ecn_setup(f: TcpFlags) -> bool {
+    f.contains(TcpFlags::ECE | TcpFlags::CWR)
+}
+
+/// SYN-ACK options: MSS always; window scale, SACK-permitted and timestamps only when the SYN
+/// offered them (RFC 7323 §2.2, §3.2; RFC 2018 §2).
+fn synack_options(mss: u16, wscale: Option<u8>, sack: bool, ts: Option<(u32, u32)>) -> TcpOptions {
+    TcpOptions {
+        mss: Some(mss),
+        window_scale: wscale,
+        sack_permitted: sack,
+        timestamps: ts,
+        ..TcpOptions::default()
+    }
+}

@@ -1,0 +1,742 @@
+//! The per-core protocol instance: listeners, the SYN queue, the connection table, the
+//! TIME-WAIT table, timers, events and counters. Sans-IO: time and frames in, frames and events
+//! out.
+//!
+//! Read RFC 9293 §3.10 before editing. Dispatch order for a segment (RFC 9293 §3.10.7, Linux
+//! `tcp_v4_rcv`): an established-or-later TCB, else a SYN-queue entry, else TIME-WAIT, else a
+//! listener, else CLOSED.
+
+use super::config::Config;
+use super::conn::{ApiError, Ctx, Tcb, TcbInfo};
+use super::counters::{Counters, DropReason};
+use super::emit::{emit, OutSegment};
+use super::event::Event;
+use super::listener::{Listener, SynEntry};
+use super::secrets::{isn, ts_offset, Key, Secrets};
+use super::state::State;
+use super::time_wait::TwEntry;
+use super::tuple::{ConnId, FourTuple};
+use super::TxSink;
+use crate::time::Instant;
+use crate::wire::{
+    checksum, ip_proto, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, ParseError, SeqNum,
+};
+use crate::wire::{ChecksumCaps, TcpFlags, TcpPacket, TcpRepr};
+use core::cmp::Reverse;
+use core::net::{IpAddr, SocketAddr};
+use hashbrown::HashMap;
+use std::collections::{BinaryHeap, VecDeque};
+
+/// The outcome of one received segment (kernel `skb_drop_reason` style).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Processed (a reply may have been sent or queued).
+    Consumed,
+    /// Dropped, and counted under the reason.
+    Drop(DropReason),
+    /// No connection, SYN-queue entry, TIME-WAIT entry or listener matched, and the shard was
+    /// configured to defer (`Config::defer_unknown`): the engine hands the segment to the shard
+    /// that owns the flow, or calls [`Shard::reset_unknown`].
+    NotMine,
+}
+
+/// What a timer-heap entry points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum TimerKey {
+    Conn(ConnId),
+    Syn(FourTuple),
+    Tw(FourTuple),
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    generation: u32,
+    tcb: Option<Box<Tcb>>,
+}
+
+/// One core's TCP.
+pub struct Shard {
+    pub(crate) cfg: Config,
+    pub(crate) secrets: Secrets,
+    pub(crate) counters: Counters,
+    pub(crate) listeners: HashMap<u16, Listener>,
+    conns: HashMap<FourTuple, ConnId>,
+    slab: Vec<Slot>,
+    free: Vec<u32>,
+    pub(crate) syn_queue: HashMap<FourTuple, SynEntry>,
+    pub(crate) time_wait: HashMap<FourTuple, TwEntry>,
+    timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
+    pub(crate) events: VecDeque<Event>,
+    dirty: Vec<ConnId>,
+}
+
+impl Shard {
+    pub fn new(cfg: Config, secrets: Secrets) -> Self {
+        Shard {
+            cfg,
+            secrets,
+            counters: Counters::default(),
+            listeners: HashMap::new(),
+            conns: HashMap::new(),
+            slab: Vec::new(),
+            free: Vec::new(),
+            syn_queue: HashMap::new(),
+            time_wait: HashMap::new(),
+            timers: BinaryHeap::new(),
+            events: VecDeque::new(),
+            dirty: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Installs a new SYN-cookie key; cookies made with the previous one stay valid.
+    pub fn rotate_cookie_key(&mut self, key: Key) {
+        self.secrets.rotate_cookie_key(key);
+    }
+
+    /// Connections with a TCB (every state but LISTEN, passive SYN-RECEIVED and TIME-WAIT
+    /// entries of the compact table).
+    pub fn conn_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub fn syn_queue_len(&self) -> usize {
+        self.syn_queue.len()
+    }
+
+    pub fn time_wait_len(&self) -> usize {
+        self.time_wait.len()
+    }
+
+    /// Pending timer entries (bounded by a small multiple of the entries that own them).
+    pub fn timer_heap_len(&self) -> usize {
+        self.timers.len()
+    }
+
+    // -------------------------------------------------------------------------------------
+    // Application interface (RFC 9293 §3.10.1 - §3.10.6)
+    // -------------------------------------------------------------------------------------
+
+    /// OPEN (passive): listen on `port` (on every local address, or on `addr` only).
+    pub fn listen(
+        &mut self,
+        port: u16,
+        addr: Option<IpAddr>,
+        backlog: usize,
+    ) -> Result<(), ApiError> {
+        if self.listeners.contains_key(&port) {
+            return Err(ApiError::AddrInUse);
+        }
+        self.listeners.insert(
+            port,
+            Listener {
+                port,
+                addr,
+                backlog: backlog.clamp(1, self.cfg.somaxconn.max(1)),
+                accept_queue: VecDeque::new(),
+                syn_queue_len: 0,
+                last_cookie: None,
+            },
+        );
+        Ok(())
+    }
+
+    /// Takes the next established connection from `port`'s accept queue. Raises `Readable` /
+    /// `PeerClosed` at once for what arrived before the application took it.
+    pub fn accept(&mut self, port: u16) -> Option<ConnId> {
+        loop {
+            let id = self.listeners.get_mut(&port)?.accept_queue.pop_front()?;
+            let Some(tcb) = self.tcb_mut_raw(id) else {
+                continue;
+            };
+            tcb.listener = None;
+            let readable = tcb.readable_bytes() > 0;
+            let peer_closed = tcb.state.fin_received();
+            let closed = tcb.state == State::Closed;
+            if readable {
+                self.events.push_back(Event::Readable(id));
+            }
+            if peer_closed {
+                self.events.push_back(Event::PeerClosed(id));
+            }
+            if closed {
+                if let Some(r) = self.tcb(id).and_then(|t| t.close_reason) {
+                    self.events.push_back(Event::Closed(id, r));
+                }
+            }
+            return Some(id);
+        }
+    }
+
+    /// OPEN (active): a connection from `local` to `remote`; the SYN leaves on the next
+    /// [`Shard::poll_transmit`].
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<ConnId, ApiError> {
+        if local.is_ipv4() != remote.is_ipv4() {
+            return Err(ApiError::BadAddress);
+        }
+        let t = FourTuple::new(local, remote);
+        if self.conns.contains_key(&t)
+            || self.syn_queue.contains_key(&t)
+            || self.time_wait.contains_key(&t)
+        {
+            return Err(ApiError::AlreadyExists);
+        }
+        if self.conn_count() >= self.cfg.max_connections {
+            return Err(ApiError::NoResources);
+        }
+        let iss = isn(&self.secrets.isn_key, now, &t);
+        let tso = ts_offset(&self.secrets.ts_key, &t);
+        let id = self.alloc_id();
+        let tcb = Tcb::connect(id, t, &self.cfg, iss, tso, now);
+        self.insert_tcb(tcb);
+        self.counters.tcp_active_opens += 1;
+        self.mark_dirty(id);
+        Ok(id)
+    }
+
+    /// SEND: queues data; it leaves on the next [`Shard::poll_transmit`].
+    pub fn send(&mut self, id: ConnId, data: &[u8]) -> Result<usize, ApiError> {
+        let tcb = self.tcb_mut_raw(id).ok_or(ApiError::NoConnection)?;
+        let n = tcb.send(data)?;
+        if n > 0 {
+            self.mark_dirty(id);
+        }
+        Ok(n)
+    }
+
+    /// RECEIVE: copies in-order data into `out`. `Ok(0)` means nothing buffered (check
+    /// [`Shard::state`] for end of stream).
+    pub fn recv(&mut self, id: ConnId, out: &mut [u8]) -> Result<usize, ApiError> {
+        let tcb = self.tcb_mut_raw(id).ok_or(ApiError::NoConnection)?;
+        let r = tcb.recv(out);
+        if tcb.dirty {
+            self.mark_dirty(id);
+        }
+        r
+    }
+
+    /// Zero-copy RECEIVE: `f` sees the buffered bytes and returns how many it consumed.
+    pub fn recv_with(
+        &mut self,
+        id: ConnId,
+        f: &mut dyn FnMut(&[u8], &[u8]) -> usize,
+    ) -> Result<usize, ApiError> {
+        let tcb = self.tcb_mut_raw(id).ok_or(ApiError::NoConnection)?;
+        let n = tcb.recv_with(f);
+        if tcb.dirty {
+            self.mark_dirty(id);
+        }
+        Ok(n)
+    }
+
+    /// Bytes waiting to be read.
+    pub fn readable(&self, id: ConnId) -> usize {
+        self.tcb(id).map_or(0, |t| t.readable_bytes())
+    }
+
+    /// Free space in the send buffer.
+    pub fn send_capacity(&self, id: ConnId) -> usize {
+        self.tcb(id).map_or(0, |t| t.sndbuf.free())
+    }
+
+    /// Half-close: send FIN after the queued data; keep receiving.
+    pub fn shutdown(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        tx: &mut dyn TxSink,
+    ) -> Result<(), ApiError> {
+        self.with_tcb(now, id, tx, |tcb, ctx| tcb.shutdown(ctx))
+            .ok_or(ApiError::NoConnection)?
+    }
+
+    /// CLOSE: release the handle. The connection finishes its close on its own (FIN, TIME-WAIT)
+    /// and the handle becomes invalid.
+    pub fn close(&mut self, now: Instant, id: ConnId, tx: &mut dyn TxSink) -> Result<(), ApiError> {
+        self.with_tcb(now, id, tx, |tcb, ctx| tcb.close(ctx))
+            .ok_or(ApiError::NoConnection)?;
+        self.settle(id);
+        Ok(())
+    }
+
+    /// ABORT: RST and release the handle.
+    pub fn abort(&mut self, now: Instant, id: ConnId, tx: &mut dyn TxSink) -> Result<(), ApiError> {
+        self.with_tcb(now, id, tx, |tcb, ctx| tcb.abort(ctx))
+            .ok_or(ApiError::NoConnection)?;
+        self.settle(id);
+        Ok(())
+    }
+
+    /// STATUS (RFC 9293 §3.10.6).
+    pub fn state(&self, id: ConnId) -> Option<State> {
+        self.tcb(id).map(|t| t.state)
+    }
+
+    pub fn info(&self, id: ConnId) -> Option<TcbInfo> {
+        self.tcb(id).map(|t| t.info())
+    }
+
+    pub fn tuple(&self, id: ConnId) -> Option<FourTuple> {
+        self.tcb(id).map(|t| t.tuple)
+    }
+
+    /// State of whatever holds `t`: a TCB, a SYN-queue entry (SYN-RECEIVED) or a TIME-WAIT
+    /// entry.
+    pub fn state_of(&self, t: &FourTuple) -> Option<State> {
+        if let Some(id) = self.conns.get(t) {
+            return self.state(*id);
+        }
+        if self.syn_queue.contains_key(t) {
+            return Some(State::SynReceived);
+        }
+        if self.time_wait.contains_key(t) {
+            return Some(State::TimeWait);
+        }
+        None
+    }
+
+    pub fn find(&self, t: &FourTuple) -> Option<ConnId> {
+        self.conns.get(t).copied()
+    }
+
+    /// Is `t` a flow this shard holds state for (connection, SYN queue, TIME-WAIT)?
+    pub fn owns(&self, t: &FourTuple) -> bool {
+        self.conns.contains_key(t)
+            || self.syn_queue.contains_key(t)
+            || self.time_wait.contains_key(t)
+    }
+
+    /// The next application event.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    // -------------------------------------------------------------------------------------
+    // Frames in
+    // -------------------------------------------------------------------------------------
+
+    /// Parses an IPv4 or IPv6 packet carrying TCP and processes the segment.
+    pub fn handle_ip(&mut self, now: Instant, packet: &[u8], tx: &mut dyn TxSink) -> Verdict {
+        match parse_ip_tcp(packet) {
+            Ok((src, dst, seg)) => self.handle_segment(now, dst, src, &seg, tx),
+            Err(e) => {
+                self.counters.tcp_in_errs += 1;
+                if e == ParseError::BadChecksum {
+                    self.counters.tcp_in_csum_errors += 1;
+                    return self.dropped(DropReason::BadChecksum);
+                }
+                self.dropped(DropReason::Malformed)
+            }
+        }
+    }
+
+    /// RFC 9293 §3.10.7 SEGMENT ARRIVES: `seg` came from `remote` to `local` (addresses; the
+    /// ports are in `seg`).
+    pub fn handle_segment(
+        &mut self,
+        now: Instant,
+        local: IpAddr,
+        remote: IpAddr,
+        seg: &TcpRepr<'_>,
+        tx: &mut dyn TxSink,
+    ) -> Verdict {
+        self.counters.tcp_in_segs += 1;
+        if seg.flags.is_impossible() {
+            self.counters.tcp_in_errs += 1;
+            return self.dropped(DropReason::BadFlags);
+        }
+        if !is_valid_source(remote) || seg.src_port == 0 || seg.dst_port == 0 {
+            return self.dropped(DropReason::BadAddress);
+        }
+        let t = FourTuple::new(
+            SocketAddr::new(local, seg.dst_port),
+            SocketAddr::new(remote, seg.src_port),
+        );
+        if let Some(&id) = self.conns.get(&t) {
+            let r = self.with_tcb(now, id, tx, |tcb, ctx| tcb.on_segment(ctx, seg));
+            self.settle(id);
+            return match r {
+                Some(Err(reason)) => self.dropped(reason),
+                _ => Verdict::Consumed,
+            };
+        }
+        if self.syn_queue.contains_key(&t) {
+            return self.on_syn_received(now, t, seg, tx);
+        }
+        let mut tw_iss = None;
+        if self.time_wait.contains_key(&t) {
+            match self.on_time_wait(now, t, seg, tx) {
+                Ok(v) => return v,
+                Err(iss) => tw_iss = Some(iss),
+            }
+        }
+        if let Some(l) = self.listeners.get(&t.local.port()) {
+            if l.addr.is_none_or(|a| a == local) {
+                return self.on_listen(now, t, seg, tx, tw_iss);
+            }
+        }
+        if self.cfg.defer_unknown {
+            return Verdict::NotMine;
+        }
+        self.reset_unknown(&t, seg, tx)
+    }
+
+    /// RFC 9293 §3.10.7.1 CLOSED: answer anything but a RST with a RST.
+    pub fn reset_unknown(
+        &mut self,
+        t: &FourTuple,
+        seg: &TcpRepr<'_>,
+        tx: &mut dyn TxSink,
+    ) -> Verdict {
+        if seg.flags.rst() {
+            return self.dropped(DropReason::RstNoConnection);
+        }
+        self.send_rst_for(t, seg, tx);
+        self.dropped(DropReason::NoListener)
+    }
+
+    /// The reset of RFC 9293 §3.10.7.1 for an offending segment: <SEQ=SEG.ACK><CTL=RST> if it
+    /// had an ACK, else <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>. Never for a RST.
+    pub(crate) fn send_rst_for(&mut self, t: &FourTuple, seg: &TcpRepr<'_>, tx: &mut dyn TxSink) {
+        if seg.flags.rst() {
+            return;
+        }
+        let out = if seg.flags.ack() {
+            OutSegment::control(seg.ack, SeqNum(0), TcpFlags::RST, 0)
+        } else {
+            OutSegment::control(
+                SeqNum(0),
+                seg.seq.add(seg.segment_len()),
+                TcpFlags::RST | TcpFlags::ACK,
+                0,
+            )
+        };
+        self.transmit_raw(t, &out, tx);
+    }
+
+    pub(crate) fn send_ack_raw(
+        &mut self,
+        t: &FourTuple,
+        seq: SeqNum,
+        ack: SeqNum,
+        tx: &mut dyn TxSink,
+    ) {
+        let window = self.cfg.rcv_buf.min(65535) as u16;
+        self.transmit_raw(t, &OutSegment::control(seq, ack, TcpFlags::ACK, window), tx);
+    }
+
+    /// Sends a segment that belongs to no TCB (RSTs, SYN-ACKs, TIME-WAIT ACKs).
+    pub(crate) fn transmit_raw(
+        &mut self,
+        t: &FourTuple,
+        seg: &OutSegment<'_>,
+        tx: &mut dyn TxSink,
+    ) {
+        if emit(tx, t, seg, self.cfg.ttl) {
+            self.counters.tcp_out_segs += 1;
+            if seg.flags.rst() {
+                self.counters.tcp_out_rsts += 1;
+            }
+        } else {
+            self.counters.tcp_ext_tx_no_frame += 1;
+            self.counters.drop(DropReason::TxExhausted);
+        }
+    }
+
+    /// An ICMP error about a segment we sent (RFC 5927, RFC 5461). `mtu` is set for
+    /// fragmentation-needed / packet-too-big; other errors are soft and never abort a
+    /// synchronized connection.
+    pub fn handle_icmp_error(
+        &mut self,
+        now: Instant,
+        quote: &crate::wire::icmp::QuotedTcp,
+        mtu: Option<u32>,
+        tx: &mut dyn TxSink,
+    ) -> Verdict {
+        let t = FourTuple::new(
+            SocketAddr::new(quote.src, quote.src_port),
+            SocketAddr::new(quote.dst, quote.dst_port),
+        );
+        let Some(&id) = self.conns.get(&t) else {
+            return self.dropped(DropReason::IcmpNoConnection);
+        };
+        let Some(mtu) = mtu else {
+            // RFC 5461 §4: soft errors are only reported, never acted on.
+            return Verdict::Consumed;
+        };
+        let seq = quote.seq;
+        let r = self.with_tcb(now, id, tx, |tcb, ctx| tcb.on_packet_too_big(ctx, mtu, seq));
+        self.settle(id);
+        match r {
+            Some(Err(reason)) => self.dropped(reason),
+            _ => Verdict::Consumed,
+        }
+    }
+
+    pub(crate) fn dropped(&mut self, r: DropReason) -> Verdict {
+        self.counters.drop(r);
+        Verdict::Drop(r)
+    }
+
+    /// Counts a segment that arrived on this shard for a flow another shard owns.
+    pub fn count_foreign(&mut self) {
+        self.counters.tcp_ext_foreign_shard += 1;
+        self.counters.drop(DropReason::ForeignShard);
+    }
+
+    // -------------------------------------------------------------------------------------
+    // Frames out, timers
+    // -------------------------------------------------------------------------------------
+
+    /// Sends everything due on connections touched since the last call: data, FINs, ACKs.
+    /// The engine calls it once per batch, after the application ran.
+    pub fn poll_transmit(&mut self, now: Instant, tx: &mut dyn TxSink) {
+        let dirty = core::mem::take(&mut self.dirty);
+        for id in &dirty {
+            self.with_tcb(now, *id, tx, |tcb, ctx| tcb.output(ctx));
+            if let Some(t) = self.tcb_mut_raw(*id) {
+                t.in_dirty = false;
+            }
+            self.settle(*id);
+        }
+        let mut d = dirty;
+        d.clear();
+        if self.dirty.is_empty() {
+            self.dirty = d;
+        }
+    }
+
+    /// Earliest instant at which [`Shard::handle_timeout`] has work.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((t, _))| *t)
+    }
+
+    /// Fires every timer due at or before `now`, then transmits what they caused.
+    pub fn handle_timeout(&mut self, now: Instant, tx: &mut dyn TxSink) {
+        while let Some(Reverse((at, key))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            match key {
+                TimerKey::Conn(id) => {
+                    let Some(tcb) = self.tcb_mut_raw(id) else {
+                        continue;
+                    };
+                    if tcb.scheduled != Some(at) {
+                        continue; // superseded by an earlier entry
+                    }
+                    tcb.scheduled = None;
+                    self.with_tcb(now, id, tx, |tcb, ctx| tcb.on_timeout(ctx));
+                    self.settle(id);
+                }
+                TimerKey::Syn(t) => self.on_syn_timer(now, t, tx),
+                TimerKey::Tw(t) => self.on_tw_timer(now, t),
+            }
+        }
+        self.poll_transmit(now, tx);
+    }
+
+    pub(crate) fn schedule(&mut self, key: TimerKey, at: Instant) {
+        self.timers.push(Reverse((at, key)));
+    }
+
+    // -------------------------------------------------------------------------------------
+    // The connection table
+    // -------------------------------------------------------------------------------------
+
+    pub(crate) fn alloc_id(&mut self) -> ConnId {
+        if let Some(index) = self.free.pop() {
+            let generation = self.slab.get(index as usize).map_or(0, |s| s.generation);
+            return ConnId { index, generation };
+        }
+        let index = self.slab.len() as u32;
+        self.slab.push(Slot::default());
+        ConnId {
+            index,
+            generation: 0,
+        }
+    }
+
+    pub(crate) fn insert_tcb(&mut self, tcb: Tcb) {
+        let id = tcb.id;
+        self.conns.insert(tcb.tuple, id);
+        if let Some(slot) = self.slab.get_mut(id.index as usize) {
+            slot.tcb = Some(Box::new(tcb));
+        }
+        self.settle(id);
+    }
+
+    fn tcb(&self, id: ConnId) -> Option<&Tcb> {
+        let slot = self.slab.get(id.index as usize)?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        slot.tcb.as_deref()
+    }
+
+    pub(crate) fn tcb_mut_raw(&mut self, id: ConnId) -> Option<&mut Tcb> {
+        let slot = self.slab.get_mut(id.index as usize)?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        slot.tcb.as_deref_mut()
+    }
+
+    /// Runs `f` on a live TCB with a context.
+    pub(crate) fn with_tcb<R>(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        tx: &mut dyn TxSink,
+        f: impl FnOnce(&mut Tcb, &mut Ctx<'_>) -> R,
+    ) -> Option<R> {
+        let slot = self.slab.get_mut(id.index as usize)?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        let tcb = slot.tcb.as_deref_mut()?;
+        let mut ctx = Ctx {
+            now,
+            cfg: &self.cfg,
+            counters: &mut self.counters,
+            events: &mut self.events,
+            tx,
+        };
+        let r = f(tcb, &mut ctx);
+        Some(r)
+    }
+
+    fn mark_dirty(&mut self, id: ConnId) {
+        if let Some(t) = self.tcb_mut_raw(id) {
+            if !t.in_dirty {
+                t.in_dirty = true;
+                self.dirty.push(id);
+            }
+        }
+    }
+
+    /// After a TCB ran: queue it for output, re-arm its timer, and release it once it is done
+    /// (CLOSED, or TIME-WAIT moved to the compact table) and nobody holds its handle.
+    fn settle(&mut self, id: ConnId) {
+        let Some(tcb) = self.tcb_mut_raw(id) else {
+            return;
+        };
+        let needs_output = tcb.dirty;
+        let state = tcb.state;
+        let released = tcb.app_closed || tcb.listener.is_some();
+        if needs_output && !tcb.in_dirty && state != State::Closed {
+            tcb.in_dirty = true;
+            self.dirty.push(id);
+            return; // settled again after output
+        }
+        if tcb.in_dirty {
+            return;
+        }
+        if released && state == State::TimeWait {
+            let e = TwEntry {
+                snd_nxt: tcb.snd_nxt,
+                rcv_nxt: tcb.rcv_nxt,
+                ts_recent: tcb.ts_recent(),
+                ts_offset: tcb.ts_offset(),
+                window: (tcb.rcv_window() >> tcb.rcv_wscale).min(65535) as u16,
+                deadline: tcb.timers.time_wait.unwrap_or_default(),
+            };
+            let t = tcb.tuple;
+            self.free_tcb(id);
+            if self.time_wait.len() < self.cfg.max_tw_buckets {
+                self.time_wait.insert(t, e);
+                self.schedule(TimerKey::Tw(t), e.deadline);
+            }
+            return;
+        }
+        if released && state == State::Closed {
+            self.free_tcb(id);
+            return;
+        }
+        let next = tcb.timers.next();
+        if let Some(at) = next {
+            if tcb.scheduled.is_none_or(|s| at < s) {
+                tcb.scheduled = Some(at);
+                self.schedule(TimerKey::Conn(id), at);
+            }
+        }
+    }
+
+    fn free_tcb(&mut self, id: ConnId) {
+        let Some(slot) = self.slab.get_mut(id.index as usize) else {
+            return;
+        };
+        if slot.generation != id.generation {
+            return;
+        }
+        if let Some(tcb) = slot.tcb.take() {
+            self.conns.remove(&tcb.tuple);
+            if matches!(tcb.state, State::Established | State::CloseWait) {
+                self.counters.tcp_curr_estab = self.counters.tcp_curr_estab.saturating_sub(1);
+            }
+        }
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(id.index);
+    }
+}
+
+/// Sources a segment may never come from (RFC 1122 §4.2.3.10, RFC 9293 §3.9.2.2 MUST-?? in
+/// spirit: no connection with broadcast or multicast).
+fn is_valid_source(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(v) => !(v.is_unspecified() || v.is_broadcast() || v.is_multicast()),
+        IpAddr::V6(v) => !(v.is_unspecified() || v.is_multicast()),
+    }
+}
+
+/// Parses an IP packet (IPv4 or IPv6) carrying TCP, verifying both checksums. Returns
+/// (source, destination, segment).
+pub fn parse_ip_tcp(packet: &[u8]) -> Result<(IpAddr, IpAddr, TcpRepr<'_>), ParseError> {
+    let version = packet.first().map_or(0, |b| b >> 4);
+    match version {
+        4 => {
+            let p = Ipv4Packet::new_checked(packet)?;
+            let ip = Ipv4Repr::parse(&p, ChecksumCaps::default())?;
+            if ip.protocol != ip_proto::TCP {
+                return Err(ParseError::Unsupported);
+            }
+            let payload = p.payload();
+            let tcp = TcpPacket::new_checked(payload)?;
+            let pseudo =
+                checksum::pseudo_header_v4(ip.src, ip.dst, ip_proto::TCP, payload.len() as u16);
+            let seg = TcpRepr::parse(&tcp, pseudo, true)?;
+            Ok((IpAddr::V4(ip.src), IpAddr::V4(ip.dst), seg))
+        }
+        6 => {
+            let p = Ipv6Packet::new_checked(packet)?;
+            let ip = Ipv6Repr::parse(&p)?;
+            if ip.next_header != ip_proto::TCP {
+                return Err(ParseError::Unsupported);
+            }
+            let payload = packet
+                .get(ip.upper_offset..ip.upper_offset + ip.payload_len)
+                .ok_or(ParseError::Truncated)?;
+            let tcp = TcpPacket::new_checked(payload)?;
+            let pseudo =
+                checksum::pseudo_header_v6(ip.src, ip.dst, ip_proto::TCP, payload.len() as u32);
+            let seg = TcpRepr::parse(&tcp, pseudo, true)?;
+            Ok((IpAddr::V6(ip.src), IpAddr::V6(ip.dst), seg))
+        }
+        _ => Err(ParseError::BadVersion),
+    }
+}
