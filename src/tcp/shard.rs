@@ -664,8 +664,16 @@ impl Shard {
             }
             return;
         }
-        if released && state == State::Closed {
-            self.free_tcb(id);
+        if state == State::Closed {
+            // CLOSED: the 4-tuple is free for a new connection at once (Linux unhashes in
+            // `tcp_done`), even while the application still holds the handle.
+            let t = tcb.tuple;
+            if self.conns.get(&t) == Some(&id) {
+                self.conns.remove(&t);
+            }
+            if released {
+                self.free_tcb(id);
+            }
             return;
         }
         let next = tcb.timers.next();
@@ -685,7 +693,9 @@ impl Shard {
             return;
         }
         if let Some(tcb) = slot.tcb.take() {
-            self.conns.remove(&tcb.tuple);
+            if self.conns.get(&tcb.tuple) == Some(&id) {
+                self.conns.remove(&tcb.tuple);
+            }
             if matches!(tcb.state, State::Established | State::CloseWait) {
                 self.counters.tcp_curr_estab = self.counters.tcp_curr_estab.saturating_sub(1);
             }
