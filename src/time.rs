@@ -105,12 +105,7 @@ impl Sub for Duration {
 
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}.{:03}s",
-            self.0 / 1_000_000_000,
-            (self.0 / 1_000_000) % 1000
-        )
+        write!(f, "{}.{:03}s", self.0 / 1_000_000_000, (self.0 / 1_000_000) % 1000)
     }
 }
 

@@ -26,13 +26,7 @@ fn est() -> Est {
     b.deliver(&craft(peer, b.addr(80), 1001, sa.seq.wrapping_add(1), ACK, b""));
     let id = b.shard.accept(80).unwrap();
     b.take_events();
-    Est {
-        b,
-        id,
-        peer,
-        rcv_nxt: 1001,
-        snd_nxt: sa.seq.wrapping_add(1),
-    }
+    Est { b, id, peer, rcv_nxt: 1001, snd_nxt: sa.seq.wrapping_add(1) }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -8,21 +8,11 @@ use xdptcp::tcp::{CloseReason, Event, State};
 use xdptcp::time::Duration;
 
 fn pair() -> (Host, Host) {
-    (
-        Host::new("198.18.0.2", plain_cfg(), 1),
-        Host::new("198.18.0.1", plain_cfg(), 2),
-    )
+    (Host::new("198.18.0.2", plain_cfg(), 1), Host::new("198.18.0.1", plain_cfg(), 2))
 }
 
 /// Runs Figure 6 and returns (a, b, a's id, b's id, a's ISS, b's ISS).
-fn established() -> (
-    Host,
-    Host,
-    xdptcp::tcp::ConnId,
-    xdptcp::tcp::ConnId,
-    u32,
-    u32,
-) {
+fn established() -> (Host, Host, xdptcp::tcp::ConnId, xdptcp::tcp::ConnId, u32, u32) {
     let (mut a, mut b) = pair();
     b.shard.listen(80, None, 128).unwrap();
     let ida = a.connect(40000, b.addr(80));
@@ -31,10 +21,7 @@ fn established() -> (
     let synack = b.take_one();
     a.deliver(&synack);
     b.deliver(&a.take_one());
-    let idb = b
-        .shard
-        .accept(80)
-        .expect("accept queue holds the connection");
+    let idb = b.shard.accept(80).expect("accept queue holds the connection");
     let (s1, s2) = (Seg::parse(&syn), Seg::parse(&synack));
     a.take_events();
     b.take_events();
@@ -76,10 +63,7 @@ fn figure6_basic_three_way_handshake() {
     let ack_pkt = a.take_one();
     let ack = Seg::parse(&ack_pkt);
     assert!(ack.is(ACK));
-    assert_eq!(
-        (ack.seq, ack.ack),
-        (s.seq.wrapping_add(1), sa.seq.wrapping_add(1))
-    );
+    assert_eq!((ack.seq, ack.ack), (s.seq.wrapping_add(1), sa.seq.wrapping_add(1)));
     b.deliver(&ack_pkt);
     assert!(b.take_events().contains(&Event::AcceptReady { port: 80 }));
     let idb = b.shard.accept(80).unwrap();
@@ -91,10 +75,7 @@ fn figure6_basic_three_way_handshake() {
     let data_pkt = a.take_one();
     let d = Seg::parse(&data_pkt);
     assert!(d.is(ACK));
-    assert_eq!(
-        (d.seq, d.ack, d.payload.as_slice()),
-        (s.seq.wrapping_add(1), sa.seq.wrapping_add(1), &b"hello"[..])
-    );
+    assert_eq!((d.seq, d.ack, d.payload.as_slice()), (s.seq.wrapping_add(1), sa.seq.wrapping_add(1), &b"hello"[..]));
     b.deliver(&data_pkt);
     assert_eq!(b.state(idb), Some(State::Established));
     assert_eq!(b.recv_all(idb), b"hello");
@@ -209,10 +190,7 @@ fn figure8_recovery_from_old_duplicate_syn() {
     let ack = a.take_one();
     let s8 = Seg::parse(&ack);
     assert!(s8.is(ACK));
-    assert_eq!(
-        (s8.seq, s8.ack),
-        (iss.wrapping_add(1), s7.seq.wrapping_add(1))
-    );
+    assert_eq!((s8.seq, s8.ack), (iss.wrapping_add(1), s7.seq.wrapping_add(1)));
     b.deliver(&ack);
     let idb = b.shard.accept(80).unwrap();
     assert_eq!(b.state(idb), Some(State::Established));
@@ -246,10 +224,7 @@ fn figure9_half_open_connection_discovery() {
     let ack = b.take_one();
     let s4 = Seg::parse(&ack);
     assert!(s4.is(ACK));
-    assert_eq!(
-        (s4.seq, s4.ack),
-        (b_iss.wrapping_add(1), a_iss.wrapping_add(1))
-    );
+    assert_eq!((s4.seq, s4.ack), (b_iss.wrapping_add(1), a_iss.wrapping_add(1)));
     assert_eq!(b.state(idb), Some(State::Established));
     // 5. The ACK does not acknowledge A's SYN: <SEQ=100><CTL=RST>.
     a.deliver(&ack);
@@ -261,9 +236,7 @@ fn figure9_half_open_connection_discovery() {
     // 6. B aborts.
     b.deliver(&rst);
     assert_eq!(b.state(idb), Some(State::Closed));
-    assert!(b
-        .take_events()
-        .contains(&Event::Closed(idb, CloseReason::Reset)));
+    assert!(b.take_events().contains(&Event::Closed(idb, CloseReason::Reset)));
     // 7. A's retransmitted SYN now finds B listening: the basic handshake follows.
     a.advance(Duration::from_secs(1));
     let syn2 = a.take_one();
@@ -302,9 +275,7 @@ fn figure10_active_side_causes_half_open_discovery() {
     assert_eq!(s3.seq, a_iss.wrapping_add(1));
     b.deliver(&rst);
     assert_eq!(b.state(idb), Some(State::Closed));
-    assert!(b
-        .take_events()
-        .contains(&Event::Closed(idb, CloseReason::Reset)));
+    assert!(b.take_events().contains(&Event::Closed(idb, CloseReason::Reset)));
 }
 
 /// Figure 11: Old Duplicate SYN Initiates a Reset on Two Passive Sockets
@@ -395,10 +366,7 @@ fn figure12_normal_close_sequence() {
     let last = a.take_one();
     let s5 = Seg::parse(&last);
     assert!(s5.is(ACK));
-    assert_eq!(
-        (s5.seq, s5.ack),
-        (s100.wrapping_add(1), s300.wrapping_add(1))
-    );
+    assert_eq!((s5.seq, s5.ack), (s100.wrapping_add(1), s300.wrapping_add(1)));
     b.deliver(&last);
     assert_eq!(b.state_of(80, a.addr(a_tuple_port)), None, "B is CLOSED");
     // 6. 2·MSL later A is CLOSED too.
@@ -451,14 +419,8 @@ fn figure13_simultaneous_close_sequence() {
     let back = b.take_one();
     let (s3a, s3b) = (Seg::parse(&aack), Seg::parse(&back));
     assert!(s3a.is(ACK) && s3b.is(ACK));
-    assert_eq!(
-        (s3a.seq, s3a.ack),
-        (s100.wrapping_add(1), s300.wrapping_add(1))
-    );
-    assert_eq!(
-        (s3b.seq, s3b.ack),
-        (s300.wrapping_add(1), s100.wrapping_add(1))
-    );
+    assert_eq!((s3a.seq, s3a.ack), (s100.wrapping_add(1), s300.wrapping_add(1)));
+    assert_eq!((s3b.seq, s3b.ack), (s300.wrapping_add(1), s100.wrapping_add(1)));
     a.deliver(&back);
     b.deliver(&aack);
     // 4.

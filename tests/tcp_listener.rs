@@ -45,10 +45,7 @@ fn closed_port_resets_per_rfc9293_3_10_7_1() {
     let r = Seg::parse(&b.take_one());
     assert!(r.is(RST));
     assert_eq!(r.seq, 5555);
-    assert_eq!(
-        b.deliver(&craft(c, b.addr(81), 1000, 5555, RST, b"")),
-        Verdict::Drop(DropReason::RstNoConnection)
-    );
+    assert_eq!(b.deliver(&craft(c, b.addr(81), 1000, 5555, RST, b"")), Verdict::Drop(DropReason::RstNoConnection));
     b.expect_nothing();
     assert_eq!(b.shard.counters().tcp_out_rsts, 3);
 }
@@ -58,10 +55,7 @@ fn closed_port_resets_per_rfc9293_3_10_7_1() {
 fn listen_ignores_rst_and_resets_ack() {
     let mut b = server(plain_cfg());
     let c = client_addr(5000);
-    assert_eq!(
-        b.deliver(&craft(c, b.addr(80), 1, 2, RST, b"")),
-        Verdict::Drop(DropReason::RstNoConnection)
-    );
+    assert_eq!(b.deliver(&craft(c, b.addr(80), 1, 2, RST, b"")), Verdict::Drop(DropReason::RstNoConnection));
     b.expect_nothing();
     b.deliver(&craft(c, b.addr(80), 1, 777, ACK, b""));
     let r = Seg::parse(&b.take_one());
@@ -75,16 +69,7 @@ fn listen_ignores_rst_and_resets_ack() {
 fn synack_echoes_offered_options() {
     let mut b = server(Config::default());
     let c = client_addr(5000);
-    b.deliver(&craft_opts(
-        c,
-        b.addr(80),
-        100,
-        0,
-        SYN,
-        b"",
-        linux_syn_options(4242),
-        64240,
-    ));
+    b.deliver(&craft_opts(c, b.addr(80), 100, 0, SYN, b"", linux_syn_options(4242), 64240));
     let sa = Seg::parse(&b.take_one());
     assert!(sa.is(synack()));
     assert_eq!(sa.options.mss, Some(1460));
@@ -101,11 +86,7 @@ fn synack_echoes_offered_options() {
 /// itself is retransmitted `tcp_synack_retries` times with doubling intervals, then the entry goes.
 #[test]
 fn synack_retransmission_and_retry_limit() {
-    let cfg = Config {
-        synack_retries: 2,
-        timestamps: false,
-        ..Config::default()
-    };
+    let cfg = Config { synack_retries: 2, timestamps: false, ..Config::default() };
     let mut b = server(cfg);
     let c = client_addr(5000);
     let syn = craft(c, b.addr(80), 100, 0, SYN, b"");
@@ -118,27 +99,15 @@ fn synack_retransmission_and_retry_limit() {
     b.run_until(t0 + Duration::from_millis(999));
     b.expect_nothing();
     b.run_until(t0 + Duration::from_secs(1));
-    assert_eq!(
-        Seg::parse(&b.take_one()),
-        first,
-        "1st retransmission after 1 s"
-    );
+    assert_eq!(Seg::parse(&b.take_one()), first, "1st retransmission after 1 s");
     b.run_until(t0 + Duration::from_millis(2999));
     b.expect_nothing();
     b.run_until(t0 + Duration::from_secs(3));
-    assert_eq!(
-        Seg::parse(&b.take_one()),
-        first,
-        "2nd retransmission 2 s later"
-    );
+    assert_eq!(Seg::parse(&b.take_one()), first, "2nd retransmission 2 s later");
     assert_eq!(b.state_of(80, c), Some(State::SynReceived));
     b.run_until(t0 + Duration::from_secs(7));
     b.expect_nothing();
-    assert_eq!(
-        b.state_of(80, c),
-        None,
-        "entry dropped after tcp_synack_retries"
-    );
+    assert_eq!(b.state_of(80, c), None, "entry dropped after tcp_synack_retries");
     assert_eq!(b.shard.syn_queue_len(), 0);
 }
 
@@ -149,35 +118,15 @@ fn cookies_switch_on_when_syn_queue_overflows() {
     let mut b = server(plain_cfg()); // backlog 4
     let mut synacks = Vec::new();
     for port in 0..6u16 {
-        b.deliver(&craft(
-            client_addr(6000 + port),
-            b.addr(80),
-            1000,
-            0,
-            SYN,
-            b"",
-        ));
+        b.deliver(&craft(client_addr(6000 + port), b.addr(80), 1000, 0, SYN, b""));
         synacks.push(Seg::parse(&b.take_one()));
     }
     assert_eq!(b.shard.syn_queue_len(), 4, "queue bounded by the backlog");
     let c = b.shard.counters();
-    assert_eq!(
-        (
-            c.tcp_ext_syncookies_sent,
-            c.tcp_ext_tcp_req_q_full_do_cookies
-        ),
-        (2, 2)
-    );
+    assert_eq!((c.tcp_ext_syncookies_sent, c.tcp_ext_tcp_req_q_full_do_cookies), (2, 2));
     // The 6th client completes with its cookie: no queue entry needed.
     let sa = &synacks[5];
-    b.deliver(&craft(
-        client_addr(6005),
-        b.addr(80),
-        1001,
-        sa.seq.wrapping_add(1),
-        ACK,
-        b"GET",
-    ));
+    b.deliver(&craft(client_addr(6005), b.addr(80), 1001, sa.seq.wrapping_add(1), ACK, b"GET"));
     assert_eq!(b.shard.counters().tcp_ext_syncookies_recv, 1);
     let id = b.shard.accept(80).expect("cookie connection accepted");
     assert_eq!(b.state(id), Some(State::Established));
@@ -189,50 +138,28 @@ fn cookies_switch_on_when_syn_queue_overflows() {
 /// `tcp_syncookies=0`: a full SYN queue drops SYNs (TcpExtTCPReqQFullDrop, ListenDrops).
 #[test]
 fn cookies_off_drops_syns_when_queue_full() {
-    let cfg = Config {
-        syncookies: SynCookies::Off,
-        timestamps: false,
-        ..Config::default()
-    };
+    let cfg = Config { syncookies: SynCookies::Off, timestamps: false, ..Config::default() };
     let mut b = server(cfg);
     for port in 0..6u16 {
-        b.deliver(&craft(
-            client_addr(6000 + port),
-            b.addr(80),
-            1000,
-            0,
-            SYN,
-            b"",
-        ));
+        b.deliver(&craft(client_addr(6000 + port), b.addr(80), 1000, 0, SYN, b""));
     }
     assert_eq!(b.take().len(), 4);
     let c = b.shard.counters();
-    assert_eq!(
-        (
-            c.tcp_ext_tcp_req_q_full_drop,
-            c.tcp_ext_listen_drops,
-            c.tcp_ext_syncookies_sent
-        ),
-        (2, 2, 0)
-    );
+    assert_eq!((c.tcp_ext_tcp_req_q_full_drop, c.tcp_ext_listen_drops, c.tcp_ext_syncookies_sent), (2, 2, 0));
 }
 
 /// `tcp_syncookies=2`: every SYN gets a cookie; the SYN queue stays empty however many arrive,
 /// so memory stays flat under a flood.
 #[test]
 fn cookies_always_keep_memory_flat() {
-    let cfg = Config {
-        syncookies: SynCookies::Always,
-        ..Config::default()
-    };
+    let cfg = Config { syncookies: SynCookies::Always, ..Config::default() };
     let mut b = server(cfg);
     for i in 0..10_000u32 {
         let src = std::net::SocketAddr::new(
             std::net::IpAddr::V4((0xc612_0000u32 | (i % 65_000)).into()),
             1024 + (i % 60_000) as u16,
         );
-        b.shard
-            .handle_ip(b.now, &craft(src, b.addr(80), i, 0, SYN, b""), &mut b.out);
+        b.shard.handle_ip(b.now, &craft(src, b.addr(80), i, 0, SYN, b""), &mut b.out);
         b.out.clear();
     }
     assert_eq!(b.shard.syn_queue_len(), 0);
@@ -245,47 +172,22 @@ fn cookies_always_keep_memory_flat() {
 /// connection; each is counted and answered as LISTEN answers a stray ACK, with a RST.
 #[test]
 fn forged_and_stale_cookies_are_refused() {
-    let cfg = Config {
-        syncookies: SynCookies::Always,
-        timestamps: false,
-        ..Config::default()
-    };
+    let cfg = Config { syncookies: SynCookies::Always, timestamps: false, ..Config::default() };
     let mut b = server(cfg);
     let c = client_addr(7000);
     b.deliver(&craft(c, b.addr(80), 5000, 0, SYN, b""));
     let sa = Seg::parse(&b.take_one());
     // Forged: one off.
-    let v = b.deliver(&craft(
-        c,
-        b.addr(80),
-        5001,
-        sa.seq.wrapping_add(2),
-        ACK,
-        b"",
-    ));
+    let v = b.deliver(&craft(c, b.addr(80), 5001, sa.seq.wrapping_add(2), ACK, b""));
     assert_eq!(v, Verdict::Drop(DropReason::CookieInvalid));
     assert!(Seg::parse(&b.take_one()).is(RST));
     // Wrong client ISN for the same cookie.
-    let v = b.deliver(&craft(
-        c,
-        b.addr(80),
-        5002,
-        sa.seq.wrapping_add(1),
-        ACK,
-        b"",
-    ));
+    let v = b.deliver(&craft(c, b.addr(80), 5002, sa.seq.wrapping_add(1), ACK, b""));
     assert_eq!(v, Verdict::Drop(DropReason::CookieInvalid));
     b.take();
     // Stale: more than two 64 s periods later.
     b.now = b.now + Duration::from_secs(200);
-    let v = b.deliver(&craft(
-        c,
-        b.addr(80),
-        5001,
-        sa.seq.wrapping_add(1),
-        ACK,
-        b"",
-    ));
+    let v = b.deliver(&craft(c, b.addr(80), 5001, sa.seq.wrapping_add(1), ACK, b""));
     assert_eq!(v, Verdict::Drop(DropReason::CookieExpired));
     b.take();
     assert_eq!(b.shard.conn_count(), 0);
@@ -297,42 +199,17 @@ fn forged_and_stale_cookies_are_refused() {
 /// `cookie_init_timestamp`): the connection made from the final ACK uses what the SYN asked for.
 #[test]
 fn cookie_carries_wscale_and_sack_in_timestamp() {
-    let cfg = Config {
-        syncookies: SynCookies::Always,
-        sack: true,
-        ..Config::default()
-    };
+    let cfg = Config { syncookies: SynCookies::Always, sack: true, ..Config::default() };
     let mut b = server(cfg);
     let c = client_addr(7001);
-    b.deliver(&craft_opts(
-        c,
-        b.addr(80),
-        9000,
-        0,
-        SYN,
-        b"",
-        linux_syn_options(111),
-        64240,
-    ));
+    b.deliver(&craft_opts(c, b.addr(80), 9000, 0, SYN, b"", linux_syn_options(111), 64240));
     let sa = Seg::parse(&b.take_one());
     let (tsval, tsecr) = sa.options.timestamps.unwrap();
     assert_eq!(tsecr, 111);
     assert_eq!(tsval & 0xf, 7, "window scale 7 in the low bits");
     assert_ne!(tsval & 0x10, 0, "SACK-permitted bit");
-    let ack_opts = TcpOptions {
-        timestamps: Some((112, tsval)),
-        ..TcpOptions::default()
-    };
-    b.deliver(&craft_opts(
-        c,
-        b.addr(80),
-        9001,
-        sa.seq.wrapping_add(1),
-        ACK,
-        b"",
-        ack_opts,
-        502,
-    ));
+    let ack_opts = TcpOptions { timestamps: Some((112, tsval)), ..TcpOptions::default() };
+    b.deliver(&craft_opts(c, b.addr(80), 9001, sa.seq.wrapping_add(1), ACK, b"", ack_opts, 502));
     let id = b.shard.accept(80).unwrap();
     let info = b.shard.info(id).unwrap();
     assert_eq!(info.snd_wscale, 7);
@@ -375,11 +252,7 @@ fn accept_queue_overflow_drops_final_ack() {
 /// `tcp_abort_on_overflow=1`: the final ACK of an overflowing accept queue is answered with a RST.
 #[test]
 fn accept_queue_overflow_with_abort_resets() {
-    let cfg = Config {
-        abort_on_overflow: true,
-        timestamps: false,
-        ..Config::default()
-    };
+    let cfg = Config { abort_on_overflow: true, timestamps: false, ..Config::default() };
     let mut b = Host::new("198.18.0.1", cfg, 2);
     b.shard.listen(80, None, 1).unwrap();
     let c1 = client_addr(9001);
@@ -388,22 +261,8 @@ fn accept_queue_overflow_with_abort_resets() {
     let sa1 = Seg::parse(&b.take_one());
     b.deliver(&craft(c2, b.addr(80), 100, 0, SYN, b""));
     let sa2 = Seg::parse(&b.take_one());
-    b.deliver(&craft(
-        c1,
-        b.addr(80),
-        101,
-        sa1.seq.wrapping_add(1),
-        ACK,
-        b"",
-    ));
-    let v = b.deliver(&craft(
-        c2,
-        b.addr(80),
-        101,
-        sa2.seq.wrapping_add(1),
-        ACK,
-        b"",
-    ));
+    b.deliver(&craft(c1, b.addr(80), 101, sa1.seq.wrapping_add(1), ACK, b""));
+    let v = b.deliver(&craft(c2, b.addr(80), 101, sa2.seq.wrapping_add(1), ACK, b""));
     assert_eq!(v, Verdict::Drop(DropReason::AcceptQueueFull));
     let r = Seg::parse(&b.take_one());
     assert!(r.is(RST));

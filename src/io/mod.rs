@@ -19,11 +19,7 @@ pub trait FrameIo {
     /// Receives up to `max` frames and calls `on_frame(frame, tx)` for each, in arrival order.
     /// The frame is borrowed from the link (a UMEM frame: no copy) and given back after the
     /// call; `tx` lends transmit frames meanwhile. Returns the number of frames received.
-    fn rx_burst(
-        &mut self,
-        max: usize,
-        on_frame: &mut dyn FnMut(&[u8], &mut dyn FrameSink),
-    ) -> usize;
+    fn rx_burst(&mut self, max: usize, on_frame: &mut dyn FnMut(&[u8], &mut dyn FrameSink)) -> usize;
 
     /// The transmit side, for frames not caused by a received one (timers, application writes).
     fn tx(&mut self) -> &mut dyn FrameSink;

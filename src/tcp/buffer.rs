@@ -20,12 +20,7 @@ const KEEP_ALLOC: usize = 16 * 1024;
 
 impl Ring {
     pub fn new(limit: usize) -> Self {
-        Ring {
-            buf: Vec::new(),
-            head: 0,
-            len: 0,
-            limit,
-        }
+        Ring { buf: Vec::new(), head: 0, len: 0, limit }
     }
     pub fn len(&self) -> usize {
         self.len

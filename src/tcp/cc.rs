@@ -68,13 +68,7 @@ impl NewReno {
     }
 
     /// A duplicate ACK (RFC 5681 §2 definition). `snd_max` is the highest sequence sent.
-    pub fn on_dupack(
-        &mut self,
-        snd_una: SeqNum,
-        snd_max: SeqNum,
-        flight: u32,
-        mss: u32,
-    ) -> CcAction {
+    pub fn on_dupack(&mut self, snd_una: SeqNum, snd_max: SeqNum, flight: u32, mss: u32) -> CcAction {
         self.dupacks = self.dupacks.saturating_add(1);
         if self.in_recovery {
             // RFC 5681 §3.2 (4): inflate for each further duplicate.
@@ -130,18 +124,12 @@ mod tests {
         let max = SeqNum(11_001);
         assert_eq!(c.on_dupack(una, max, 10_000, MSS), CcAction::None);
         assert_eq!(c.on_dupack(una, max, 10_000, MSS), CcAction::None);
-        assert_eq!(
-            c.on_dupack(una, max, 10_000, MSS),
-            CcAction::RetransmitFirst
-        );
+        assert_eq!(c.on_dupack(una, max, 10_000, MSS), CcAction::RetransmitFirst);
         assert_eq!(c.ssthresh, 5000);
         assert_eq!(c.cwnd, 8000);
         c.on_dupack(una, max, 10_000, MSS);
         assert_eq!(c.cwnd, 9000);
-        assert_eq!(
-            c.on_ack(2000, SeqNum(3001), 8000, MSS),
-            CcAction::RetransmitFirst
-        );
+        assert_eq!(c.on_ack(2000, SeqNum(3001), 8000, MSS), CcAction::RetransmitFirst);
         assert!(c.in_recovery);
         assert_eq!(c.on_ack(8000, max, 0, MSS), CcAction::None);
         assert!(!c.in_recovery);

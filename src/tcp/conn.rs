@@ -66,17 +66,10 @@ pub struct Timers {
 
 impl Timers {
     pub fn next(&self) -> Option<Instant> {
-        [
-            self.rto,
-            self.delack,
-            self.persist,
-            self.keepalive,
-            self.fin_wait2,
-            self.time_wait,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        [self.rto, self.delack, self.persist, self.keepalive, self.fin_wait2, self.time_wait]
+            .into_iter()
+            .flatten()
+            .min()
     }
     fn clear_all(&mut self) {
         *self = Timers::default();
@@ -170,19 +163,8 @@ enum AckCheck {
 }
 
 impl Tcb {
-    fn blank(
-        id: ConnId,
-        tuple: FourTuple,
-        cfg: &Config,
-        iss: SeqNum,
-        ts_offset: u32,
-        now: Instant,
-    ) -> Tcb {
-        let rcv_mss = if tuple.is_ipv6() {
-            cfg.mss_v6
-        } else {
-            cfg.mss_v4
-        };
+    fn blank(id: ConnId, tuple: FourTuple, cfg: &Config, iss: SeqNum, ts_offset: u32, now: Instant) -> Tcb {
+        let rcv_mss = if tuple.is_ipv6() { cfg.mss_v6 } else { cfg.mss_v4 };
         Tcb {
             id,
             tuple,
@@ -237,21 +219,10 @@ impl Tcb {
 
     /// RFC 9293 §3.10.1 OPEN (active): a TCB in SYN-SENT; the SYN goes out on the next
     /// [`Tcb::output`].
-    pub fn connect(
-        id: ConnId,
-        tuple: FourTuple,
-        cfg: &Config,
-        iss: SeqNum,
-        ts_offset: u32,
-        now: Instant,
-    ) -> Tcb {
+    pub fn connect(id: ConnId, tuple: FourTuple, cfg: &Config, iss: SeqNum, ts_offset: u32, now: Instant) -> Tcb {
         let mut t = Tcb::blank(id, tuple, cfg, iss, ts_offset, now);
         t.state = State::SynSent;
-        t.rcv_wscale = if cfg.window_scaling {
-            cfg.rcv_wscale()
-        } else {
-            0
-        };
+        t.rcv_wscale = if cfg.window_scaling { cfg.rcv_wscale() } else { 0 };
         t.ts_ok = cfg.timestamps;
         t.sack_ok = cfg.sack;
         t.dirty = true;
@@ -296,11 +267,7 @@ impl Tcb {
     }
 
     fn apply_negotiated(&mut self, cfg: &Config, neg: Negotiated, rcv_wscale: u8) {
-        let default_mss = if self.tuple.is_ipv6() {
-            DEFAULT_MSS_V6
-        } else {
-            DEFAULT_MSS_V4
-        };
+        let default_mss = if self.tuple.is_ipv6() { DEFAULT_MSS_V6 } else { DEFAULT_MSS_V4 };
         let peer_mss = neg.peer_mss.unwrap_or(default_mss).max(cfg.min_snd_mss);
         self.ts_ok = neg.ts_recent.is_some() && cfg.timestamps;
         if let Some(ts) = neg.ts_recent {
@@ -320,9 +287,7 @@ impl Tcb {
         }
         self.sack_ok = neg.sack_ok && cfg.sack;
         let ts_len = if self.ts_ok { TS_OPTION_LEN } else { 0 };
-        self.smss = u32::from(peer_mss.min(self.rcv_mss))
-            .saturating_sub(ts_len)
-            .max(64);
+        self.smss = u32::from(peer_mss.min(self.rcv_mss)).saturating_sub(ts_len).max(64);
     }
 
     // ---------------------------------------------------------------------------------------
@@ -351,20 +316,13 @@ impl Tcb {
 
     fn options(&self, now: Instant) -> TcpOptions {
         TcpOptions {
-            timestamps: if self.ts_ok {
-                Some((self.ts_val(now), self.ts_recent))
-            } else {
-                None
-            },
+            timestamps: if self.ts_ok { Some((self.ts_val(now), self.ts_recent)) } else { None },
             ..TcpOptions::default()
         }
     }
 
     fn syn_options(&self, now: Instant, cfg: &Config, synack: bool) -> TcpOptions {
-        let mut o = TcpOptions {
-            mss: Some(self.rcv_mss),
-            ..TcpOptions::default()
-        };
+        let mut o = TcpOptions { mss: Some(self.rcv_mss), ..TcpOptions::default() };
         // On a SYN-ACK, echo only what the peer offered (RFC 7323 §2.2, §3.2).
         if cfg.window_scaling && (!synack || self.snd_wscale > 0 || self.rcv_wscale > 0) {
             o.window_scale = Some(self.rcv_wscale);
@@ -490,12 +448,7 @@ impl Tcb {
     fn send_ack(&mut self, ctx: &mut Ctx<'_>) {
         let seg = OutSegment {
             options: self.options(ctx.now),
-            ..OutSegment::control(
-                self.snd_nxt,
-                self.rcv_nxt,
-                TcpFlags::ACK,
-                self.window_field(false),
-            )
+            ..OutSegment::control(self.snd_nxt, self.rcv_nxt, TcpFlags::ACK, self.window_field(false))
         };
         self.transmit(ctx, &seg);
     }
@@ -543,11 +496,7 @@ impl Tcb {
     }
 
     /// RFC 9293 §3.10.7.3 SYN-SENT.
-    fn on_segment_syn_sent(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        seg: &TcpRepr<'_>,
-    ) -> Result<(), DropReason> {
+    fn on_segment_syn_sent(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) -> Result<(), DropReason> {
         let f = seg.flags;
         // First, check the ACK bit.
         let mut ack_ok = false;
@@ -588,17 +537,9 @@ impl Tcb {
         let o = &seg.options;
         let neg = Negotiated {
             peer_mss: o.mss,
-            snd_wscale: if self.rcv_wscale > 0 || ctx.cfg.window_scaling {
-                o.window_scale
-            } else {
-                None
-            },
+            snd_wscale: if self.rcv_wscale > 0 || ctx.cfg.window_scaling { o.window_scale } else { None },
             sack_ok: o.sack_permitted,
-            ts_recent: if self.ts_ok {
-                o.timestamps.map(|t| t.0)
-            } else {
-                None
-            },
+            ts_recent: if self.ts_ok { o.timestamps.map(|t| t.0) } else { None },
         };
         let offered_wscale = self.rcv_wscale;
         self.apply_negotiated(ctx.cfg, neg, offered_wscale);
@@ -630,11 +571,7 @@ impl Tcb {
             self.ack_now = true;
             if !seg.payload.is_empty() || f.fin() {
                 // Continue at the sixth step with the SYN trimmed away.
-                let rest = TcpRepr {
-                    seq: seg.seq.add(1),
-                    flags: seg.flags.without(TcpFlags::SYN),
-                    ..*seg
-                };
+                let rest = TcpRepr { seq: seg.seq.add(1), flags: seg.flags.without(TcpFlags::SYN), ..*seg };
                 if self.process_text(ctx, &rest).is_ok() {
                     self.check_fin(ctx, &rest);
                 }
@@ -668,10 +605,7 @@ impl Tcb {
         self.check_syn(ctx, &seg)?;
         // Fifth, check the ACK field.
         self.check_ack(ctx, &seg)?;
-        if matches!(self.state, State::Closed | State::TimeWait)
-            && seg.payload.is_empty()
-            && !seg.flags.fin()
-        {
+        if matches!(self.state, State::Closed | State::TimeWait) && seg.payload.is_empty() && !seg.flags.fin() {
             return Ok(());
         }
         // Sixth (URG) is not supported: urgent data is delivered inline, as Linux's
@@ -749,11 +683,7 @@ impl Tcb {
 
     /// RFC 9293 §3.10.7.4 first: the acceptability test of Table 6, then trimming to the window.
     /// An unacceptable segment draws <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.
-    fn check_sequence<'s>(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        seg: &TcpRepr<'s>,
-    ) -> Result<TcpRepr<'s>, DropReason> {
+    fn check_sequence<'s>(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'s>) -> Result<TcpRepr<'s>, DropReason> {
         let mut seg = *seg;
         // Figure 7 line 6: in an active SYN-RECEIVED, the peer's SYN-ACK repeats its SYN
         // (SEG.SEQ = IRS) and acknowledges ours. Linux (`tcp_validate_incoming`) lets it through
@@ -774,19 +704,13 @@ impl Tcb {
             (0, 0) => seg.seq == self.rcv_nxt,
             (0, _) => seg.seq.in_window(self.rcv_nxt, wnd),
             (_, 0) => false,
-            (_, _) => {
-                seg.seq.in_window(self.rcv_nxt, wnd)
-                    || seg.seq.add(seg_len - 1).in_window(self.rcv_nxt, wnd)
-            }
+            (_, _) => seg.seq.in_window(self.rcv_nxt, wnd) || seg.seq.add(seg_len - 1).in_window(self.rcv_nxt, wnd),
         };
         // RCV.WND = 0: "special allowance should be made to accept valid ACKs": a segment at
         // RCV.NXT is processed for its ACK, its text is cut off below.
         let zero_window_ack = wnd == 0 && seg.seq == self.rcv_nxt && seg.flags.ack();
         if !acceptable && !zero_window_ack {
-            if self.state == State::TimeWait
-                && seg.flags.fin()
-                && seg.seq.add(seg_len) == self.rcv_nxt
-            {
+            if self.state == State::TimeWait && seg.flags.fin() && seg.seq.add(seg_len) == self.rcv_nxt {
                 // TIME-WAIT: a retransmission of the remote FIN. Acknowledge it, and restart
                 // the 2 MSL timeout.
                 self.timers.time_wait = Some(ctx.now + ctx.cfg.time_wait);
@@ -819,9 +743,7 @@ impl Tcb {
         // RFC 7323 §4.3: TS.Recent <- SEG.TSval when SEG.SEQ =< Last.ACK.sent.
         if self.ts_ok {
             if let Some((tsval, _)) = seg.options.timestamps {
-                if seg.seq.before_eq(self.last_ack_sent)
-                    && (tsval.wrapping_sub(self.ts_recent) as i32) >= 0
-                {
+                if seg.seq.before_eq(self.last_ack_sent) && (tsval.wrapping_sub(self.ts_recent) as i32) >= 0 {
                     self.ts_recent = tsval;
                     self.ts_recent_stamp = ctx.now;
                 }
@@ -958,11 +880,7 @@ impl Tcb {
         {
             // RFC 5681 §2: a duplicate ACK.
             let flight = self.flight();
-            if self
-                .cc
-                .on_dupack(self.snd_una, self.snd_max, flight, self.smss)
-                == CcAction::RetransmitFirst
-            {
+            if self.cc.on_dupack(self.snd_una, self.snd_max, flight, self.smss) == CcAction::RetransmitFirst {
                 ctx.counters.tcp_ext_tcp_fast_retrans += 1;
                 self.retransmit_first(ctx);
             }
@@ -970,8 +888,7 @@ impl Tcb {
         // Window update: if SND.UNA =< SEG.ACK and (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and
         // SND.WL2 =< SEG.ACK)).
         if old_una.before_eq(ack)
-            && (self.snd_wl1.before(seg.seq)
-                || (self.snd_wl1 == seg.seq && self.snd_wl2.before_eq(ack)))
+            && (self.snd_wl1.before(seg.seq) || (self.snd_wl1 == seg.seq && self.snd_wl2.before_eq(ack)))
         {
             let opened = self.snd_wnd == 0 && wnd > 0;
             self.snd_wnd = wnd;
@@ -1011,10 +928,7 @@ impl Tcb {
         if seg.payload.is_empty() {
             return Ok(());
         }
-        if !matches!(
-            self.state,
-            State::Established | State::FinWait1 | State::FinWait2
-        ) {
+        if !matches!(self.state, State::Established | State::FinWait1 | State::FinWait2) {
             // "This should not occur since a FIN has been received": ignore the text.
             return Ok(());
         }
@@ -1152,11 +1066,8 @@ impl Tcb {
 
     fn send_syn(&mut self, ctx: &mut Ctx<'_>) {
         let synack = self.state == State::SynReceived;
-        let (flags, ack) = if synack {
-            (TcpFlags::SYN | TcpFlags::ACK, self.rcv_nxt)
-        } else {
-            (TcpFlags::SYN, SeqNum(0))
-        };
+        let (flags, ack) =
+            if synack { (TcpFlags::SYN | TcpFlags::ACK, self.rcv_nxt) } else { (TcpFlags::SYN, SeqNum(0)) };
         let seg = OutSegment {
             options: self.syn_options(ctx.now, ctx.cfg, synack),
             ..OutSegment::control(self.iss, ack, flags, self.window_field(true))
@@ -1252,13 +1163,9 @@ impl Tcb {
 
     /// Fast retransmit / NewReno partial ACK: re-send one segment at SND.UNA.
     fn retransmit_first(&mut self, ctx: &mut Ctx<'_>) {
-        let queued_from_una =
-            (self.sndbuf.len() as u32).saturating_sub(self.snd_una.distance_from(self.data_seq()));
+        let queued_from_una = (self.sndbuf.len() as u32).saturating_sub(self.snd_una.distance_from(self.data_seq()));
         let len = queued_from_una.min(self.smss);
-        let fin = self.fin_queued
-            && !self.fin_acked
-            && len == queued_from_una
-            && self.snd_max.after(self.fin_seq());
+        let fin = self.fin_queued && !self.fin_acked && len == queued_from_una && self.snd_max.after(self.fin_seq());
         if len == 0 && !fin {
             return;
         }
@@ -1358,12 +1265,7 @@ impl Tcb {
     fn send_probe(&mut self, ctx: &mut Ctx<'_>) {
         let seg = OutSegment {
             options: self.options(ctx.now),
-            ..OutSegment::control(
-                self.snd_una.sub(1),
-                self.rcv_nxt,
-                TcpFlags::ACK,
-                self.window_field(false),
-            )
+            ..OutSegment::control(self.snd_una.sub(1), self.rcv_nxt, TcpFlags::ACK, self.window_field(false))
         };
         self.transmit(ctx, &seg);
     }
@@ -1382,19 +1284,12 @@ impl Tcb {
         self.send_probe(ctx);
         // Exponential backoff of the probe interval (RFC 9293 §3.8.6.1 MUST-37 lets it grow).
         let shift = u32::from(self.probes.min(10));
-        let iv = self
-            .rtt
-            .rto()
-            .saturating_mul(1u64 << shift)
-            .min(ctx.cfg.rto_max);
+        let iv = self.rtt.rto().saturating_mul(1u64 << shift).min(ctx.cfg.rto_max);
         self.timers.persist = Some(ctx.now + iv);
     }
 
     fn on_keepalive(&mut self, ctx: &mut Ctx<'_>) {
-        if !matches!(
-            self.state,
-            State::Established | State::CloseWait | State::FinWait2
-        ) {
+        if !matches!(self.state, State::Established | State::CloseWait | State::FinWait2) {
             return;
         }
         if self.snd_una != self.snd_max || !self.sndbuf.is_empty() {
@@ -1514,8 +1409,7 @@ impl Tcb {
         if self.app_closed {
             return;
         }
-        if !self.rcvbuf.is_empty() && self.state.is_synchronized() && self.state != State::TimeWait
-        {
+        if !self.rcvbuf.is_empty() && self.state.is_synchronized() && self.state != State::TimeWait {
             ctx.counters.tcp_ext_tcp_abort_on_close += 1;
             self.send_reset_and_close(ctx, CloseReason::Aborted);
             self.app_closed = true;
@@ -1532,11 +1426,7 @@ impl Tcb {
     pub fn abort(&mut self, ctx: &mut Ctx<'_>) {
         if matches!(
             self.state,
-            State::SynReceived
-                | State::Established
-                | State::FinWait1
-                | State::FinWait2
-                | State::CloseWait
+            State::SynReceived | State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait
         ) {
             self.send_reset_and_close(ctx, CloseReason::Aborted);
         } else if self.state != State::Closed {
@@ -1547,12 +1437,7 @@ impl Tcb {
 
     /// RFC 5927 §4.1 / RFC 8201: an ICMP packet-too-big for a segment in flight. Lowers the MSS
     /// (never below the floor) and re-sends what is in flight at the new size.
-    pub fn on_packet_too_big(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        mtu: u32,
-        quoted_seq: SeqNum,
-    ) -> Result<(), DropReason> {
+    pub fn on_packet_too_big(&mut self, ctx: &mut Ctx<'_>, mtu: u32, quoted_seq: SeqNum) -> Result<(), DropReason> {
         // RFC 5927 §4.1: act only if the quoted sequence number is in SND.UNA..SND.NXT.
         if !quoted_seq.in_window(self.snd_una, self.snd_max.distance_from(self.snd_una)) {
             ctx.counters.tcp_ext_out_of_window_icmps += 1;
@@ -1560,9 +1445,7 @@ impl Tcb {
         }
         let hdrs = if self.tuple.is_ipv6() { 60 } else { 40 };
         let ts_len = if self.ts_ok { TS_OPTION_LEN } else { 0 };
-        let new = mtu
-            .saturating_sub(hdrs + ts_len)
-            .max(u32::from(ctx.cfg.min_snd_mss).saturating_sub(ts_len));
+        let new = mtu.saturating_sub(hdrs + ts_len).max(u32::from(ctx.cfg.min_snd_mss).saturating_sub(ts_len));
         ctx.counters.tcp_ext_tcp_mtup_icmp += 1;
         if new < self.smss {
             self.smss = new;

@@ -4,9 +4,7 @@
 use super::tuple::FourTuple;
 use super::TxSink;
 use crate::wire::checksum;
-use crate::wire::{
-    ip_proto, ipv4, ipv6, ChecksumCaps, Ipv4Repr, Ipv6Repr, SeqNum, TcpFlags, TcpOptions, TcpRepr,
-};
+use crate::wire::{ip_proto, ipv4, ipv6, ChecksumCaps, Ipv4Repr, Ipv6Repr, SeqNum, TcpFlags, TcpOptions, TcpRepr};
 use core::net::IpAddr;
 
 /// One segment to send, seen from the sender: `tuple.local` is the source.
@@ -23,14 +21,7 @@ pub struct OutSegment<'a> {
 
 impl OutSegment<'_> {
     pub fn control(seq: SeqNum, ack: SeqNum, flags: TcpFlags, window: u16) -> OutSegment<'static> {
-        OutSegment {
-            seq,
-            ack,
-            flags,
-            window,
-            options: TcpOptions::default(),
-            payload: (&[], &[]),
-        }
+        OutSegment { seq, ack, flags, window, options: TcpOptions::default(), payload: (&[], &[]) }
     }
 
     pub fn payload_len(&self) -> usize {
@@ -53,14 +44,12 @@ pub fn emit(tx: &mut dyn TxSink, t: &FourTuple, seg: &OutSegment<'_>, ttl: u8) -
     };
     let tcp_len = repr.header_len() + seg.payload_len();
     let (ip_len, pseudo) = match (t.local.ip(), t.remote.ip()) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => (
-            ipv4::MIN_HEADER_LEN,
-            checksum::pseudo_header_v4(s, d, ip_proto::TCP, tcp_len as u16),
-        ),
-        (IpAddr::V6(s), IpAddr::V6(d)) => (
-            ipv6::HEADER_LEN,
-            checksum::pseudo_header_v6(s, d, ip_proto::TCP, tcp_len as u32),
-        ),
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            (ipv4::MIN_HEADER_LEN, checksum::pseudo_header_v4(s, d, ip_proto::TCP, tcp_len as u16))
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            (ipv6::HEADER_LEN, checksum::pseudo_header_v6(s, d, ip_proto::TCP, tcp_len as u32))
+        }
         // A tuple never mixes families; nothing sensible to send.
         _ => return false,
     };

@@ -123,24 +123,15 @@ impl Shard {
         let rcv_wscale = if offered_ws { self.cfg.rcv_wscale() } else { 0 };
         let ts_ok = o.timestamps.is_some() && self.cfg.timestamps;
         let sack_ok = o.sack_permitted && self.cfg.sack;
-        let local_mss = if t.is_ipv6() {
-            self.cfg.mss_v6
-        } else {
-            self.cfg.mss_v4
-        };
+        let local_mss = if t.is_ipv6() { self.cfg.mss_v6 } else { self.cfg.mss_v4 };
         let tso = ts_offset(&self.secrets.ts_key, &t);
         if want_cookie {
             if queue_full {
                 self.counters.tcp_ext_tcp_req_q_full_do_cookies += 1;
             }
             let peer_mss = o.mss.unwrap_or(super::conn::DEFAULT_MSS_V4).min(local_mss);
-            let (cookie, _mss) = syncookie::generate(
-                &self.secrets.cookie_key,
-                &t,
-                seg.seq,
-                peer_mss,
-                syncookie::counter(now),
-            );
+            let (cookie, _mss) =
+                syncookie::generate(&self.secrets.cookie_key, &t, seg.seq, peer_mss, syncookie::counter(now));
             let ecn = f_ecn_setup(seg.flags);
             let tsval = if ts_ok {
                 let copts = CookieOptions {
@@ -148,10 +139,7 @@ impl Shard {
                     sack_permitted: sack_ok,
                     ecn,
                 };
-                Some(syncookie::encode_ts_options(
-                    ts_clock(now).wrapping_add(tso),
-                    copts,
-                ))
+                Some(syncookie::encode_ts_options(ts_clock(now).wrapping_add(tso), copts))
             } else {
                 None
             };
@@ -180,11 +168,7 @@ impl Shard {
                 peer_mss: o.mss,
                 snd_wscale: if offered_ws { o.window_scale } else { None },
                 sack_ok,
-                ts_recent: if ts_ok {
-                    o.timestamps.map(|x| x.0)
-                } else {
-                    None
-                },
+                ts_recent: if ts_ok { o.timestamps.map(|x| x.0) } else { None },
             },
             rcv_wscale,
             retries: 0,
@@ -201,46 +185,16 @@ impl Shard {
     }
 
     /// Sends <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK> for a SYN-queue entry.
-    pub(crate) fn send_synack_for(
-        &mut self,
-        now: Instant,
-        t: &FourTuple,
-        e: &SynEntry,
-        tx: &mut dyn TxSink,
-    ) {
-        let local_mss = if t.is_ipv6() {
-            self.cfg.mss_v6
-        } else {
-            self.cfg.mss_v4
-        };
-        let ts = e.neg.ts_recent.map(|peer| {
-            (
-                ts_clock(now).wrapping_add(ts_offset(&self.secrets.ts_key, t)),
-                peer,
-            )
-        });
-        let opts = synack_options(
-            local_mss,
-            e.neg.snd_wscale.map(|_| e.rcv_wscale),
-            e.neg.sack_ok,
-            ts,
-        );
+    pub(crate) fn send_synack_for(&mut self, now: Instant, t: &FourTuple, e: &SynEntry, tx: &mut dyn TxSink) {
+        let local_mss = if t.is_ipv6() { self.cfg.mss_v6 } else { self.cfg.mss_v4 };
+        let ts = e.neg.ts_recent.map(|peer| (ts_clock(now).wrapping_add(ts_offset(&self.secrets.ts_key, t)), peer));
+        let opts = synack_options(local_mss, e.neg.snd_wscale.map(|_| e.rcv_wscale), e.neg.sack_ok, ts);
         self.send_synack(t, e.iss, e.irs.add(1), opts, tx);
     }
 
-    fn send_synack(
-        &mut self,
-        t: &FourTuple,
-        iss: SeqNum,
-        ack: SeqNum,
-        options: TcpOptions,
-        tx: &mut dyn TxSink,
-    ) {
+    fn send_synack(&mut self, t: &FourTuple, iss: SeqNum, ack: SeqNum, options: TcpOptions, tx: &mut dyn TxSink) {
         let window = self.cfg.rcv_buf.min(65535) as u16;
-        let seg = OutSegment {
-            options,
-            ..OutSegment::control(iss, ack, TcpFlags::SYN | TcpFlags::ACK, window)
-        };
+        let seg = OutSegment { options, ..OutSegment::control(iss, ack, TcpFlags::SYN | TcpFlags::ACK, window) };
         self.transmit_raw(t, &seg, tx);
     }
 
@@ -286,8 +240,7 @@ impl Shard {
         }
         // First, the sequence number must be in the window.
         let len = seg.segment_len();
-        let acceptable = seg.seq.in_window(rcv_nxt, wnd)
-            || (len > 0 && seg.seq.add(len - 1).in_window(rcv_nxt, wnd));
+        let acceptable = seg.seq.in_window(rcv_nxt, wnd) || (len > 0 && seg.seq.add(len - 1).in_window(rcv_nxt, wnd));
         if !acceptable || f.syn() {
             self.send_ack_raw(&t, snd_nxt, rcv_nxt, tx);
             return self.dropped(DropReason::OutOfWindow);
@@ -304,13 +257,7 @@ impl Shard {
     }
 
     /// RFC 4987 §3.6: an ACK that matches nothing may carry a cookie.
-    fn on_cookie_ack(
-        &mut self,
-        now: Instant,
-        t: FourTuple,
-        seg: &TcpRepr<'_>,
-        tx: &mut dyn TxSink,
-    ) -> Verdict {
+    fn on_cookie_ack(&mut self, now: Instant, t: FourTuple, seg: &TcpRepr<'_>, tx: &mut dyn TxSink) -> Verdict {
         use super::config::SynCookies;
         let port = t.local.port();
         let recent = self
@@ -339,10 +286,7 @@ impl Shard {
                 return self.dropped(reason);
             }
         };
-        let mut neg = Negotiated {
-            peer_mss: Some(mss),
-            ..Negotiated::default()
-        };
+        let mut neg = Negotiated { peer_mss: Some(mss), ..Negotiated::default() };
         let mut rcv_wscale = 0;
         if let Some((tsval, tsecr)) = seg.options.timestamps {
             if self.cfg.timestamps {
@@ -359,17 +303,7 @@ impl Shard {
             }
         }
         self.counters.tcp_ext_syncookies_recv += 1;
-        self.complete_passive(
-            now,
-            t,
-            seg.ack.sub(1),
-            client_isn,
-            neg,
-            rcv_wscale,
-            seg,
-            tx,
-            false,
-        )
+        self.complete_passive(now, t, seg.ack.sub(1), client_isn, neg, rcv_wscale, seg, tx, false)
     }
 
     /// The handshake is complete: a full TCB in ESTABLISHED goes on the accept queue, and the
@@ -414,8 +348,7 @@ impl Shard {
         }
         let tso = ts_offset(&self.secrets.ts_key, &t);
         let id = self.alloc_id();
-        let mut tcb =
-            Tcb::established_passive(id, t, &self.cfg, iss, irs, neg, rcv_wscale, tso, seg, now);
+        let mut tcb = Tcb::established_passive(id, t, &self.cfg, iss, irs, neg, rcv_wscale, tso, seg, now);
         tcb.listener = Some(port);
         self.counters.tcp_passive_opens += 1;
         self.counters.tcp_curr_estab += 1;
@@ -462,11 +395,7 @@ impl Shard {
         }
         e.retries += 1;
         // RFC 6298 (5.5): double the interval each time.
-        e.deadline = now
-            + self
-                .cfg
-                .rto_initial
-                .saturating_mul(1u64 << e.retries.min(16));
+        e.deadline = now + self.cfg.rto_initial.saturating_mul(1u64 << e.retries.min(16));
         self.syn_queue.insert(t, e);
         self.counters.tcp_retrans_segs += 1;
         self.counters.tcp_ext_tcp_syn_retrans += 1;
@@ -483,11 +412,5 @@ fn f_ecn_setup(f: TcpFlags) -> bool {
 /// SYN-ACK options: MSS always; window scale, SACK-permitted and timestamps only when the SYN
 /// offered them (RFC 7323 §2.2, §3.2; RFC 2018 §2).
 fn synack_options(mss: u16, wscale: Option<u8>, sack: bool, ts: Option<(u32, u32)>) -> TcpOptions {
-    TcpOptions {
-        mss: Some(mss),
-        window_scale: wscale,
-        sack_permitted: sack,
-        timestamps: ts,
-        ..TcpOptions::default()
-    }
+    TcpOptions { mss: Some(mss), window_scale: wscale, sack_permitted: sack, timestamps: ts, ..TcpOptions::default() }
 }

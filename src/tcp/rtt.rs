@@ -17,13 +17,7 @@ const GRANULARITY: Duration = Duration::from_millis(1);
 
 impl RttEstimator {
     pub fn new(initial: Duration, min: Duration, max: Duration) -> Self {
-        RttEstimator {
-            srtt: None,
-            rttvar: Duration::ZERO,
-            rto: initial.max(min).min(max),
-            min,
-            max,
-        }
+        RttEstimator { srtt: None, rttvar: Duration::ZERO, rto: initial.max(min).min(max), min, max }
     }
 
     pub fn rto(&self) -> Duration {
@@ -42,21 +36,11 @@ impl RttEstimator {
                 self.rttvar = Duration(r.0 / 2);
             }
             Some(srtt) => {
-                let err = if srtt.0 > r.0 {
-                    srtt.0 - r.0
-                } else {
-                    r.0 - srtt.0
-                };
+                let err = if srtt.0 > r.0 { srtt.0 - r.0 } else { r.0 - srtt.0 };
                 // RTTVAR <- (1 - beta) * RTTVAR + beta * |SRTT - R'|, beta = 1/4
-                self.rttvar = Duration(
-                    (self.rttvar.0 / 4)
-                        .saturating_mul(3)
-                        .saturating_add(err / 4),
-                );
+                self.rttvar = Duration((self.rttvar.0 / 4).saturating_mul(3).saturating_add(err / 4));
                 // SRTT <- (1 - alpha) * SRTT + alpha * R', alpha = 1/8
-                self.srtt = Some(Duration(
-                    (srtt.0 / 8).saturating_mul(7).saturating_add(r.0 / 8),
-                ));
+                self.srtt = Some(Duration((srtt.0 / 8).saturating_mul(7).saturating_add(r.0 / 8)));
             }
         }
         let srtt = self.srtt.unwrap_or(r);
@@ -77,11 +61,7 @@ mod tests {
 
     #[test]
     fn rfc6298_first_and_later_samples() {
-        let mut e = RttEstimator::new(
-            Duration::from_secs(1),
-            Duration::from_millis(200),
-            Duration::from_secs(120),
-        );
+        let mut e = RttEstimator::new(Duration::from_secs(1), Duration::from_millis(200), Duration::from_secs(120));
         assert_eq!(e.rto(), Duration::from_secs(1));
         e.sample(Duration::from_millis(100));
         // SRTT 100 ms, RTTVAR 50 ms, RTO = 100 + 200 = 300 ms.
@@ -99,11 +79,7 @@ mod tests {
 
     #[test]
     fn rto_floor() {
-        let mut e = RttEstimator::new(
-            Duration::from_secs(1),
-            Duration::from_millis(200),
-            Duration::from_secs(120),
-        );
+        let mut e = RttEstimator::new(Duration::from_secs(1), Duration::from_millis(200), Duration::from_secs(120));
         e.sample(Duration::from_micros(50));
         assert_eq!(e.rto(), Duration::from_millis(200));
     }

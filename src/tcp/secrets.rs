@@ -40,12 +40,7 @@ impl Secrets {
             out[8..].copy_from_slice(&b.to_le_bytes());
             out
         };
-        Secrets {
-            isn_key: k(1),
-            ts_key: k(2),
-            cookie_key: k(3),
-            cookie_key_prev: k(4),
-        }
+        Secrets { isn_key: k(1), ts_key: k(2), cookie_key: k(3), cookie_key_prev: k(4) }
     }
 
     /// Installs a new cookie key; the current one becomes the previous one.
@@ -98,10 +93,7 @@ mod tests {
     use super::*;
 
     fn tuple(port: u16) -> FourTuple {
-        FourTuple::new(
-            "198.18.0.1:80".parse().unwrap(),
-            format!("198.18.0.2:{port}").parse().unwrap(),
-        )
+        FourTuple::new("198.18.0.1:80".parse().unwrap(), format!("198.18.0.2:{port}").parse().unwrap())
     }
 
     /// RFC 6528: the ISN advances with the 4 µs clock for one tuple, and differs between tuples.

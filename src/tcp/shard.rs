@@ -18,9 +18,7 @@ use super::time_wait::TwEntry;
 use super::tuple::{ConnId, FourTuple};
 use super::TxSink;
 use crate::time::Instant;
-use crate::wire::{
-    checksum, ip_proto, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, ParseError, SeqNum,
-};
+use crate::wire::{checksum, ip_proto, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, ParseError, SeqNum};
 use crate::wire::{ChecksumCaps, TcpFlags, TcpPacket, TcpRepr};
 use core::cmp::Reverse;
 use core::net::{IpAddr, SocketAddr};
@@ -125,12 +123,7 @@ impl Shard {
     // -------------------------------------------------------------------------------------
 
     /// OPEN (passive): listen on `port` (on every local address, or on `addr` only).
-    pub fn listen(
-        &mut self,
-        port: u16,
-        addr: Option<IpAddr>,
-        backlog: usize,
-    ) -> Result<(), ApiError> {
+    pub fn listen(&mut self, port: u16, addr: Option<IpAddr>, backlog: usize) -> Result<(), ApiError> {
         if self.listeners.contains_key(&port) {
             return Err(ApiError::AddrInUse);
         }
@@ -177,20 +170,12 @@ impl Shard {
 
     /// OPEN (active): a connection from `local` to `remote`; the SYN leaves on the next
     /// [`Shard::poll_transmit`].
-    pub fn connect(
-        &mut self,
-        now: Instant,
-        local: SocketAddr,
-        remote: SocketAddr,
-    ) -> Result<ConnId, ApiError> {
+    pub fn connect(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr) -> Result<ConnId, ApiError> {
         if local.is_ipv4() != remote.is_ipv4() {
             return Err(ApiError::BadAddress);
         }
         let t = FourTuple::new(local, remote);
-        if self.conns.contains_key(&t)
-            || self.syn_queue.contains_key(&t)
-            || self.time_wait.contains_key(&t)
-        {
+        if self.conns.contains_key(&t) || self.syn_queue.contains_key(&t) || self.time_wait.contains_key(&t) {
             return Err(ApiError::AlreadyExists);
         }
         if self.conn_count() >= self.cfg.max_connections {
@@ -228,11 +213,7 @@ impl Shard {
     }
 
     /// Zero-copy RECEIVE: `f` sees the buffered bytes and returns how many it consumed.
-    pub fn recv_with(
-        &mut self,
-        id: ConnId,
-        f: &mut dyn FnMut(&[u8], &[u8]) -> usize,
-    ) -> Result<usize, ApiError> {
+    pub fn recv_with(&mut self, id: ConnId, f: &mut dyn FnMut(&[u8], &[u8]) -> usize) -> Result<usize, ApiError> {
         let tcb = self.tcb_mut_raw(id).ok_or(ApiError::NoConnection)?;
         let n = tcb.recv_with(f);
         if tcb.dirty {
@@ -252,29 +233,23 @@ impl Shard {
     }
 
     /// Half-close: send FIN after the queued data; keep receiving.
-    pub fn shutdown(
-        &mut self,
-        now: Instant,
-        id: ConnId,
-        tx: &mut dyn TxSink,
-    ) -> Result<(), ApiError> {
-        self.with_tcb(now, id, tx, |tcb, ctx| tcb.shutdown(ctx))
-            .ok_or(ApiError::NoConnection)?
+    pub fn shutdown(&mut self, now: Instant, id: ConnId, tx: &mut dyn TxSink) -> Result<(), ApiError> {
+        let r = self.with_tcb(now, id, tx, |tcb, ctx| tcb.shutdown(ctx)).ok_or(ApiError::NoConnection)?;
+        self.settle(id);
+        r
     }
 
     /// CLOSE: release the handle. The connection finishes its close on its own (FIN, TIME-WAIT)
     /// and the handle becomes invalid.
     pub fn close(&mut self, now: Instant, id: ConnId, tx: &mut dyn TxSink) -> Result<(), ApiError> {
-        self.with_tcb(now, id, tx, |tcb, ctx| tcb.close(ctx))
-            .ok_or(ApiError::NoConnection)?;
+        self.with_tcb(now, id, tx, |tcb, ctx| tcb.close(ctx)).ok_or(ApiError::NoConnection)?;
         self.settle(id);
         Ok(())
     }
 
     /// ABORT: RST and release the handle.
     pub fn abort(&mut self, now: Instant, id: ConnId, tx: &mut dyn TxSink) -> Result<(), ApiError> {
-        self.with_tcb(now, id, tx, |tcb, ctx| tcb.abort(ctx))
-            .ok_or(ApiError::NoConnection)?;
+        self.with_tcb(now, id, tx, |tcb, ctx| tcb.abort(ctx)).ok_or(ApiError::NoConnection)?;
         self.settle(id);
         Ok(())
     }
@@ -313,9 +288,7 @@ impl Shard {
 
     /// Is `t` a flow this shard holds state for (connection, SYN queue, TIME-WAIT)?
     pub fn owns(&self, t: &FourTuple) -> bool {
-        self.conns.contains_key(t)
-            || self.syn_queue.contains_key(t)
-            || self.time_wait.contains_key(t)
+        self.conns.contains_key(t) || self.syn_queue.contains_key(t) || self.time_wait.contains_key(t)
     }
 
     /// The next application event.
@@ -361,10 +334,7 @@ impl Shard {
         if !is_valid_source(remote) || seg.src_port == 0 || seg.dst_port == 0 {
             return self.dropped(DropReason::BadAddress);
         }
-        let t = FourTuple::new(
-            SocketAddr::new(local, seg.dst_port),
-            SocketAddr::new(remote, seg.src_port),
-        );
+        let t = FourTuple::new(SocketAddr::new(local, seg.dst_port), SocketAddr::new(remote, seg.src_port));
         if let Some(&id) = self.conns.get(&t) {
             let r = self.with_tcb(now, id, tx, |tcb, ctx| tcb.on_segment(ctx, seg));
             self.settle(id);
@@ -395,12 +365,7 @@ impl Shard {
     }
 
     /// RFC 9293 §3.10.7.1 CLOSED: answer anything but a RST with a RST.
-    pub fn reset_unknown(
-        &mut self,
-        t: &FourTuple,
-        seg: &TcpRepr<'_>,
-        tx: &mut dyn TxSink,
-    ) -> Verdict {
+    pub fn reset_unknown(&mut self, t: &FourTuple, seg: &TcpRepr<'_>, tx: &mut dyn TxSink) -> Verdict {
         if seg.flags.rst() {
             return self.dropped(DropReason::RstNoConnection);
         }
@@ -417,34 +382,18 @@ impl Shard {
         let out = if seg.flags.ack() {
             OutSegment::control(seg.ack, SeqNum(0), TcpFlags::RST, 0)
         } else {
-            OutSegment::control(
-                SeqNum(0),
-                seg.seq.add(seg.segment_len()),
-                TcpFlags::RST | TcpFlags::ACK,
-                0,
-            )
+            OutSegment::control(SeqNum(0), seg.seq.add(seg.segment_len()), TcpFlags::RST | TcpFlags::ACK, 0)
         };
         self.transmit_raw(t, &out, tx);
     }
 
-    pub(crate) fn send_ack_raw(
-        &mut self,
-        t: &FourTuple,
-        seq: SeqNum,
-        ack: SeqNum,
-        tx: &mut dyn TxSink,
-    ) {
+    pub(crate) fn send_ack_raw(&mut self, t: &FourTuple, seq: SeqNum, ack: SeqNum, tx: &mut dyn TxSink) {
         let window = self.cfg.rcv_buf.min(65535) as u16;
         self.transmit_raw(t, &OutSegment::control(seq, ack, TcpFlags::ACK, window), tx);
     }
 
     /// Sends a segment that belongs to no TCB (RSTs, SYN-ACKs, TIME-WAIT ACKs).
-    pub(crate) fn transmit_raw(
-        &mut self,
-        t: &FourTuple,
-        seg: &OutSegment<'_>,
-        tx: &mut dyn TxSink,
-    ) {
+    pub(crate) fn transmit_raw(&mut self, t: &FourTuple, seg: &OutSegment<'_>, tx: &mut dyn TxSink) {
         if emit(tx, t, seg, self.cfg.ttl) {
             self.counters.tcp_out_segs += 1;
             if seg.flags.rst() {
@@ -466,10 +415,7 @@ impl Shard {
         mtu: Option<u32>,
         tx: &mut dyn TxSink,
     ) -> Verdict {
-        let t = FourTuple::new(
-            SocketAddr::new(quote.src, quote.src_port),
-            SocketAddr::new(quote.dst, quote.dst_port),
-        );
+        let t = FourTuple::new(SocketAddr::new(quote.src, quote.src_port), SocketAddr::new(quote.dst, quote.dst_port));
         let Some(&id) = self.conns.get(&t) else {
             return self.dropped(DropReason::IcmpNoConnection);
         };
@@ -566,10 +512,7 @@ impl Shard {
         }
         let index = self.slab.len() as u32;
         self.slab.push(Slot::default());
-        ConnId {
-            index,
-            generation: 0,
-        }
+        ConnId { index, generation: 0 }
     }
 
     pub(crate) fn insert_tcb(&mut self, tcb: Tcb) {
@@ -610,13 +553,7 @@ impl Shard {
             return None;
         }
         let tcb = slot.tcb.as_deref_mut()?;
-        let mut ctx = Ctx {
-            now,
-            cfg: &self.cfg,
-            counters: &mut self.counters,
-            events: &mut self.events,
-            tx,
-        };
+        let mut ctx = Ctx { now, cfg: &self.cfg, counters: &mut self.counters, events: &mut self.events, tx };
         let r = f(tcb, &mut ctx);
         Some(r)
     }
@@ -727,8 +664,7 @@ pub fn parse_ip_tcp(packet: &[u8]) -> Result<(IpAddr, IpAddr, TcpRepr<'_>), Pars
             }
             let payload = p.payload();
             let tcp = TcpPacket::new_checked(payload)?;
-            let pseudo =
-                checksum::pseudo_header_v4(ip.src, ip.dst, ip_proto::TCP, payload.len() as u16);
+            let pseudo = checksum::pseudo_header_v4(ip.src, ip.dst, ip_proto::TCP, payload.len() as u16);
             let seg = TcpRepr::parse(&tcp, pseudo, true)?;
             Ok((IpAddr::V4(ip.src), IpAddr::V4(ip.dst), seg))
         }
@@ -738,12 +674,9 @@ pub fn parse_ip_tcp(packet: &[u8]) -> Result<(IpAddr, IpAddr, TcpRepr<'_>), Pars
             if ip.next_header != ip_proto::TCP {
                 return Err(ParseError::Unsupported);
             }
-            let payload = packet
-                .get(ip.upper_offset..ip.upper_offset + ip.payload_len)
-                .ok_or(ParseError::Truncated)?;
+            let payload = packet.get(ip.upper_offset..ip.upper_offset + ip.payload_len).ok_or(ParseError::Truncated)?;
             let tcp = TcpPacket::new_checked(payload)?;
-            let pseudo =
-                checksum::pseudo_header_v6(ip.src, ip.dst, ip_proto::TCP, payload.len() as u32);
+            let pseudo = checksum::pseudo_header_v6(ip.src, ip.dst, ip_proto::TCP, payload.len() as u32);
             let seg = TcpRepr::parse(&tcp, pseudo, true)?;
             Ok((IpAddr::V6(ip.src), IpAddr::V6(ip.dst), seg))
         }

@@ -34,26 +34,17 @@ impl State {
 
     /// RFC 9293 §3.10.7.4: the states in which sequence numbers of both sides are known.
     pub const fn is_synchronized(self) -> bool {
-        !matches!(
-            self,
-            State::Closed | State::Listen | State::SynSent | State::SynReceived
-        )
+        !matches!(self, State::Closed | State::Listen | State::SynSent | State::SynReceived)
     }
 
     /// A FIN has been received from the peer: no more data can arrive.
     pub const fn fin_received(self) -> bool {
-        matches!(
-            self,
-            State::CloseWait | State::Closing | State::LastAck | State::TimeWait
-        )
+        matches!(self, State::CloseWait | State::Closing | State::LastAck | State::TimeWait)
     }
 
     /// Our FIN has been queued or sent: no more data may be sent.
     pub const fn fin_sent(self) -> bool {
-        matches!(
-            self,
-            State::FinWait1 | State::FinWait2 | State::Closing | State::LastAck | State::TimeWait
-        )
+        matches!(self, State::FinWait1 | State::FinWait2 | State::Closing | State::LastAck | State::TimeWait)
     }
 
     /// The RFC's name, as `ss` and the RFC print it.

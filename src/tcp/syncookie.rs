@@ -70,37 +70,20 @@ fn hash24(key: &Key, t: &FourTuple, client_isn: SeqNum, counter: u32) -> u32 {
 
 /// Makes the cookie (our ISS) for a SYN from `t` with sequence `client_isn` and MSS option
 /// `mss`. Returns the cookie and the MSS it encodes (the SYN's MSS rounded down to the table).
-pub fn generate(
-    key: &Key,
-    t: &FourTuple,
-    client_isn: SeqNum,
-    mss: u16,
-    counter: u32,
-) -> (SeqNum, u16) {
+pub fn generate(key: &Key, t: &FourTuple, client_isn: SeqNum, mss: u16, counter: u32) -> (SeqNum, u16) {
     let idx = mss_index(mss);
     let c = ((counter & 31) << 27) | ((idx as u32) << 24) | hash24(key, t, client_isn, counter);
-    (
-        SeqNum(c),
-        MSS_TABLE.get(idx).copied().unwrap_or(MSS_TABLE[0]),
-    )
+    (SeqNum(c), MSS_TABLE.get(idx).copied().unwrap_or(MSS_TABLE[0]))
 }
 
 /// Checks the cookie acknowledged by a final ACK (`ack` = cookie + 1, `client_isn` = the ACK's
 /// sequence number - 1) against the current and the previous key. Returns the encoded MSS.
-pub fn check(
-    keys: [&Key; 2],
-    t: &FourTuple,
-    ack: SeqNum,
-    client_isn: SeqNum,
-    counter: u32,
-) -> Result<u16, DropReason> {
+pub fn check(keys: [&Key; 2], t: &FourTuple, ack: SeqNum, client_isn: SeqNum, counter: u32) -> Result<u16, DropReason> {
     let cookie = ack.sub(1).0;
     let age = counter.wrapping_sub(cookie >> 27) & 31;
     let made_at = counter.wrapping_sub(age);
     let idx = ((cookie >> 24) & 7) as usize;
-    let authentic = keys
-        .iter()
-        .any(|k| hash24(k, t, client_isn, made_at) == cookie & 0x00ff_ffff);
+    let authentic = keys.iter().any(|k| hash24(k, t, client_isn, made_at) == cookie & 0x00ff_ffff);
     if !authentic {
         return Err(DropReason::CookieInvalid);
     }
@@ -139,11 +122,7 @@ pub fn decode_ts_options(tsecr: u32) -> Option<CookieOptions> {
         0..=14 => Some(w as u8),
         _ => return None,
     };
-    Some(CookieOptions {
-        window_scale,
-        sack_permitted: tsecr & TS_SACK != 0,
-        ecn: tsecr & TS_ECN != 0,
-    })
+    Some(CookieOptions { window_scale, sack_permitted: tsecr & TS_SACK != 0, ecn: tsecr & TS_ECN != 0 })
 }
 
 #[cfg(test)]
@@ -152,10 +131,7 @@ mod tests {
     use crate::tcp::secrets::Secrets;
 
     fn tuple() -> FourTuple {
-        FourTuple::new(
-            "198.18.0.1:80".parse().unwrap(),
-            "198.18.0.2:40000".parse().unwrap(),
-        )
+        FourTuple::new("198.18.0.1:80".parse().unwrap(), "198.18.0.2:40000".parse().unwrap())
     }
 
     #[test]
@@ -166,51 +142,28 @@ mod tests {
         let keys = [&s.cookie_key, &s.cookie_key_prev];
         assert_eq!(check(keys, &tuple(), c.add(1), SeqNum(1000), 5), Ok(1460));
         assert_eq!(check(keys, &tuple(), c.add(1), SeqNum(1000), 6), Ok(1460));
-        assert_eq!(
-            check(keys, &tuple(), c.add(1), SeqNum(1000), 7),
-            Err(DropReason::CookieExpired)
-        );
-        assert_eq!(
-            check(keys, &tuple(), c.add(2), SeqNum(1000), 5),
-            Err(DropReason::CookieInvalid)
-        );
-        assert_eq!(
-            check(keys, &tuple(), c.add(1), SeqNum(1001), 5),
-            Err(DropReason::CookieInvalid)
-        );
+        assert_eq!(check(keys, &tuple(), c.add(1), SeqNum(1000), 7), Err(DropReason::CookieExpired));
+        assert_eq!(check(keys, &tuple(), c.add(2), SeqNum(1000), 5), Err(DropReason::CookieInvalid));
+        assert_eq!(check(keys, &tuple(), c.add(1), SeqNum(1001), 5), Err(DropReason::CookieInvalid));
     }
 
     #[test]
     fn mss_rounds_down_to_table() {
         let s = Secrets::from_seed(1);
-        assert_eq!(
-            generate(&s.cookie_key, &tuple(), SeqNum(1), 1450, 0).1,
-            1440
-        );
+        assert_eq!(generate(&s.cookie_key, &tuple(), SeqNum(1), 1450, 0).1, 1440);
         assert_eq!(generate(&s.cookie_key, &tuple(), SeqNum(1), 100, 0).1, 536);
-        assert_eq!(
-            generate(&s.cookie_key, &tuple(), SeqNum(1), 9000, 0).1,
-            8960
-        );
+        assert_eq!(generate(&s.cookie_key, &tuple(), SeqNum(1), 9000, 0).1, 8960);
     }
 
     #[test]
     fn ts_options_roundtrip_and_never_jump_ahead() {
-        let o = CookieOptions {
-            window_scale: Some(7),
-            sack_permitted: true,
-            ecn: false,
-        };
+        let o = CookieOptions { window_scale: Some(7), sack_permitted: true, ecn: false };
         for now in [0u32, 63, 64, 1_000_001, u32::MAX] {
             let ts = encode_ts_options(now, o);
             assert_eq!(decode_ts_options(ts), Some(o));
             assert!(ts <= now || now < 64, "ts {ts} now {now}");
         }
-        let none = CookieOptions {
-            window_scale: None,
-            sack_permitted: false,
-            ecn: true,
-        };
+        let none = CookieOptions { window_scale: None, sack_permitted: false, ecn: true };
         assert_eq!(decode_ts_options(encode_ts_options(5000, none)), Some(none));
     }
 }

@@ -43,11 +43,7 @@ pub fn on_segment(e: &TwEntry, seg: &TcpRepr<'_>, rfc1337: bool) -> TwVerdict {
     let f = seg.flags;
     if f.rst() {
         // RFC 1337 §3 (TIME-WAIT assassination hazard, fix "TW1"): ignore RST in TIME-WAIT.
-        return if rfc1337 {
-            TwVerdict::Drop(DropReason::TimeWaitRst)
-        } else {
-            TwVerdict::Reuse
-        };
+        return if rfc1337 { TwVerdict::Drop(DropReason::TimeWaitRst) } else { TwVerdict::Reuse };
     }
     if f.syn() && !f.ack() {
         // RFC 6191 §2: with timestamps, a SYN whose TSval is greater than TS.Recent may open a
@@ -57,11 +53,7 @@ pub fn on_segment(e: &TwEntry, seg: &TcpRepr<'_>, rfc1337: bool) -> TwVerdict {
             (Some(recent), Some((tsval, _))) => (tsval.wrapping_sub(recent) as i32) > 0,
             _ => seg.seq.after(e.rcv_nxt),
         };
-        return if newer {
-            TwVerdict::Reuse
-        } else {
-            TwVerdict::Ack
-        };
+        return if newer { TwVerdict::Reuse } else { TwVerdict::Ack };
     }
     // The only thing expected here: a retransmission of the remote FIN.
     if f.fin() && seg.seq.add(seg.payload.len() as u32).add(1) == e.rcv_nxt {
@@ -123,15 +115,10 @@ impl Shard {
 
     fn send_tw_ack(&mut self, now: Instant, t: &FourTuple, e: &TwEntry, tx: &mut dyn TxSink) {
         let options = TcpOptions {
-            timestamps: e
-                .ts_recent
-                .map(|r| (ts_clock(now).wrapping_add(e.ts_offset), r)),
+            timestamps: e.ts_recent.map(|r| (ts_clock(now).wrapping_add(e.ts_offset), r)),
             ..TcpOptions::default()
         };
-        let seg = OutSegment {
-            options,
-            ..OutSegment::control(e.snd_nxt, e.rcv_nxt, TcpFlags::ACK, e.window)
-        };
+        let seg = OutSegment { options, ..OutSegment::control(e.snd_nxt, e.rcv_nxt, TcpFlags::ACK, e.window) };
         self.transmit_raw(t, &seg, tx);
     }
 
@@ -172,10 +159,7 @@ mod tests {
             flags,
             window: 100,
             urgent: 0,
-            options: TcpOptions {
-                timestamps: ts.map(|v| (v, 0)),
-                ..TcpOptions::default()
-            },
+            options: TcpOptions { timestamps: ts.map(|v| (v, 0)), ..TcpOptions::default() },
             payload: &[],
         }
     }
@@ -186,48 +170,26 @@ mod tests {
             on_segment(&entry(), &seg(9000, TcpFlags::RST, None), true),
             TwVerdict::Drop(DropReason::TimeWaitRst)
         );
-        assert_eq!(
-            on_segment(&entry(), &seg(9000, TcpFlags::RST, None), false),
-            TwVerdict::Reuse
-        );
+        assert_eq!(on_segment(&entry(), &seg(9000, TcpFlags::RST, None), false), TwVerdict::Reuse);
     }
 
     #[test]
     fn rfc6191_syn_reuse_by_timestamp() {
-        assert_eq!(
-            on_segment(&entry(), &seg(1, TcpFlags::SYN, Some(101)), true),
-            TwVerdict::Reuse
-        );
-        assert_eq!(
-            on_segment(&entry(), &seg(99_999, TcpFlags::SYN, Some(99)), true),
-            TwVerdict::Ack
-        );
+        assert_eq!(on_segment(&entry(), &seg(1, TcpFlags::SYN, Some(101)), true), TwVerdict::Reuse);
+        assert_eq!(on_segment(&entry(), &seg(99_999, TcpFlags::SYN, Some(99)), true), TwVerdict::Ack);
     }
 
     #[test]
     fn rfc6191_syn_reuse_by_sequence_without_timestamps() {
-        let e = TwEntry {
-            ts_recent: None,
-            ..entry()
-        };
-        assert_eq!(
-            on_segment(&e, &seg(9001, TcpFlags::SYN, None), true),
-            TwVerdict::Reuse
-        );
-        assert_eq!(
-            on_segment(&e, &seg(8000, TcpFlags::SYN, None), true),
-            TwVerdict::Ack
-        );
+        let e = TwEntry { ts_recent: None, ..entry() };
+        assert_eq!(on_segment(&e, &seg(9001, TcpFlags::SYN, None), true), TwVerdict::Reuse);
+        assert_eq!(on_segment(&e, &seg(8000, TcpFlags::SYN, None), true), TwVerdict::Ack);
     }
 
     #[test]
     fn retransmitted_fin_restarts_the_timer() {
         assert_eq!(
-            on_segment(
-                &entry(),
-                &seg(8999, TcpFlags::FIN | TcpFlags::ACK, Some(100)),
-                true
-            ),
+            on_segment(&entry(), &seg(8999, TcpFlags::FIN | TcpFlags::ACK, Some(100)), true),
             TwVerdict::AckRestart
         );
     }

@@ -108,11 +108,7 @@ impl ArpRepr {
     /// Accepts only Ethernet (1) / IPv4 (0x0800) with lengths 6 and 4.
     pub fn parse<T: AsRef<[u8]>>(p: &ArpPacket<T>) -> Result<Self> {
         p.check_len()?;
-        if p.hardware_type() != 1
-            || p.protocol_type() != 0x0800
-            || p.hardware_len() != 6
-            || p.protocol_len() != 4
-        {
+        if p.hardware_type() != 1 || p.protocol_type() != 0x0800 || p.hardware_len() != 6 || p.protocol_len() != 4 {
             return Err(ParseError::Unsupported);
         }
         Ok(ArpRepr {
@@ -154,18 +150,9 @@ mod tests {
         };
         let mut b = [0u8; 28];
         r.emit(&mut b);
-        assert_eq!(
-            ArpRepr::parse(&ArpPacket::new_checked(&b[..]).unwrap()).unwrap(),
-            r
-        );
+        assert_eq!(ArpRepr::parse(&ArpPacket::new_checked(&b[..]).unwrap()).unwrap(), r);
         b[5] = 16;
-        assert_eq!(
-            ArpRepr::parse(&ArpPacket::new_checked(&b[..]).unwrap()).unwrap_err(),
-            ParseError::Unsupported
-        );
-        assert_eq!(
-            ArpPacket::new_checked(&b[..27]).unwrap_err(),
-            ParseError::Truncated
-        );
+        assert_eq!(ArpRepr::parse(&ArpPacket::new_checked(&b[..]).unwrap()).unwrap_err(), ParseError::Unsupported);
+        assert_eq!(ArpPacket::new_checked(&b[..27]).unwrap_err(), ParseError::Truncated);
     }
 }

@@ -74,11 +74,7 @@ pub fn pseudo_header_v4(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, len: u16) ->
 /// Sum of the IPv6 pseudo-header (RFC 8200 §8.1): addresses, 32-bit length, next header.
 #[inline]
 pub fn pseudo_header_v6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, len: u32) -> u64 {
-    sum(&src.octets())
-        + sum(&dst.octets())
-        + u64::from(len >> 16)
-        + u64::from(len & 0xffff)
-        + u64::from(next_header)
+    sum(&src.octets()) + sum(&dst.octets()) + u64::from(len >> 16) + u64::from(len & 0xffff) + u64::from(next_header)
 }
 
 /// RFC 1624 eqn. 3: the new checksum after a 16-bit field changes from `old` to `new`,
@@ -115,9 +111,7 @@ mod tests {
 
     #[test]
     fn incremental_matches_full() {
-        let mut d = [
-            0x45u8, 0, 0, 40, 0x12, 0x34, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
-        ];
+        let mut d = [0x45u8, 0, 0, 40, 0x12, 0x34, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
         let c = checksum(&d);
         d[8] = 63; // TTL 64 -> 63
         let full = checksum(&d);

@@ -45,11 +45,7 @@ impl fmt::Debug for EthernetAddress {
 impl fmt::Display for EthernetAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            b[0], b[1], b[2], b[3], b[4], b[5]
-        )
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
     }
 }
 
@@ -207,12 +203,7 @@ pub struct EthernetRepr {
 impl EthernetRepr {
     pub fn parse<T: AsRef<[u8]>>(f: &EthernetFrame<T>) -> Result<Self> {
         f.check_len()?;
-        Ok(EthernetRepr {
-            src: f.src_addr(),
-            dst: f.dst_addr(),
-            vlan: f.vlan_id(),
-            ethertype: f.ethertype(),
-        })
+        Ok(EthernetRepr { src: f.src_addr(), dst: f.dst_addr(), vlan: f.vlan_id(), ethertype: f.ethertype() })
     }
     pub const fn header_len(&self) -> usize {
         if self.vlan.is_some() {

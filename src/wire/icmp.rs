@@ -4,9 +4,7 @@
 //! find the connection and check the quoted sequence number (RFC 5927 §4.1).
 
 use super::checksum;
-use super::field::{
-    read_u16, read_u32, read_u8, slice, write_bytes, write_u16, write_u32, write_u8,
-};
+use super::field::{read_u16, read_u32, read_u8, slice, write_bytes, write_u16, write_u32, write_u8};
 use super::ipv4::Ipv4Packet;
 use super::ipv6::Ipv6Packet;
 use super::{ip_proto, ParseError, Result, SeqNum};
@@ -76,13 +74,7 @@ impl QuotedTcp {
         if t.len() < 8 {
             return Err(ParseError::BadQuote);
         }
-        Ok(QuotedTcp {
-            src,
-            dst,
-            src_port: read_u16(t, 0),
-            dst_port: read_u16(t, 2),
-            seq: SeqNum(read_u32(t, 4)),
-        })
+        Ok(QuotedTcp { src, dst, src_port: read_u16(t, 0), dst_port: read_u16(t, 2), seq: SeqNum(read_u32(t, 4)) })
     }
 }
 
@@ -100,7 +92,10 @@ pub enum IcmpRepr<'a> {
         data: &'a [u8],
     },
     /// IPv4 fragmentation needed (type 3 code 4) or IPv6 packet too big: the path MTU.
-    PacketTooBig { mtu: u32, quote: QuotedTcp },
+    PacketTooBig {
+        mtu: u32,
+        quote: QuotedTcp,
+    },
     /// Any other destination-unreachable / time-exceeded with a TCP quote: a soft error for a
     /// synchronized connection (RFC 5461 §4).
     SoftError {
@@ -109,7 +104,10 @@ pub enum IcmpRepr<'a> {
         quote: QuotedTcp,
     },
     /// Anything else; ignored.
-    Other { icmp_type: u8, code: u8 },
+    Other {
+        icmp_type: u8,
+        code: u8,
+    },
 }
 
 impl<'a> IcmpRepr<'a> {
@@ -124,31 +122,19 @@ impl<'a> IcmpRepr<'a> {
         let (ty, code) = (read_u8(msg, 0), read_u8(msg, 1));
         let body = slice(msg, HEADER_LEN..msg.len());
         Ok(match ty {
-            v4_type::ECHO_REQUEST => IcmpRepr::EchoRequest {
-                ident: read_u16(msg, 4),
-                seq_no: read_u16(msg, 6),
-                data: body,
-            },
-            v4_type::ECHO_REPLY => IcmpRepr::EchoReply {
-                ident: read_u16(msg, 4),
-                seq_no: read_u16(msg, 6),
-                data: body,
-            },
-            v4_type::DST_UNREACHABLE if code == v4_type::CODE_FRAG_NEEDED => {
-                IcmpRepr::PacketTooBig {
-                    mtu: u32::from(read_u16(msg, 6)),
-                    quote: QuotedTcp::parse_v4(body)?,
-                }
+            v4_type::ECHO_REQUEST => {
+                IcmpRepr::EchoRequest { ident: read_u16(msg, 4), seq_no: read_u16(msg, 6), data: body }
             }
-            v4_type::DST_UNREACHABLE | v4_type::TIME_EXCEEDED => IcmpRepr::SoftError {
-                icmp_type: ty,
-                code,
-                quote: QuotedTcp::parse_v4(body)?,
-            },
-            _ => IcmpRepr::Other {
-                icmp_type: ty,
-                code,
-            },
+            v4_type::ECHO_REPLY => {
+                IcmpRepr::EchoReply { ident: read_u16(msg, 4), seq_no: read_u16(msg, 6), data: body }
+            }
+            v4_type::DST_UNREACHABLE if code == v4_type::CODE_FRAG_NEEDED => {
+                IcmpRepr::PacketTooBig { mtu: u32::from(read_u16(msg, 6)), quote: QuotedTcp::parse_v4(body)? }
+            }
+            v4_type::DST_UNREACHABLE | v4_type::TIME_EXCEEDED => {
+                IcmpRepr::SoftError { icmp_type: ty, code, quote: QuotedTcp::parse_v4(body)? }
+            }
+            _ => IcmpRepr::Other { icmp_type: ty, code },
         })
     }
 
@@ -163,29 +149,19 @@ impl<'a> IcmpRepr<'a> {
         let (ty, code) = (read_u8(msg, 0), read_u8(msg, 1));
         let body = slice(msg, HEADER_LEN..msg.len());
         Ok(match ty {
-            v6_type::ECHO_REQUEST => IcmpRepr::EchoRequest {
-                ident: read_u16(msg, 4),
-                seq_no: read_u16(msg, 6),
-                data: body,
-            },
-            v6_type::ECHO_REPLY => IcmpRepr::EchoReply {
-                ident: read_u16(msg, 4),
-                seq_no: read_u16(msg, 6),
-                data: body,
-            },
-            v6_type::PACKET_TOO_BIG => IcmpRepr::PacketTooBig {
-                mtu: read_u32(msg, 4),
-                quote: QuotedTcp::parse_v6(body)?,
-            },
-            v6_type::DST_UNREACHABLE | v6_type::TIME_EXCEEDED => IcmpRepr::SoftError {
-                icmp_type: ty,
-                code,
-                quote: QuotedTcp::parse_v6(body)?,
-            },
-            _ => IcmpRepr::Other {
-                icmp_type: ty,
-                code,
-            },
+            v6_type::ECHO_REQUEST => {
+                IcmpRepr::EchoRequest { ident: read_u16(msg, 4), seq_no: read_u16(msg, 6), data: body }
+            }
+            v6_type::ECHO_REPLY => {
+                IcmpRepr::EchoReply { ident: read_u16(msg, 4), seq_no: read_u16(msg, 6), data: body }
+            }
+            v6_type::PACKET_TOO_BIG => {
+                IcmpRepr::PacketTooBig { mtu: read_u32(msg, 4), quote: QuotedTcp::parse_v6(body)? }
+            }
+            v6_type::DST_UNREACHABLE | v6_type::TIME_EXCEEDED => {
+                IcmpRepr::SoftError { icmp_type: ty, code, quote: QuotedTcp::parse_v6(body)? }
+            }
+            _ => IcmpRepr::Other { icmp_type: ty, code },
         })
     }
 
@@ -193,9 +169,7 @@ impl<'a> IcmpRepr<'a> {
     /// through [`emit_frag_needed_v4`]).
     pub fn buffer_len(&self) -> usize {
         match self {
-            IcmpRepr::EchoRequest { data, .. } | IcmpRepr::EchoReply { data, .. } => {
-                HEADER_LEN + data.len()
-            }
+            IcmpRepr::EchoRequest { data, .. } | IcmpRepr::EchoReply { data, .. } => HEADER_LEN + data.len(),
             _ => HEADER_LEN,
         }
     }
@@ -204,16 +178,8 @@ impl<'a> IcmpRepr<'a> {
     /// return 0.
     pub fn emit_echo_v4(&self, buf: &mut [u8]) -> usize {
         let (ty, ident, seq_no, data) = match *self {
-            IcmpRepr::EchoRequest {
-                ident,
-                seq_no,
-                data,
-            } => (v4_type::ECHO_REQUEST, ident, seq_no, data),
-            IcmpRepr::EchoReply {
-                ident,
-                seq_no,
-                data,
-            } => (v4_type::ECHO_REPLY, ident, seq_no, data),
+            IcmpRepr::EchoRequest { ident, seq_no, data } => (v4_type::ECHO_REQUEST, ident, seq_no, data),
+            IcmpRepr::EchoReply { ident, seq_no, data } => (v4_type::ECHO_REPLY, ident, seq_no, data),
             _ => return 0,
         };
         emit_echo(buf, ty, ident, seq_no, data, 0)
@@ -222,16 +188,8 @@ impl<'a> IcmpRepr<'a> {
     /// Writes an ICMPv6 echo request/reply; `pseudo` is the pseudo-header sum for its length.
     pub fn emit_echo_v6(&self, buf: &mut [u8], pseudo: u64) -> usize {
         let (ty, ident, seq_no, data) = match *self {
-            IcmpRepr::EchoRequest {
-                ident,
-                seq_no,
-                data,
-            } => (v6_type::ECHO_REQUEST, ident, seq_no, data),
-            IcmpRepr::EchoReply {
-                ident,
-                seq_no,
-                data,
-            } => (v6_type::ECHO_REPLY, ident, seq_no, data),
+            IcmpRepr::EchoRequest { ident, seq_no, data } => (v6_type::ECHO_REQUEST, ident, seq_no, data),
+            IcmpRepr::EchoReply { ident, seq_no, data } => (v6_type::ECHO_REPLY, ident, seq_no, data),
             _ => return 0,
         };
         emit_echo(buf, ty, ident, seq_no, data, pseudo)

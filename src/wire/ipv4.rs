@@ -111,16 +111,10 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         read_u16(self.buffer.as_ref(), field::CHECKSUM)
     }
     pub fn src_addr(&self) -> Ipv4Addr {
-        Ipv4Addr::from(super::field::read_array::<4>(
-            self.buffer.as_ref(),
-            field::SRC,
-        ))
+        Ipv4Addr::from(super::field::read_array::<4>(self.buffer.as_ref(), field::SRC))
     }
     pub fn dst_addr(&self) -> Ipv4Addr {
-        Ipv4Addr::from(super::field::read_array::<4>(
-            self.buffer.as_ref(),
-            field::DST,
-        ))
+        Ipv4Addr::from(super::field::read_array::<4>(self.buffer.as_ref(), field::DST))
     }
     /// The header checksum is valid.
     pub fn verify_checksum(&self) -> bool {
@@ -206,11 +200,7 @@ impl Ipv4Repr {
         let total = u16::try_from(self.buffer_len()).unwrap_or(u16::MAX);
         write_u16(buf, field::TOTAL_LEN, total);
         write_u16(buf, field::IDENT, self.ident);
-        write_u16(
-            buf,
-            field::FLG_OFF,
-            if self.dont_frag { FLAG_DF } else { 0 },
-        );
+        write_u16(buf, field::FLG_OFF, if self.dont_frag { FLAG_DF } else { 0 });
         write_u8(buf, field::TTL, self.ttl);
         write_u8(buf, field::PROTOCOL, self.protocol);
         write_u16(buf, field::CHECKSUM, 0);
@@ -258,27 +248,15 @@ mod tests {
     fn bad_lengths() {
         let mut b = sample();
         b[0] = 0x44;
-        assert_eq!(
-            Ipv4Packet::new_checked(&b[..]).unwrap_err(),
-            ParseError::BadHeaderLen
-        );
+        assert_eq!(Ipv4Packet::new_checked(&b[..]).unwrap_err(), ParseError::BadHeaderLen);
         let mut b = sample();
         b[2] = 0;
         b[3] = 100;
-        assert_eq!(
-            Ipv4Packet::new_checked(&b[..]).unwrap_err(),
-            ParseError::BadTotalLen
-        );
+        assert_eq!(Ipv4Packet::new_checked(&b[..]).unwrap_err(), ParseError::BadTotalLen);
         let mut b = sample();
         b[0] = 0x65;
-        assert_eq!(
-            Ipv4Packet::new_checked(&b[..]).unwrap_err(),
-            ParseError::BadVersion
-        );
-        assert_eq!(
-            Ipv4Packet::new_checked(&b[..10]).unwrap_err(),
-            ParseError::Truncated
-        );
+        assert_eq!(Ipv4Packet::new_checked(&b[..]).unwrap_err(), ParseError::BadVersion);
+        assert_eq!(Ipv4Packet::new_checked(&b[..10]).unwrap_err(), ParseError::Truncated);
     }
 
     #[test]
@@ -289,9 +267,6 @@ mod tests {
         p.fill_checksum();
         let p = Ipv4Packet::new_checked(&b[..]).unwrap();
         assert!(p.is_fragment());
-        assert_eq!(
-            Ipv4Repr::parse(&p, ChecksumCaps::default()).unwrap_err(),
-            ParseError::Fragment
-        );
+        assert_eq!(Ipv4Repr::parse(&p, ChecksumCaps::default()).unwrap_err(), ParseError::Fragment);
     }
 }

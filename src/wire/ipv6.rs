@@ -4,9 +4,7 @@
 //! reported as [`ParseError::Fragment`]; ESP (and anything malformed) as
 //! [`ParseError::BadExtensionHeader`].
 
-use super::field::{
-    read_array, read_u16, read_u32, read_u8, write_bytes, write_u16, write_u32, write_u8,
-};
+use super::field::{read_array, read_u16, read_u32, read_u8, write_bytes, write_u16, write_u32, write_u8};
 use super::{ip_proto, ParseError, Result};
 use core::net::Ipv6Addr;
 
@@ -169,16 +167,8 @@ impl Ipv6Repr {
     }
     /// Writes the 40-byte fixed header (no extension headers) into `buf[..40]`.
     pub fn emit(&self, buf: &mut [u8]) {
-        write_u32(
-            buf,
-            field::VER_TC_FLOW,
-            (6 << 28) | (u32::from(self.traffic_class) << 20),
-        );
-        write_u16(
-            buf,
-            field::PAYLOAD_LEN,
-            u16::try_from(self.payload_len).unwrap_or(u16::MAX),
-        );
+        write_u32(buf, field::VER_TC_FLOW, (6 << 28) | (u32::from(self.traffic_class) << 20));
+        write_u16(buf, field::PAYLOAD_LEN, u16::try_from(self.payload_len).unwrap_or(u16::MAX));
         write_u8(buf, field::NEXT_HEADER, self.next_header);
         write_u8(buf, field::HOP_LIMIT, self.hop_limit);
         write_bytes(buf, field::SRC, &self.src.octets());
@@ -213,23 +203,13 @@ mod tests {
         let b = packet(ip_proto::HOPOPT, &ext, &[0u8; 20]);
         let p = Ipv6Packet::new_checked(&b[..]).unwrap();
         let r = Ipv6Repr::parse(&p).unwrap();
-        assert_eq!(
-            (r.next_header, r.upper_offset, r.payload_len),
-            (ip_proto::TCP, 48, 20)
-        );
+        assert_eq!((r.next_header, r.upper_offset, r.payload_len), (ip_proto::TCP, 48, 20));
     }
 
     #[test]
     fn fragment_and_esp_are_reported() {
-        let b = packet(
-            ip_proto::IPV6_FRAG,
-            &[ip_proto::TCP, 0, 0, 0, 0, 0, 0, 0],
-            &[],
-        );
-        assert_eq!(
-            Ipv6Repr::parse(&Ipv6Packet::new_checked(&b[..]).unwrap()).unwrap_err(),
-            ParseError::Fragment
-        );
+        let b = packet(ip_proto::IPV6_FRAG, &[ip_proto::TCP, 0, 0, 0, 0, 0, 0, 0], &[]);
+        assert_eq!(Ipv6Repr::parse(&Ipv6Packet::new_checked(&b[..]).unwrap()).unwrap_err(), ParseError::Fragment);
         let b = packet(ip_proto::ESP, &[0; 8], &[]);
         assert_eq!(
             Ipv6Repr::parse(&Ipv6Packet::new_checked(&b[..]).unwrap()).unwrap_err(),

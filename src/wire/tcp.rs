@@ -3,9 +3,7 @@
 //! their length. Flags include CWR/ECE (RFC 3168) and AE, the former NS bit (RFC 3540 / AccECN).
 
 use super::checksum;
-use super::field::{
-    read_u16, read_u32, read_u8, slice, slice_mut, write_bytes, write_u16, write_u32, write_u8,
-};
+use super::field::{read_u16, read_u32, read_u8, slice, slice_mut, write_bytes, write_u16, write_u32, write_u8};
 use super::{ParseError, Result, SeqNum};
 use core::fmt;
 
@@ -162,10 +160,7 @@ pub struct OptionIter<'a> {
 
 impl<'a> OptionIter<'a> {
     pub fn new(options: &'a [u8]) -> Self {
-        OptionIter {
-            rest: options,
-            done: false,
-        }
+        OptionIter { rest: options, done: false }
     }
 }
 
@@ -203,10 +198,9 @@ impl<'a> Iterator for OptionIter<'a> {
                     (kind::MSS, 4) => TcpOption::MaxSegmentSize(read_u16(data, 0)),
                     (kind::WSCALE, 3) => TcpOption::WindowScale(read_u8(data, 0)),
                     (kind::SACK_PERMITTED, 2) => TcpOption::SackPermitted,
-                    (kind::TIMESTAMPS, 10) => TcpOption::Timestamps {
-                        tsval: read_u32(data, 0),
-                        tsecr: read_u32(data, 4),
-                    },
+                    (kind::TIMESTAMPS, 10) => {
+                        TcpOption::Timestamps { tsval: read_u32(data, 0), tsecr: read_u32(data, 4) }
+                    }
                     (kind::SACK, l) if l >= 10 && (l - 2) % 8 == 0 => TcpOption::SackRange(data),
                     (kind, _) => TcpOption::Unknown { kind, data },
                 };
@@ -254,9 +248,7 @@ impl TcpOptions {
     }
 
     pub fn sack_blocks(&self) -> &[(SeqNum, SeqNum)] {
-        self.sack_blocks
-            .get(..usize::from(self.sack_count))
-            .unwrap_or(&[])
+        self.sack_blocks.get(..usize::from(self.sack_count)).unwrap_or(&[])
     }
 
     /// Bytes the options take when emitted (a multiple of 4), in the layout Linux uses:
@@ -390,9 +382,7 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     }
     pub fn flags(&self) -> TcpFlags {
         let b = self.buffer.as_ref();
-        TcpFlags(
-            (u16::from(read_u8(b, field::DOFF_AE) & 1) << 8) | u16::from(read_u8(b, field::FLAGS)),
-        )
+        TcpFlags((u16::from(read_u8(b, field::DOFF_AE) & 1) << 8) | u16::from(read_u8(b, field::FLAGS)))
     }
     pub fn window_len(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::WINDOW)
@@ -438,11 +428,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     }
     pub fn set_header_len_and_flags(&mut self, header_len: usize, flags: TcpFlags) {
         let doff = ((header_len / 4) as u8) << 4;
-        write_u8(
-            self.buffer.as_mut(),
-            field::DOFF_AE,
-            doff | ((flags.0 >> 8) as u8 & 1),
-        );
+        write_u8(self.buffer.as_mut(), field::DOFF_AE, doff | ((flags.0 >> 8) as u8 & 1));
         write_u8(self.buffer.as_mut(), field::FLAGS, flags.0 as u8);
     }
     pub fn set_window_len(&mut self, v: u16) {
@@ -485,11 +471,7 @@ pub struct TcpRepr<'a> {
 impl<'a> TcpRepr<'a> {
     /// Validates lengths, options and (if `verify`) the checksum against the pseudo-header sum.
     /// Flag combinations are not judged here; see [`TcpFlags::is_impossible`].
-    pub fn parse<T: AsRef<[u8]> + ?Sized>(
-        p: &TcpPacket<&'a T>,
-        pseudo: u64,
-        verify: bool,
-    ) -> Result<Self> {
+    pub fn parse<T: AsRef<[u8]> + ?Sized>(p: &TcpPacket<&'a T>, pseudo: u64, verify: bool) -> Result<Self> {
         p.check_len()?;
         if verify && !p.verify_checksum(pseudo) {
             return Err(ParseError::BadChecksum);
@@ -565,8 +547,8 @@ mod tests {
 
     /// Options exactly as Linux 6.x sends them on a SYN: MSS 1460, SACK-permitted, TS, NOP, WS 7.
     const LINUX_SYN_OPTIONS: [u8; 20] = [
-        0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a, 0x00, 0x01, 0x02, 0x03, 0x00, 0x00, 0x00,
-        0x00, 0x01, 0x03, 0x03, 0x07,
+        0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a, 0x00, 0x01, 0x02, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01, 0x03,
+        0x03, 0x07,
     ];
 
     #[test]
@@ -583,22 +565,10 @@ mod tests {
 
     #[test]
     fn bad_option_lengths() {
-        assert_eq!(
-            TcpOptions::parse(&[2, 0, 0, 0]).unwrap_err(),
-            ParseError::BadOption
-        );
-        assert_eq!(
-            TcpOptions::parse(&[2, 1, 0, 0]).unwrap_err(),
-            ParseError::BadOption
-        );
-        assert_eq!(
-            TcpOptions::parse(&[8, 10, 0, 0]).unwrap_err(),
-            ParseError::BadOption
-        );
-        assert_eq!(
-            TcpOptions::parse(&[1, 2]).unwrap_err(),
-            ParseError::BadOption
-        );
+        assert_eq!(TcpOptions::parse(&[2, 0, 0, 0]).unwrap_err(), ParseError::BadOption);
+        assert_eq!(TcpOptions::parse(&[2, 1, 0, 0]).unwrap_err(), ParseError::BadOption);
+        assert_eq!(TcpOptions::parse(&[8, 10, 0, 0]).unwrap_err(), ParseError::BadOption);
+        assert_eq!(TcpOptions::parse(&[1, 2]).unwrap_err(), ParseError::BadOption);
         // Unknown kinds are skipped by their length; EOL ends the list.
         let o = TcpOptions::parse(&[30, 4, 9, 9, 3, 3, 2, 0, 2, 4]).unwrap();
         assert_eq!(o.window_scale, Some(2));

@@ -23,8 +23,7 @@ pub struct Seg {
 
 impl Seg {
     pub fn parse(pkt: &[u8]) -> Seg {
-        let (src, dst, r) =
-            parse_ip_tcp(pkt).expect("emitted segment must parse with valid checksums");
+        let (src, dst, r) = parse_ip_tcp(pkt).expect("emitted segment must parse with valid checksums");
         Seg {
             src: SocketAddr::new(src, r.src_port),
             dst: SocketAddr::new(dst, r.dst_port),
@@ -97,10 +96,7 @@ impl Host {
     }
 
     pub fn connect(&mut self, local_port: u16, remote: SocketAddr) -> ConnId {
-        let id = self
-            .shard
-            .connect(self.now, self.addr(local_port), remote)
-            .unwrap();
+        let id = self.shard.connect(self.now, self.addr(local_port), remote).unwrap();
         self.flush();
         id
     }
@@ -113,12 +109,7 @@ impl Host {
     /// Takes exactly one sent segment, panicking otherwise.
     pub fn take_one(&mut self) -> Vec<u8> {
         let mut v = self.take();
-        assert_eq!(
-            v.len(),
-            1,
-            "expected one segment, got {:?}",
-            v.iter().map(|p| Seg::parse(p)).collect::<Vec<_>>()
-        );
+        assert_eq!(v.len(), 1, "expected one segment, got {:?}", v.iter().map(|p| Seg::parse(p)).collect::<Vec<_>>());
         v.pop().unwrap()
     }
 
@@ -160,8 +151,7 @@ impl Host {
     }
 
     pub fn state_of(&self, local_port: u16, remote: SocketAddr) -> Option<State> {
-        self.shard
-            .state_of(&FourTuple::new(self.addr(local_port), remote))
+        self.shard.state_of(&FourTuple::new(self.addr(local_port), remote))
     }
 
     pub fn take_events(&mut self) -> Vec<Event> {
@@ -184,24 +174,8 @@ impl Host {
 }
 
 /// Crafts a segment from `src` to `dst` (what a peer we do not simulate would send).
-pub fn craft(
-    src: SocketAddr,
-    dst: SocketAddr,
-    seq: u32,
-    ack: u32,
-    flags: TcpFlags,
-    payload: &[u8],
-) -> Vec<u8> {
-    craft_opts(
-        src,
-        dst,
-        seq,
-        ack,
-        flags,
-        payload,
-        TcpOptions::default(),
-        65535,
-    )
+pub fn craft(src: SocketAddr, dst: SocketAddr, seq: u32, ack: u32, flags: TcpFlags, payload: &[u8]) -> Vec<u8> {
+    craft_opts(src, dst, seq, ack, flags, payload, TcpOptions::default(), 65535)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -216,22 +190,12 @@ pub fn craft_opts(
     window: u16,
 ) -> Vec<u8> {
     let mut out: Vec<Vec<u8>> = Vec::new();
-    let seg = OutSegment {
-        seq: SeqNum(seq),
-        ack: SeqNum(ack),
-        flags,
-        window,
-        options,
-        payload: (payload, &[]),
-    };
+    let seg = OutSegment { seq: SeqNum(seq), ack: SeqNum(ack), flags, window, options, payload: (payload, &[]) };
     assert!(emit(&mut out, &FourTuple::new(src, dst), &seg, 64));
     out.pop().unwrap()
 }
 
 /// Config with the defaults, timestamps off (so crafted segments need no TS option).
 pub fn plain_cfg() -> Config {
-    Config {
-        timestamps: false,
-        ..Config::default()
-    }
+    Config { timestamps: false, ..Config::default() }
 }
