@@ -940,6 +940,7 @@ impl Tcb {
             return Err(DropReason::DataAfterClose);
         }
         let off = seg.seq.distance_from(self.rcv_nxt) as usize;
+        let had_holes = !self.asm.is_empty();
         let n = self.rcvbuf.write_at(off, seg.payload);
         if n < seg.payload.len() {
             ctx.counters.drop(DropReason::RcvBufFull);
@@ -958,7 +959,7 @@ impl Tcb {
                 self.raise(ctx, Event::Readable(self.id));
             }
         }
-        if off > 0 || !self.asm.is_empty() {
+        if off > 0 || had_holes {
             // RFC 5681 §4.2: out-of-order data, or data that fills a hole, is ACKed at once.
             if off > 0 {
                 ctx.counters.tcp_ext_tcp_ofo_queue += 1;
@@ -966,7 +967,7 @@ impl Tcb {
             self.ack_now = true;
         } else {
             self.unacked_segs += 1;
-            if self.unacked_segs >= 2 || seg.flags.psh() && self.unacked_segs >= 2 {
+            if self.unacked_segs >= 2 {
                 self.ack_now = true;
             } else if self.timers.delack.is_none() {
                 self.timers.delack = Some(ctx.now + ctx.cfg.delayed_ack);

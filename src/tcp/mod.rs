@@ -1,5 +1,8 @@
 //! The TCP protocol, sans-IO. Read RFC 9293 §3.10, RFC 5961, RFC 7323, RFC 6298, RFC 4987.
 
+// No panic on anything that comes off the wire (STYLE.md §4).
+#![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 use core::net::IpAddr;
 
 /// Where the TCP layer writes the IP packets it sends.

@@ -36,7 +36,7 @@ impl RttEstimator {
                 self.rttvar = Duration(r.0 / 2);
             }
             Some(srtt) => {
-                let err = if srtt.0 > r.0 { srtt.0 - r.0 } else { r.0 - srtt.0 };
+                let err = srtt.0.abs_diff(r.0);
                 // RTTVAR <- (1 - beta) * RTTVAR + beta * |SRTT - R'|, beta = 1/4
                 self.rttvar = Duration((self.rttvar.0 / 4).saturating_mul(3).saturating_add(err / 4));
                 // SRTT <- (1 - alpha) * SRTT + alpha * R', alpha = 1/8

@@ -9,6 +9,9 @@
 //! read past the end yields zero (and trips a `debug_assert!`), a write past the end is ignored.
 //! Nothing here keeps state or allocates.
 
+// No panic on anything that comes off the wire (STYLE.md §4).
+#![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 pub mod arp;
 pub mod checksum;
 pub mod ethernet;
