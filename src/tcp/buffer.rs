@@ -120,13 +120,19 @@ impl Ring {
         (a, b)
     }
 
-    /// Drops `n` bytes from the front; frees a large allocation once empty.
+    /// Drops `n` bytes from the front. The allocation stays: bytes placed past the held data
+    /// (out-of-order data) live in it; see [`Ring::release_if_idle`].
     pub fn consume(&mut self, n: usize) {
         let n = n.min(self.len);
         if let Some(h) = (self.head + n).checked_rem(self.buf.len()) {
             self.head = h;
         }
         self.len -= n;
+    }
+
+    /// Gives a large allocation back once nothing is held. Only call it when nothing was placed
+    /// past the held data either (the receive side checks its assembler first).
+    pub fn release_if_idle(&mut self) {
         if self.len == 0 {
             self.head = 0;
             if self.buf.len() > KEEP_ALLOC {

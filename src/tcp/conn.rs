@@ -850,6 +850,7 @@ impl Tcb {
                 data = queued;
             }
             self.sndbuf.consume(data as usize);
+            self.sndbuf.release_if_idle();
             self.snd_una = ack;
             if self.snd_nxt.before(ack) {
                 self.snd_nxt = ack;
@@ -1359,6 +1360,9 @@ impl Tcb {
         }
         if self.rcvbuf.is_empty() {
             self.readable_raised = false;
+            if self.asm.is_empty() {
+                self.rcvbuf.release_if_idle();
+            }
         }
         if !self.state.is_synchronized() || self.state.fin_received() {
             return;
