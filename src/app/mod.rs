@@ -1,1 +1,127 @@
-//! placeholder
+//! Applications: the handler trait the engine drives, and the bundled apps (`echo`, `http`,
+//! `discard`). A handler runs inline on the core that owns the connection, between receiving a
+//! batch and transmitting, so its replies ride on the same batch (and carry the ACK).
+
+use crate::tcp::{ApiError, CloseReason, ConnId, Shard, TxSink};
+use crate::time::Instant;
+
+pub mod discard;
+pub mod echo;
+pub mod http;
+
+/// One connection, lent to a handler for the duration of a callback.
+pub struct Conn<'a> {
+    pub id: ConnId,
+    pub now: Instant,
+    shard: &'a mut Shard,
+    tx: &'a mut dyn TxSink,
+}
+
+impl<'a> Conn<'a> {
+    pub fn new(id: ConnId, now: Instant, shard: &'a mut Shard, tx: &'a mut dyn TxSink) -> Self {
+        Conn { id, now, shard, tx }
+    }
+    /// Copies received bytes into `buf`; 0 when nothing is buffered.
+    pub fn recv(&mut self, buf: &mut [u8]) -> usize {
+        self.shard.recv(self.id, buf).unwrap_or(0)
+    }
+    /// Zero-copy read: `f` sees the buffered bytes (up to two slices) and returns how many it
+    /// consumed.
+    pub fn recv_with(&mut self, f: &mut dyn FnMut(&[u8], &[u8]) -> usize) -> usize {
+        self.shard.recv_with(self.id, f).unwrap_or(0)
+    }
+    pub fn readable(&self) -> usize {
+        self.shard.readable(self.id)
+    }
+    /// Queues bytes; returns how many the send buffer took (a `on_writable` follows a short
+    /// write).
+    pub fn send(&mut self, data: &[u8]) -> Result<usize, ApiError> {
+        self.shard.send(self.id, data)
+    }
+    pub fn send_capacity(&self) -> usize {
+        self.shard.send_capacity(self.id)
+    }
+    /// Half-close: FIN after the queued data.
+    pub fn shutdown(&mut self) {
+        let _ = self.shard.shutdown(self.now, self.id, self.tx);
+    }
+    /// Releases the connection: FIN after the queued data (RST if unread data remains).
+    pub fn close(&mut self) {
+        let _ = self.shard.close(self.now, self.id, self.tx);
+    }
+    pub fn abort(&mut self) {
+        let _ = self.shard.abort(self.now, self.id, self.tx);
+    }
+}
+
+/// What an application implements. Every method has a default that does nothing, except that
+/// the defaults of `on_peer_closed` and `on_closed` release the connection, so a handler that
+/// ignores closing never leaks one.
+pub trait Handler {
+    /// A passive open completed and the connection was accepted.
+    fn on_accept(&mut self, _c: &mut Conn<'_>) {}
+    /// An active open completed.
+    fn on_connected(&mut self, _c: &mut Conn<'_>) {}
+    /// New data can be read.
+    fn on_data(&mut self, _c: &mut Conn<'_>) {}
+    /// Send space became free after a short write.
+    fn on_writable(&mut self, _c: &mut Conn<'_>) {}
+    /// The peer sent FIN. The default closes our side too.
+    fn on_peer_closed(&mut self, c: &mut Conn<'_>) {
+        c.close();
+    }
+    /// The connection is over (the handle is released by the engine right after).
+    fn on_closed(&mut self, _id: ConnId, _reason: CloseReason) {}
+}
+
+/// The bundled applications, by name (`--app`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppKind {
+    Echo,
+    /// HTTP/1.1 with a fixed response body of this many bytes.
+    Http {
+        body: usize,
+    },
+    Discard,
+}
+
+impl AppKind {
+    pub fn build(&self) -> Box<dyn Handler + Send> {
+        match self {
+            AppKind::Echo => Box::new(echo::Echo::default()),
+            AppKind::Http { body } => Box::new(http::Http::new(*body)),
+            AppKind::Discard => Box::new(discard::Discard),
+        }
+    }
+}
+
+/// Runs every pending shard event through `h`. Returns the number of events handled.
+pub fn dispatch(shard: &mut Shard, h: &mut dyn Handler, now: Instant, tx: &mut dyn TxSink) -> usize {
+    use crate::tcp::Event;
+    let mut n = 0;
+    while let Some(ev) = shard.poll_event() {
+        n += 1;
+        match ev {
+            Event::AcceptReady { port } => {
+                while let Some(id) = shard.accept(port) {
+                    h.on_accept(&mut Conn::new(id, now, shard, tx));
+                }
+            }
+            Event::Connected(id) => h.on_connected(&mut Conn::new(id, now, shard, tx)),
+            Event::Readable(id) => h.on_data(&mut Conn::new(id, now, shard, tx)),
+            Event::Writable(id) => h.on_writable(&mut Conn::new(id, now, shard, tx)),
+            Event::PeerClosed(id) => {
+                // Data that came with the FIN is read first.
+                if shard.readable(id) > 0 {
+                    h.on_data(&mut Conn::new(id, now, shard, tx));
+                }
+                h.on_peer_closed(&mut Conn::new(id, now, shard, tx));
+            }
+            Event::Closed(id, reason) => {
+                h.on_closed(id, reason);
+                let _ = shard.close(now, id, tx);
+            }
+        }
+    }
+    n
+}

@@ -1,5 +1,18 @@
-//! L2/L3 glue between frames and the protocols: local addresses, the neighbour (ARP) cache,
-//! ICMP (echo, errors handed to TCP), and dispatch from a frame to the right protocol.
+//! L2/L3 glue between frames and the protocols: the stack's addresses, the neighbour (ARP)
+//! cache, ICMP (echo, and errors handed to TCP), and dispatch from a frame to the right protocol.
+//!
+//! Two deployments (see README): the stack *owns* an address the kernel does not have (then it
+//! answers ARP and ICMP echo for it), or it *shares* the host's address and takes over only its
+//! ports (then the XDP program passes ARP and ICMP to the kernel, and the kernel keeps answering).
+
+use crate::tcp::{Shard, TxSink, Verdict};
+use crate::time::{Duration, Instant};
+use crate::wire::arp::{ArpOperation, ArpPacket, ArpRepr};
+use crate::wire::icmp::IcmpRepr;
+use crate::wire::{checksum, ip_proto, ChecksumCaps, EtherType, EthernetAddress, EthernetFrame, EthernetRepr};
+use crate::wire::{Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, ParseError, TcpPacket, TcpRepr};
+use core::net::{IpAddr, Ipv4Addr};
+use hashbrown::HashMap;
 
 /// What a link offers the stack for transmitting: frames lent one at a time.
 ///
@@ -18,5 +31,441 @@ impl FrameSink for Vec<Vec<u8>> {
         fill(&mut f);
         self.push(f);
         true
+    }
+}
+
+/// The interface as the stack sees it.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    pub mac: EthernetAddress,
+    /// Addresses the stack terminates TCP for.
+    pub addrs: Vec<IpAddr>,
+    /// The stack owns `addrs` (answers ARP and ICMP echo); false when it shares the host's
+    /// addresses and the kernel answers those.
+    pub own_address: bool,
+    /// 802.1Q tag to put on frames we send (and expect on frames we receive).
+    pub vlan: Option<u16>,
+    /// How long a learned neighbour stays valid (Linux `base_reachable_time` is 30 s; entries
+    /// refreshed by traffic never expire while in use).
+    pub neighbour_ttl: Duration,
+}
+
+/// L2/L3 counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetCounters {
+    pub rx_frames: u64,
+    pub rx_tcp: u64,
+    pub rx_arp: u64,
+    pub rx_icmp: u64,
+    pub tx_arp: u64,
+    pub tx_icmp: u64,
+    /// Frames not for us (other MAC, other address, other protocol).
+    pub rx_not_ours: u64,
+    /// Frames that did not parse, by the first error.
+    pub rx_malformed: u64,
+    pub rx_fragments: u64,
+    /// Packets dropped because the next hop's MAC was unknown (an ARP request went out).
+    pub tx_no_neighbour: u64,
+    pub tx_no_frame: u64,
+}
+
+/// IPv4/IPv6 neighbours: learned from ARP and from the source of every frame that reaches us
+/// (the peer of a connection is always one hop away on the test bed and behind the same router
+/// otherwise).
+#[derive(Debug, Default)]
+pub struct Neighbours {
+    map: HashMap<IpAddr, (EthernetAddress, Instant)>,
+    /// Used when the destination is not on the link (a default router), if known.
+    pub gateway_mac: Option<EthernetAddress>,
+}
+
+impl Neighbours {
+    pub fn learn(&mut self, ip: IpAddr, mac: EthernetAddress, now: Instant) {
+        if mac.is_unicast() && mac != EthernetAddress::ZERO {
+            self.map.insert(ip, (mac, now));
+        }
+    }
+    pub fn lookup(&self, ip: &IpAddr) -> Option<EthernetAddress> {
+        self.map.get(ip).map(|e| e.0).or(self.gateway_mac)
+    }
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+    /// Forgets entries not refreshed within `ttl`.
+    pub fn expire(&mut self, now: Instant, ttl: Duration) {
+        self.map.retain(|_, (_, seen)| now.saturating_since(*seen) <= ttl);
+    }
+}
+
+/// The network layer of one core.
+pub struct Net {
+    pub cfg: NetConfig,
+    pub neigh: Neighbours,
+    pub counters: NetCounters,
+    /// ARP requests already sent for an address, so a burst of packets asks only once.
+    pending_arp: HashMap<Ipv4Addr, Instant>,
+}
+
+/// What happened to a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameVerdict {
+    Tcp(Verdict),
+    Arp,
+    Icmp,
+    NotOurs,
+    Malformed(ParseError),
+}
+
+impl Net {
+    pub fn new(cfg: NetConfig) -> Self {
+        Net { cfg, neigh: Neighbours::default(), counters: NetCounters::default(), pending_arp: HashMap::new() }
+    }
+
+    fn is_ours(&self, ip: &IpAddr) -> bool {
+        self.cfg.addrs.contains(ip)
+    }
+
+    /// A `TxSink` for the TCP layer that puts the link header in front of each IP packet.
+    pub fn tx<'a>(&'a mut self, now: Instant, link: &'a mut dyn FrameSink) -> EthTx<'a> {
+        EthTx { net: self, link, now }
+    }
+
+    /// Dispatches one received frame: ARP, ICMP, or TCP to `shard`.
+    pub fn handle_frame(
+        &mut self,
+        now: Instant,
+        frame: &[u8],
+        shard: &mut Shard,
+        link: &mut dyn FrameSink,
+    ) -> FrameVerdict {
+        self.counters.rx_frames += 1;
+        let eth = match EthernetFrame::new_checked(frame) {
+            Ok(e) => e,
+            Err(e) => return self.malformed(e),
+        };
+        let dst = eth.dst_addr();
+        if dst != self.cfg.mac && !dst.is_broadcast() {
+            self.counters.rx_not_ours += 1;
+            return FrameVerdict::NotOurs;
+        }
+        let src_mac = eth.src_addr();
+        let payload = eth.payload();
+        match eth.ethertype() {
+            EtherType::Arp => self.on_arp(now, payload, link),
+            EtherType::Ipv4 => self.on_ipv4(now, src_mac, payload, shard, link),
+            EtherType::Ipv6 => self.on_ipv6(now, src_mac, payload, shard, link),
+            _ => {
+                self.counters.rx_not_ours += 1;
+                FrameVerdict::NotOurs
+            }
+        }
+    }
+
+    fn malformed(&mut self, e: ParseError) -> FrameVerdict {
+        if e == ParseError::Fragment {
+            self.counters.rx_fragments += 1;
+        } else {
+            self.counters.rx_malformed += 1;
+        }
+        FrameVerdict::Malformed(e)
+    }
+
+    /// RFC 826: learn the sender; answer requests for an address we own.
+    fn on_arp(&mut self, now: Instant, payload: &[u8], link: &mut dyn FrameSink) -> FrameVerdict {
+        self.counters.rx_arp += 1;
+        let arp = match ArpPacket::new_checked(payload).and_then(|p| ArpRepr::parse(&p)) {
+            Ok(a) => a,
+            Err(e) => return self.malformed(e),
+        };
+        let target = IpAddr::V4(arp.target_protocol_addr);
+        if !self.is_ours(&target) {
+            // Still worth learning a reply to our own request.
+            if arp.operation == ArpOperation::Reply {
+                self.neigh.learn(IpAddr::V4(arp.source_protocol_addr), arp.source_hardware_addr, now);
+            }
+            return FrameVerdict::NotOurs;
+        }
+        self.neigh.learn(IpAddr::V4(arp.source_protocol_addr), arp.source_hardware_addr, now);
+        self.pending_arp.remove(&arp.source_protocol_addr);
+        if arp.operation == ArpOperation::Request && self.cfg.own_address {
+            let reply = ArpRepr {
+                operation: ArpOperation::Reply,
+                source_hardware_addr: self.cfg.mac,
+                source_protocol_addr: arp.target_protocol_addr,
+                target_hardware_addr: arp.source_hardware_addr,
+                target_protocol_addr: arp.source_protocol_addr,
+            };
+            self.send_arp(&reply, arp.source_hardware_addr, link);
+        }
+        FrameVerdict::Arp
+    }
+
+    fn send_arp(&mut self, arp: &ArpRepr, dst: EthernetAddress, link: &mut dyn FrameSink) {
+        let eth = EthernetRepr { src: self.cfg.mac, dst, vlan: self.cfg.vlan, ethertype: EtherType::Arp };
+        let hl = eth.header_len();
+        // 60 bytes: the Ethernet minimum without FCS; the tail is zero padding.
+        let len = (hl + arp.buffer_len()).max(60);
+        let ok = link.send_frame(len, &mut |buf: &mut [u8]| {
+            buf.fill(0);
+            eth.emit(buf);
+            if let Some(b) = buf.get_mut(hl..) {
+                arp.emit(b);
+            }
+        });
+        if ok {
+            self.counters.tx_arp += 1;
+        } else {
+            self.counters.tx_no_frame += 1;
+        }
+    }
+
+    /// Asks who has `ip` (at most once a second per address).
+    pub fn request_arp(&mut self, now: Instant, ip: Ipv4Addr, link: &mut dyn FrameSink) {
+        if let Some(t) = self.pending_arp.get(&ip) {
+            if now.saturating_since(*t) < Duration::from_secs(1) {
+                return;
+            }
+        }
+        let Some(IpAddr::V4(src)) = self.cfg.addrs.iter().find(|a| a.is_ipv4()).copied() else { return };
+        self.pending_arp.insert(ip, now);
+        let req = ArpRepr {
+            operation: ArpOperation::Request,
+            source_hardware_addr: self.cfg.mac,
+            source_protocol_addr: src,
+            target_hardware_addr: EthernetAddress::ZERO,
+            target_protocol_addr: ip,
+        };
+        self.send_arp(&req, EthernetAddress::BROADCAST, link);
+    }
+
+    fn on_ipv4(
+        &mut self,
+        now: Instant,
+        src_mac: EthernetAddress,
+        payload: &[u8],
+        shard: &mut Shard,
+        link: &mut dyn FrameSink,
+    ) -> FrameVerdict {
+        let p = match Ipv4Packet::new_checked(payload) {
+            Ok(p) => p,
+            Err(e) => return self.malformed(e),
+        };
+        let ip = match Ipv4Repr::parse(&p, ChecksumCaps::default()) {
+            Ok(r) => r,
+            Err(e) => {
+                if e == ParseError::BadChecksum {
+                    shard.count_in_error(true);
+                }
+                return self.malformed(e);
+            }
+        };
+        let (src, dst) = (IpAddr::V4(ip.src), IpAddr::V4(ip.dst));
+        if !self.is_ours(&dst) {
+            self.counters.rx_not_ours += 1;
+            return FrameVerdict::NotOurs;
+        }
+        self.neigh.learn(src, src_mac, now);
+        let body = p.payload();
+        match ip.protocol {
+            ip_proto::TCP => {
+                self.counters.rx_tcp += 1;
+                let pseudo = checksum::pseudo_header_v4(ip.src, ip.dst, ip_proto::TCP, body.len() as u16);
+                self.tcp(now, src, dst, body, pseudo, shard, link)
+            }
+            ip_proto::ICMP => {
+                self.counters.rx_icmp += 1;
+                match IcmpRepr::parse_v4(body, true) {
+                    Ok(m) => self.on_icmp(now, src, dst, m, shard, link),
+                    Err(e) => self.malformed(e),
+                }
+            }
+            _ => {
+                self.counters.rx_not_ours += 1;
+                FrameVerdict::NotOurs
+            }
+        }
+    }
+
+    fn on_ipv6(
+        &mut self,
+        now: Instant,
+        src_mac: EthernetAddress,
+        payload: &[u8],
+        shard: &mut Shard,
+        link: &mut dyn FrameSink,
+    ) -> FrameVerdict {
+        let p = match Ipv6Packet::new_checked(payload) {
+            Ok(p) => p,
+            Err(e) => return self.malformed(e),
+        };
+        let ip = match Ipv6Repr::parse(&p) {
+            Ok(r) => r,
+            Err(e) => return self.malformed(e),
+        };
+        let (src, dst) = (IpAddr::V6(ip.src), IpAddr::V6(ip.dst));
+        if !self.is_ours(&dst) {
+            self.counters.rx_not_ours += 1;
+            return FrameVerdict::NotOurs;
+        }
+        self.neigh.learn(src, src_mac, now);
+        let Some(body) = payload.get(ip.upper_offset..ip.upper_offset + ip.payload_len) else {
+            return self.malformed(ParseError::Truncated);
+        };
+        let pseudo = checksum::pseudo_header_v6(ip.src, ip.dst, ip.next_header, body.len() as u32);
+        match ip.next_header {
+            ip_proto::TCP => {
+                self.counters.rx_tcp += 1;
+                self.tcp(now, src, dst, body, pseudo, shard, link)
+            }
+            ip_proto::ICMPV6 => {
+                self.counters.rx_icmp += 1;
+                match IcmpRepr::parse_v6(body, pseudo, true) {
+                    Ok(m) => self.on_icmp(now, src, dst, m, shard, link),
+                    Err(e) => self.malformed(e),
+                }
+            }
+            _ => {
+                self.counters.rx_not_ours += 1;
+                FrameVerdict::NotOurs
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn tcp(
+        &mut self,
+        now: Instant,
+        src: IpAddr,
+        dst: IpAddr,
+        body: &[u8],
+        pseudo: u64,
+        shard: &mut Shard,
+        link: &mut dyn FrameSink,
+    ) -> FrameVerdict {
+        let seg = match TcpPacket::new_checked(body).and_then(|t| TcpRepr::parse(&t, pseudo, true)) {
+            Ok(s) => s,
+            Err(e) => {
+                shard.count_in_error(e == ParseError::BadChecksum);
+                return self.malformed(e);
+            }
+        };
+        let mut tx = self.tx(now, link);
+        FrameVerdict::Tcp(shard.handle_segment(now, dst, src, &seg, &mut tx))
+    }
+
+    /// ICMP: answer echo for owned addresses; hand errors that quote TCP to the shard.
+    fn on_icmp(
+        &mut self,
+        now: Instant,
+        src: IpAddr,
+        dst: IpAddr,
+        m: IcmpRepr<'_>,
+        shard: &mut Shard,
+        link: &mut dyn FrameSink,
+    ) -> FrameVerdict {
+        match m {
+            IcmpRepr::EchoRequest { ident, seq_no, data } if self.cfg.own_address => {
+                let reply = IcmpRepr::EchoReply { ident, seq_no, data };
+                let len = reply.buffer_len();
+                let ttl = shard.config().ttl;
+                let mut tx = self.tx(now, link);
+                let sent = tx.send_ip(src, len + if src.is_ipv4() { 20 } else { 40 }, &mut |buf: &mut [u8]| {
+                    emit_icmp_reply(buf, dst, src, &reply, len, ttl);
+                });
+                if sent {
+                    self.counters.tx_icmp += 1;
+                }
+                FrameVerdict::Icmp
+            }
+            IcmpRepr::PacketTooBig { mtu, quote } => {
+                let mut tx = self.tx(now, link);
+                FrameVerdict::Tcp(shard.handle_icmp_error(now, &quote, Some(mtu), &mut tx))
+            }
+            IcmpRepr::SoftError { quote, .. } => {
+                let mut tx = self.tx(now, link);
+                FrameVerdict::Tcp(shard.handle_icmp_error(now, &quote, None, &mut tx))
+            }
+            _ => FrameVerdict::Icmp,
+        }
+    }
+}
+
+fn emit_icmp_reply(buf: &mut [u8], src: IpAddr, dst: IpAddr, reply: &IcmpRepr<'_>, len: usize, ttl: u8) {
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            Ipv4Repr {
+                src: s,
+                dst: d,
+                protocol: ip_proto::ICMP,
+                payload_len: len,
+                ttl,
+                dscp: 0,
+                ecn: 0,
+                ident: 0,
+                dont_frag: false,
+            }
+            .emit(buf, ChecksumCaps::default());
+            if let Some(b) = buf.get_mut(20..) {
+                reply.emit_echo_v4(b);
+            }
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            Ipv6Repr {
+                src: s,
+                dst: d,
+                next_header: ip_proto::ICMPV6,
+                payload_len: len,
+                hop_limit: ttl,
+                traffic_class: 0,
+                upper_offset: 40,
+            }
+            .emit(buf);
+            let pseudo = checksum::pseudo_header_v6(s, d, ip_proto::ICMPV6, len as u32);
+            if let Some(b) = buf.get_mut(40..) {
+                reply.emit_echo_v6(b, pseudo);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The TCP layer's `TxSink` on top of a link: resolves the next hop and writes the Ethernet
+/// header in front of the IP packet, in the same frame (no copy).
+pub struct EthTx<'a> {
+    net: &'a mut Net,
+    link: &'a mut dyn FrameSink,
+    now: Instant,
+}
+
+impl TxSink for EthTx<'_> {
+    fn send_ip(&mut self, dst: IpAddr, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> bool {
+        let Some(mac) = self.net.neigh.lookup(&dst) else {
+            self.net.counters.tx_no_neighbour += 1;
+            if let IpAddr::V4(v4) = dst {
+                self.net.request_arp(self.now, v4, self.link);
+            }
+            // Counted as sent-and-lost: TCP retransmits once the neighbour is known.
+            return true;
+        };
+        let eth = EthernetRepr {
+            src: self.net.cfg.mac,
+            dst: mac,
+            vlan: self.net.cfg.vlan,
+            ethertype: if dst.is_ipv4() { EtherType::Ipv4 } else { EtherType::Ipv6 },
+        };
+        let hl = eth.header_len();
+        let ok = self.link.send_frame(hl + len, &mut |buf: &mut [u8]| {
+            eth.emit(buf);
+            if let Some(b) = buf.get_mut(hl..) {
+                fill(b);
+            }
+        });
+        if !ok {
+            self.net.counters.tx_no_frame += 1;
+        }
+        ok
     }
 }

@@ -437,6 +437,18 @@ impl Shard {
         Verdict::Drop(r)
     }
 
+    /// Counts a TCP segment the layer below could not parse (TcpInErrs, TcpInCsumErrors).
+    pub fn count_in_error(&mut self, bad_checksum: bool) {
+        self.counters.tcp_in_segs += 1;
+        self.counters.tcp_in_errs += 1;
+        if bad_checksum {
+            self.counters.tcp_in_csum_errors += 1;
+            self.counters.drop(DropReason::BadChecksum);
+        } else {
+            self.counters.drop(DropReason::Malformed);
+        }
+    }
+
     /// Counts a segment that arrived on this shard for a flow another shard owns.
     pub fn count_foreign(&mut self) {
         self.counters.tcp_ext_foreign_shard += 1;
