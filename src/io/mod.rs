@@ -34,3 +34,6 @@ pub trait FrameIo {
 
     fn stats(&self) -> IoStats;
 }
+
+#[cfg(feature = "xdp")]
+pub mod xdp;
