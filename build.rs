@@ -3,12 +3,13 @@
 //! libbpf-cargo (an optional build-dependency) is not even compiled.
 
 fn main() {
-    // Cargo sets CARGO_FEATURE_<NAME> for the build script of a crate built with a feature.
-    if std::env::var_os("CARGO_FEATURE_XDP").is_none() {
-        return;
-    }
+    // The cfg keeps the optional build-dependency libbpf-cargo out of builds without `xdp`;
+    // CARGO_FEATURE_XDP (set by Cargo for the build script) is the run-time check the
+    // cfg mirrors.
     #[cfg(feature = "xdp")]
-    bpf::build();
+    if std::env::var_os("CARGO_FEATURE_XDP").is_some() {
+        bpf::build();
+    }
 }
 
 #[cfg(feature = "xdp")]

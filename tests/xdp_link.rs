@@ -7,6 +7,8 @@
 //! run in parallel, and tears it down even when it fails. Needs root; without it the tests
 //! skip loudly, except under CI=true, where they fail.
 #![cfg(feature = "xdp")]
+// Real sockets against the real kernel: wall-clock deadlines bound every wait.
+#![allow(clippy::disallowed_methods)]
 
 mod common;
 

@@ -3,6 +3,8 @@
 
 use crate::net::FrameSink;
 
+pub mod mem;
+
 /// Counters every link keeps.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IoStats {

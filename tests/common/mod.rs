@@ -2,6 +2,7 @@
 //! crate's own emitters.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use xdptcp::wire::arp::{ArpOperation, ArpRepr};
@@ -23,11 +24,13 @@ pub fn privileged(test: &str) -> bool {
     if std::env::var("CI").as_deref() == Ok("true") {
         panic!("{test}: needs root (CAP_BPF, CAP_NET_ADMIN), and CI=true forbids skipping");
     }
-    eprintln!();
-    eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-    eprintln!("!!! SKIPPED {test}: not root. Run as root to test the XDP datapath. !!!");
-    eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-    eprintln!();
+    // Straight to the stderr handle: libtest captures eprintln! of passing tests, and this
+    // must be seen.
+    let bar = "!".repeat(78);
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n{bar}\n!!! SKIPPED {test}: not root. Run as root to test the XDP datapath.\n{bar}\n"
+    );
     false
 }
 

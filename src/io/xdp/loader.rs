@@ -461,8 +461,10 @@ impl Steering {
     /// returns its verdict (`XDP_PASS` = 2, `XDP_REDIRECT` = 4, ...). For tests and for
     /// checking a configuration without traffic; counters move as for a real frame.
     pub fn test_run(&self, frame: &[u8]) -> Result<u32, XdpError> {
-        let mut input = ProgramInput::default();
-        input.data_in = Some(frame);
+        let input = ProgramInput {
+            data_in: Some(frame),
+            ..ProgramInput::default()
+        };
         let out = self
             .skel
             .progs

@@ -200,7 +200,6 @@ impl TxPath {
             let mut data = unsafe { umem.data_mut(&mut desc) };
             let mut cursor = data.cursor();
             if cursor.buf_len() < len {
-                drop(cursor);
                 self.free.push(desc);
                 return false;
             }
