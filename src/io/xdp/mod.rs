@@ -46,8 +46,9 @@ pub enum XdpError {
     /// Another XDP program is on the interface; we never replace it.
     #[error(
         "attach XDP to {ifname}: program id {prog_id} is already attached in {mode} mode \
-         (see `ip link show dev {ifname}`; remove it with `ip link set dev {ifname} xdp off` \
-         if nothing needs it)"
+         (`ip link show dev {ifname}`; a program attached through a BPF link leaves when the \
+         process holding it exits, see `bpftool link show`; one attached through netlink is \
+         removed with `ip link set dev {ifname} xdp off`)"
     )]
     AlreadyAttached {
         ifname: String,
