@@ -16,7 +16,7 @@ use xsk_rs::umem::frame::FrameDesc;
 use xsk_rs::umem::{CompQueue, FillQueue, Umem};
 
 use super::umem::{self, FrameCounts, UmemSpec};
-use super::XdpError;
+use super::{Steering, XdpError};
 use crate::io::{FrameIo, IoStats};
 use crate::net::FrameSink;
 
@@ -418,6 +418,13 @@ impl XdpLink {
             queue,
             umem,
         })
+    }
+
+    /// Inserts this socket into the steering program's `xsks_map` at its own queue index, so
+    /// the frames steered on that queue reach it. Same as
+    /// `steering.register_xsk(link.queue(), link.as_fd())`.
+    pub fn register(&self, steering: &Steering) -> Result<(), XdpError> {
+        steering.register_xsk(self.queue, self.as_fd())
     }
 
     /// True when the socket is bound in zero-copy mode.
