@@ -3,6 +3,8 @@
 
 use crate::net::FrameSink;
 
+pub mod mem;
+
 /// Counters every link keeps.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IoStats {
@@ -30,3 +32,6 @@ pub trait FrameIo {
 
     fn stats(&self) -> IoStats;
 }
+
+#[cfg(feature = "xdp")]
+pub mod xdp;

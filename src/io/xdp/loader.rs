@@ -1,0 +1,476 @@
+//! Loading, configuring and attaching the steering program (`bpf/steer.bpf.c`).
+//!
+//! The program is attached through a BPF link (`BPF_LINK_CREATE`, the mechanism behind
+//! libbpf's `bpf_program__attach_xdp`), never through a plain netlink attach: the link lives
+//! as long as its file descriptor, so the program leaves the interface when the process exits
+//! for any reason, `kill -9` included. A netlink attach would outlive a crash and keep
+//! steering the stack's ports into a socket nobody reads.
+
+use std::ffi::CString;
+use std::fmt;
+use std::io;
+use std::mem::{size_of, MaybeUninit};
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use libbpf_rs::libbpf_sys;
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{MapCore, MapFlags, OpenObject, ProgramInput};
+
+use super::abi::{self, AddrKey, ListenKey, SteerConfigRaw, XskStat};
+use super::skel::{SteerSkel, SteerSkelBuilder};
+use super::XdpError;
+
+/// Whether the stack has addresses of its own or shares the host's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AddressMode {
+    /// The stack shares the host's address: only its TCP ports are steered; ARP, ICMP and
+    /// NDP stay with the kernel, which answers them for the shared address.
+    #[default]
+    Shared,
+    /// The stack owns its addresses (the kernel has no copy): ARP, ICMP and NDP for them go
+    /// to the stack too.
+    Own,
+}
+
+/// How the program is attached to the interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AttachMode {
+    /// Driver (native) mode; fails if the driver has no XDP support.
+    #[default]
+    Native,
+    /// Generic (SKB) mode: works on any device, slower; only when the operator asks for it.
+    Generic,
+}
+
+impl AttachMode {
+    fn flags(self) -> u32 {
+        match self {
+            AttachMode::Native => libbpf_sys::XDP_FLAGS_DRV_MODE,
+            AttachMode::Generic => libbpf_sys::XDP_FLAGS_SKB_MODE,
+        }
+    }
+}
+
+impl fmt::Display for AttachMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AttachMode::Native => "native",
+            AttachMode::Generic => "generic",
+        })
+    }
+}
+
+/// What the steering program treats as the stack's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SteerConfig {
+    /// Listening sockets. An unspecified address (`0.0.0.0`, `::`) listens on every address
+    /// of that family.
+    pub listen: Vec<SocketAddr>,
+    /// Local ports of the connections the stack opens; segments to an owned address with a
+    /// destination port in this range are steered. `None`: the stack opens no connections.
+    pub client_ports: Option<RangeInclusive<u16>>,
+    /// Addresses the stack answers for (client connections; ARP/ICMP in [`AddressMode::Own`]).
+    pub owned: Vec<IpAddr>,
+    pub address_mode: AddressMode,
+}
+
+impl SteerConfig {
+    fn validate(&self) -> Result<(), XdpError> {
+        if self.listen.len() > abi::MAX_LISTEN {
+            return Err(XdpError::Config(format!(
+                "{} listen entries, the program holds at most {}",
+                self.listen.len(),
+                abi::MAX_LISTEN
+            )));
+        }
+        if self.owned.len() > abi::MAX_OWNED_ADDRS {
+            return Err(XdpError::Config(format!(
+                "{} owned addresses, the program holds at most {}",
+                self.owned.len(),
+                abi::MAX_OWNED_ADDRS
+            )));
+        }
+        if let Some(r) = &self.client_ports {
+            if r.is_empty() {
+                return Err(XdpError::Config(format!(
+                    "client port range {}-{} is empty",
+                    r.start(),
+                    r.end()
+                )));
+            }
+        }
+        if self.address_mode == AddressMode::Own && self.owned.is_empty() {
+            return Err(XdpError::Config(
+                "address mode \"own\" needs at least one owned address".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn raw(&self) -> SteerConfigRaw {
+        let (min, max) = match &self.client_ports {
+            Some(r) => (*r.start(), *r.end()),
+            // min > max: matches no port.
+            None => (1, 0),
+        };
+        SteerConfigRaw {
+            client_port_min: min,
+            client_port_max: max,
+            flags: match self.address_mode {
+                AddressMode::Own => abi::F_OWN_ADDRESS,
+                AddressMode::Shared => 0,
+            },
+        }
+    }
+}
+
+/// Counters of the steering program, summed over every CPU.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SteerStats {
+    counts: [u64; XskStat::COUNT],
+}
+
+impl SteerStats {
+    pub fn get(&self, stat: XskStat) -> u64 {
+        self.counts.get(stat.index()).copied().unwrap_or(0)
+    }
+
+    /// `(name, value)` for every counter, in `enum xsk_stat` order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        XskStat::ALL.iter().map(|&s| (s.name(), self.get(s)))
+    }
+}
+
+/// An XDP program found on an interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttachedProgram {
+    /// Kernel program id (`bpftool prog show id N`).
+    pub prog_id: u32,
+    /// "native", "generic", "offload" or "multi".
+    pub mode: &'static str,
+}
+
+/// The attachment of the program to one interface. Dropping it closes the link, which
+/// detaches the program.
+#[derive(Debug)]
+struct Attachment {
+    link: OwnedFd,
+    ifname: String,
+    ifindex: u32,
+    mode: AttachMode,
+}
+
+/// The loaded steering program, its maps, and (once [`attach`](Steering::attach)ed) its
+/// attachment to an interface. Detaches on drop.
+pub struct Steering {
+    // Declared first so it is dropped first: the link goes before the object that holds
+    // the program (the link keeps its own reference to the program, so either order is
+    // safe; this one reads better in `bpftool` traces).
+    attachment: Option<Attachment>,
+    skel: SteerSkel<'static>,
+}
+
+impl fmt::Debug for Steering {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Steering")
+            .field("attachment", &self.attachment)
+            .finish_non_exhaustive()
+    }
+}
+
+fn bpf_err(op: impl Into<String>) -> impl FnOnce(libbpf_rs::Error) -> XdpError {
+    let op = op.into();
+    move |source| XdpError::Bpf { op, source }
+}
+
+/// The index of interface `ifname` in the calling thread's network namespace.
+pub fn ifindex(ifname: &str) -> Result<u32, XdpError> {
+    let c = CString::new(ifname)
+        .map_err(|_| XdpError::Config(format!("interface name {ifname:?} contains a NUL")))?;
+    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
+    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if idx == 0 {
+        return Err(XdpError::Os {
+            op: format!("find interface {ifname}"),
+            source: io::Error::last_os_error(),
+        });
+    }
+    Ok(idx)
+}
+
+/// The XDP program attached to `ifname`, if any (netlink query, `bpf_xdp_query`).
+pub fn attached_program(ifname: &str) -> Result<Option<AttachedProgram>, XdpError> {
+    query_ifindex(ifname, ifindex(ifname)?)
+}
+
+fn query_ifindex(ifname: &str, ifindex: u32) -> Result<Option<AttachedProgram>, XdpError> {
+    let mut opts = libbpf_sys::bpf_xdp_query_opts {
+        sz: size_of::<libbpf_sys::bpf_xdp_query_opts>() as libbpf_sys::size_t,
+        ..Default::default()
+    };
+    let idx = i32::try_from(ifindex).map_err(|_| XdpError::Config("ifindex overflow".into()))?;
+    // SAFETY: `opts` is a valid, initialised struct whose `sz` matches its type, and it
+    // outlives the call.
+    let rc = unsafe { libbpf_sys::bpf_xdp_query(idx, 0, &mut opts) };
+    if rc < 0 {
+        return Err(XdpError::Os {
+            op: format!("query XDP programs on {ifname}"),
+            source: io::Error::from_raw_os_error(-rc),
+        });
+    }
+    let (prog_id, mode) = match u32::from(opts.attach_mode) {
+        libbpf_sys::XDP_ATTACHED_NONE => return Ok(None),
+        libbpf_sys::XDP_ATTACHED_DRV => (opts.drv_prog_id, "native"),
+        libbpf_sys::XDP_ATTACHED_SKB => (opts.skb_prog_id, "generic"),
+        libbpf_sys::XDP_ATTACHED_HW => (opts.hw_prog_id, "offload"),
+        _ => (opts.prog_id, "multi"),
+    };
+    Ok(Some(AttachedProgram { prog_id, mode }))
+}
+
+impl Steering {
+    /// Opens and loads the program (the verifier runs here) and fills its maps from `cfg`.
+    /// Nothing is attached yet: see [`attach`](Self::attach).
+    pub fn load(cfg: &SteerConfig) -> Result<Self, XdpError> {
+        cfg.validate()?;
+        // The skeleton borrows the storage of its object for as long as it lives. Giving it
+        // a leaked box (a few words per load; the bpf_object itself is freed by the
+        // skeleton's Drop) keeps `Steering` free of a self-referential struct and of unsafe.
+        let storage: &'static mut MaybeUninit<OpenObject> =
+            Box::leak(Box::new(MaybeUninit::uninit()));
+        let open = SteerSkelBuilder::default()
+            .open(storage)
+            .map_err(bpf_err("open the XDP object"))?;
+        let skel = open
+            .load()
+            .map_err(bpf_err("load the XDP program (see the verifier log above)"))?;
+        let s = Steering {
+            attachment: None,
+            skel,
+        };
+        s.write_config(cfg.raw())?;
+        for l in &cfg.listen {
+            s.add_listen(*l)?;
+        }
+        for a in &cfg.owned {
+            s.add_owned(*a)?;
+        }
+        Ok(s)
+    }
+
+    /// Attaches the program to `ifname` (in the calling thread's network namespace) through a
+    /// BPF link. Refuses, naming the program, when an XDP program is already attached there.
+    pub fn attach(&mut self, ifname: &str, mode: AttachMode) -> Result<(), XdpError> {
+        if let Some(a) = &self.attachment {
+            return Err(XdpError::Config(format!(
+                "the program is already attached to {}",
+                a.ifname
+            )));
+        }
+        let ifindex = ifindex(ifname)?;
+        if let Some(p) = query_ifindex(ifname, ifindex)? {
+            return Err(XdpError::AlreadyAttached {
+                ifname: ifname.to_owned(),
+                prog_id: p.prog_id,
+                mode: p.mode,
+            });
+        }
+        let opts = libbpf_sys::bpf_link_create_opts {
+            sz: size_of::<libbpf_sys::bpf_link_create_opts>() as libbpf_sys::size_t,
+            flags: mode.flags(),
+            ..Default::default()
+        };
+        let prog_fd = self.skel.progs.xsk_steer.as_fd().as_raw_fd();
+        let target = i32::try_from(ifindex).map_err(|_| XdpError::Config("ifindex".into()))?;
+        // SAFETY: `prog_fd` is the fd of a loaded program owned by `self.skel`, open for the
+        // whole call; `opts` is initialised, its `sz` matches, and it outlives the call.
+        let fd =
+            unsafe { libbpf_sys::bpf_link_create(prog_fd, target, libbpf_sys::BPF_XDP, &opts) };
+        if fd < 0 {
+            let errno = -fd;
+            // Lost a race with another attacher: report who won.
+            if errno == libc::EBUSY || errno == libc::EEXIST {
+                if let Ok(Some(p)) = query_ifindex(ifname, ifindex) {
+                    return Err(XdpError::AlreadyAttached {
+                        ifname: ifname.to_owned(),
+                        prog_id: p.prog_id,
+                        mode: p.mode,
+                    });
+                }
+            }
+            let hint = if mode == AttachMode::Native && errno == libc::EOPNOTSUPP {
+                " (the driver has no native XDP; generic mode works everywhere)"
+            } else {
+                ""
+            };
+            return Err(XdpError::Os {
+                op: format!("attach XDP to {ifname} in {mode} mode{hint}"),
+                source: io::Error::from_raw_os_error(errno),
+            });
+        }
+        // SAFETY: `fd` was just returned by BPF_LINK_CREATE and is owned by nothing else.
+        let link = unsafe { OwnedFd::from_raw_fd(fd) };
+        self.attachment = Some(Attachment {
+            link,
+            ifname: ifname.to_owned(),
+            ifindex,
+            mode,
+        });
+        Ok(())
+    }
+
+    /// Detaches the program (closes the link). Does nothing when not attached.
+    pub fn detach(&mut self) {
+        self.attachment = None;
+    }
+
+    /// `(interface, ifindex, mode)` of the current attachment.
+    pub fn attached(&self) -> Option<(&str, u32, AttachMode)> {
+        self.attachment
+            .as_ref()
+            .map(|a| (a.ifname.as_str(), a.ifindex, a.mode))
+    }
+
+    /// The link's file descriptor (for `bpftool link show`), when attached.
+    pub fn link_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.attachment.as_ref().map(|a| a.link.as_fd())
+    }
+
+    /// Steers rx queue `queue` to the AF_XDP socket `xsk`. The kernel removes the entry by
+    /// itself when the socket is closed.
+    pub fn register_xsk(&self, queue: u32, xsk: BorrowedFd<'_>) -> Result<(), XdpError> {
+        if queue >= abi::MAX_QUEUES {
+            return Err(XdpError::Config(format!(
+                "queue {queue}: the program serves queues 0..{}",
+                abi::MAX_QUEUES
+            )));
+        }
+        let fd = u32::try_from(xsk.as_raw_fd())
+            .map_err(|_| XdpError::Config("negative socket fd".into()))?;
+        self.skel
+            .maps
+            .xsks_map
+            .update(&queue.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
+            .map_err(bpf_err(format!(
+                "insert the AF_XDP socket of queue {queue}"
+            )))
+    }
+
+    /// Stops steering rx queue `queue` (its frames pass to the kernel).
+    pub fn unregister_xsk(&self, queue: u32) -> Result<(), XdpError> {
+        match self.skel.maps.xsks_map.delete(&queue.to_ne_bytes()) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(bpf_err(format!(
+                "remove the AF_XDP socket of queue {queue}"
+            ))(e)),
+        }
+    }
+
+    /// Starts steering segments for `addr` (an unspecified IP is the family's wildcard).
+    pub fn add_listen(&self, addr: SocketAddr) -> Result<(), XdpError> {
+        let key = ListenKey::new(addr.ip(), addr.port()).to_bytes();
+        self.skel
+            .maps
+            .listen
+            .update(&key, &0u32.to_ne_bytes(), MapFlags::ANY)
+            .map_err(bpf_err(format!("add listen entry {addr}")))
+    }
+
+    pub fn remove_listen(&self, addr: SocketAddr) -> Result<(), XdpError> {
+        let key = ListenKey::new(addr.ip(), addr.port()).to_bytes();
+        match self.skel.maps.listen.delete(&key) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(bpf_err(format!("remove listen entry {addr}"))(e)),
+        }
+    }
+
+    pub fn add_owned(&self, ip: IpAddr) -> Result<(), XdpError> {
+        let key = AddrKey::new(ip).to_bytes();
+        self.skel
+            .maps
+            .owned_addrs
+            .update(&key, &0u32.to_ne_bytes(), MapFlags::ANY)
+            .map_err(bpf_err(format!("add owned address {ip}")))
+    }
+
+    pub fn remove_owned(&self, ip: IpAddr) -> Result<(), XdpError> {
+        let key = AddrKey::new(ip).to_bytes();
+        match self.skel.maps.owned_addrs.delete(&key) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(bpf_err(format!("remove owned address {ip}"))(e)),
+        }
+    }
+
+    /// Replaces the client port range and the address mode (the `config` map entry).
+    pub fn set_config(
+        &self,
+        client_ports: Option<RangeInclusive<u16>>,
+        address_mode: AddressMode,
+    ) -> Result<(), XdpError> {
+        let cfg = SteerConfig {
+            client_ports,
+            address_mode,
+            ..SteerConfig::default()
+        };
+        if let Some(r) = &cfg.client_ports {
+            if r.is_empty() {
+                return Err(XdpError::Config("empty client port range".into()));
+            }
+        }
+        self.write_config(cfg.raw())
+    }
+
+    fn write_config(&self, raw: SteerConfigRaw) -> Result<(), XdpError> {
+        self.skel
+            .maps
+            .config
+            .update(&0u32.to_ne_bytes(), &raw.to_bytes(), MapFlags::ANY)
+            .map_err(bpf_err("write the steering config"))
+    }
+
+    /// The program's counters, summed over every CPU.
+    pub fn stats(&self) -> Result<SteerStats, XdpError> {
+        let mut out = SteerStats::default();
+        for stat in XskStat::ALL {
+            let key = (stat as u32).to_ne_bytes();
+            let per_cpu = self
+                .skel
+                .maps
+                .stats
+                .lookup_percpu(&key, MapFlags::ANY)
+                .map_err(bpf_err("read the steering counters"))?
+                .unwrap_or_default();
+            let sum = per_cpu
+                .iter()
+                .filter_map(|v| v.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()))
+                .map(u64::from_ne_bytes)
+                .fold(0u64, u64::wrapping_add);
+            if let Some(slot) = out.counts.get_mut(stat.index()) {
+                *slot = sum;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs the program once on `frame` with `BPF_PROG_TEST_RUN` (rx queue 0, no device) and
+    /// returns its verdict (`XDP_PASS` = 2, `XDP_REDIRECT` = 4, ...). For tests and for
+    /// checking a configuration without traffic; counters move as for a real frame.
+    pub fn test_run(&self, frame: &[u8]) -> Result<u32, XdpError> {
+        let input = ProgramInput {
+            data_in: Some(frame),
+            ..ProgramInput::default()
+        };
+        let out = self
+            .skel
+            .progs
+            .xsk_steer
+            .test_run(input)
+            .map_err(bpf_err("BPF_PROG_TEST_RUN xsk_steer"))?;
+        Ok(out.return_value)
+    }
+}
