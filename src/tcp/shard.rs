@@ -66,10 +66,13 @@ pub struct Shard {
     timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
     pub(crate) events: VecDeque<Event>,
     dirty: Vec<ConnId>,
+    /// Report segments for unknown flows instead of answering them (see `Config::defer_unknown`).
+    defer: bool,
 }
 
 impl Shard {
     pub fn new(cfg: Config, secrets: Secrets) -> Self {
+        let cfg_defer = cfg.defer_unknown;
         Shard {
             cfg,
             secrets,
@@ -83,7 +86,14 @@ impl Shard {
             timers: BinaryHeap::new(),
             events: VecDeque::new(),
             dirty: Vec::new(),
+            defer: cfg_defer,
         }
+    }
+
+    /// Turns deferral of unknown flows on or off for the next calls (the engine turns it off
+    /// for a segment every other shard has already declined).
+    pub fn set_defer(&mut self, on: bool) {
+        self.defer = on;
     }
 
     pub fn config(&self) -> &Config {
@@ -353,12 +363,19 @@ impl Shard {
                 Err(iss) => tw_iss = Some(iss),
             }
         }
+        // With several shards, a segment that is not a fresh SYN may belong to a flow another
+        // shard holds (a SYN-queue entry, a connection, TIME-WAIT): ask the engine to offer it
+        // there before LISTEN or CLOSED judge it.
+        let fresh_syn = seg.flags.syn() && !seg.flags.ack();
+        if self.defer && tw_iss.is_none() && !fresh_syn {
+            return Verdict::NotMine;
+        }
         if let Some(l) = self.listeners.get(&t.local.port()) {
             if l.addr.is_none_or(|a| a == local) {
                 return self.on_listen(now, t, seg, tx, tw_iss);
             }
         }
-        if self.cfg.defer_unknown {
+        if self.defer {
             return Verdict::NotMine;
         }
         self.reset_unknown(&t, seg, tx)

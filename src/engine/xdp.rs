@@ -1,0 +1,237 @@
+//! The AF_XDP engine: loads and attaches the steering program, binds one socket per queue, and
+//! runs one pinned thread per queue.
+
+use super::{connect_cores, random_secrets, Control, Core, CoreStats, MonoClock};
+use crate::app::AppKind;
+use crate::io::xdp::{AddressMode, AttachMode, BindMode, SteerConfig, Steering, XdpLink, XskConfig};
+use crate::net::{Net, NetConfig};
+use crate::tcp::{self, Shard};
+use crate::time::{Clock, Duration};
+use crate::wire::EthernetAddress;
+use anyhow::{anyhow, bail, Context, Result};
+use core::net::{IpAddr, SocketAddr};
+use crossbeam_channel::{bounded, Receiver, Sender};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::thread::JoinHandle;
+
+/// How often every core derives a fresh SYN-cookie key from the shared master secret (cookies
+/// made under the previous key stay valid for one more period).
+const COOKIE_KEY_PERIOD: Duration = Duration::from_secs(600);
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub iface: String,
+    /// Addresses the stack serves (listens on and answers for).
+    pub addrs: Vec<IpAddr>,
+    pub ports: Vec<u16>,
+    pub app: AppKind,
+    pub queues: u32,
+    /// Cores to pin the queue threads to, in queue order (defaults to 0, 1, ...).
+    pub cores: Vec<usize>,
+    pub backlog: usize,
+    pub tcp: tcp::Config,
+    pub attach: AttachMode,
+    pub bind: BindMode,
+    pub address_mode: AddressMode,
+    pub xsk: XskConfig,
+}
+
+/// A running engine. Dropping it stops the threads and detaches the program.
+pub struct Engine {
+    threads: Vec<JoinHandle<()>>,
+    ctl: Vec<Sender<Control>>,
+    // Declared last: detach only after the sockets are gone.
+    steering: Steering,
+}
+
+/// The MAC address of an interface, from sysfs.
+pub fn iface_mac(iface: &str) -> Result<EthernetAddress> {
+    let path = format!("/sys/class/net/{iface}/address");
+    let s = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
+    s.trim().parse::<EthernetAddress>().map_err(|e| anyhow!("parse MAC of {iface}: {e}"))
+}
+
+impl Engine {
+    pub fn start(cfg: EngineConfig) -> Result<Engine> {
+        if cfg.queues == 0 {
+            bail!("--queues must be at least 1");
+        }
+        let mac = iface_mac(&cfg.iface)?;
+        let listen: Vec<SocketAddr> = if cfg.addrs.is_empty() {
+            cfg.ports.iter().map(|p| SocketAddr::new(IpAddr::from([0u8, 0, 0, 0]), *p)).collect()
+        } else {
+            cfg.addrs.iter().flat_map(|a| cfg.ports.iter().map(move |p| SocketAddr::new(*a, *p))).collect()
+        };
+        let steer = SteerConfig {
+            listen,
+            client_ports: None,
+            owned: cfg.addrs.clone(),
+            address_mode: cfg.address_mode,
+        };
+        let mut steering = Steering::load(&steer).context("load the XDP steering program")?;
+        steering.attach(&cfg.iface, cfg.attach).with_context(|| format!("attach XDP to {}", cfg.iface))?;
+
+        let secrets = random_secrets().context("read random keys")?;
+        let mut master = [0u8; 16];
+        super::os_random(&mut master).context("read random keys")?;
+        let mut tcp_cfg = cfg.tcp.clone();
+        tcp_cfg.defer_unknown = cfg.queues > 1;
+        let mut cores: Vec<Core> = (0..cfg.queues as usize)
+            .map(|i| {
+                let mut shard = Shard::new(tcp_cfg.clone(), secrets.clone());
+                for p in &cfg.ports {
+                    let addr = if cfg.addrs.len() == 1 { cfg.addrs.first().copied() } else { None };
+                    let _ = shard.listen(*p, addr, cfg.backlog);
+                }
+                let net = Net::new(NetConfig {
+                    mac,
+                    addrs: cfg.addrs.clone(),
+                    own_address: cfg.address_mode == AddressMode::Own,
+                    vlan: None,
+                    neighbour_ttl: Duration::from_secs(300),
+                });
+                Core::new(i, shard, net, cfg.app.build())
+            })
+            .collect();
+        connect_cores(&mut cores);
+
+        let clock = MonoClock::new();
+        let mut threads = Vec::new();
+        let mut ctl = Vec::new();
+        for (q, core) in cores.into_iter().enumerate() {
+            let (ctl_tx, ctl_rx) = bounded::<Control>(16);
+            let (fd_tx, fd_rx) = bounded::<Result<i32, String>>(1);
+            let (go_tx, go_rx) = bounded::<bool>(1);
+            let pin = cfg.cores.get(q).copied().unwrap_or(q);
+            let iface = cfg.iface.clone();
+            let mut xsk = cfg.xsk.clone();
+            xsk.bind = cfg.bind;
+            let h = std::thread::Builder::new()
+                .name(format!("xdptcp-q{q}"))
+                .spawn(move || core_thread(core, q as u32, pin, iface, xsk, clock, master, ctl_rx, fd_tx, go_rx))
+                .context("spawn core thread")?;
+            let fd = fd_rx.recv().map_err(|_| anyhow!("core thread {q} exited"))?.map_err(|e| anyhow!("{e}"))?;
+            // SAFETY: the socket stays open until the thread is told to go or to quit, which
+            // happens after this call returns.
+            let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
+            let reg = steering.register_xsk(q as u32, bfd);
+            let _ = go_tx.send(reg.is_ok());
+            reg.with_context(|| format!("insert the AF_XDP socket of queue {q} into xsks_map"))?;
+            threads.push(h);
+            ctl.push(ctl_tx);
+        }
+        Ok(Engine { threads, ctl, steering })
+    }
+
+    /// Statistics of every core.
+    pub fn snapshot(&self) -> Vec<CoreStats> {
+        let mut out = Vec::new();
+        for c in &self.ctl {
+            let (tx, rx) = bounded(1);
+            if c.send(Control::Snapshot(tx)).is_ok() {
+                if let Ok(s) = rx.recv_timeout(std::time::Duration::from_secs(2)) {
+                    out.push(s);
+                }
+            }
+        }
+        out
+    }
+
+    /// The steering program's per-CPU counters, summed.
+    pub fn steering_stats(&self) -> Vec<(&'static str, u64)> {
+        self.steering.stats().map(|s| s.iter().collect()).unwrap_or_default()
+    }
+
+    pub fn stop(mut self) {
+        self.stop_threads();
+    }
+
+    fn stop_threads(&mut self) {
+        for c in &self.ctl {
+            let _ = c.send(Control::Stop);
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop_threads();
+    }
+}
+
+fn cookie_key(master: &[u8; 16], epoch: u64) -> [u8; 16] {
+    use core::hash::Hasher;
+    let mut out = [0u8; 16];
+    for (i, half) in out.chunks_mut(8).enumerate() {
+        let mut h = siphasher::sip::SipHasher24::new_with_key(master);
+        h.write_u64(epoch);
+        h.write_u8(i as u8);
+        half.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn core_thread(
+    mut core: Core,
+    queue: u32,
+    pin: usize,
+    iface: String,
+    xsk: XskConfig,
+    clock: MonoClock,
+    master: [u8; 16],
+    ctl: Receiver<Control>,
+    fd_tx: Sender<Result<i32, String>>,
+    go: Receiver<bool>,
+) {
+    if !core_affinity::set_for_current(core_affinity::CoreId { id: pin }) {
+        eprintln!("xdptcp: queue {queue}: could not pin to core {pin}; running unpinned");
+    }
+    let mut link = match XdpLink::bind(&iface, queue, &xsk) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = fd_tx.send(Err(format!("bind AF_XDP socket to {iface} queue {queue}: {e}")));
+            return;
+        }
+    };
+    let _ = fd_tx.send(Ok(link.as_fd().as_raw_fd()));
+    if go.recv() != Ok(true) {
+        return;
+    }
+    let mut epoch = u64::MAX;
+    let mut idle = 0u32;
+    loop {
+        let now = clock.now();
+        let e = now.as_nanos() / COOKIE_KEY_PERIOD.as_nanos();
+        if e != epoch {
+            if epoch == u64::MAX {
+                core.shard.rotate_cookie_key(cookie_key(&master, e.wrapping_sub(1)));
+            }
+            core.shard.rotate_cookie_key(cookie_key(&master, e));
+            epoch = e;
+        }
+        let n = core.poll(now, &mut link);
+        match ctl.try_recv() {
+            Ok(Control::Snapshot(reply)) => {
+                let _ = reply.send(core.stats(&link));
+            }
+            Ok(Control::Stop) | Err(crossbeam_channel::TryRecvError::Disconnected) => return,
+            Err(crossbeam_channel::TryRecvError::Empty) => {}
+        }
+        if n == 0 {
+            idle = idle.saturating_add(1);
+            // Busy-poll while traffic flows; after a short idle spell, sleep in poll(2) until a
+            // frame arrives or the next timer is due (at most 2 ms, so control stays prompt).
+            if idle > 256 {
+                let until = core.shard.poll_timeout().map(|t| t.saturating_since(clock.now()).as_millis());
+                let ms = until.unwrap_or(2).min(2) as i32;
+                let _ = link.wait_rx(ms);
+            }
+        } else {
+            idle = 0;
+        }
+    }
+}
