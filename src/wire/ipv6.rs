@@ -129,6 +129,20 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Ipv6Packet<&'a T> {
     }
 }
 
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
+    /// Sets the 20-bit flow label (RFC 6437), keeping version and traffic class. [`Ipv6Repr`]
+    /// emits a zero label; a sender that labels its flows sets it after `emit`.
+    pub fn set_flow_label(&mut self, label: u32) {
+        let b = self.buffer.as_mut();
+        let word = read_u32(b, field::VER_TC_FLOW);
+        write_u32(
+            b,
+            field::VER_TC_FLOW,
+            (word & 0xfff0_0000) | (label & 0x000f_ffff),
+        );
+    }
+}
+
 /// The fields of an IPv6 header, with the upper layer found past any extension headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ipv6Repr {
