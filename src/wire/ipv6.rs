@@ -83,6 +83,9 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     /// even on a packet that did not pass `check_len`.
     pub fn upper_layer(&self) -> Result<(u8, usize)> {
         let b = self.buffer.as_ref();
+        if b.len() < HEADER_LEN {
+            return Err(ParseError::Truncated);
+        }
         let end = HEADER_LEN
             .wrapping_add(usize::from(self.payload_len()))
             .min(b.len());
