@@ -89,6 +89,11 @@ pub fn pseudo_header_v6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, len: u32)
 
 /// RFC 1624 eqn. 3: the new checksum after a 16-bit field changes from `old` to `new`,
 /// `HC' = ~(~HC + ~m + m')`.
+///
+/// Equals a full recompute whenever the covered data does not sum to zero, i.e. is not all
+/// zero bytes (no IPv4 header is: its version nibble is 4; no TCP/UDP/ICMPv6 checksum is: the
+/// pseudo-header carries the protocol). For all-zero data it yields 0x0000 where a recompute
+/// yields 0xffff. `tests/wire_prop.rs` checks this against [`checksum`].
 #[inline]
 pub fn update_u16(check: u16, old: u16, new: u16) -> u16 {
     let acc = u64::from(!check)
