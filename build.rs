@@ -32,11 +32,7 @@ mod bpf {
         // libbpf-cargo adds `-I` for the bpf_helpers.h that libbpf-sys vendors, plus
         // -D__TARGET_ARCH_*, -g -O2 -target bpf. The system's linux/*.h include
         // <asm/types.h>, which lives in the multiarch directory on Debian.
-        let mut args = vec![
-            format!("-I{}", multiarch_include()),
-            "-Wall".to_owned(),
-            "-Werror".to_owned(),
-        ];
+        let mut args = vec![format!("-I{}", multiarch_include()), "-Wall".to_owned(), "-Werror".to_owned()];
         if let Ok(extra) = std::env::var("XDPTCP_BPF_CFLAGS") {
             args.extend(extra.split_whitespace().map(str::to_owned));
         }

@@ -55,12 +55,7 @@ impl Delta {
     }
     /// The one match counter that moved, if any.
     fn matched(&self) -> Option<XskStat> {
-        let m = [
-            XskStat::MatchListen,
-            XskStat::MatchClient,
-            XskStat::MatchArp,
-            XskStat::MatchIcmp,
-        ];
+        let m = [XskStat::MatchListen, XskStat::MatchClient, XskStat::MatchArp, XskStat::MatchIcmp];
         let moved: Vec<_> = m.into_iter().filter(|&s| self.of(s) > 0).collect();
         assert!(moved.len() <= 1, "several match counters moved: {moved:?}");
         moved.first().copied()
@@ -70,10 +65,7 @@ impl Delta {
 /// Asserts the frame is the stack's (for `why`), passed only for want of a socket.
 fn assert_ours(s: &Steering, frame: &[u8], why: XskStat, what: &str) {
     let (v, d) = run(s, frame);
-    assert_eq!(
-        v, XDP_PASS,
-        "{what}: no socket in xsks_map, so the fallback verdict"
-    );
+    assert_eq!(v, XDP_PASS, "{what}: no socket in xsks_map, so the fallback verdict");
     assert_eq!(d.matched(), Some(why), "{what}: match counter");
     assert_eq!(d.of(XskStat::NoSocket), 1, "{what}: no_socket");
     assert_eq!(d.of(XskStat::Seen), 1, "{what}: seen");
@@ -110,18 +102,8 @@ fn listen_exact_and_wildcard_match_ipv4_and_ipv6() {
     assert_ours(&s, &syn4(None, IP4_PEER, ANY_PORT), l, "v4 wildcard");
     assert_ours(&s, &syn6(None, IP6_PEER, ANY_PORT), l, "v6 wildcard");
     // An exact entry does not match another address.
-    assert_kernel(
-        &s,
-        &syn4(None, IP4_PEER, LISTEN_PORT),
-        None,
-        "v4 other address",
-    );
-    assert_kernel(
-        &s,
-        &syn6(None, IP6_PEER, LISTEN_PORT),
-        None,
-        "v6 other address",
-    );
+    assert_kernel(&s, &syn4(None, IP4_PEER, LISTEN_PORT), None, "v4 other address");
+    assert_kernel(&s, &syn6(None, IP6_PEER, LISTEN_PORT), None, "v6 other address");
 }
 
 #[test]
@@ -138,12 +120,7 @@ fn client_range_needs_an_owned_address() {
     assert_ours(&s, &syn6(None, IP6_STACK, 50500), c, "v6 in range");
     assert_kernel(&s, &syn4(None, IP4_STACK, 49999), None, "below range");
     assert_kernel(&s, &syn4(None, IP4_STACK, 51000), None, "above range");
-    assert_kernel(
-        &s,
-        &syn4(None, IP4_PEER, 50500),
-        None,
-        "in range, not owned",
-    );
+    assert_kernel(&s, &syn4(None, IP4_PEER, 50500), None, "in range, not owned");
 }
 
 #[test]
@@ -177,31 +154,15 @@ fn own_address_mode_steers_arp_icmp_and_ndp() {
     assert_ours(&s, &arp_request(IP4_STACK), XskStat::MatchArp, "arp");
     assert_ours(&s, &ping4(IP4_STACK), XskStat::MatchIcmp, "icmp");
     assert_ours(&s, &ping6(IP6_STACK), XskStat::MatchIcmp, "icmpv6");
-    assert_ours(
-        &s,
-        &neighbour_solicitation(IP6_STACK),
-        XskStat::MatchIcmp,
-        "ns",
-    );
+    assert_ours(&s, &neighbour_solicitation(IP6_STACK), XskStat::MatchIcmp, "ns");
     // Not for an owned address: the kernel's.
     assert_kernel(&s, &arp_request(IP4_PEER), None, "arp for another address");
     assert_kernel(&s, &ping4(IP4_PEER), None, "icmp to another address");
     let other: Ipv6Addr = "fd00:1813::99".parse().unwrap();
-    assert_kernel(
-        &s,
-        &neighbour_solicitation(other),
-        None,
-        "ns for another address",
-    );
+    assert_kernel(&s, &neighbour_solicitation(other), None, "ns for another address");
     // Switching modes at run time takes effect on the next frame.
-    s.set_config(Some(50000..=50999), AddressMode::Shared)
-        .unwrap();
-    assert_kernel(
-        &s,
-        &arp_request(IP4_STACK),
-        None,
-        "arp after switching to shared",
-    );
+    s.set_config(Some(50000..=50999), AddressMode::Shared).unwrap();
+    assert_kernel(&s, &arp_request(IP4_STACK), None, "arp after switching to shared");
 }
 
 #[test]
@@ -311,15 +272,10 @@ fn a_socket_in_the_map_gives_xdp_redirect() {
     };
     // SAFETY: plain socket(2) call; the result is checked before use.
     let fd = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW, 0) };
-    assert!(
-        fd >= 0,
-        "socket(AF_XDP): {}",
-        std::io::Error::last_os_error()
-    );
+    assert!(fd >= 0, "socket(AF_XDP): {}", std::io::Error::last_os_error());
     // SAFETY: `fd` is a fresh descriptor owned by nothing else.
     let xsk = unsafe { OwnedFd::from_raw_fd(fd) };
-    s.register_xsk(0, xsk.as_fd())
-        .expect("insert an AF_XDP socket into xsks_map");
+    s.register_xsk(0, xsk.as_fd()).expect("insert an AF_XDP socket into xsks_map");
 
     let (v, d) = run(&s, &syn4(None, IP4_STACK, LISTEN_PORT));
     assert_eq!(v, XDP_REDIRECT, "owned flow with a socket on queue 0");
@@ -333,11 +289,7 @@ fn a_socket_in_the_map_gives_xdp_redirect() {
 
     s.unregister_xsk(0).unwrap();
     let (v, d) = run(&s, &syn4(None, IP4_STACK, LISTEN_PORT));
-    assert_eq!(
-        (v, d.of(XskStat::NoSocket)),
-        (XDP_PASS, 1),
-        "after unregistering"
-    );
+    assert_eq!((v, d.of(XskStat::NoSocket)), (XDP_PASS, 1), "after unregistering");
 }
 
 #[test]
@@ -361,17 +313,11 @@ fn listen_entries_can_change_at_run_time() {
 #[test]
 fn bad_configs_are_refused() {
     // No kernel needed: validation happens before loading.
-    let own_without_addr = SteerConfig {
-        address_mode: AddressMode::Own,
-        ..SteerConfig::default()
-    };
+    let own_without_addr = SteerConfig { address_mode: AddressMode::Own, ..SteerConfig::default() };
     let e = Steering::load(&own_without_addr).unwrap_err();
     assert!(e.to_string().contains("own"), "{e}");
     #[allow(clippy::reversed_empty_ranges)]
-    let empty_range = SteerConfig {
-        client_ports: Some(2000..=1000),
-        ..SteerConfig::default()
-    };
+    let empty_range = SteerConfig { client_ports: Some(2000..=1000), ..SteerConfig::default() };
     let e = Steering::load(&empty_range).unwrap_err();
     assert!(e.to_string().contains("empty"), "{e}");
 }

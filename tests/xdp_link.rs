@@ -25,13 +25,12 @@ use std::time::{Duration, Instant};
 
 use bed::privileged;
 use xdptcp::io::xdp::{
-    attached_program, AttachMode, BindMode, SteerConfig, Steering, XdpError, XdpLink, XskConfig,
-    XskStat,
+    attached_program, AttachMode, BindMode, SteerConfig, Steering, XdpError, XdpLink, XskConfig, XskStat,
 };
 use xdptcp::io::FrameIo;
 use xdptcp::wire::{
-    checksum, ip_proto, ChecksumCaps, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
-    Ipv4Packet, Ipv4Repr, SeqNum, TcpFlags, TcpOptions, TcpPacket, TcpRepr,
+    checksum, ip_proto, ChecksumCaps, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, Ipv4Packet, Ipv4Repr,
+    SeqNum, TcpFlags, TcpOptions, TcpPacket, TcpRepr,
 };
 
 const DEV_SRV: &str = "veth-stack";
@@ -53,25 +52,16 @@ struct Bed {
 }
 
 fn deploy(script: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("deploy")
-        .join(script)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy").join(script)
 }
 
 impl Bed {
     fn up() -> Bed {
         let n = BED_SEQ.fetch_add(1, Ordering::Relaxed);
         let id = format!("{}-{n}", std::process::id());
-        let bed = Bed {
-            srv: format!("xdptest-s{id}"),
-            cli: format!("xdptest-c{id}"),
-        };
+        let bed = Bed { srv: format!("xdptest-s{id}"), cli: format!("xdptest-c{id}") };
         let out = bed.script("bed-up.sh");
-        assert!(
-            out.status.success(),
-            "bed-up.sh failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "bed-up.sh failed: {}", String::from_utf8_lossy(&out.stderr));
         bed
     }
 
@@ -89,10 +79,8 @@ impl Bed {
 
     /// `ip -n <srv> link show dev <stack end>`, which names an attached XDP program.
     fn link_show(&self) -> String {
-        let out = Command::new("ip")
-            .args(["-n", &self.srv, "link", "show", "dev", DEV_SRV])
-            .output()
-            .expect("ip link show");
+        let out =
+            Command::new("ip").args(["-n", &self.srv, "link", "show", "dev", DEV_SRV]).output().expect("ip link show");
         assert!(out.status.success(), "ip link show failed");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
@@ -114,8 +102,7 @@ impl Drop for Bed {
 /// True when `ip link show` output mentions an XDP program ("xdp", "xdpgeneric",
 /// "prog/xdp id N"). Namespace names contain "xdp", so whole words only.
 fn xdp_in_link_show(s: &str) -> bool {
-    s.split_whitespace()
-        .any(|w| w == "xdp" || w == "xdpgeneric" || w == "xdpdrv" || w.starts_with("prog/xdp"))
+    s.split_whitespace().any(|w| w == "xdp" || w == "xdpgeneric" || w == "xdpdrv" || w.starts_with("prog/xdp"))
 }
 
 /// Polls `cond` for up to two seconds. Detaching is not instantaneous in this process: the
@@ -216,13 +203,7 @@ fn parse_tcp4(frame: &[u8]) -> Option<TcpView> {
 
 /// Writes Ethernet + IPv4 + TCP from the stack to the peer into `buf` (exactly its length).
 fn write_tcp4(buf: &mut [u8], dst_mac: EthernetAddress, dst: Ipv4Addr, tcp: &TcpRepr<'_>) {
-    EthernetRepr {
-        src: MAC_SRV,
-        dst: dst_mac,
-        vlan: None,
-        ethertype: EtherType::Ipv4,
-    }
-    .emit(buf);
+    EthernetRepr { src: MAC_SRV, dst: dst_mac, vlan: None, ethertype: EtherType::Ipv4 }.emit(buf);
     let tl = tcp.buffer_len();
     Ipv4Repr {
         src: IP_SRV,
@@ -278,9 +259,7 @@ fn spawn_stack(
     let h = thread::spawn(move || {
         enter_netns(&ns);
         let mut steering = Steering::load(&steer_cfg(port)).expect("load");
-        steering
-            .attach(DEV_SRV, AttachMode::Native)
-            .expect("attach native");
+        steering.attach(DEV_SRV, AttachMode::Native).expect("attach native");
         let mut link = XdpLink::bind(DEV_SRV, 0, &small_xsk()).expect("bind AF_XDP");
         steering.register_xsk(0, link.as_fd()).expect("register");
         let initial_free = link.frame_counts().free;
@@ -307,15 +286,11 @@ fn spawn_stack(
                                 flags: TcpFlags::SYN | TcpFlags::ACK,
                                 window: 65535,
                                 urgent: 0,
-                                options: TcpOptions {
-                                    mss: Some(1460),
-                                    ..TcpOptions::default()
-                                },
+                                options: TcpOptions { mss: Some(1460), ..TcpOptions::default() },
                                 payload: &[],
                             };
-                            let ok = tx.send_frame(tcp4_len(&synack), &mut |buf| {
-                                write_tcp4(buf, v.src_mac, v.src, &synack)
-                            });
+                            let ok =
+                                tx.send_frame(tcp4_len(&synack), &mut |buf| write_tcp4(buf, v.src_mac, v.src, &synack));
                             assert!(ok, "no frame for the SYN-ACK");
                         } else if v.flags.ack() && !v.flags.syn() {
                             acks += 1;
@@ -336,9 +311,7 @@ fn spawn_stack(
                             options: TcpOptions::default(),
                             payload: &v.payload,
                         };
-                        let ok = tx.send_frame(tcp4_len(&back), &mut |buf| {
-                            write_tcp4(buf, v.src_mac, v.src, &back)
-                        });
+                        let ok = tx.send_frame(tcp4_len(&back), &mut |buf| write_tcp4(buf, v.src_mac, v.src, &back));
                         if ok {
                             echoed += 1;
                         }
@@ -361,25 +334,13 @@ fn spawn_stack(
         drop(steering);
         within_2s(|| attached_program(DEV_SRV).expect("query").is_none());
         let xdp_after_drop = attached_program(DEV_SRV).expect("query");
-        StackReport {
-            zero_copy,
-            syns,
-            acks,
-            echoed,
-            initial_free,
-            final_counts,
-            io,
-            steer,
-            xdp_after_drop,
-        }
+        StackReport { zero_copy, syns, acks, echoed, initial_free, final_counts, io, steer, xdp_after_drop }
     });
     (ready_rx, h)
 }
 
 fn wait_ready(ready: &mpsc::Receiver<()>) {
-    ready
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the stack thread did not come up (see its panic above)");
+    ready.recv_timeout(Duration::from_secs(30)).expect("the stack thread did not come up (see its panic above)");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -410,10 +371,7 @@ fn kernel_client_handshake_through_af_xdp() {
 
     let local = connected.expect("kernel connect() through the XDP stack");
     assert!(local.is_ok());
-    assert!(
-        !r.zero_copy,
-        "veth offers copy mode only; Auto must fall back"
-    );
+    assert!(!r.zero_copy, "veth offers copy mode only; Auto must fall back");
     assert!(r.syns >= 1, "SYN seen");
     assert!(r.acks >= 1, "handshake ACK seen");
     assert!(r.io.rx_frames >= 2 && r.io.tx_frames >= 1, "{:?}", r.io);
@@ -426,11 +384,7 @@ fn kernel_client_handshake_through_af_xdp() {
     assert!(r.final_counts.is_balanced(), "{:?}", r.final_counts);
     // Dropped link and steering: nothing left on the interface.
     assert_eq!(r.xdp_after_drop, None);
-    assert!(
-        within_2s(|| !bed.has_xdp()),
-        "XDP left behind: {}",
-        bed.link_show()
-    );
+    assert!(within_2s(|| !bed.has_xdp()), "XDP left behind: {}", bed.link_show());
 }
 
 /// The peer sends 1000 payload-carrying frames (in windows of 50) over a raw socket; each
@@ -470,9 +424,7 @@ fn raw_echo_client(port: u16, total: u32, window: u32) -> Result<u32, String> {
     while next < total {
         let end = (next + window).min(total);
         for seq in next..end {
-            let payload: Vec<u8> = (0..16u32)
-                .flat_map(|i| ((seq << 16) | i).to_be_bytes())
-                .collect();
+            let payload: Vec<u8> = (0..16u32).flat_map(|i| ((seq << 16) | i).to_be_bytes()).collect();
             let tcp = TcpRepr {
                 src_port: 45000,
                 dst_port: port,
@@ -520,13 +472,7 @@ fn raw_echo_client(port: u16, total: u32, window: u32) -> Result<u32, String> {
 
 /// Peer → stack frame (the peer's addresses), checksums filled.
 fn write_peer_tcp4(buf: &mut [u8], tcp: &TcpRepr<'_>) {
-    EthernetRepr {
-        src: MAC_CLI,
-        dst: MAC_SRV,
-        vlan: None,
-        ethertype: EtherType::Ipv4,
-    }
-    .emit(buf);
+    EthernetRepr { src: MAC_CLI, dst: MAC_SRV, vlan: None, ethertype: EtherType::Ipv4 }.emit(buf);
     let tl = tcp.buffer_len();
     Ipv4Repr {
         src: IP_CLI,
@@ -556,10 +502,7 @@ impl RawSocket {
         // SAFETY: plain socket(2); the result is checked.
         let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto)) };
         if fd < 0 {
-            return Err(format!(
-                "socket(AF_PACKET): {}",
-                std::io::Error::last_os_error()
-            ));
+            return Err(format!("socket(AF_PACKET): {}", std::io::Error::last_os_error()));
         }
         // SAFETY: `fd` is fresh and owned by nothing else.
         let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
@@ -578,10 +521,7 @@ impl RawSocket {
             )
         };
         if rc != 0 {
-            return Err(format!(
-                "bind AF_PACKET: {}",
-                std::io::Error::last_os_error()
-            ));
+            return Err(format!("bind AF_PACKET: {}", std::io::Error::last_os_error()));
         }
         Ok(RawSocket { fd })
     }
@@ -597,11 +537,7 @@ impl RawSocket {
 
     /// One frame, or None after `timeout`.
     fn recv(&self, timeout: Duration) -> Result<Option<Vec<u8>>, String> {
-        let mut pfd = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
+        let mut pfd = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         // SAFETY: `pfd` is a valid pollfd for the call.
         let rc = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as i32) };
         if rc <= 0 {
@@ -609,14 +545,7 @@ impl RawSocket {
         }
         let mut buf = vec![0u8; 2048];
         // SAFETY: `buf` is valid for writes of its length for the whole call.
-        let n = unsafe {
-            libc::recv(
-                self.fd.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                libc::MSG_DONTWAIT,
-            )
-        };
+        let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
         if n < 0 {
             return Err(format!("recv: {}", std::io::Error::last_os_error()));
         }
@@ -635,9 +564,7 @@ fn attach_refusals_and_modes() {
     let bed = Bed::up();
     let show = in_netns(&bed.srv, || {
         let mut first = Steering::load(&steer_cfg(80)).expect("load");
-        first
-            .attach(DEV_SRV, AttachMode::Generic)
-            .expect("attach generic");
+        first.attach(DEV_SRV, AttachMode::Generic).expect("attach generic");
         let seen = attached_program(DEV_SRV).expect("query").expect("attached");
         assert_eq!(seen.mode, "generic");
 
@@ -648,15 +575,9 @@ fn attach_refusals_and_modes() {
             other => panic!("expected AlreadyAttached, got {other}"),
         }
         let msg = err.to_string();
-        assert!(
-            msg.contains(DEV_SRV) && msg.contains("already attached"),
-            "{msg}"
-        );
+        assert!(msg.contains(DEV_SRV) && msg.contains("already attached"), "{msg}");
 
-        let zc = XskConfig {
-            bind: BindMode::ZeroCopy,
-            ..small_xsk()
-        };
+        let zc = XskConfig { bind: BindMode::ZeroCopy, ..small_xsk() };
         let e = XdpLink::bind(DEV_SRV, 0, &zc).unwrap_err();
         assert!(e.to_string().contains("zero-copy"), "{e}");
         let auto = XdpLink::bind(DEV_SRV, 0, &small_xsk()).expect("auto falls back to copy");
@@ -664,28 +585,14 @@ fn attach_refusals_and_modes() {
         drop(auto);
 
         first.detach();
-        assert!(within_2s(|| attached_program(DEV_SRV)
-            .expect("query")
-            .is_none()));
-        second
-            .attach(DEV_SRV, AttachMode::Native)
-            .expect("attach after detach");
-        assert_eq!(
-            attached_program(DEV_SRV).expect("query").map(|p| p.mode),
-            Some("native")
-        );
-        let show = Command::new("ip")
-            .args(["link", "show", "dev", DEV_SRV])
-            .output()
-            .expect("ip");
+        assert!(within_2s(|| attached_program(DEV_SRV).expect("query").is_none()));
+        second.attach(DEV_SRV, AttachMode::Native).expect("attach after detach");
+        assert_eq!(attached_program(DEV_SRV).expect("query").map(|p| p.mode), Some("native"));
+        let show = Command::new("ip").args(["link", "show", "dev", DEV_SRV]).output().expect("ip");
         String::from_utf8_lossy(&show.stdout).into_owned()
     });
     assert!(xdp_in_link_show(&show), "{show}");
-    assert!(
-        within_2s(|| !bed.has_xdp()),
-        "detached when Steering dropped: {}",
-        bed.link_show()
-    );
+    assert!(within_2s(|| !bed.has_xdp()), "detached when Steering dropped: {}", bed.link_show());
 }
 
 const CHILD_ENV: &str = "XDPTCP_TEST_CHILD_NETNS";
@@ -700,13 +607,9 @@ fn child_process_holds_the_link() {
     };
     enter_netns(&ns);
     let mut steering = Steering::load(&steer_cfg(80)).expect("child: load");
-    steering
-        .attach(DEV_SRV, AttachMode::Native)
-        .expect("child: attach");
+    steering.attach(DEV_SRV, AttachMode::Native).expect("child: attach");
     let link = XdpLink::bind(DEV_SRV, 0, &small_xsk()).expect("child: bind");
-    steering
-        .register_xsk(0, link.as_fd())
-        .expect("child: register");
+    steering.register_xsk(0, link.as_fd()).expect("child: register");
     println!("{CHILD_READY}");
     // Bounded: the parent kills us long before this.
     thread::sleep(Duration::from_secs(60));
@@ -722,13 +625,7 @@ fn kill_9_detaches_the_program() {
     }
     let bed = Bed::up();
     let mut child = Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "--exact",
-            "child_process_holds_the_link",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
+        .args(["--exact", "child_process_holds_the_link", "--nocapture", "--test-threads", "1"])
         .env(CHILD_ENV, &bed.srv)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

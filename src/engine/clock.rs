@@ -11,9 +11,7 @@ pub struct MonoClock {
 impl MonoClock {
     #[allow(clippy::disallowed_methods)] // the engine owns the clock (STYLE.md §2)
     pub fn new() -> Self {
-        MonoClock {
-            origin: std::time::Instant::now(),
-        }
+        MonoClock { origin: std::time::Instant::now() }
     }
 }
 

@@ -90,16 +90,7 @@ impl CoreStats {
 
 impl Core {
     pub fn new(index: usize, shard: Shard, net: Net, app: Box<dyn Handler + Send>) -> Self {
-        Core {
-            index,
-            shard,
-            net,
-            app,
-            peers: Vec::new(),
-            inbox: None,
-            forwarded: 0,
-            scratch: Vec::new(),
-        }
+        Core { index, shard, net, app, peers: Vec::new(), inbox: None, forwarded: 0, scratch: Vec::new() }
     }
 
     /// One turn of the loop at instant `now` (read once per batch): frames handed over by other
@@ -244,12 +235,7 @@ pub fn random_secrets() -> std::io::Result<crate::tcp::Secrets> {
         o.copy_from_slice(&k[i * 16..i * 16 + 16]);
         o
     };
-    Ok(crate::tcp::Secrets {
-        isn_key: key(0),
-        ts_key: key(1),
-        cookie_key: key(2),
-        cookie_key_prev: key(3),
-    })
+    Ok(crate::tcp::Secrets { isn_key: key(0), ts_key: key(1), cookie_key: key(2), cookie_key_prev: key(3) })
 }
 
 /// SIGINT / SIGTERM as a flag the loops poll.

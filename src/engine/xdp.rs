@@ -62,12 +62,8 @@ impl Engine {
         } else {
             cfg.addrs.iter().flat_map(|a| cfg.ports.iter().map(move |p| SocketAddr::new(*a, *p))).collect()
         };
-        let steer = SteerConfig {
-            listen,
-            client_ports: None,
-            owned: cfg.addrs.clone(),
-            address_mode: cfg.address_mode,
-        };
+        let steer =
+            SteerConfig { listen, client_ports: None, owned: cfg.addrs.clone(), address_mode: cfg.address_mode };
         let mut steering = Steering::load(&steer).context("load the XDP steering program")?;
         steering.attach(&cfg.iface, cfg.attach).with_context(|| format!("attach XDP to {}", cfg.iface))?;
 

@@ -120,13 +120,7 @@ struct Direction {
 
 impl Direction {
     fn new(cfg: MemConfig, seed: u64) -> Self {
-        Direction {
-            cfg,
-            rng: SplitMix64(seed),
-            wire: BinaryHeap::new(),
-            next_seq: 0,
-            stats: WireStats::default(),
-        }
+        Direction { cfg, rng: SplitMix64(seed), wire: BinaryHeap::new(), next_seq: 0, stats: WireStats::default() }
     }
 
     fn push(&mut self, at: Instant, bytes: Vec<u8>) {
@@ -201,10 +195,7 @@ impl MemLink {
         let mut s = SplitMix64(seed);
         let shared = Arc::new(Mutex::new(Shared {
             now: Instant::ZERO,
-            dirs: [
-                Direction::new(cfg, s.next_u64()),
-                Direction::new(cfg, s.next_u64()),
-            ],
+            dirs: [Direction::new(cfg, s.next_u64()), Direction::new(cfg, s.next_u64())],
         }));
         let end = |side| MemLink {
             shared: Arc::clone(&shared),
@@ -262,10 +253,7 @@ impl FrameSink for MemLink {
         let (mtu, full) = {
             let s = self.lock();
             let d = &s.dirs[self.side];
-            (
-                d.cfg.mtu,
-                self.pending.len() + d.wire.len() >= d.cfg.capacity,
-            )
+            (d.cfg.mtu, self.pending.len() + d.wire.len() >= d.cfg.capacity)
         };
         if len > mtu {
             return false;
@@ -282,11 +270,7 @@ impl FrameSink for MemLink {
 }
 
 impl FrameIo for MemLink {
-    fn rx_burst(
-        &mut self,
-        max: usize,
-        on_frame: &mut dyn FnMut(&[u8], &mut dyn FrameSink),
-    ) -> usize {
+    fn rx_burst(&mut self, max: usize, on_frame: &mut dyn FnMut(&[u8], &mut dyn FrameSink)) -> usize {
         let mut batch = std::mem::take(&mut self.rx_batch);
         batch.clear();
         {

@@ -63,25 +63,33 @@ pub fn verify(data: &[u8], pseudo: u64) -> bool {
 pub fn pseudo_header_v4(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, len: u16) -> u64 {
     let s = u32::from(src);
     let d = u32::from(dst);
-    u64::from(s >> 16)
-        + u64::from(s & 0xffff)
-        + u64::from(d >> 16)
-        + u64::from(d & 0xffff)
-        + u64::from(protocol)
-        + u64::from(len)
+    // Six terms below 2^16 each: no overflow in a u64.
+    [s >> 16, s & 0xffff, d >> 16, d & 0xffff, u32::from(protocol), u32::from(len)]
+        .into_iter()
+        .fold(0u64, |acc, w| acc.wrapping_add(u64::from(w)))
 }
 
 /// Sum of the IPv6 pseudo-header (RFC 8200 §8.1): addresses, 32-bit length, next header.
 #[inline]
 pub fn pseudo_header_v6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, len: u32) -> u64 {
-    sum(&src.octets()) + sum(&dst.octets()) + u64::from(len >> 16) + u64::from(len & 0xffff) + u64::from(next_header)
+    // Bounded terms (two 16-byte sums and three 16-bit words): no overflow in a u64.
+    sum(&src.octets())
+        .wrapping_add(sum(&dst.octets()))
+        .wrapping_add(u64::from(len >> 16))
+        .wrapping_add(u64::from(len & 0xffff))
+        .wrapping_add(u64::from(next_header))
 }
 
 /// RFC 1624 eqn. 3: the new checksum after a 16-bit field changes from `old` to `new`,
 /// `HC' = ~(~HC + ~m + m')`.
+///
+/// Equals a full recompute whenever the covered data does not sum to zero, i.e. is not all
+/// zero bytes (no IPv4 header is: its version nibble is 4; no TCP/UDP/ICMPv6 checksum is: the
+/// pseudo-header carries the protocol). For all-zero data it yields 0x0000 where a recompute
+/// yields 0xffff. `tests/wire_prop.rs` checks this against [`checksum`].
 #[inline]
 pub fn update_u16(check: u16, old: u16, new: u16) -> u16 {
-    let acc = u64::from(!check) + u64::from(!old) + u64::from(new);
+    let acc = u64::from(!check).wrapping_add(u64::from(!old)).wrapping_add(u64::from(new));
     !fold(acc)
 }
 

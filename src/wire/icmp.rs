@@ -169,7 +169,9 @@ impl<'a> IcmpRepr<'a> {
     /// through [`emit_frag_needed_v4`]).
     pub fn buffer_len(&self) -> usize {
         match self {
-            IcmpRepr::EchoRequest { data, .. } | IcmpRepr::EchoReply { data, .. } => HEADER_LEN + data.len(),
+            IcmpRepr::EchoRequest { data, .. } | IcmpRepr::EchoReply { data, .. } => {
+                HEADER_LEN.saturating_add(data.len())
+            }
             _ => HEADER_LEN,
         }
     }
@@ -197,7 +199,7 @@ impl<'a> IcmpRepr<'a> {
 }
 
 fn emit_echo(buf: &mut [u8], ty: u8, ident: u16, seq_no: u16, data: &[u8], pseudo: u64) -> usize {
-    let len = HEADER_LEN + data.len();
+    let len = HEADER_LEN.saturating_add(data.len());
     write_u8(buf, 0, ty);
     write_u8(buf, 1, 0);
     write_u16(buf, 2, 0);
@@ -212,7 +214,7 @@ fn emit_echo(buf: &mut [u8], ty: u8, ident: u16, seq_no: u16, data: &[u8], pseud
 /// Writes an ICMPv4 fragmentation-needed message quoting `quote` (the offending IP header and at
 /// least 8 bytes of its payload). Used by tests and the traffic tools to craft PTBs.
 pub fn emit_frag_needed_v4(buf: &mut [u8], mtu: u16, quote: &[u8]) -> usize {
-    let len = HEADER_LEN + quote.len();
+    let len = HEADER_LEN.saturating_add(quote.len());
     write_u8(buf, 0, v4_type::DST_UNREACHABLE);
     write_u8(buf, 1, v4_type::CODE_FRAG_NEEDED);
     write_u16(buf, 2, 0);

@@ -190,8 +190,19 @@ impl Ipv4Repr {
     pub const fn header_len(&self) -> usize {
         MIN_HEADER_LEN
     }
+    /// `Err(BadAddress)` when the source cannot be a TCP peer: unspecified, limited broadcast,
+    /// multicast (RFC 1122 §4.2.3.10: a SYN from such a source is silently discarded) or
+    /// loopback, which never appears on a wire (RFC 1122 §3.2.1.3(g); Linux drops it as a
+    /// martian). Subnet broadcasts depend on the interface and are the caller's to check.
+    pub fn check_src(&self) -> Result<()> {
+        let s = self.src;
+        if s.is_unspecified() || s.is_broadcast() || s.is_multicast() || s.is_loopback() {
+            return Err(ParseError::BadAddress);
+        }
+        Ok(())
+    }
     pub const fn buffer_len(&self) -> usize {
-        MIN_HEADER_LEN + self.payload_len
+        MIN_HEADER_LEN.saturating_add(self.payload_len)
     }
     /// Writes a 20-byte header (no options) into `buf[..20]`, with the checksum when asked.
     pub fn emit(&self, buf: &mut [u8], caps: ChecksumCaps) {

@@ -43,7 +43,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         if self.version() != 6 {
             return Err(ParseError::BadVersion);
         }
-        if HEADER_LEN + usize::from(self.payload_len()) > len {
+        if HEADER_LEN.wrapping_add(usize::from(self.payload_len())) > len {
             return Err(ParseError::BadTotalLen);
         }
         Ok(())
@@ -77,39 +77,46 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     }
 
     /// Walks the extension headers. Returns the upper-layer protocol and the offset of its header
-    /// from the start of the IPv6 header.
+    /// from the start of the IPv6 header. Never reads past the payload length or the buffer,
+    /// even on a packet that did not pass `check_len`.
     pub fn upper_layer(&self) -> Result<(u8, usize)> {
         let b = self.buffer.as_ref();
-        let end = HEADER_LEN + usize::from(self.payload_len());
+        if b.len() < HEADER_LEN {
+            return Err(ParseError::Truncated);
+        }
+        let end = HEADER_LEN.wrapping_add(usize::from(self.payload_len())).min(b.len());
         let mut next = self.next_header();
         let mut off = HEADER_LEN;
-        for _ in 0..MAX_EXT_HEADERS {
-            match next {
-                ip_proto::HOPOPT | ip_proto::IPV6_ROUTE | ip_proto::IPV6_OPTS => {
-                    // RFC 8200 §4.3-4.6: Hdr Ext Len in 8-octet units, not counting the first 8.
-                    if off + 2 > end {
-                        return Err(ParseError::BadExtensionHeader);
-                    }
-                    next = read_u8(b, off);
-                    off += (usize::from(read_u8(b, off + 1)) + 1) * 8;
+        // One more round than there are headers to walk: the last one may only find the upper
+        // layer behind the MAX_EXT_HEADERS-th extension header.
+        for i in 0..=MAX_EXT_HEADERS {
+            // Each arm gives the unit and the bias of the Hdr Ext Len field.
+            let (unit, bias) = match next {
+                ip_proto::HOPOPT | ip_proto::IPV6_ROUTE | ip_proto::IPV6_OPTS | ip_proto::AH | ip_proto::IPV6_FRAG
+                    if i == MAX_EXT_HEADERS =>
+                {
+                    return Err(ParseError::BadExtensionHeader)
                 }
-                ip_proto::AH => {
-                    // RFC 4302 §2.2: Payload Len in 4-octet units, minus 2.
-                    if off + 2 > end {
-                        return Err(ParseError::BadExtensionHeader);
-                    }
-                    next = read_u8(b, off);
-                    off += (usize::from(read_u8(b, off + 1)) + 2) * 4;
-                }
+                //= https://www.rfc-editor.org/rfc/rfc8200#section-4.3
+                //# The Hop-by-Hop Options header, when present, must immediately follow the
+                //# IPv6 header.
+                // Linux answers any other position with a parameter problem; we drop it.
+                ip_proto::HOPOPT if i != 0 => return Err(ParseError::BadExtensionHeader),
+                // RFC 8200 §4.3-4.6: Hdr Ext Len in 8-octet units, not counting the first 8.
+                ip_proto::HOPOPT | ip_proto::IPV6_ROUTE | ip_proto::IPV6_OPTS => (8, 1),
+                // RFC 4302 §2.2: Payload Len in 4-octet units, minus 2.
+                ip_proto::AH => (4, 2),
                 ip_proto::IPV6_FRAG => return Err(ParseError::Fragment),
                 ip_proto::ESP | ip_proto::IPV6_NONXT => return Err(ParseError::BadExtensionHeader),
-                upper => {
-                    if off > end {
-                        return Err(ParseError::BadExtensionHeader);
-                    }
-                    return Ok((upper, off));
-                }
+                upper => return Ok((upper, off)),
+            };
+            if off.saturating_add(2) > end {
+                return Err(ParseError::BadExtensionHeader);
             }
+            next = read_u8(b, off);
+            let len = usize::from(read_u8(b, off.wrapping_add(1)));
+            // At most (255 + 2) * 8 bytes per header, eight headers: no overflow.
+            off = off.wrapping_add(len.wrapping_add(bias).wrapping_mul(unit));
             if off > end {
                 return Err(ParseError::BadExtensionHeader);
             }
@@ -122,8 +129,18 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Ipv6Packet<&'a T> {
     /// Everything after the fixed header up to the payload length (extension headers included).
     pub fn payload(&self) -> &'a [u8] {
         let b: &'a [u8] = self.buffer.as_ref();
-        let end = (HEADER_LEN + usize::from(self.payload_len())).min(b.len());
+        let end = HEADER_LEN.wrapping_add(usize::from(self.payload_len())).min(b.len());
         b.get(HEADER_LEN..end).unwrap_or(&[])
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
+    /// Sets the 20-bit flow label (RFC 6437), keeping version and traffic class. [`Ipv6Repr`]
+    /// emits a zero label; a sender that labels its flows sets it after `emit`.
+    pub fn set_flow_label(&mut self, label: u32) {
+        let b = self.buffer.as_mut();
+        let word = read_u32(b, field::VER_TC_FLOW);
+        write_u32(b, field::VER_TC_FLOW, (word & 0xfff0_0000) | (label & 0x000f_ffff));
     }
 }
 
@@ -149,11 +166,12 @@ impl Ipv6Repr {
     pub fn parse<T: AsRef<[u8]>>(p: &Ipv6Packet<T>) -> Result<Self> {
         p.check_len()?;
         let (next_header, upper_offset) = p.upper_layer()?;
+        let end = HEADER_LEN.wrapping_add(usize::from(p.payload_len())); // <= 40 + 65535
         Ok(Ipv6Repr {
             src: p.src_addr(),
             dst: p.dst_addr(),
             next_header,
-            payload_len: (HEADER_LEN + usize::from(p.payload_len())).saturating_sub(upper_offset),
+            payload_len: end.saturating_sub(upper_offset),
             hop_limit: p.hop_limit(),
             traffic_class: p.traffic_class(),
             upper_offset,
@@ -162,8 +180,18 @@ impl Ipv6Repr {
     pub const fn header_len(&self) -> usize {
         HEADER_LEN
     }
+    /// `Err(BadAddress)` when the source cannot be a TCP peer: unspecified (RFC 8200 allows it
+    /// only before an address is configured, e.g. for MLD and DAD), multicast (RFC 4291
+    /// §2.7: never a source) or loopback (RFC 4291 §2.5.3: never sent outside a node).
+    pub fn check_src(&self) -> Result<()> {
+        let s = self.src;
+        if s.is_unspecified() || s.is_multicast() || s.is_loopback() {
+            return Err(ParseError::BadAddress);
+        }
+        Ok(())
+    }
     pub const fn buffer_len(&self) -> usize {
-        HEADER_LEN + self.payload_len
+        HEADER_LEN.saturating_add(self.payload_len)
     }
     /// Writes the 40-byte fixed header (no extension headers) into `buf[..40]`.
     pub fn emit(&self, buf: &mut [u8]) {

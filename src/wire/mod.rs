@@ -9,8 +9,17 @@
 //! read past the end yields zero (and trips a `debug_assert!`), a write past the end is ignored.
 //! Nothing here keeps state or allocates.
 
-// No panic on anything that comes off the wire (STYLE.md §4).
-#![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+// STYLE §4: never panic on packet data. Tests may index and unwrap.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::arithmetic_side_effects
+    )
+)]
 
 pub mod arp;
 pub mod checksum;

@@ -84,6 +84,15 @@ impl TcpFlags {
     pub const fn is_impossible(self) -> bool {
         self.syn() && (self.fin() || self.rst())
     }
+    /// `Err(BadFlags)` for a combination no TCP sends (see [`TcpFlags::is_impossible`]): the
+    /// check a receiver applies before any state is looked up.
+    pub const fn check(self) -> Result<()> {
+        if self.is_impossible() {
+            Err(ParseError::BadFlags)
+        } else {
+            Ok(())
+        }
+    }
 }
 
 impl core::ops::BitOr for TcpFlags {
@@ -201,7 +210,7 @@ impl<'a> Iterator for OptionIter<'a> {
                     (kind::TIMESTAMPS, 10) => {
                         TcpOption::Timestamps { tsval: read_u32(data, 0), tsecr: read_u32(data, 4) }
                     }
-                    (kind::SACK, l) if l >= 10 && (l - 2) % 8 == 0 => TcpOption::SackRange(data),
+                    (kind::SACK, l) if l >= 10 && data.len() % 8 == 0 => TcpOption::SackRange(data),
                     (kind, _) => TcpOption::Unknown { kind, data },
                 };
                 Some(Ok(opt))
@@ -232,14 +241,13 @@ impl TcpOptions {
                 TcpOption::SackPermitted => o.sack_permitted = true,
                 TcpOption::Timestamps { tsval, tsecr } => o.timestamps = Some((tsval, tsecr)),
                 TcpOption::SackRange(raw) => {
-                    let mut n = 0usize;
-                    for c in raw.chunks_exact(8).take(MAX_SACK_BLOCKS) {
-                        if let Some(slot) = o.sack_blocks.get_mut(n) {
-                            *slot = (SeqNum(read_u32(c, 0)), SeqNum(read_u32(c, 4)));
-                            n += 1;
-                        }
+                    // A later SACK option replaces an earlier one; at most four blocks fit.
+                    let mut n = 0u8;
+                    for (slot, c) in o.sack_blocks.iter_mut().zip(raw.chunks_exact(8)) {
+                        *slot = (SeqNum(read_u32(c, 0)), SeqNum(read_u32(c, 4)));
+                        n = n.wrapping_add(1);
                     }
-                    o.sack_count = n as u8;
+                    o.sack_count = n;
                 }
                 TcpOption::EndOfList | TcpOption::NoOperation | TcpOption::Unknown { .. } => {}
             }
@@ -247,35 +255,49 @@ impl TcpOptions {
         Ok(o)
     }
 
+    /// The SACK blocks carried (at most [`MAX_SACK_BLOCKS`], whatever `sack_count` says).
     pub fn sack_blocks(&self) -> &[(SeqNum, SeqNum)] {
-        self.sack_blocks.get(..usize::from(self.sack_count)).unwrap_or(&[])
+        let n = usize::from(self.sack_count).min(MAX_SACK_BLOCKS);
+        self.sack_blocks.get(..n).unwrap_or(&[])
     }
 
-    /// Bytes the options take when emitted (a multiple of 4), in the layout Linux uses:
-    /// MSS; SACK-permitted + timestamps (or NOP NOP + either); NOP + window scale; NOP NOP + SACK.
+    /// Bytes of everything but the SACK option, in the emitted layout.
+    fn fixed_len(&self) -> usize {
+        let mss: usize = if self.mss.is_some() { 4 } else { 0 };
+        let ts_sackp = match (self.timestamps, self.sack_permitted) {
+            (Some(_), _) => 12,
+            (None, true) => 4,
+            (None, false) => 0,
+        };
+        let ws = if self.window_scale.is_some() { 4 } else { 0 };
+        mss.wrapping_add(ts_sackp).wrapping_add(ws) // at most 20
+    }
+
+    /// The SACK blocks that `emit` writes: as many as fit in the 40 bytes after the other
+    /// options and the NOP NOP kind length prefix. Linux likewise sends fewer blocks when
+    /// timestamps take room (`tcp_established_options`).
+    pub fn sack_blocks_to_emit(&self) -> &[(SeqNum, SeqNum)] {
+        let blocks = self.sack_blocks();
+        let room = MAX_OPTIONS_LEN.saturating_sub(self.fixed_len()).saturating_sub(SACK_PREFIX_LEN) / SACK_BLOCK_LEN;
+        blocks.get(..room.min(blocks.len())).unwrap_or(&[])
+    }
+
+    /// Bytes the options take when emitted (a multiple of 4, at most 40), in the layout Linux
+    /// uses: MSS; SACK-permitted + timestamps (or NOP NOP + either); NOP + window scale;
+    /// NOP NOP + SACK. Exactly what [`TcpOptions::emit`] writes.
     pub fn buffer_len(&self) -> usize {
-        let mut n = 0;
-        if self.mss.is_some() {
-            n += 4;
-        }
-        if self.timestamps.is_some() {
-            n += 12;
-        } else if self.sack_permitted {
-            n += 4;
-        }
-        if self.window_scale.is_some() {
-            n += 4;
-        }
-        if self.sack_count > 0 {
-            n += 4 + 8 * usize::from(self.sack_count.min(MAX_SACK_BLOCKS as u8));
-        }
-        n.min(MAX_HEADER_LEN - MIN_HEADER_LEN)
+        let sack = match self.sack_blocks_to_emit().len() {
+            0 => 0,
+            n => SACK_BLOCK_LEN.wrapping_mul(n).wrapping_add(SACK_PREFIX_LEN), // n <= 4
+        };
+        self.fixed_len().wrapping_add(sack) // <= 40 by construction of sack_blocks_to_emit
     }
 
-    /// Writes the options into `buf` (at least `buffer_len()` bytes). Returns bytes written.
+    /// Writes the options into `buf` (at least `buffer_len()` bytes). Returns bytes written,
+    /// which is `buffer_len()`. SACK blocks that do not fit are left out (see
+    /// [`TcpOptions::sack_blocks_to_emit`]).
     pub fn emit(&self, buf: &mut [u8]) -> usize {
-        let limit = MAX_HEADER_LEN - MIN_HEADER_LEN;
-        let mut w = Writer { buf, at: 0, limit };
+        let mut w = Writer { buf, at: 0, limit: MAX_OPTIONS_LEN };
         if let Some(m) = self.mss {
             w.bytes(&[kind::MSS, 4]);
             w.u16(m);
@@ -297,22 +319,28 @@ impl TcpOptions {
         if let Some(s) = self.window_scale {
             w.bytes(&[kind::NOP, kind::WSCALE, 3, s]);
         }
-        let n = self.sack_blocks();
-        if !n.is_empty() {
-            let room = (w.limit.saturating_sub(w.at + 4)) / 8;
-            let n = n.get(..room.min(n.len())).unwrap_or(&[]);
-            if !n.is_empty() {
-                w.bytes(&[kind::NOP, kind::NOP, kind::SACK, (2 + 8 * n.len()) as u8]);
-                for (l, r) in n {
-                    w.u32(l.0);
-                    w.u32(r.0);
-                }
+        let blocks = self.sack_blocks_to_emit();
+        if !blocks.is_empty() {
+            // 2 + 8 * (n <= 4) fits a u8.
+            let len = SACK_BLOCK_LEN.wrapping_mul(blocks.len()).wrapping_add(2) as u8;
+            w.bytes(&[kind::NOP, kind::NOP, kind::SACK, len]);
+            for (l, r) in blocks {
+                w.u32(l.0);
+                w.u32(r.0);
             }
         }
+        debug_assert_eq!(w.at, self.buffer_len());
         w.at
     }
 }
 
+/// Room for options in a TCP header.
+const MAX_OPTIONS_LEN: usize = MAX_HEADER_LEN - MIN_HEADER_LEN;
+/// NOP, NOP, kind, length in front of the SACK blocks.
+const SACK_PREFIX_LEN: usize = 4;
+const SACK_BLOCK_LEN: usize = 8;
+
+/// Writes option bytes up to `limit`; a write that would pass it is dropped whole.
 struct Writer<'b> {
     buf: &'b mut [u8],
     at: usize,
@@ -321,9 +349,11 @@ struct Writer<'b> {
 
 impl Writer<'_> {
     fn bytes(&mut self, b: &[u8]) {
-        if self.at + b.len() <= self.limit {
+        // `at <= limit <= 40` and `b` is at most 4 bytes: no overflow.
+        let end = self.at.saturating_add(b.len());
+        if end <= self.limit {
             write_bytes(self.buf, self.at, b);
-            self.at += b.len();
+            self.at = end;
         }
     }
     fn u16(&mut self, v: u16) {
@@ -490,11 +520,12 @@ impl<'a> TcpRepr<'a> {
         })
     }
 
+    /// 20 bytes plus the options as emitted: at most 60.
     pub fn header_len(&self) -> usize {
-        MIN_HEADER_LEN + self.options.buffer_len()
+        MIN_HEADER_LEN.wrapping_add(self.options.buffer_len())
     }
     pub fn buffer_len(&self) -> usize {
-        self.header_len() + self.payload.len()
+        self.header_len().saturating_add(self.payload.len())
     }
     /// Sequence space the segment occupies: payload plus one for SYN and one for FIN.
     pub fn segment_len(&self) -> u32 {
@@ -514,7 +545,7 @@ impl<'a> TcpRepr<'a> {
         let hl = self.emit_header(buf, self.payload.len());
         write_bytes(buf, hl, self.payload);
         if let Some(ps) = pseudo {
-            let end = hl + self.payload.len();
+            let end = hl.saturating_add(self.payload.len());
             TcpPacket::new_unchecked(slice_mut(buf, 0..end)).fill_checksum(ps);
         }
     }
@@ -536,7 +567,7 @@ impl<'a> TcpRepr<'a> {
         }
         let opts = slice_mut(buf, field::OPTIONS..hl);
         let written = self.options.emit(opts);
-        debug_assert_eq!(written, hl - MIN_HEADER_LEN);
+        debug_assert_eq!(written, hl.wrapping_sub(MIN_HEADER_LEN));
         hl
     }
 }

@@ -9,8 +9,8 @@ use xdptcp::wire::arp::{ArpOperation, ArpRepr};
 use xdptcp::wire::checksum;
 use xdptcp::wire::icmp::IcmpRepr;
 use xdptcp::wire::{
-    ip_proto, ChecksumCaps, EtherType, EthernetAddress, EthernetRepr, Ipv4Packet, Ipv4Repr,
-    Ipv6Repr, SeqNum, TcpFlags, TcpOptions, TcpRepr,
+    ip_proto, ChecksumCaps, EtherType, EthernetAddress, EthernetRepr, Ipv4Packet, Ipv4Repr, Ipv6Repr, SeqNum, TcpFlags,
+    TcpOptions, TcpRepr,
 };
 
 /// True when the test may touch the kernel (BPF, namespaces). Without root it prints a loud
@@ -42,12 +42,7 @@ pub const IP6_STACK: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x1813, 0, 0, 0, 0, 0, 1);
 pub const IP6_PEER: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x1813, 0, 0, 0, 0, 0, 2);
 
 fn eth(vlan: Option<u16>, ethertype: EtherType, payload_len: usize) -> (Vec<u8>, usize) {
-    let e = EthernetRepr {
-        src: MAC_PEER,
-        dst: MAC_STACK,
-        vlan,
-        ethertype,
-    };
+    let e = EthernetRepr { src: MAC_PEER, dst: MAC_STACK, vlan, ethertype };
     let hl = e.header_len();
     let mut f = vec![0u8; hl + payload_len];
     e.emit(&mut f);
@@ -55,13 +50,7 @@ fn eth(vlan: Option<u16>, ethertype: EtherType, payload_len: usize) -> (Vec<u8>,
 }
 
 /// A TCP segment from the peer with the given flags.
-pub fn tcp_segment(
-    src_port: u16,
-    dst_port: u16,
-    flags: TcpFlags,
-    seq: u32,
-    ack: u32,
-) -> TcpRepr<'static> {
+pub fn tcp_segment(src_port: u16, dst_port: u16, flags: TcpFlags, seq: u32, ack: u32) -> TcpRepr<'static> {
     TcpRepr {
         src_port,
         dst_port,
@@ -98,12 +87,7 @@ pub fn tcp4_frame(vlan: Option<u16>, src: Ipv4Addr, dst: Ipv4Addr, tcp: &TcpRepr
 
 /// A SYN from the peer to `dst:port` over IPv4.
 pub fn syn4(vlan: Option<u16>, dst: Ipv4Addr, port: u16) -> Vec<u8> {
-    tcp4_frame(
-        vlan,
-        IP4_PEER,
-        dst,
-        &tcp_segment(40000, port, TcpFlags::SYN, 1000, 0),
-    )
+    tcp4_frame(vlan, IP4_PEER, dst, &tcp_segment(40000, port, TcpFlags::SYN, 1000, 0))
 }
 
 /// A SYN from the peer to `[dst]:port` over IPv6.
@@ -187,11 +171,7 @@ pub fn arp_request(target: Ipv4Addr) -> Vec<u8> {
 
 /// ICMP echo request from the peer to `dst`.
 pub fn ping4(dst: Ipv4Addr) -> Vec<u8> {
-    let echo = IcmpRepr::EchoRequest {
-        ident: 7,
-        seq_no: 1,
-        data: b"xdptcp",
-    };
+    let echo = IcmpRepr::EchoRequest { ident: 7, seq_no: 1, data: b"xdptcp" };
     let il = echo.buffer_len();
     let ip = Ipv4Repr {
         src: IP4_PEER,
@@ -212,11 +192,7 @@ pub fn ping4(dst: Ipv4Addr) -> Vec<u8> {
 
 /// ICMPv6 echo request from the peer to `dst`.
 pub fn ping6(dst: Ipv6Addr) -> Vec<u8> {
-    let echo = IcmpRepr::EchoRequest {
-        ident: 7,
-        seq_no: 1,
-        data: b"xdptcp",
-    };
+    let echo = IcmpRepr::EchoRequest { ident: 7, seq_no: 1, data: b"xdptcp" };
     let il = echo.buffer_len();
     let ip = Ipv6Repr {
         src: IP6_PEER,
@@ -237,16 +213,7 @@ pub fn ping6(dst: Ipv6Addr) -> Vec<u8> {
 /// Neighbour solicitation for `target`, sent to its solicited-node multicast group.
 pub fn neighbour_solicitation(target: Ipv6Addr) -> Vec<u8> {
     let t = target.octets();
-    let group = Ipv6Addr::new(
-        0xff02,
-        0,
-        0,
-        0,
-        0,
-        1,
-        0xff00 | u16::from(t[13]),
-        u16::from_be_bytes([t[14], t[15]]),
-    );
+    let group = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00 | u16::from(t[13]), u16::from_be_bytes([t[14], t[15]]));
     let body_len = 24;
     let ip = Ipv6Repr {
         src: IP6_PEER,

@@ -3,9 +3,7 @@ use super::*;
 /// Sends `n` frames carrying their index (4 bytes, big endian) from `a`, then flushes.
 fn send_indexed(a: &mut MemLink, n: u32) {
     for i in 0..n {
-        assert!(a
-            .tx()
-            .send_frame(4, &mut |b| b.copy_from_slice(&i.to_be_bytes())));
+        assert!(a.tx().send_frame(4, &mut |b| b.copy_from_slice(&i.to_be_bytes())));
     }
     a.flush();
 }
@@ -18,10 +16,7 @@ fn drain(b: &mut MemLink) -> Vec<Vec<u8>> {
 }
 
 fn indices(frames: &[Vec<u8>]) -> Vec<u32> {
-    frames
-        .iter()
-        .map(|f| u32::from_be_bytes([f[0], f[1], f[2], f[3]]))
-        .collect()
+    frames.iter().map(|f| u32::from_be_bytes([f[0], f[1], f[2], f[3]])).collect()
 }
 
 fn cfg() -> MemConfig {
@@ -56,10 +51,7 @@ fn replies_through_the_rx_sink_reach_the_sender() {
     b.flush();
     let back = drain(&mut a);
     assert_eq!(back.len(), 3);
-    assert_eq!(
-        back[1],
-        vec![0, 0, 0, 1].into_iter().rev().collect::<Vec<u8>>()
-    );
+    assert_eq!(back[1], vec![0, 0, 0, 1].into_iter().rev().collect::<Vec<u8>>());
 }
 
 #[test]
@@ -74,10 +66,7 @@ fn rx_burst_honours_max() {
 
 #[test]
 fn delay_holds_frames_until_their_time() {
-    let c = MemConfig {
-        delay: Duration::from_millis(10),
-        ..cfg()
-    };
+    let c = MemConfig { delay: Duration::from_millis(10), ..cfg() };
     let (mut a, mut b) = MemLink::pair(c, 4);
     a.set_now(Instant::from_millis(5));
     send_indexed(&mut a, 2);
@@ -91,11 +80,7 @@ fn delay_holds_frames_until_their_time() {
 
 #[test]
 fn loss_drops_about_the_given_share_and_is_counted() {
-    let c = MemConfig {
-        loss: 0.3,
-        capacity: 20_000,
-        ..cfg()
-    };
+    let c = MemConfig { loss: 0.3, capacity: 20_000, ..cfg() };
     let (mut a, mut b) = MemLink::pair(c, 5);
     send_indexed(&mut a, 10_000);
     let got = drain(&mut b).len() as u64;
@@ -107,20 +92,13 @@ fn loss_drops_about_the_given_share_and_is_counted() {
 
 #[test]
 fn duplication_delivers_copies_right_after_the_original() {
-    let all = MemConfig {
-        duplicate: 1.0,
-        ..cfg()
-    };
+    let all = MemConfig { duplicate: 1.0, ..cfg() };
     let (mut a, mut b) = MemLink::pair(all, 6);
     send_indexed(&mut a, 3);
     assert_eq!(indices(&drain(&mut b)), vec![0, 0, 1, 1, 2, 2]);
     assert_eq!(a.wire_stats().duplicated, 3);
 
-    let half = MemConfig {
-        duplicate: 0.5,
-        capacity: 20_000,
-        ..cfg()
-    };
+    let half = MemConfig { duplicate: 0.5, capacity: 20_000, ..cfg() };
     let (mut a, mut b) = MemLink::pair(half, 6);
     send_indexed(&mut a, 10_000);
     let extra = drain(&mut b).len() - 10_000;
@@ -129,11 +107,7 @@ fn duplication_delivers_copies_right_after_the_original() {
 
 #[test]
 fn reorder_lets_later_frames_overtake() {
-    let c = MemConfig {
-        reorder: 0.3,
-        reorder_delay: Duration::from_millis(1),
-        ..cfg()
-    };
+    let c = MemConfig { reorder: 0.3, reorder_delay: Duration::from_millis(1), ..cfg() };
     let (mut a, mut b) = MemLink::pair(c, 7);
     send_indexed(&mut a, 200);
     let first = indices(&drain(&mut b));
@@ -152,11 +126,7 @@ fn reorder_lets_later_frames_overtake() {
 
 #[test]
 fn jitter_spreads_arrivals_within_bounds() {
-    let c = MemConfig {
-        delay: Duration::from_millis(2),
-        jitter: Duration::from_millis(3),
-        ..cfg()
-    };
+    let c = MemConfig { delay: Duration::from_millis(2), jitter: Duration::from_millis(3), ..cfg() };
     let (mut a, mut b) = MemLink::pair(c, 8);
     send_indexed(&mut a, 100);
     b.set_now(Instant::from_nanos(2_000_000 - 1));
@@ -169,10 +139,7 @@ fn jitter_spreads_arrivals_within_bounds() {
 
 #[test]
 fn corruption_flips_exactly_one_bit() {
-    let c = MemConfig {
-        corrupt: 1.0,
-        ..cfg()
-    };
+    let c = MemConfig { corrupt: 1.0, ..cfg() };
     let (mut a, mut b) = MemLink::pair(c, 9);
     let orig = [0x5au8; 64];
     for _ in 0..50 {
@@ -190,32 +157,18 @@ fn corruption_flips_exactly_one_bit() {
 
 #[test]
 fn capacity_and_mtu_refuse_frames() {
-    let c = MemConfig {
-        capacity: 4,
-        mtu: 100,
-        ..cfg()
-    };
+    let c = MemConfig { capacity: 4, mtu: 100, ..cfg() };
     let (mut a, mut b) = MemLink::pair(c, 10);
-    assert!(!a
-        .tx()
-        .send_frame(101, &mut |_| panic!("not called when too long")));
+    assert!(!a.tx().send_frame(101, &mut |_| panic!("not called when too long")));
     for _ in 0..4 {
         assert!(a.tx().send_frame(10, &mut |_| {}));
     }
-    assert!(!a
-        .tx()
-        .send_frame(10, &mut |_| panic!("not called when full")));
+    assert!(!a.tx().send_frame(10, &mut |_| panic!("not called when full")));
     assert_eq!(a.stats().tx_no_frame, 1);
     a.flush();
-    assert!(
-        !a.tx().send_frame(10, &mut |_| {}),
-        "still full while on the wire"
-    );
+    assert!(!a.tx().send_frame(10, &mut |_| {}), "still full while on the wire");
     assert_eq!(drain(&mut b).len(), 4);
-    assert!(
-        a.tx().send_frame(10, &mut |_| {}),
-        "room again once received"
-    );
+    assert!(a.tx().send_frame(10, &mut |_| {}), "room again once received");
 }
 
 #[test]
@@ -270,10 +223,7 @@ fn same_seed_same_run_other_seed_other_run() {
 #[test]
 fn enabling_one_impairment_leaves_another_unchanged() {
     let lossy = MemConfig { loss: 0.2, ..cfg() };
-    let lossy_corrupt = MemConfig {
-        corrupt: 0.5,
-        ..lossy
-    };
+    let lossy_corrupt = MemConfig { corrupt: 0.5, ..lossy };
     let survivors = |c: MemConfig| {
         let (mut a, mut b) = MemLink::pair(c, 99);
         send_indexed(&mut a, 500);

@@ -84,12 +84,7 @@ impl ListenKey {
     /// The key for `ip:port`; an unspecified `ip` (0.0.0.0, ::) gives the family's wildcard.
     pub fn new(ip: IpAddr, port: u16) -> Self {
         let (family, addr) = family_and_bytes(ip);
-        ListenKey {
-            family,
-            pad: 0,
-            port,
-            addr,
-        }
+        ListenKey { family, pad: 0, port, addr }
     }
 
     pub fn to_bytes(self) -> [u8; 20] {
@@ -105,11 +100,7 @@ impl ListenKey {
 impl AddrKey {
     pub fn new(ip: IpAddr) -> Self {
         let (family, addr) = family_and_bytes(ip);
-        AddrKey {
-            family,
-            pad: [0; 3],
-            addr,
-        }
+        AddrKey { family, pad: [0; 3], addr }
     }
 
     pub fn to_bytes(self) -> [u8; 20] {

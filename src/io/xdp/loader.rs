@@ -94,17 +94,11 @@ impl SteerConfig {
         }
         if let Some(r) = &self.client_ports {
             if r.is_empty() {
-                return Err(XdpError::Config(format!(
-                    "client port range {}-{} is empty",
-                    r.start(),
-                    r.end()
-                )));
+                return Err(XdpError::Config(format!("client port range {}-{} is empty", r.start(), r.end())));
             }
         }
         if self.address_mode == AddressMode::Own && self.owned.is_empty() {
-            return Err(XdpError::Config(
-                "address mode \"own\" needs at least one owned address".into(),
-            ));
+            return Err(XdpError::Config("address mode \"own\" needs at least one owned address".into()));
         }
         Ok(())
     }
@@ -174,9 +168,7 @@ pub struct Steering {
 
 impl fmt::Debug for Steering {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Steering")
-            .field("attachment", &self.attachment)
-            .finish_non_exhaustive()
+        f.debug_struct("Steering").field("attachment", &self.attachment).finish_non_exhaustive()
     }
 }
 
@@ -187,15 +179,11 @@ fn bpf_err(op: impl Into<String>) -> impl FnOnce(libbpf_rs::Error) -> XdpError {
 
 /// The index of interface `ifname` in the calling thread's network namespace.
 pub fn ifindex(ifname: &str) -> Result<u32, XdpError> {
-    let c = CString::new(ifname)
-        .map_err(|_| XdpError::Config(format!("interface name {ifname:?} contains a NUL")))?;
+    let c = CString::new(ifname).map_err(|_| XdpError::Config(format!("interface name {ifname:?} contains a NUL")))?;
     // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
     let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
     if idx == 0 {
-        return Err(XdpError::Os {
-            op: format!("find interface {ifname}"),
-            source: io::Error::last_os_error(),
-        });
+        return Err(XdpError::Os { op: format!("find interface {ifname}"), source: io::Error::last_os_error() });
     }
     Ok(idx)
 }
@@ -238,18 +226,10 @@ impl Steering {
         // The skeleton borrows the storage of its object for as long as it lives. Giving it
         // a leaked box (a few words per load; the bpf_object itself is freed by the
         // skeleton's Drop) keeps `Steering` free of a self-referential struct and of unsafe.
-        let storage: &'static mut MaybeUninit<OpenObject> =
-            Box::leak(Box::new(MaybeUninit::uninit()));
-        let open = SteerSkelBuilder::default()
-            .open(storage)
-            .map_err(bpf_err("open the XDP object"))?;
-        let skel = open
-            .load()
-            .map_err(bpf_err("load the XDP program (see the verifier log above)"))?;
-        let s = Steering {
-            attachment: None,
-            skel,
-        };
+        let storage: &'static mut MaybeUninit<OpenObject> = Box::leak(Box::new(MaybeUninit::uninit()));
+        let open = SteerSkelBuilder::default().open(storage).map_err(bpf_err("open the XDP object"))?;
+        let skel = open.load().map_err(bpf_err("load the XDP program (see the verifier log above)"))?;
+        let s = Steering { attachment: None, skel };
         s.write_config(cfg.raw())?;
         for l in &cfg.listen {
             s.add_listen(*l)?;
@@ -264,18 +244,11 @@ impl Steering {
     /// BPF link. Refuses, naming the program, when an XDP program is already attached there.
     pub fn attach(&mut self, ifname: &str, mode: AttachMode) -> Result<(), XdpError> {
         if let Some(a) = &self.attachment {
-            return Err(XdpError::Config(format!(
-                "the program is already attached to {}",
-                a.ifname
-            )));
+            return Err(XdpError::Config(format!("the program is already attached to {}", a.ifname)));
         }
         let ifindex = ifindex(ifname)?;
         if let Some(p) = query_ifindex(ifname, ifindex)? {
-            return Err(XdpError::AlreadyAttached {
-                ifname: ifname.to_owned(),
-                prog_id: p.prog_id,
-                mode: p.mode,
-            });
+            return Err(XdpError::AlreadyAttached { ifname: ifname.to_owned(), prog_id: p.prog_id, mode: p.mode });
         }
         let opts = libbpf_sys::bpf_link_create_opts {
             sz: size_of::<libbpf_sys::bpf_link_create_opts>() as libbpf_sys::size_t,
@@ -286,8 +259,7 @@ impl Steering {
         let target = i32::try_from(ifindex).map_err(|_| XdpError::Config("ifindex".into()))?;
         // SAFETY: `prog_fd` is the fd of a loaded program owned by `self.skel`, open for the
         // whole call; `opts` is initialised, its `sz` matches, and it outlives the call.
-        let fd =
-            unsafe { libbpf_sys::bpf_link_create(prog_fd, target, libbpf_sys::BPF_XDP, &opts) };
+        let fd = unsafe { libbpf_sys::bpf_link_create(prog_fd, target, libbpf_sys::BPF_XDP, &opts) };
         if fd < 0 {
             let errno = -fd;
             // Lost a race with another attacher: report who won.
@@ -312,12 +284,7 @@ impl Steering {
         }
         // SAFETY: `fd` was just returned by BPF_LINK_CREATE and is owned by nothing else.
         let link = unsafe { OwnedFd::from_raw_fd(fd) };
-        self.attachment = Some(Attachment {
-            link,
-            ifname: ifname.to_owned(),
-            ifindex,
-            mode,
-        });
+        self.attachment = Some(Attachment { link, ifname: ifname.to_owned(), ifindex, mode });
         Ok(())
     }
 
@@ -328,9 +295,7 @@ impl Steering {
 
     /// `(interface, ifindex, mode)` of the current attachment.
     pub fn attached(&self) -> Option<(&str, u32, AttachMode)> {
-        self.attachment
-            .as_ref()
-            .map(|a| (a.ifname.as_str(), a.ifindex, a.mode))
+        self.attachment.as_ref().map(|a| (a.ifname.as_str(), a.ifindex, a.mode))
     }
 
     /// The link's file descriptor (for `bpftool link show`), when attached.
@@ -342,20 +307,14 @@ impl Steering {
     /// itself when the socket is closed.
     pub fn register_xsk(&self, queue: u32, xsk: BorrowedFd<'_>) -> Result<(), XdpError> {
         if queue >= abi::MAX_QUEUES {
-            return Err(XdpError::Config(format!(
-                "queue {queue}: the program serves queues 0..{}",
-                abi::MAX_QUEUES
-            )));
+            return Err(XdpError::Config(format!("queue {queue}: the program serves queues 0..{}", abi::MAX_QUEUES)));
         }
-        let fd = u32::try_from(xsk.as_raw_fd())
-            .map_err(|_| XdpError::Config("negative socket fd".into()))?;
+        let fd = u32::try_from(xsk.as_raw_fd()).map_err(|_| XdpError::Config("negative socket fd".into()))?;
         self.skel
             .maps
             .xsks_map
             .update(&queue.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
-            .map_err(bpf_err(format!(
-                "insert the AF_XDP socket of queue {queue}"
-            )))
+            .map_err(bpf_err(format!("insert the AF_XDP socket of queue {queue}")))
     }
 
     /// Stops steering rx queue `queue` (its frames pass to the kernel).
@@ -363,9 +322,7 @@ impl Steering {
         match self.skel.maps.xsks_map.delete(&queue.to_ne_bytes()) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(bpf_err(format!(
-                "remove the AF_XDP socket of queue {queue}"
-            ))(e)),
+            Err(e) => Err(bpf_err(format!("remove the AF_XDP socket of queue {queue}"))(e)),
         }
     }
 
@@ -412,11 +369,7 @@ impl Steering {
         client_ports: Option<RangeInclusive<u16>>,
         address_mode: AddressMode,
     ) -> Result<(), XdpError> {
-        let cfg = SteerConfig {
-            client_ports,
-            address_mode,
-            ..SteerConfig::default()
-        };
+        let cfg = SteerConfig { client_ports, address_mode, ..SteerConfig::default() };
         if let Some(r) = &cfg.client_ports {
             if r.is_empty() {
                 return Err(XdpError::Config("empty client port range".into()));
@@ -461,16 +414,8 @@ impl Steering {
     /// returns its verdict (`XDP_PASS` = 2, `XDP_REDIRECT` = 4, ...). For tests and for
     /// checking a configuration without traffic; counters move as for a real frame.
     pub fn test_run(&self, frame: &[u8]) -> Result<u32, XdpError> {
-        let input = ProgramInput {
-            data_in: Some(frame),
-            ..ProgramInput::default()
-        };
-        let out = self
-            .skel
-            .progs
-            .xsk_steer
-            .test_run(input)
-            .map_err(bpf_err("BPF_PROG_TEST_RUN xsk_steer"))?;
+        let input = ProgramInput { data_in: Some(frame), ..ProgramInput::default() };
+        let out = self.skel.progs.xsk_steer.test_run(input).map_err(bpf_err("BPF_PROG_TEST_RUN xsk_steer"))?;
         Ok(out.return_value)
     }
 }

@@ -29,8 +29,7 @@ mod xsk;
 
 pub use abi::XskStat;
 pub use loader::{
-    attached_program, ifindex, AddressMode, AttachMode, AttachedProgram, SteerConfig, SteerStats,
-    Steering,
+    attached_program, ifindex, AddressMode, AttachMode, AttachedProgram, SteerConfig, SteerStats, Steering,
 };
 pub use umem::FrameCounts;
 pub use xsk::{BindMode, XdpLink, XskConfig, XskKernelStats};
@@ -50,11 +49,7 @@ pub enum XdpError {
          process holding it exits, see `bpftool link show`; one attached through netlink is \
          removed with `ip link set dev {ifname} xdp off`)"
     )]
-    AlreadyAttached {
-        ifname: String,
-        prog_id: u32,
-        mode: &'static str,
-    },
+    AlreadyAttached { ifname: String, prog_id: u32, mode: &'static str },
     /// A libbpf operation failed.
     #[error("{op}: {source}")]
     Bpf {
@@ -83,9 +78,6 @@ impl XdpError {
             cause.push_str(&s.to_string());
             src = s.source();
         }
-        XdpError::Xsk {
-            op: op.to_owned(),
-            cause,
-        }
+        XdpError::Xsk { op: op.to_owned(), cause }
     }
 }

@@ -71,10 +71,8 @@ pub(crate) fn create(spec: UmemSpec) -> Result<(Umem, Vec<FrameDesc>, usize), Xd
         .frame_headroom(0)
         .build()
         .map_err(|e| cfg_err("UMEM config", &e))?;
-    let count = NonZeroU32::new(spec.frame_count)
-        .ok_or_else(|| XdpError::Config("UMEM frame count is zero".into()))?;
-    let (umem, descs) =
-        Umem::new(config, count, spec.huge_pages).map_err(|e| XdpError::xsk("create UMEM", &e))?;
+    let count = NonZeroU32::new(spec.frame_count).ok_or_else(|| XdpError::Config("UMEM frame count is zero".into()))?;
+    let (umem, descs) = Umem::new(config, count, spec.huge_pages).map_err(|e| XdpError::xsk("create UMEM", &e))?;
     Ok((umem, descs, config.mtu() as usize))
 }
 
@@ -84,13 +82,7 @@ mod tests {
 
     #[test]
     fn counts_balance() {
-        let c = FrameCounts {
-            total: 10,
-            free: 4,
-            fill: 4,
-            tx_pending: 1,
-            tx_in_flight: 1,
-        };
+        let c = FrameCounts { total: 10, free: 4, fill: 4, tx_pending: 1, tx_in_flight: 1 };
         assert!(c.is_balanced());
         assert!(!FrameCounts { free: 5, ..c }.is_balanced());
     }

@@ -308,22 +308,11 @@ impl std::fmt::Debug for XdpLink {
 
 type Rings = (TxQueue, RxQueue, Option<(FillQueue, CompQueue)>);
 
-fn bind_socket(
-    cfg: &XskConfig,
-    umem: &Umem,
-    ifname: &str,
-    queue: u32,
-    copy: bool,
-) -> Result<Rings, XdpError> {
-    let iface: Interface = ifname
-        .parse()
-        .map_err(|_| XdpError::Config(format!("interface name {ifname:?} contains a NUL")))?;
+fn bind_socket(cfg: &XskConfig, umem: &Umem, ifname: &str, queue: u32, copy: bool) -> Result<Rings, XdpError> {
+    let iface: Interface =
+        ifname.parse().map_err(|_| XdpError::Config(format!("interface name {ifname:?} contains a NUL")))?;
     let qs = |v: u32| QueueSize::new(v).map_err(|e| XdpError::Config(e.to_string()));
-    let mut flags = if copy {
-        BindFlags::XDP_COPY
-    } else {
-        BindFlags::XDP_ZEROCOPY
-    };
+    let mut flags = if copy { BindFlags::XDP_COPY } else { BindFlags::XDP_ZEROCOPY };
     if cfg.need_wakeup {
         flags |= BindFlags::XDP_USE_NEED_WAKEUP;
     }
@@ -369,9 +358,7 @@ impl XdpLink {
             },
         };
         let Some((mut fq, cq)) = rings else {
-            return Err(XdpError::Config(
-                "libxdp returned no fill/completion ring for a fresh UMEM".into(),
-            ));
+            return Err(XdpError::Config("libxdp returned no fill/completion ring for a fresh UMEM".into()));
         };
 
         let total_frames = descs.len();
@@ -380,10 +367,7 @@ impl XdpLink {
         // SAFETY: the descriptors were just created for this UMEM and are on no ring.
         let produced = unsafe { fq.produce(&descs) };
         if produced != descs.len() {
-            return Err(XdpError::Config(format!(
-                "fill ring took {produced} of {} frames",
-                descs.len()
-            )));
+            return Err(XdpError::Config(format!("fill ring took {produced} of {} frames", descs.len())));
         }
 
         Ok(XdpLink {
@@ -524,11 +508,7 @@ impl FrameSink for XdpLink {
 }
 
 impl FrameIo for XdpLink {
-    fn rx_burst(
-        &mut self,
-        max: usize,
-        on_frame: &mut dyn FnMut(&[u8], &mut dyn FrameSink),
-    ) -> usize {
+    fn rx_burst(&mut self, max: usize, on_frame: &mut dyn FnMut(&[u8], &mut dyn FrameSink)) -> usize {
         // Completed transmits first, so the callback's replies find free frames.
         self.tx.reclaim();
         let n = max.min(self.rx.descs.len());
@@ -554,10 +534,7 @@ impl FrameIo for XdpLink {
             // (after this loop). The lender writes only frames from the free list, which are
             // distinct, so nothing writes this frame while the slice is borrowed.
             let frame = unsafe { self.umem.data(desc) }.contents();
-            let mut lender = Lender {
-                umem: &self.umem,
-                tx: &mut self.tx,
-            };
+            let mut lender = Lender { umem: &self.umem, tx: &mut self.tx };
             on_frame(frame, &mut lender);
         }
         self.refill(got);
