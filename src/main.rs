@@ -1,3 +1,22 @@
+//! The `xdptcp` binary.
+
+use clap::Parser;
+
+mod cli;
+
 fn main() {
-    println!("xdptcp");
+    let args = cli::Cli::parse();
+    let r = match &args.cmd {
+        #[cfg(feature = "xdp")]
+        cli::Cmd::Serve(a) => cli::serve::serve(a),
+        #[cfg(not(feature = "xdp"))]
+        cli::Cmd::Serve(_) => Err(anyhow::anyhow!("serve needs the `xdp` feature (build with default features)")),
+        cli::Cmd::Demo(a) => cli::demo::demo(a),
+        cli::Cmd::Kclient(a) => cli::kclient(a),
+        cli::Cmd::Stats(a) => cli::stats(a),
+    };
+    if let Err(e) = r {
+        eprintln!("xdptcp: {e:#}");
+        std::process::exit(1);
+    }
 }

@@ -33,6 +33,10 @@ impl<'a> Conn<'a> {
     pub fn readable(&self) -> usize {
         self.shard.readable(self.id)
     }
+    /// The local port (which listener accepted it).
+    pub fn local_port(&self) -> Option<u16> {
+        self.shard.tuple(self.id).map(|t| t.local.port())
+    }
     /// Queues bytes; returns how many the send buffer took (a `on_writable` follows a short
     /// write).
     pub fn send(&mut self, data: &[u8]) -> Result<usize, ApiError> {
@@ -124,4 +128,58 @@ pub fn dispatch(shard: &mut Shard, h: &mut dyn Handler, now: Instant, tx: &mut d
         }
     }
     n
+}
+
+/// Several applications on one core, chosen by the local port of each connection.
+pub struct Mux {
+    by_port: hashbrown::HashMap<u16, Box<dyn Handler + Send>>,
+    conn_port: hashbrown::HashMap<ConnId, u16>,
+}
+
+impl Mux {
+    pub fn new(apps: Vec<(u16, AppKind)>) -> Self {
+        Mux { by_port: apps.into_iter().map(|(p, k)| (p, k.build())).collect(), conn_port: hashbrown::HashMap::new() }
+    }
+
+    fn route(&mut self, id: ConnId) -> Option<&mut Box<dyn Handler + Send>> {
+        let port = self.conn_port.get(&id)?;
+        self.by_port.get_mut(port)
+    }
+}
+
+impl Handler for Mux {
+    fn on_accept(&mut self, c: &mut Conn<'_>) {
+        let Some(port) = c.local_port() else { return };
+        self.conn_port.insert(c.id, port);
+        if let Some(h) = self.route(c.id) {
+            h.on_accept(c);
+        }
+    }
+    fn on_connected(&mut self, c: &mut Conn<'_>) {
+        if let Some(h) = self.route(c.id) {
+            h.on_connected(c);
+        }
+    }
+    fn on_data(&mut self, c: &mut Conn<'_>) {
+        if let Some(h) = self.route(c.id) {
+            h.on_data(c);
+        }
+    }
+    fn on_writable(&mut self, c: &mut Conn<'_>) {
+        if let Some(h) = self.route(c.id) {
+            h.on_writable(c);
+        }
+    }
+    fn on_peer_closed(&mut self, c: &mut Conn<'_>) {
+        match self.route(c.id) {
+            Some(h) => h.on_peer_closed(c),
+            None => c.close(),
+        }
+    }
+    fn on_closed(&mut self, id: ConnId, reason: CloseReason) {
+        if let Some(h) = self.route(id) {
+            h.on_closed(id, reason);
+        }
+        self.conn_port.remove(&id);
+    }
 }

@@ -13,6 +13,7 @@ use crate::time::Instant;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 pub mod clock;
+pub mod kernel;
 #[cfg(feature = "xdp")]
 pub mod xdp;
 

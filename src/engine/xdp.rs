@@ -23,8 +23,8 @@ pub struct EngineConfig {
     pub iface: String,
     /// Addresses the stack serves (listens on and answers for).
     pub addrs: Vec<IpAddr>,
-    pub ports: Vec<u16>,
-    pub app: AppKind,
+    /// Listening ports and the application on each.
+    pub apps: Vec<(u16, AppKind)>,
     pub queues: u32,
     /// Cores to pin the queue threads to, in queue order (defaults to 0, 1, ...).
     pub cores: Vec<usize>,
@@ -57,10 +57,11 @@ impl Engine {
             bail!("--queues must be at least 1");
         }
         let mac = iface_mac(&cfg.iface)?;
+        let ports: Vec<u16> = cfg.apps.iter().map(|a| a.0).collect();
         let listen: Vec<SocketAddr> = if cfg.addrs.is_empty() {
-            cfg.ports.iter().map(|p| SocketAddr::new(IpAddr::from([0u8, 0, 0, 0]), *p)).collect()
+            ports.iter().map(|p| SocketAddr::new(IpAddr::from([0u8, 0, 0, 0]), *p)).collect()
         } else {
-            cfg.addrs.iter().flat_map(|a| cfg.ports.iter().map(move |p| SocketAddr::new(*a, *p))).collect()
+            cfg.addrs.iter().flat_map(|a| ports.iter().map(move |p| SocketAddr::new(*a, *p))).collect()
         };
         let steer =
             SteerConfig { listen, client_ports: None, owned: cfg.addrs.clone(), address_mode: cfg.address_mode };
@@ -75,7 +76,7 @@ impl Engine {
         let mut cores: Vec<Core> = (0..cfg.queues as usize)
             .map(|i| {
                 let mut shard = Shard::new(tcp_cfg.clone(), secrets.clone());
-                for p in &cfg.ports {
+                for p in &ports {
                     let addr = if cfg.addrs.len() == 1 { cfg.addrs.first().copied() } else { None };
                     let _ = shard.listen(*p, addr, cfg.backlog);
                 }
@@ -86,7 +87,7 @@ impl Engine {
                     vlan: None,
                     neighbour_ttl: Duration::from_secs(300),
                 });
-                Core::new(i, shard, net, cfg.app.build())
+                Core::new(i, shard, net, Box::new(crate::app::Mux::new(cfg.apps.clone())))
             })
             .collect();
         connect_cores(&mut cores);

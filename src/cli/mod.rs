@@ -1,0 +1,249 @@
+//! The `xdptcp` command line: `serve`, `demo`, `kclient`, `stats`.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::{IpAddr, SocketAddr};
+use xdptcp::app::AppKind;
+use xdptcp::engine::kernel::{run_echo_clients, ClientPlan, Closer};
+use xdptcp::tcp::SynCookies;
+
+pub mod demo;
+#[cfg(feature = "xdp")]
+pub mod serve;
+
+#[derive(Parser, Debug)]
+#[command(name = "xdptcp", version, about = "A kernel-bypass TCP stack on AF_XDP")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Serve a bundled application on AF_XDP sockets.
+    Serve(ServeArgs),
+    /// Build a veth test bed, serve on one end, drive it from the Linux kernel on the other,
+    /// report, and tear everything down.
+    Demo(DemoArgs),
+    /// Kernel-socket echo client: many connections with content checks (runs against any echo
+    /// server; `demo` runs it inside the peer namespace).
+    Kclient(KclientArgs),
+    /// Print the counters a running `serve` writes to its stats file.
+    Stats(StatsArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum AppArg {
+    Echo,
+    Http,
+    Discard,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum XdpModeArg {
+    Native,
+    Generic,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum BindArg {
+    Auto,
+    Copy,
+    Zerocopy,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Network interface to attach to.
+    #[arg(long)]
+    pub iface: String,
+    /// Address to serve (repeatable). Omit to serve every address on the port.
+    #[arg(long = "addr")]
+    pub addrs: Vec<IpAddr>,
+    /// Port to listen on.
+    #[arg(long, default_value_t = 7)]
+    pub port: u16,
+    /// Application on --port.
+    #[arg(long, value_enum, default_value_t = AppArg::Echo)]
+    pub app: AppArg,
+    /// More listeners, as PORT:APP (e.g. 80:http); repeatable.
+    #[arg(long = "also", value_parser = parse_port_app)]
+    pub also: Vec<(u16, AppArg)>,
+    /// Response body size of the http app, in bytes.
+    #[arg(long, default_value_t = 64)]
+    pub http_body: usize,
+    /// NIC queues to serve (one pinned thread each).
+    #[arg(long, default_value_t = 1)]
+    pub queues: u32,
+    /// Cores to pin the queue threads to, comma-separated (default 0,1,...).
+    #[arg(long, value_delimiter = ',')]
+    pub cores: Vec<usize>,
+    /// Listen backlog (accept queue and SYN queue bound), capped by --somaxconn.
+    #[arg(long, default_value_t = 4096)]
+    pub backlog: usize,
+    /// net.ipv4.tcp_syncookies: 0 off, 1 on SYN-queue overflow, 2 always.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub syncookies: u8,
+    /// net.ipv4.tcp_max_syn_backlog (per core).
+    #[arg(long, default_value_t = 4096)]
+    pub max_syn_backlog: usize,
+    /// net.core.somaxconn.
+    #[arg(long, default_value_t = 4096)]
+    pub somaxconn: usize,
+    /// net.ipv4.tcp_synack_retries.
+    #[arg(long, default_value_t = 5)]
+    pub synack_retries: u8,
+    /// net.ipv4.tcp_fin_timeout, seconds.
+    #[arg(long, default_value_t = 60)]
+    pub fin_timeout: u64,
+    /// net.ipv4.tcp_abort_on_overflow.
+    #[arg(long)]
+    pub abort_on_overflow: bool,
+    /// XDP attach mode: native (driver) or generic (SKB, any interface).
+    #[arg(long, value_enum, default_value_t = XdpModeArg::Native)]
+    pub xdp_mode: XdpModeArg,
+    /// AF_XDP bind mode: zero-copy when the driver has it (auto), or forced.
+    #[arg(long, value_enum, default_value_t = BindArg::Auto)]
+    pub bind: BindArg,
+    /// The stack owns --addr (answers ARP and ICMP echo); otherwise it shares the host's
+    /// address and takes over only its ports.
+    #[arg(long)]
+    pub own_address: bool,
+    /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
+    #[arg(long)]
+    pub duration: Option<u64>,
+    /// Where to write the counters once a second (read by `xdptcp stats`).
+    #[arg(long)]
+    pub stats_file: Option<String>,
+    /// Do not print the per-second line.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+fn parse_port_app(s: &str) -> Result<(u16, AppArg), String> {
+    let (p, a) = s.split_once(':').ok_or("expected PORT:APP")?;
+    let port: u16 = p.parse().map_err(|e| format!("port: {e}"))?;
+    let app = AppArg::from_str(a, true)?;
+    Ok((port, app))
+}
+
+impl ServeArgs {
+    pub fn apps(&self) -> Vec<(u16, AppKind)> {
+        let kind = |a: AppArg| match a {
+            AppArg::Echo => AppKind::Echo,
+            AppArg::Http => AppKind::Http { body: self.http_body },
+            AppArg::Discard => AppKind::Discard,
+        };
+        let mut v = vec![(self.port, kind(self.app))];
+        v.extend(self.also.iter().map(|(p, a)| (*p, kind(*a))));
+        v
+    }
+
+    pub fn tcp_config(&self) -> xdptcp::tcp::Config {
+        xdptcp::tcp::Config {
+            syncookies: SynCookies::from_sysctl(self.syncookies).unwrap_or(SynCookies::OnOverflow),
+            max_syn_backlog: self.max_syn_backlog,
+            somaxconn: self.somaxconn,
+            synack_retries: self.synack_retries,
+            fin_timeout: xdptcp::time::Duration::from_secs(self.fin_timeout),
+            abort_on_overflow: self.abort_on_overflow,
+            ..xdptcp::tcp::Config::default()
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Echo connections the kernel client makes.
+    #[arg(long, default_value_t = 2000)]
+    pub conns: usize,
+    /// Concurrent kernel client connections.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Bytes each connection sends and gets back.
+    #[arg(long, default_value_t = 4096)]
+    pub bytes: usize,
+    /// Keep the bed after the run (remove it with deploy/bed-down.sh).
+    #[arg(long)]
+    pub keep_bed: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum CloserArg {
+    Client,
+    Server,
+    /// Half the connections each way.
+    Mixed,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct KclientArgs {
+    /// Echo server address.
+    #[arg(long)]
+    pub target: SocketAddr,
+    #[arg(long, default_value_t = 1000)]
+    pub conns: usize,
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    #[arg(long, default_value_t = 1024)]
+    pub bytes: usize,
+    /// Who closes first: the client (FIN after reading the echo) or the server (a CLOSE line).
+    #[arg(long, value_enum, default_value_t = CloserArg::Mixed)]
+    pub closer: CloserArg,
+    /// Per-operation timeout, seconds.
+    #[arg(long, default_value_t = 10)]
+    pub timeout: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct StatsArgs {
+    /// The stats file `serve --stats-file` writes.
+    #[arg(long, default_value = "/run/xdptcp.stats")]
+    pub file: String,
+}
+
+pub fn kclient(a: &KclientArgs) -> Result<()> {
+    let run = |closer: Closer, conns: usize| {
+        run_echo_clients(&ClientPlan {
+            target: a.target,
+            connections: conns,
+            concurrency: a.concurrency,
+            bytes: a.bytes,
+            closer,
+            timeout: std::time::Duration::from_secs(a.timeout),
+        })
+    };
+    let parts: Vec<(Closer, usize)> = match a.closer {
+        CloserArg::Client => vec![(Closer::Client, a.conns)],
+        CloserArg::Server => vec![(Closer::Server, a.conns)],
+        CloserArg::Mixed => vec![(Closer::Client, a.conns / 2), (Closer::Server, a.conns - a.conns / 2)],
+    };
+    let mut failed = 0;
+    for (closer, n) in parts {
+        let r = run(closer, n);
+        let who = if closer == Closer::Client { "client closes first" } else { "server closes first" };
+        println!(
+            "kclient: {n} connections to {} ({who}): {} ok, {} connect errors, {} io errors, {} content mismatches; {} bytes each way in {:.2}s ({:.0} conn/s)",
+            a.target,
+            r.ok,
+            r.connect_errors,
+            r.io_errors,
+            r.mismatches,
+            r.bytes_each_way,
+            r.elapsed.as_secs_f64(),
+            r.ok as f64 / r.elapsed.as_secs_f64().max(1e-9)
+        );
+        failed += r.connect_errors + r.io_errors + r.mismatches;
+    }
+    if failed > 0 {
+        bail!("{failed} connections failed");
+    }
+    Ok(())
+}
+
+pub fn stats(a: &StatsArgs) -> Result<()> {
+    let s = std::fs::read_to_string(&a.file)
+        .with_context(|| format!("read {} (is `serve --stats-file` running?)", a.file))?;
+    print!("{s}");
+    Ok(())
+}

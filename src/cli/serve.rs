@@ -1,0 +1,116 @@
+//! `xdptcp serve`: the AF_XDP engine with per-second counters and a summary on exit.
+
+use super::{BindArg, ServeArgs, XdpModeArg};
+use anyhow::Result;
+use std::fmt::Write as _;
+use xdptcp::engine::signals;
+use xdptcp::engine::xdp::{Engine, EngineConfig};
+use xdptcp::engine::CoreStats;
+use xdptcp::io::xdp::{AddressMode, AttachMode, BindMode, XskConfig};
+
+pub fn serve(a: &ServeArgs) -> Result<()> {
+    signals::install();
+    let cfg = EngineConfig {
+        iface: a.iface.clone(),
+        addrs: a.addrs.clone(),
+        apps: a.apps(),
+        queues: a.queues,
+        cores: a.cores.clone(),
+        backlog: a.backlog,
+        tcp: a.tcp_config(),
+        attach: match a.xdp_mode {
+            XdpModeArg::Native => AttachMode::Native,
+            XdpModeArg::Generic => AttachMode::Generic,
+        },
+        bind: match a.bind {
+            BindArg::Auto => BindMode::Auto,
+            BindArg::Copy => BindMode::Copy,
+            BindArg::Zerocopy => BindMode::ZeroCopy,
+        },
+        address_mode: if a.own_address { AddressMode::Own } else { AddressMode::Shared },
+        xsk: XskConfig::default(),
+    };
+    let ports: Vec<String> = cfg.apps.iter().map(|(p, k)| format!("{p}/{k:?}")).collect();
+    let engine = Engine::start(cfg)?;
+    println!("xdptcp: serving {} on {} ({} queue(s)); Ctrl-C to stop", ports.join(", "), a.iface, a.queues);
+    #[allow(clippy::disallowed_methods)] // wall clock for the report only
+    let start = std::time::Instant::now();
+    let mut last = CoreStats::default();
+    let mut tick = 0u64;
+    loop {
+        for _ in 0..10 {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            if signals::stop_requested() {
+                break;
+            }
+        }
+        tick += 1;
+        let now = CoreStats::total(&engine.snapshot());
+        if !a.quiet {
+            println!("{}", per_second(&now, &last));
+        }
+        if let Some(f) = &a.stats_file {
+            let _ = std::fs::write(f, report(&now, start.elapsed().as_secs_f64()));
+        }
+        last = now;
+        if signals::stop_requested() || a.duration.is_some_and(|d| tick >= d) {
+            break;
+        }
+    }
+    let per_core = engine.snapshot();
+    let total = CoreStats::total(&per_core);
+    println!("--- summary after {:.1}s ---", start.elapsed().as_secs_f64());
+    print!("{}", report(&total, start.elapsed().as_secs_f64()));
+    for (name, v) in engine.steering_stats() {
+        if v > 0 {
+            println!("xdp_{name:<24} {v}");
+        }
+    }
+    engine.stop();
+    Ok(())
+}
+
+fn per_second(now: &CoreStats, last: &CoreStats) -> String {
+    let d = |a: u64, b: u64| a.saturating_sub(b);
+    let drops_now: u64 = now.tcp.drops.iter().sum();
+    let drops_last: u64 = last.tcp.drops.iter().sum();
+    format!(
+        "opened {:>7}/s  closed-estab {:>6}  estab {:>7}  syn-q {:>5}  tw {:>7}  cookies sent {:>7}/s ok {:>6}/s  drops {:>6}/s  rx {:>8}/s tx {:>8}/s",
+        d(now.tcp.tcp_passive_opens + now.tcp.tcp_active_opens, last.tcp.tcp_passive_opens + last.tcp.tcp_active_opens),
+        now.tcp.tcp_estab_resets,
+        now.tcp.tcp_curr_estab,
+        now.syn_queue,
+        now.time_wait,
+        d(now.tcp.tcp_ext_syncookies_sent, last.tcp.tcp_ext_syncookies_sent),
+        d(now.tcp.tcp_ext_syncookies_recv, last.tcp.tcp_ext_syncookies_recv),
+        d(drops_now, drops_last),
+        d(now.io.rx_frames, last.io.rx_frames),
+        d(now.io.tx_frames, last.io.tx_frames),
+    )
+}
+
+/// Every non-zero counter, `nstat` style, plus drop reasons and gauges.
+pub fn report(s: &CoreStats, secs: f64) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "uptime_seconds           {secs:.1}");
+    let _ = writeln!(o, "connections              {}", s.conns);
+    let _ = writeln!(o, "syn_queue                {}", s.syn_queue);
+    let _ = writeln!(o, "time_wait                {}", s.time_wait);
+    for (name, v) in s.tcp.iter() {
+        if v > 0 {
+            let _ = writeln!(o, "{name:<24} {v}");
+        }
+    }
+    for r in xdptcp::tcp::DropReason::ALL {
+        let v = s.tcp.drops_of(r);
+        if v > 0 {
+            let _ = writeln!(o, "drop_{:<19} {v}", r.name());
+        }
+    }
+    let _ = writeln!(o, "rx_frames                {}", s.io.rx_frames);
+    let _ = writeln!(o, "tx_frames                {}", s.io.tx_frames);
+    if s.forwarded > 0 {
+        let _ = writeln!(o, "forwarded_to_owner       {}", s.forwarded);
+    }
+    o
+}
