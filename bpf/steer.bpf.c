@@ -5,7 +5,8 @@
  *
  * Ours:
  *   - TCP to an (address, port) in `listen`, or to (wildcard, port) of the same family;
- *   - TCP to an address in `owned_addrs` with the destination port in the client range
+ *   - TCP to an address in `owned_addrs` with the destination port in the client range, or on
+ *     any port in own-address mode
  *     (config), i.e. replies to connections the stack opened;
  *   - in own-address mode only: ARP whose target is an owned address, ICMP to an owned
  *     address, ICMPv6 to an owned address or a neighbour solicitation for one.
@@ -89,6 +90,11 @@ static __always_inline int classify_tcp(const struct steer_config *cfg, __u8 fam
 		if (family == STEER_FAMILY_IPV4 ? is_owned4(daddr) : is_owned6(daddr))
 			return CLASS_CLIENT;
 	}
+	/* An address the stack owns is the stack's on every port: it answers closed ports with
+	 * a RST (RFC 9293 §3.10.7.1); the kernel has no such address and would stay silent. */
+	if ((cfg->flags & STEER_F_OWN_ADDRESS) &&
+	    (family == STEER_FAMILY_IPV4 ? is_owned4(daddr) : is_owned6(daddr)))
+		return CLASS_CLIENT;
 	return CLASS_KERNEL;
 }
 

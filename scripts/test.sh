@@ -14,7 +14,7 @@ if [ "${SKIP_INSTALL:-0}" != 1 ]; then
 		echo "== installing packages"
 		apt-get update -qq
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			clang m4 libelf-dev zlib1g-dev pkg-config make iproute2 ethtool curl \
+			clang m4 libelf-dev zlib1g-dev pkg-config make iproute2 ethtool curl iputils-ping \
 			python3 nftables >/dev/null
 	else
 		echo "test.sh: not root or no apt-get: not installing packages" >&2

