@@ -9,17 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ "${SKIP_INSTALL:-0}" != 1 ]; then
-	if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-		echo "== installing packages"
-		apt-get update -qq
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			clang m4 libelf-dev zlib1g-dev pkg-config make iproute2 ethtool curl iputils-ping \
-			python3 nftables >/dev/null
-	else
-		echo "test.sh: not root or no apt-get: not installing packages" >&2
-	fi
-fi
+scripts/deps.sh
 command -v cargo >/dev/null || { echo "test.sh: cargo not found (install Rust with rustup)" >&2; exit 1; }
 
 echo "== format"

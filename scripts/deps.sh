@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian/Ubuntu packages the build, the demo and the tests need (as root; a no-op
+# for packages already there). The Rust toolchain itself comes from rustup.
+set -euo pipefail
+if [ "${SKIP_INSTALL:-0}" = 1 ]; then
+	exit 0
+fi
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+	echo "deps.sh: not root or no apt-get: not installing packages" >&2
+	exit 0
+fi
+echo "== installing packages (apt-get)"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	clang m4 libelf-dev zlib1g-dev pkg-config make iproute2 ethtool curl iputils-ping \
+	python3 >/dev/null
