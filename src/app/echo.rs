@@ -119,7 +119,11 @@ mod tests {
 
     fn scan(parts: &[&[u8]]) -> bool {
         let mut l = LineScan::default();
-        parts.iter().fold(false, |f, p| l.feed(p) || f)
+        let mut found = false;
+        for p in parts {
+            found |= l.feed(p);
+        }
+        found
     }
 
     #[test]

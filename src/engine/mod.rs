@@ -10,7 +10,7 @@ use crate::io::{FrameIo, IoStats};
 use crate::net::{frame_tuple, FrameSink, FrameVerdict, Net, NetCounters};
 use crate::tcp::{Counters, Shard, Verdict};
 use crate::time::Instant;
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, Sender};
 
 pub mod clock;
 pub mod kernel;
@@ -114,9 +114,7 @@ impl Core {
         }
         self.run_app_and_transmit(now, io.tx());
         if self.shard.poll_timeout().is_some_and(|t| t <= now) {
-            let mut tx = self.net.tx(now, io.tx());
-            self.shard.handle_timeout(now, &mut tx);
-            drop(tx);
+            self.shard.handle_timeout(now, &mut self.net.tx(now, io.tx()));
             self.run_app_and_transmit(now, io.tx());
         }
         io.flush();
@@ -133,11 +131,8 @@ impl Core {
     fn poll_inbox(&mut self, now: Instant, link: &mut dyn FrameSink) {
         let Some(inbox) = self.inbox.as_ref() else { return };
         let mut got = Vec::new();
-        loop {
-            match inbox.try_recv() {
-                Ok(f) => got.push(f),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-            }
+        while let Ok(f) = inbox.try_recv() {
+            got.push(f);
         }
         for f in got {
             self.on_forwarded(f, now, link);

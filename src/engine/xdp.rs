@@ -101,7 +101,7 @@ impl Engine {
             let (go_tx, go_rx) = bounded::<bool>(1);
             let pin = cfg.cores.get(q).copied().unwrap_or(q);
             let iface = cfg.iface.clone();
-            let mut xsk = cfg.xsk.clone();
+            let mut xsk = cfg.xsk;
             xsk.bind = cfg.bind;
             let h = std::thread::Builder::new()
                 .name(format!("xdptcp-q{q}"))
