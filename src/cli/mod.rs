@@ -165,6 +165,7 @@ fn parse_port_app(s: &str) -> Result<(u16, AppArg), String> {
     Ok((port, app))
 }
 
+#[cfg_attr(not(feature = "xdp"), allow(dead_code))] // used by `serve`, which needs the xdp feature
 impl ServeArgs {
     pub fn apps(&self) -> Vec<(u16, AppKind)> {
         let kind = |a: AppArg| match a {
