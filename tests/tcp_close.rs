@@ -10,19 +10,6 @@ fn pair_cfg(cfg: Config) -> (Host, Host) {
     (Host::new("198.18.0.2", cfg.clone(), 1), Host::new("198.18.0.1", cfg, 2))
 }
 
-/// Establishes a.40000 -> b.80; returns the handles.
-fn connect(a: &mut Host, b: &mut Host) -> (ConnId, ConnId) {
-    b.shard.listen(80, None, 128).unwrap();
-    let ida = a.connect(40000, b.addr(80));
-    b.deliver(&a.take_one());
-    a.deliver(&b.take_one());
-    b.deliver(&a.take_one());
-    let idb = b.shard.accept(80).unwrap();
-    a.take_events();
-    b.take_events();
-    (ida, idb)
-}
-
 /// Delivers everything each side sent to the other until both are quiet.
 fn exchange(a: &mut Host, b: &mut Host) {
     for _ in 0..100 {
@@ -44,7 +31,7 @@ fn exchange(a: &mut Host, b: &mut Host) {
 #[test]
 fn half_close_data_flows_in_close_wait() {
     let (mut a, mut b) = pair_cfg(plain_cfg());
-    let (ida, idb) = connect(&mut a, &mut b);
+    let (ida, idb) = handshake(&mut a, &mut b);
     a.shard.shutdown(a.now, ida, &mut a.out).unwrap();
     a.flush();
     exchange(&mut a, &mut b);
@@ -68,7 +55,7 @@ fn half_close_data_flows_in_close_wait() {
 fn fin_wait_2_timeout_for_orphans() {
     let cfg = Config { fin_timeout: Duration::from_secs(30), ..plain_cfg() };
     let (mut a, mut b) = pair_cfg(cfg);
-    let (ida, _idb) = connect(&mut a, &mut b);
+    let (ida, _idb) = handshake(&mut a, &mut b);
     a.shard.close(a.now, ida, &mut a.out).unwrap();
     a.flush();
     exchange(&mut a, &mut b);
@@ -87,7 +74,7 @@ fn fin_wait_2_timeout_for_orphans() {
 fn last_ack_fin_retransmission_and_limit() {
     let cfg = Config { orphan_retries: 3, ..plain_cfg() };
     let (mut a, mut b) = pair_cfg(cfg);
-    let (ida, idb) = connect(&mut a, &mut b);
+    let (ida, idb) = handshake(&mut a, &mut b);
     a.shard.close(a.now, ida, &mut a.out).unwrap();
     a.flush();
     exchange(&mut a, &mut b);
@@ -116,7 +103,7 @@ fn last_ack_fin_retransmission_and_limit() {
 #[test]
 fn time_wait_reacks_retransmitted_fin_and_restarts_timer() {
     let (mut a, mut b) = pair_cfg(plain_cfg());
-    let (ida, idb) = connect(&mut a, &mut b);
+    let (ida, idb) = handshake(&mut a, &mut b);
     a.shard.close(a.now, ida, &mut a.out).unwrap();
     a.flush();
     exchange(&mut a, &mut b);
@@ -142,7 +129,7 @@ fn time_wait_reacks_retransmitted_fin_and_restarts_timer() {
 #[test]
 fn rfc1337_rst_does_not_end_time_wait() {
     let (mut a, mut b) = pair_cfg(plain_cfg());
-    let (ida, idb) = connect(&mut a, &mut b);
+    let (ida, idb) = handshake(&mut a, &mut b);
     a.shard.close(a.now, ida, &mut a.out).unwrap();
     a.flush();
     exchange(&mut a, &mut b);
@@ -159,7 +146,7 @@ fn rfc1337_rst_does_not_end_time_wait() {
     // With rfc1337 off (Linux's default), the same RST ends it.
     let cfg = Config { rfc1337: false, ..plain_cfg() };
     let (mut a, mut b) = pair_cfg(cfg);
-    let (ida, idb) = connect(&mut a, &mut b);
+    let (ida, idb) = handshake(&mut a, &mut b);
     a.shard.close(a.now, ida, &mut a.out).unwrap();
     a.flush();
     exchange(&mut a, &mut b);
@@ -176,7 +163,7 @@ fn rfc1337_rst_does_not_end_time_wait() {
 #[test]
 fn rfc6191_new_syn_reuses_time_wait_tuple() {
     let (mut a, mut b) = pair_cfg(Config::default());
-    let (ida, idb) = connect(&mut a, &mut b);
+    let (ida, idb) = handshake(&mut a, &mut b);
     // The server closes first, so the server holds TIME-WAIT (the case RFC 6191 is about).
     b.shard.close(b.now, idb, &mut b.out).unwrap();
     b.flush();
@@ -206,7 +193,7 @@ fn rfc6191_new_syn_reuses_time_wait_tuple() {
 #[test]
 fn rfc6191_without_timestamps_uses_sequence_numbers() {
     let (mut a, mut b) = pair_cfg(plain_cfg());
-    let (ida, idb) = connect(&mut a, &mut b);
+    let (ida, idb) = handshake(&mut a, &mut b);
     b.shard.close(b.now, idb, &mut b.out).unwrap();
     b.flush();
     exchange(&mut a, &mut b);
@@ -257,7 +244,7 @@ fn syn_retries_then_timeout() {
 fn data_retries_then_abort() {
     let cfg = Config { retries2: 4, ..plain_cfg() };
     let (mut a, mut b) = pair_cfg(cfg);
-    let (ida, _idb) = connect(&mut a, &mut b);
+    let (ida, _idb) = handshake(&mut a, &mut b);
     a.shard.send(ida, b"lost forever").unwrap();
     a.flush();
     let first = Seg::parse(&a.take_one());
@@ -288,7 +275,7 @@ fn keepalive_probes_then_abort() {
         ..plain_cfg()
     };
     let (mut a, mut b) = pair_cfg(cfg);
-    let (ida, _) = connect(&mut a, &mut b);
+    let (ida, _) = handshake(&mut a, &mut b);
     let info = a.shard.info(ida).unwrap();
     let t0 = a.now;
     a.run_until(t0 + Duration::from_secs(10));

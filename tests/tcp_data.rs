@@ -12,14 +12,7 @@ use xdptcp::wire::{TcpFlags, TcpOptions};
 fn connect(cfg_a: Config, cfg_b: Config) -> (Host, Host, ConnId, ConnId) {
     let mut a = Host::new("198.18.0.2", cfg_a, 1);
     let mut b = Host::new("198.18.0.1", cfg_b, 2);
-    b.shard.listen(80, None, 128).unwrap();
-    let ida = a.connect(40000, b.addr(80));
-    b.deliver(&a.take_one());
-    a.deliver(&b.take_one());
-    b.deliver(&a.take_one());
-    let idb = b.shard.accept(80).unwrap();
-    a.take_events();
-    b.take_events();
+    let (ida, idb) = handshake(&mut a, &mut b);
     (a, b, ida, idb)
 }
 

@@ -173,6 +173,19 @@ impl Host {
     }
 }
 
+/// Figure 6 between two hosts: a.40000 -> b.80 (b listening), accepted, events cleared.
+pub fn handshake(a: &mut Host, b: &mut Host) -> (ConnId, ConnId) {
+    b.shard.listen(80, None, 128).unwrap();
+    let ida = a.connect(40000, b.addr(80));
+    b.deliver(&a.take_one());
+    a.deliver(&b.take_one());
+    b.deliver(&a.take_one());
+    let idb = b.shard.accept(80).unwrap();
+    a.take_events();
+    b.take_events();
+    (ida, idb)
+}
+
 /// Crafts a segment from `src` to `dst` (what a peer we do not simulate would send).
 pub fn craft(src: SocketAddr, dst: SocketAddr, seq: u32, ack: u32, flags: TcpFlags, payload: &[u8]) -> Vec<u8> {
     craft_opts(src, dst, seq, ack, flags, payload, TcpOptions::default(), 65535)
