@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use xdptcp::tcp::{CloseReason, Config, ConnId, Event, State};
+use xdptcp::tcp::{CloseReason, Config, Event, State};
 use xdptcp::time::Duration;
 
 fn pair_cfg(cfg: Config) -> (Host, Host) {
