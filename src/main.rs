@@ -15,6 +15,12 @@ fn main() {
         cli::Cmd::Kclient(a) => cli::kclient(a),
         cli::Cmd::Stats(a) => cli::stats(a),
         cli::Cmd::Flood(a) => cli::flood(a),
+        cli::Cmd::Bench(b) => match b {
+            cli::bench::BenchCmd::Connect(a) => cli::bench::connect(a),
+            cli::bench::BenchCmd::Flood(a) => cli::bench::flood(a),
+            cli::bench::BenchCmd::Bulk(a) => cli::bench::bulk(a),
+            cli::bench::BenchCmd::Compare(a) => cli::bench::compare(a),
+        },
     };
     if let Err(e) = r {
         eprintln!("xdptcp: {e:#}");

@@ -7,6 +7,7 @@ use xdptcp::app::AppKind;
 use xdptcp::engine::kernel::{run_echo_clients, ClientPlan, Closer};
 use xdptcp::tcp::SynCookies;
 
+pub mod bench;
 pub mod demo;
 #[cfg(feature = "xdp")]
 pub mod serve;
@@ -32,6 +33,9 @@ pub enum Cmd {
     Stats(StatsArgs),
     /// A bounded SYN flood from spoofed 198.18.0.0/15 sources (raw socket; needs root).
     Flood(FloodArgs),
+    /// Load generators and the side-by-side comparison with the Linux kernel.
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
 }
 
 #[derive(Args, Debug, Clone)]

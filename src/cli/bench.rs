@@ -1,0 +1,659 @@
+//! `xdptcp bench`: load generators (`connect`, `flood`, `bulk`) and `compare`, which runs them
+//! against the kernel backend and the AF_XDP backend alternately on the veth bed and writes a
+//! JSON report and an SVG plot of the ratios.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::{SocketAddr, SocketAddrV4};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use xdptcp::engine::kernel::{syn_flood, FloodPlan};
+use xdptcp::engine::loadgen::{run_bulk, run_connect, ConnectPlan, Exchange};
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCmd {
+    /// Connections per second: N concurrent loops of connect, one request, response, close.
+    Connect(ConnectArgs),
+    /// SYN flood from spoofed 198.18.0.0/15 sources; counts the SYN-ACKs that come back.
+    Flood(FloodBenchArgs),
+    /// Long transfers to a discard server: Gbit/s.
+    Bulk(BulkArgs),
+    /// Builds the bed and runs every scenario against the kernel and the AF_XDP backend
+    /// alternately; writes a JSON report and an SVG plot.
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum BenchApp {
+    Http,
+    Echo,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum BenchCloser {
+    Server,
+    Client,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ConnectArgs {
+    #[arg(long)]
+    pub target: SocketAddr,
+    #[arg(long, value_enum, default_value_t = BenchApp::Http)]
+    pub app: BenchApp,
+    /// Who closes first.
+    #[arg(long, value_enum, default_value_t = BenchCloser::Server)]
+    pub closer: BenchCloser,
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
+    /// Most new connections per second (0: as fast as the loops go).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Echo payload bytes.
+    #[arg(long, default_value_t = 64)]
+    pub bytes: usize,
+    /// Per-connection timeout, seconds.
+    #[arg(long, default_value_t = 5)]
+    pub timeout: u64,
+    /// Print key=value lines only (for `compare`).
+    #[arg(long)]
+    pub kv: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct FloodBenchArgs {
+    #[arg(long)]
+    pub target: SocketAddrV4,
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    #[arg(long, default_value_t = 50_000_000)]
+    pub count: u64,
+    /// Interface whose received packets are the SYN-ACKs (the flood's only answer on the bed).
+    #[arg(long, default_value = "veth-peer")]
+    pub count_iface: String,
+    #[arg(long)]
+    pub kv: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BulkArgs {
+    #[arg(long)]
+    pub target: SocketAddr,
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
+    #[arg(long, default_value_t = 1)]
+    pub streams: usize,
+    #[arg(long)]
+    pub kv: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CompareArgs {
+    /// A B A B ... rounds per scenario.
+    #[arg(long, default_value_t = 2)]
+    pub rounds: usize,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 4)]
+    pub seconds: u64,
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Output directory for report.json and report.svg.
+    #[arg(long, default_value = "bench-report")]
+    pub out: String,
+    /// Core the server is pinned to (the load generator takes the other ones).
+    #[arg(long, default_value_t = 0)]
+    pub server_core: usize,
+}
+
+fn kv_parse(s: &str) -> BTreeMap<String, f64> {
+    s.lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            Some((k.trim().to_string(), v.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+pub fn connect(a: &ConnectArgs) -> Result<()> {
+    let exchange = match (a.app, a.closer) {
+        (BenchApp::Http, BenchCloser::Server) => Exchange::HttpServerCloses,
+        (BenchApp::Http, BenchCloser::Client) => Exchange::HttpClientCloses,
+        (BenchApp::Echo, BenchCloser::Server) => Exchange::EchoServerCloses { bytes: a.bytes },
+        (BenchApp::Echo, BenchCloser::Client) => Exchange::EchoClientCloses { bytes: a.bytes },
+    };
+    let plan = ConnectPlan {
+        target: a.target,
+        exchange,
+        concurrency: a.concurrency,
+        duration: Duration::from_secs(a.seconds),
+        rate: a.rate,
+        timeout: Duration::from_secs(a.timeout),
+    };
+    if !a.kv {
+        eprintln!("bench connect: {} loops against {} for {}s ...", a.concurrency, a.target, a.seconds);
+    }
+    let mut r = run_connect(&plan).context("run the connect load")?;
+    let kv = r.to_kv();
+    if a.kv {
+        print!("{kv}");
+        return Ok(());
+    }
+    let m = kv_parse(&kv);
+    let g = |k: &str| m.get(k).copied().unwrap_or(0.0);
+    println!("| connections | per second | connect p50 / p99 / p99.9 (µs) | request p50 / p99 / p99.9 (µs) | errors (refused/reset/timeout/short/other) |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| {} | {:.0} | {} / {} / {} | {} / {} / {} | {}/{}/{}/{}/{} |",
+        g("completed"),
+        g("conn_per_sec"),
+        g("connect_p50_us"),
+        g("connect_p99_us"),
+        g("connect_p999_us"),
+        g("request_p50_us"),
+        g("request_p99_us"),
+        g("request_p999_us"),
+        g("err_refused"),
+        g("err_reset"),
+        g("err_timeout"),
+        g("err_short"),
+        g("err_other"),
+    );
+    Ok(())
+}
+
+fn read_counter(path: &str) -> u64 {
+    std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+}
+
+pub fn flood(a: &FloodBenchArgs) -> Result<()> {
+    let rx = format!("/sys/class/net/{}/statistics/rx_packets", a.count_iface);
+    let before = read_counter(&rx);
+    let r = syn_flood(&FloodPlan {
+        target: a.target,
+        count: a.count,
+        duration: Duration::from_secs(a.seconds),
+        rate: a.rate,
+        seed: std::process::id() as u64,
+    })
+    .context("raw socket (needs root or CAP_NET_RAW)")?;
+    // Answers still in flight arrive within a moment.
+    std::thread::sleep(Duration::from_millis(200));
+    let answers = read_counter(&rx).saturating_sub(before);
+    let secs = r.elapsed.as_secs_f64().max(1e-9);
+    let kv = format!(
+        "syns_sent={}\nsyns_per_sec={:.0}\nsynacks={}\nsynacks_per_sec={:.0}\nsend_errors={}\nelapsed_s={secs:.3}\n",
+        r.sent,
+        r.sent as f64 / secs,
+        answers,
+        answers as f64 / secs,
+        r.send_errors
+    );
+    if a.kv {
+        print!("{kv}");
+    } else {
+        println!(
+            "flood: {} SYNs in {secs:.2}s ({:.0}/s); {} answers on {} ({:.0}/s)",
+            r.sent,
+            r.sent as f64 / secs,
+            answers,
+            a.count_iface,
+            answers as f64 / secs
+        );
+    }
+    Ok(())
+}
+
+pub fn bulk(a: &BulkArgs) -> Result<()> {
+    let (bytes, el) = run_bulk(a.target, Duration::from_secs(a.seconds), a.streams).context("bulk transfer")?;
+    let gbps = bytes as f64 * 8.0 / el.as_secs_f64().max(1e-9) / 1e9;
+    if a.kv {
+        println!("bytes={bytes}\ngbit_per_sec={gbps:.3}\nelapsed_s={:.3}", el.as_secs_f64());
+    } else {
+        println!("bulk: {bytes} bytes in {:.2}s: {gbps:.2} Gbit/s", el.as_secs_f64());
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// compare
+// ---------------------------------------------------------------------------------------------
+
+const NS_SRV: &str = "xdptcp-bench-srv";
+const NS_CLI: &str = "xdptcp-bench-cli";
+const DEV_SRV: &str = "vbench-stack";
+const DEV_CLI: &str = "vbench-peer";
+const SRV_IP: &str = "198.18.0.1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Kernel,
+    Xdp,
+}
+
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Kernel => "kernel",
+            Backend::Xdp => "xdptcp",
+        }
+    }
+}
+
+struct BenchBed {
+    dir: std::path::PathBuf,
+    server: Option<Child>,
+}
+
+impl BenchBed {
+    fn cmd(&self, script: &str) -> Command {
+        let mut c = Command::new("bash");
+        c.arg(self.dir.join(script))
+            .env("XDPTCP_NS_SRV", NS_SRV)
+            .env("XDPTCP_NS_CLI", NS_CLI)
+            .env("XDPTCP_DEV_SRV", DEV_SRV)
+            .env("XDPTCP_DEV_CLI", DEV_CLI);
+        c
+    }
+    fn up() -> Result<BenchBed> {
+        let dir = std::env::temp_dir().join(format!("xdptcp-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        for (n, b) in [
+            ("bed-env.sh", include_str!("../../deploy/bed-env.sh")),
+            ("bed-up.sh", include_str!("../../deploy/bed-up.sh")),
+            ("bed-down.sh", include_str!("../../deploy/bed-down.sh")),
+        ] {
+            std::fs::write(dir.join(n), b)?;
+        }
+        let bed = BenchBed { dir, server: None };
+        if !bed.cmd("bed-up.sh").status().context("bed-up.sh")?.success() {
+            bail!("bed-up.sh failed");
+        }
+        // The load generator opens many short connections: give it the whole port range and
+        // let it reuse its TIME-WAIT ports, for both backends alike.
+        for s in ["net.ipv4.ip_local_port_range=1024 65535", "net.ipv4.tcp_tw_reuse=1"] {
+            let _ = Command::new("ip").args(["netns", "exec", NS_CLI, "sysctl", "-qw", s]).status();
+        }
+        // The kernel backend's SYN handling under flood: cookies as the stack uses them.
+        let _ =
+            Command::new("ip").args(["netns", "exec", NS_SRV, "sysctl", "-qw", "net.ipv4.tcp_syncookies=1"]).status();
+        // Kernel-side work of the server (veth runs the receiver's rx in the sender's softirq):
+        // steer it to the server's core with RPS, as a NIC's IRQ affinity would.
+        Ok(bed)
+    }
+    fn start(&mut self, exe: &str, b: Backend, core: usize) -> Result<()> {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", NS_SRV, exe, "serve"]);
+        match b {
+            Backend::Kernel => c.args(["--backend", "kernel"]),
+            Backend::Xdp => c.args(["--iface", DEV_SRV]),
+        };
+        c.args(["--addr", SRV_IP, "--port", "80", "--app", "http", "--also", "9:discard", "--quiet"])
+            .args(["--cores", &core.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        self.server = Some(c.spawn().context("start serve")?);
+        std::thread::sleep(Duration::from_millis(1200));
+        if let Some(Ok(Some(st))) = self.server.as_mut().map(|s| s.try_wait()) {
+            bail!("serve ({}) exited early: {st}", b.name());
+        }
+        Ok(())
+    }
+    fn stop(&mut self) {
+        if let Some(mut c) = self.server.take() {
+            // SAFETY: kill(2) on our own child.
+            unsafe {
+                libc::kill(c.id() as libc::pid_t, libc::SIGINT);
+            }
+            for _ in 0..100 {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for BenchBed {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = self.cmd("bed-down.sh").status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Busy and total jiffies of all CPUs, from /proc/stat.
+fn cpu_jiffies() -> (u64, u64) {
+    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(l) = s.lines().find(|l| l.starts_with("cpu ")) else { return (0, 0) };
+    let v: Vec<u64> = l.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+fn clk_tck() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+fn run_kv(exe: &str, client_cores: &str, args: &[&str]) -> Result<BTreeMap<String, f64>> {
+    let o = Command::new("ip")
+        .args(["netns", "exec", NS_CLI, "taskset", "-c", client_cores, exe])
+        .args(args)
+        .output()
+        .with_context(|| format!("run {args:?}"))?;
+    if !o.status.success() {
+        bail!("{args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    Ok(kv_parse(&String::from_utf8_lossy(&o.stdout)))
+}
+
+/// One measurement of every scenario against one backend.
+fn measure(exe: &str, a: &CompareArgs, client_cores: &str) -> Result<BTreeMap<String, f64>> {
+    let secs = a.seconds.to_string();
+    let conc = a.concurrency.to_string();
+    let target = format!("{SRV_IP}:80");
+    let mut m = BTreeMap::new();
+    // Connection rate, with machine-wide CPU per connection.
+    let (b0, _) = cpu_jiffies();
+    let c = run_kv(
+        exe,
+        client_cores,
+        &["bench", "connect", "--target", &target, "--concurrency", &conc, "--seconds", &secs, "--kv"],
+    )?;
+    let (b1, _) = cpu_jiffies();
+    let conns = c.get("completed").copied().unwrap_or(0.0);
+    m.insert("conn_per_sec".into(), c.get("conn_per_sec").copied().unwrap_or(0.0));
+    m.insert("connect_errors".into(), c.get("errors").copied().unwrap_or(0.0));
+    m.insert("connect_p99_us".into(), c.get("connect_p99_us").copied().unwrap_or(0.0));
+    m.insert("cpu_s_per_kconn".into(), (b1 - b0) as f64 / clk_tck() / (conns / 1000.0).max(1e-9));
+    // SYN flood, with legitimate clients at a modest rate alongside.
+    let ns_flood = std::thread::spawn({
+        let exe = exe.to_string();
+        let client_cores = client_cores.to_string();
+        let secs = secs.clone();
+        move || {
+            run_kv(
+                &exe,
+                &client_cores,
+                &[
+                    "bench",
+                    "flood",
+                    "--target",
+                    &format!("{SRV_IP}:80"),
+                    "--seconds",
+                    &secs,
+                    "--count-iface",
+                    DEV_CLI,
+                    "--kv",
+                ],
+            )
+        }
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let legit = run_kv(
+        exe,
+        client_cores,
+        &[
+            "bench",
+            "connect",
+            "--target",
+            &target,
+            "--concurrency",
+            "4",
+            "--rate",
+            "200",
+            "--seconds",
+            &(a.seconds.saturating_sub(1).max(1)).to_string(),
+            "--timeout",
+            "5",
+            "--kv",
+        ],
+    )?;
+    let f = ns_flood.join().map_err(|_| anyhow::anyhow!("flood thread"))??;
+    m.insert("flood_syns_per_sec".into(), f.get("syns_per_sec").copied().unwrap_or(0.0));
+    m.insert("flood_synacks_per_sec".into(), f.get("synacks_per_sec").copied().unwrap_or(0.0));
+    let done = legit.get("completed").copied().unwrap_or(0.0);
+    let errs = legit.get("errors").copied().unwrap_or(0.0);
+    m.insert("flood_legit_success".into(), if done + errs > 0.0 { done / (done + errs) } else { 0.0 });
+    m.insert("flood_legit_connect_p99_us".into(), legit.get("connect_p99_us").copied().unwrap_or(0.0));
+    // Bulk.
+    let b =
+        run_kv(exe, client_cores, &["bench", "bulk", "--target", &format!("{SRV_IP}:9"), "--seconds", &secs, "--kv"])?;
+    m.insert("bulk_gbit_per_sec".into(), b.get("gbit_per_sec").copied().unwrap_or(0.0));
+    Ok(m)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v[v.len() / 2]
+}
+
+/// The metrics, with whether larger is better and the target ratio.
+const METRICS: [(&str, &str, bool, f64); 6] = [
+    ("conn_per_sec", "connections/s", true, 3.0),
+    ("cpu_s_per_kconn", "CPU s / 1000 conns", false, 1.0 / 3.0),
+    ("flood_synacks_per_sec", "SYN-ACKs/s under flood", true, 2.0),
+    ("flood_legit_success", "legit success under flood", true, 1.0),
+    ("flood_legit_connect_p99_us", "legit p99 connect under flood", false, 1.0),
+    ("bulk_gbit_per_sec", "bulk Gbit/s", true, 1.0),
+];
+
+pub fn compare(a: &CompareArgs) -> Result<()> {
+    // SAFETY: geteuid(2) has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("bench compare needs root (namespaces, XDP)");
+    }
+    xdptcp::engine::signals::install();
+    let exe = std::env::current_exe()?.to_string_lossy().to_string();
+    let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let client_cores: String =
+        (0..ncpu).filter(|c| *c != a.server_core).map(|c| c.to_string()).collect::<Vec<_>>().join(",");
+    let client_cores = if client_cores.is_empty() { "0".to_string() } else { client_cores };
+    let mut bed = BenchBed::up()?;
+    // veth runs the receiver's rx path in the sender's softirq: steer the server side's kernel
+    // work to the server's core with RPS, as a NIC's IRQ affinity would (DESIGN.md).
+    let mask = format!("{:x}", 1u64 << a.server_core);
+    let _ = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            NS_SRV,
+            "sh",
+            "-c",
+            &format!("echo {mask} > /sys/class/net/{DEV_SRV}/queues/rx-0/rps_cpus"),
+        ])
+        .status();
+    let mut results: BTreeMap<&str, Vec<BTreeMap<String, f64>>> = BTreeMap::new();
+    for round in 0..a.rounds {
+        for b in [Backend::Kernel, Backend::Xdp] {
+            if xdptcp::engine::signals::stop_requested() {
+                bail!("interrupted");
+            }
+            eprintln!("bench compare: round {}/{}: {} ...", round + 1, a.rounds, b.name());
+            bed.start(&exe, b, a.server_core)?;
+            let r = measure(&exe, a, &client_cores);
+            bed.stop();
+            let r = r?;
+            eprintln!("  {r:?}");
+            results.entry(b.name()).or_default().push(r);
+        }
+    }
+    // The bed's ceiling: an XDP program answering each SYN with a SYN-ACK by XDP_TX.
+    let ceiling = measure_ceiling(&exe, a, &client_cores).unwrap_or_else(|e| {
+        eprintln!("bench compare: ceiling not measured: {e:#}");
+        0.0
+    });
+    drop(bed);
+    write_report(a, &results, ceiling)
+}
+
+fn measure_ceiling(exe: &str, a: &CompareArgs, client_cores: &str) -> Result<f64> {
+    let mut srv = Command::new("ip")
+        .args(["netns", "exec", NS_SRV, exe, "xdp-attach", "--prog", "synack-tx", "--iface", DEV_SRV, "--port", "80"])
+        .spawn()?;
+    let mut peer = Command::new("ip")
+        .args(["netns", "exec", NS_CLI, exe, "xdp-attach", "--prog", "pass", "--iface", DEV_CLI])
+        .spawn()?;
+    std::thread::sleep(Duration::from_millis(800));
+    let r = run_kv(
+        exe,
+        client_cores,
+        &[
+            "bench",
+            "flood",
+            "--target",
+            &format!("{SRV_IP}:80"),
+            "--seconds",
+            &a.seconds.to_string(),
+            "--count-iface",
+            DEV_CLI,
+            "--kv",
+        ],
+    );
+    for c in [&mut srv, &mut peer] {
+        // SAFETY: kill(2) on our own child.
+        unsafe {
+            libc::kill(c.id() as libc::pid_t, libc::SIGINT);
+        }
+        let _ = c.wait();
+    }
+    Ok(r?.get("synacks_per_sec").copied().unwrap_or(0.0))
+}
+
+fn write_report(a: &CompareArgs, results: &BTreeMap<&str, Vec<BTreeMap<String, f64>>>, ceiling: f64) -> Result<()> {
+    std::fs::create_dir_all(&a.out)?;
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
+    let med = |b: &str, k: &str| {
+        let mut v: Vec<f64> =
+            results.get(b).map(|rs| rs.iter().filter_map(|r| r.get(k).copied()).collect()).unwrap_or_default();
+        median(&mut v)
+    };
+    let mut json = String::new();
+    let _ = write!(
+        json,
+        "{{\n  \"machine\": {{\"cpu\": \"{cpu}\", \"cpus\": {}, \"kernel\": \"{kernel}\"}},\n  \"rounds\": {}, \"seconds\": {}, \"concurrency\": {},\n  \"metrics\": {{\n",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        a.rounds,
+        a.seconds,
+        a.concurrency
+    );
+    let mut rows = Vec::new();
+    let mut table = String::from("| metric | kernel | xdptcp | xdptcp / kernel | target |\n|---|---|---|---|---|\n");
+    for (i, (k, label, higher, target)) in METRICS.iter().enumerate() {
+        let (kv, xv) = (med("kernel", k), med("xdptcp", k));
+        let ratio = if kv > 0.0 { xv / kv } else { 0.0 };
+        let all = |b: &str| {
+            results
+                .get(b)
+                .map(|rs| {
+                    rs.iter()
+                        .map(|r| format!("{:.3}", r.get(*k).copied().unwrap_or(0.0)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default()
+        };
+        let _ = write!(
+            json,
+            "    \"{k}\": {{\"label\": \"{label}\", \"higher_is_better\": {higher}, \"kernel\": [{}], \"xdptcp\": [{}], \"kernel_median\": {kv:.3}, \"xdptcp_median\": {xv:.3}, \"ratio\": {ratio:.3}, \"target_ratio\": {target:.3}}}{}\n",
+            all("kernel"),
+            all("xdptcp"),
+            if i + 1 < METRICS.len() { "," } else { "" }
+        );
+        let cmp = if *higher { ">=" } else { "<=" };
+        let _ = writeln!(table, "| {label} | {kv:.2} | {xv:.2} | {ratio:.2} | {cmp} {target:.2} |");
+        rows.push((label.to_string(), ratio, *target));
+    }
+    let xdp_synacks = med("xdptcp", "flood_synacks_per_sec");
+    let ceil_ratio = if ceiling > 0.0 { xdp_synacks / ceiling } else { 0.0 };
+    let _ = write!(
+        json,
+        "  }},\n  \"xdp_tx_ceiling_synacks_per_sec\": {ceiling:.1},\n  \"xdptcp_vs_ceiling\": {ceil_ratio:.3}\n}}\n"
+    );
+    let _ = writeln!(
+        table,
+        "| SYN-ACKs/s vs the XDP_TX ceiling ({ceiling:.0}/s) | | {xdp_synacks:.0} | {ceil_ratio:.2} | >= 0.80 |"
+    );
+    rows.push(("SYN-ACKs vs XDP_TX ceiling".to_string(), ceil_ratio, 0.8));
+    std::fs::write(format!("{}/report.json", a.out), &json)?;
+    std::fs::write(format!("{}/report.md", a.out), &table)?;
+    plot(&format!("{}/report.svg", a.out), &rows)?;
+    println!("{table}");
+    println!(
+        "machine: {cpu}, {} CPUs, Linux {kernel}",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+    );
+    println!("wrote {0}/report.json, {0}/report.md, {0}/report.svg", a.out);
+    Ok(())
+}
+
+/// A bar per metric: the ratio xdptcp / kernel, with the target marked.
+fn plot(path: &str, rows: &[(String, f64, f64)]) -> Result<()> {
+    use plotters::prelude::*;
+    let root = SVGBackend::new(path, (900, 80 + 50 * rows.len() as u32)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let max = rows.iter().map(|r| r.1.max(r.2)).fold(1.0f64, f64::max) * 1.15;
+    let n = rows.len() as i32;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("xdptcp / Linux kernel, same bed, same run (bars); targets (red ticks)", ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(30)
+        .y_label_area_size(260)
+        .build_cartesian_2d(0.0..max, (0..n).into_segmented())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let labels: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
+            _ => String::new(),
+        })
+        .x_desc("ratio")
+        .draw()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    chart
+        .draw_series(rows.iter().enumerate().map(|(i, r)| {
+            let i = i as i32;
+            let color = if r.1 >= r.2 { GREEN.mix(0.7) } else { BLUE.mix(0.6) };
+            Rectangle::new([(0.0, SegmentValue::Exact(i)), (r.1, SegmentValue::Exact(i + 1))], color.filled())
+        }))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    chart
+        .draw_series(rows.iter().enumerate().map(|(i, r)| {
+            let i = i as i32;
+            PathElement::new(
+                vec![(r.2, SegmentValue::Exact(i)), (r.2, SegmentValue::Exact(i + 1))],
+                RED.stroke_width(3),
+            )
+        }))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
+}

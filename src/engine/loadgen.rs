@@ -1,0 +1,454 @@
+//! Load generators on kernel sockets (epoll, non-blocking): the `bench connect` and `bench bulk`
+//! scenarios. They run in the peer namespace of the bed, against either backend, so a comparison
+//! changes the server's stack and nothing else.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
+
+/// What one connection does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exchange {
+    /// `GET /` with `Connection: close`: the server closes first (the short-connection HTTP/1.0
+    /// pattern a terminating proxy sees). The response ends at EOF.
+    HttpServerCloses,
+    /// `GET /` keep-alive: the client closes after reading `Content-Length` bytes of body.
+    HttpClientCloses,
+    /// `bytes` to the echo server and back, then a `CLOSE` line: the server closes first.
+    EchoServerCloses { bytes: usize },
+    /// `bytes` to the echo server and back, then the client closes.
+    EchoClientCloses { bytes: usize },
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnectPlan {
+    pub target: SocketAddr,
+    pub exchange: Exchange,
+    pub concurrency: usize,
+    pub duration: Duration,
+    /// Most connections to start per second (0 = as fast as the loops go).
+    pub rate: u64,
+    pub timeout: Duration,
+}
+
+/// Errors by kind.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Errors {
+    pub refused: u64,
+    pub reset: u64,
+    pub timeout: u64,
+    pub short: u64,
+    pub other: u64,
+}
+
+impl Errors {
+    pub fn total(&self) -> u64 {
+        self.refused + self.reset + self.timeout + self.short + self.other
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ConnectReport {
+    pub completed: u64,
+    pub errors: Errors,
+    pub elapsed: Duration,
+    /// Microseconds from connect() to writable (the handshake as the client sees it).
+    pub connect_us: Vec<u32>,
+    /// Microseconds from the first request byte to the end of the response.
+    pub request_us: Vec<u32>,
+}
+
+/// The value at quantile `q` (0..=1) of unsorted samples, or 0 for none.
+pub fn percentile(samples: &mut [u32], q: f64) -> u32 {
+    if samples.is_empty() {
+        return 0;
+    }
+    samples.sort_unstable();
+    let i = ((samples.len() as f64 - 1.0) * q).round() as usize;
+    samples[i.min(samples.len() - 1)]
+}
+
+impl ConnectReport {
+    pub fn per_second(&self) -> f64 {
+        self.completed as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+    /// One `key=value` per line, for `bench compare` and for people.
+    pub fn to_kv(&mut self) -> String {
+        let (c50, c99, c999) = (
+            percentile(&mut self.connect_us, 0.5),
+            percentile(&mut self.connect_us, 0.99),
+            percentile(&mut self.connect_us, 0.999),
+        );
+        let (r50, r99, r999) = (
+            percentile(&mut self.request_us, 0.5),
+            percentile(&mut self.request_us, 0.99),
+            percentile(&mut self.request_us, 0.999),
+        );
+        format!(
+            "completed={}\nconn_per_sec={:.1}\nelapsed_s={:.3}\nconnect_p50_us={c50}\nconnect_p99_us={c99}\nconnect_p999_us={c999}\n\
+             request_p50_us={r50}\nrequest_p99_us={r99}\nrequest_p999_us={r999}\nerr_refused={}\nerr_reset={}\nerr_timeout={}\n\
+             err_short={}\nerr_other={}\nerrors={}\n",
+            self.completed,
+            self.per_second(),
+            self.elapsed.as_secs_f64(),
+            self.errors.refused,
+            self.errors.reset,
+            self.errors.timeout,
+            self.errors.short,
+            self.errors.other,
+            self.errors.total(),
+        )
+    }
+}
+
+#[derive(Debug)]
+enum Phase {
+    Connecting,
+    Sending,
+    Receiving,
+}
+
+struct Conn {
+    phase: Phase,
+    started: Instant,
+    req_started: Instant,
+    out: Vec<u8>,
+    sent: usize,
+    got: usize,
+    want: Option<usize>,
+    head: Vec<u8>,
+}
+
+fn sockaddr(a: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: an all-zero sockaddr_storage is a valid value.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match a {
+        SocketAddr::V4(v) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: v.port().to_be(),
+                sin_addr: libc::in_addr { s_addr: u32::from(*v.ip()).to_be() },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in.
+            unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(v) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: v.port().to_be(),
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr { s6_addr: v.ip().octets() },
+                sin6_scope_id: v.scope_id(),
+            };
+            // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in6.
+            unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin6) };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (ss, len as libc::socklen_t)
+}
+
+fn request_bytes(x: Exchange) -> Vec<u8> {
+    match x {
+        Exchange::HttpServerCloses => b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".to_vec(),
+        Exchange::HttpClientCloses => b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n".to_vec(),
+        Exchange::EchoServerCloses { bytes } => {
+            let mut v: Vec<u8> = (0..bytes).map(|i| b'a' + (i % 26) as u8).collect();
+            v.extend_from_slice(b"\nCLOSE\n");
+            v
+        }
+        Exchange::EchoClientCloses { bytes } => (0..bytes).map(|i| b'a' + (i % 26) as u8).collect(),
+    }
+}
+
+struct Epoll(RawFd);
+
+impl Epoll {
+    fn new() -> io::Result<Epoll> {
+        // SAFETY: epoll_create1 with a valid flag.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Epoll(fd))
+    }
+    fn ctl(&self, op: i32, fd: RawFd, events: u32) {
+        let mut ev = libc::epoll_event { events, u64: fd as u64 };
+        // SAFETY: valid epoll fd, valid target fd, `ev` lives for the call.
+        unsafe { libc::epoll_ctl(self.0, op, fd, &mut ev) };
+    }
+}
+
+impl Drop for Epoll {
+    fn drop(&mut self) {
+        // SAFETY: we own the fd.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+fn close_fd(fd: RawFd) {
+    // SAFETY: the fd is ours and closed once (it is removed from the table first).
+    unsafe { libc::close(fd) };
+}
+
+fn errno() -> i32 {
+    io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// Runs the connect scenario: `concurrency` connections in flight at all times (or as `rate`
+/// allows) for `duration`.
+#[allow(clippy::disallowed_methods)] // a real load generator measures wall-clock time
+pub fn run_connect(plan: &ConnectPlan) -> io::Result<ConnectReport> {
+    let ep = Epoll::new()?;
+    let (sa, salen) = sockaddr(&plan.target);
+    let family = if plan.target.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    let request = request_bytes(plan.exchange);
+    let mut conns: HashMap<RawFd, Conn> = HashMap::new();
+    let mut rep = ConnectReport::default();
+    let start = Instant::now();
+    let mut started = 0u64;
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let now = Instant::now();
+        let running = now.duration_since(start) < plan.duration;
+        // Keep `concurrency` connections in flight.
+        while running && conns.len() < plan.concurrency {
+            if plan.rate > 0 && started as f64 >= now.duration_since(start).as_secs_f64() * plan.rate as f64 {
+                break;
+            }
+            // SAFETY: socket(2) with constant arguments.
+            let fd = unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
+            if fd < 0 {
+                rep.errors.other += 1;
+                break;
+            }
+            let one: libc::c_int = 1;
+            // SAFETY: valid fd and option buffer.
+            unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::IPPROTO_TCP,
+                    libc::TCP_NODELAY,
+                    (&one as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            // SAFETY: valid fd and sockaddr of `salen` bytes.
+            let r = unsafe { libc::connect(fd, (&sa as *const libc::sockaddr_storage).cast(), salen) };
+            if r < 0 && errno() != libc::EINPROGRESS {
+                if errno() == libc::ECONNREFUSED {
+                    rep.errors.refused += 1;
+                } else {
+                    rep.errors.other += 1;
+                }
+                close_fd(fd);
+                continue;
+            }
+            ep.ctl(libc::EPOLL_CTL_ADD, fd, (libc::EPOLLOUT | libc::EPOLLIN) as u32);
+            started += 1;
+            conns.insert(
+                fd,
+                Conn {
+                    phase: Phase::Connecting,
+                    started: now,
+                    req_started: now,
+                    out: request.clone(),
+                    sent: 0,
+                    got: 0,
+                    want: match plan.exchange {
+                        Exchange::EchoClientCloses { .. } | Exchange::EchoServerCloses { .. } => Some(request.len()),
+                        _ => None,
+                    },
+                    head: Vec::new(),
+                },
+            );
+        }
+        if !running && conns.is_empty() {
+            break;
+        }
+        if !running && now.duration_since(start) > plan.duration + plan.timeout {
+            // Give up on stragglers.
+            for (fd, _) in conns.drain() {
+                rep.errors.timeout += 1;
+                close_fd(fd);
+            }
+            break;
+        }
+        // SAFETY: valid epoll fd and event buffer.
+        let n = unsafe { libc::epoll_wait(ep.0, events.as_mut_ptr(), events.len() as i32, 5) };
+        let now = Instant::now();
+        for ev in events.iter().take(n.max(0) as usize) {
+            let fd = ev.u64 as RawFd;
+            let flags = ev.events;
+            let Some(c) = conns.get_mut(&fd) else { continue };
+            let outcome = step(c, fd, flags, &mut buf, plan.exchange, now, &mut rep);
+            if let Some(result) = outcome {
+                conns.remove(&fd);
+                ep.ctl(libc::EPOLL_CTL_DEL, fd, 0);
+                close_fd(fd);
+                if let Err(kind) = result {
+                    match kind {
+                        ErrKind::Refused => rep.errors.refused += 1,
+                        ErrKind::Reset => rep.errors.reset += 1,
+                        ErrKind::Short => rep.errors.short += 1,
+                        ErrKind::Other => rep.errors.other += 1,
+                    }
+                } else {
+                    rep.completed += 1;
+                }
+            }
+        }
+        // Time out connections that take too long.
+        let expired: Vec<RawFd> =
+            conns.iter().filter(|(_, c)| now.duration_since(c.started) > plan.timeout).map(|(fd, _)| *fd).collect();
+        for fd in expired {
+            conns.remove(&fd);
+            ep.ctl(libc::EPOLL_CTL_DEL, fd, 0);
+            close_fd(fd);
+            rep.errors.timeout += 1;
+        }
+    }
+    // Rates are over the window in which connections were started.
+    rep.elapsed = plan.duration.min(start.elapsed());
+    Ok(rep)
+}
+
+enum ErrKind {
+    Refused,
+    Reset,
+    Short,
+    Other,
+}
+
+/// Advances one connection; `Some` when it is finished (well or not).
+fn step(
+    c: &mut Conn,
+    fd: RawFd,
+    flags: u32,
+    buf: &mut [u8],
+    x: Exchange,
+    now: Instant,
+    rep: &mut ConnectReport,
+) -> Option<Result<(), ErrKind>> {
+    if let Phase::Connecting = c.phase {
+        if flags & (libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0 {
+            let mut err: libc::c_int = 0;
+            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            // SAFETY: valid fd and out-buffers.
+            unsafe {
+                libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, (&mut err as *mut libc::c_int).cast(), &mut len)
+            };
+            return Some(Err(if err == libc::ECONNREFUSED { ErrKind::Refused } else { ErrKind::Other }));
+        }
+        if flags & libc::EPOLLOUT as u32 == 0 {
+            return None;
+        }
+        rep.connect_us.push(now.duration_since(c.started).as_micros().min(u32::MAX as u128) as u32);
+        c.phase = Phase::Sending;
+        c.req_started = now;
+    }
+    if let Phase::Sending = c.phase {
+        while c.sent < c.out.len() {
+            let rest = &c.out[c.sent..];
+            // SAFETY: valid fd and buffer.
+            let n = unsafe { libc::send(fd, rest.as_ptr().cast(), rest.len(), libc::MSG_NOSIGNAL) };
+            if n < 0 {
+                let e = errno();
+                if e == libc::EAGAIN {
+                    break;
+                }
+                return Some(Err(if e == libc::ECONNRESET || e == libc::EPIPE {
+                    ErrKind::Reset
+                } else {
+                    ErrKind::Other
+                }));
+            }
+            c.sent += n as usize;
+        }
+        if c.sent == c.out.len() {
+            c.phase = Phase::Receiving;
+        }
+    }
+    // Receive whatever is there (echo data may come back while we still send).
+    loop {
+        // SAFETY: valid fd and buffer.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n < 0 {
+            let e = errno();
+            if e == libc::EAGAIN {
+                return None;
+            }
+            return Some(Err(if e == libc::ECONNRESET { ErrKind::Reset } else { ErrKind::Other }));
+        }
+        let n = n as usize;
+        if n == 0 {
+            // EOF: the server closed.
+            let done = match x {
+                Exchange::HttpServerCloses => c.got > 0 && c.head.windows(4).any(|w| w == b"\r\n\r\n"),
+                Exchange::EchoServerCloses { .. } => c.want.is_some_and(|w| c.got >= w),
+                _ => false,
+            };
+            if done {
+                rep.request_us.push(now.duration_since(c.req_started).as_micros().min(u32::MAX as u128) as u32);
+                return Some(Ok(()));
+            }
+            return Some(Err(ErrKind::Short));
+        }
+        c.got += n;
+        if c.head.len() < 1024 {
+            c.head.extend_from_slice(&buf[..n.min(1024)]);
+        }
+        if matches!(x, Exchange::HttpClientCloses) && c.want.is_none() {
+            c.want = http_total_len(&c.head);
+        }
+        let complete = c.want.is_some_and(|w| c.got >= w);
+        if complete && matches!(x, Exchange::HttpClientCloses | Exchange::EchoClientCloses { .. }) {
+            rep.request_us.push(now.duration_since(c.req_started).as_micros().min(u32::MAX as u128) as u32);
+            return Some(Ok(()));
+        }
+    }
+}
+
+/// Head length + Content-Length of an HTTP response head, once the head is complete.
+fn http_total_len(head: &[u8]) -> Option<usize> {
+    let end = head.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let text = String::from_utf8_lossy(&head[..end]);
+    let cl = text.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok()).flatten()
+    })?;
+    Some(end + cl)
+}
+
+/// One long transfer to a discard server for `duration`: bytes per second.
+#[allow(clippy::disallowed_methods)] // wall-clock measurement
+pub fn run_bulk(target: SocketAddr, duration: Duration, streams: usize) -> io::Result<(u64, Duration)> {
+    use std::io::Write;
+    let start = Instant::now();
+    let mut hs = Vec::new();
+    for _ in 0..streams.max(1) {
+        hs.push(std::thread::spawn(move || -> io::Result<u64> {
+            let mut s = std::net::TcpStream::connect_timeout(&target, Duration::from_secs(5))?;
+            let chunk = vec![0x5au8; 256 * 1024];
+            let mut sent = 0u64;
+            while start.elapsed() < duration {
+                s.write_all(&chunk)?;
+                sent += chunk.len() as u64;
+            }
+            s.shutdown(std::net::Shutdown::Write)?;
+            let mut sink = [0u8; 16];
+            let _ = std::io::Read::read(&mut s, &mut sink);
+            Ok(sent)
+        }));
+    }
+    let mut total = 0;
+    for h in hs {
+        total += h.join().map_err(|_| io::Error::other("bulk thread panicked"))??;
+    }
+    Ok((total, start.elapsed()))
+}
