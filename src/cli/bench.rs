@@ -134,6 +134,7 @@ pub fn connect(a: &ConnectArgs) -> Result<()> {
         duration: Duration::from_secs(a.seconds),
         rate: a.rate,
         timeout: Duration::from_secs(a.timeout),
+        progress: !a.kv,
     };
     if !a.kv {
         eprintln!("bench connect: {} loops against {} for {}s ...", a.concurrency, a.target, a.seconds);

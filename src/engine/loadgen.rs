@@ -31,6 +31,8 @@ pub struct ConnectPlan {
     /// Most connections to start per second (0 = as fast as the loops go).
     pub rate: u64,
     pub timeout: Duration,
+    /// Draw a progress bar on stderr.
+    pub progress: bool,
 }
 
 /// Errors by kind.
@@ -213,8 +215,23 @@ pub fn run_connect(plan: &ConnectPlan) -> io::Result<ConnectReport> {
     let mut started = 0u64;
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
     let mut buf = vec![0u8; 65536];
+    let mut last_bar = start;
     loop {
         let now = Instant::now();
+        if plan.progress && now.duration_since(last_bar) >= Duration::from_millis(500) {
+            last_bar = now;
+            let frac = (now.duration_since(start).as_secs_f64() / plan.duration.as_secs_f64().max(1e-9)).min(1.0);
+            let w = (frac * 40.0) as usize;
+            eprint!(
+                "\r[{}{}] {:>3.0}%  {} done, {} errors, {:.0} conn/s   ",
+                "#".repeat(w),
+                " ".repeat(40 - w),
+                frac * 100.0,
+                rep.completed,
+                rep.errors.total(),
+                rep.completed as f64 / now.duration_since(start).as_secs_f64().max(1e-9)
+            );
+        }
         let running = now.duration_since(start) < plan.duration;
         // Keep `concurrency` connections in flight.
         while running && conns.len() < plan.concurrency {
@@ -312,6 +329,9 @@ pub fn run_connect(plan: &ConnectPlan) -> io::Result<ConnectReport> {
             close_fd(fd);
             rep.errors.timeout += 1;
         }
+    }
+    if plan.progress {
+        eprintln!();
     }
     // Rates are over the window in which connections were started.
     rep.elapsed = plan.duration.min(start.elapsed());
