@@ -16,6 +16,7 @@ struct Pending {
 #[derive(Debug, Default)]
 pub struct Echo {
     pending: HashMap<ConnId, Pending>,
+    buf: Vec<u8>,
 }
 
 const CLOSE_LINE: &[u8] = b"CLOSE";
@@ -68,9 +69,13 @@ impl Handler for Echo {
 
     fn on_data(&mut self, c: &mut Conn<'_>) {
         let Some(p) = self.pending.get_mut(&c.id) else { return };
-        let mut buf = [0u8; 16384];
+        // One buffer for the app, not a fresh zeroed one per read.
+        if self.buf.is_empty() {
+            self.buf = vec![0u8; 16384];
+        }
+        let buf = &mut self.buf;
         loop {
-            let n = c.recv(&mut buf);
+            let n = c.recv(buf);
             if n == 0 {
                 break;
             }

@@ -593,9 +593,9 @@ fn write_report(a: &CompareArgs, results: &BTreeMap<&str, Vec<BTreeMap<String, f
     }
     let xdp_synacks = med("xdptcp", "flood_synacks_per_sec");
     let ceil_ratio = if ceiling > 0.0 { xdp_synacks / ceiling } else { 0.0 };
-    let _ = write!(
+    let _ = writeln!(
         json,
-        "  }},\n  \"xdp_tx_ceiling_synacks_per_sec\": {ceiling:.1},\n  \"xdptcp_vs_ceiling\": {ceil_ratio:.3}\n}}\n"
+        "  }},\n  \"xdp_tx_ceiling_synacks_per_sec\": {ceiling:.1},\n  \"xdptcp_vs_ceiling\": {ceil_ratio:.3}\n}}"
     );
     let _ = writeln!(
         table,

@@ -45,6 +45,7 @@ pub struct Core {
     /// Frames this core handed to another.
     pub forwarded: u64,
     scratch: Vec<Vec<u8>>,
+    last_housekeeping: Instant,
 }
 
 /// What a core reports.
@@ -92,7 +93,17 @@ impl CoreStats {
 
 impl Core {
     pub fn new(index: usize, shard: Shard, net: Net, app: Box<dyn Handler + Send>) -> Self {
-        Core { index, shard, net, app, peers: Vec::new(), inbox: None, forwarded: 0, scratch: Vec::new() }
+        Core {
+            index,
+            shard,
+            net,
+            app,
+            peers: Vec::new(),
+            inbox: None,
+            forwarded: 0,
+            scratch: Vec::new(),
+            last_housekeeping: Instant::ZERO,
+        }
     }
 
     /// One turn of the loop at instant `now` (read once per batch): frames handed over by other
@@ -119,6 +130,11 @@ impl Core {
             self.run_app_and_transmit(now, io.tx());
         }
         io.flush();
+        if now.saturating_since(self.last_housekeeping) >= crate::time::Duration::from_secs(1) {
+            self.last_housekeeping = now;
+            let ttl = self.net.cfg.neighbour_ttl;
+            self.net.neigh.expire(now, ttl);
+        }
         n
     }
 

@@ -85,7 +85,7 @@ impl Engine {
                     addrs: cfg.addrs.clone(),
                     own_address: cfg.address_mode == AddressMode::Own,
                     vlan: None,
-                    neighbour_ttl: Duration::from_secs(300),
+                    neighbour_ttl: Duration::from_secs(60),
                 });
                 Core::new(i, shard, net, Box::new(crate::app::Mux::new(cfg.apps.clone())))
             })

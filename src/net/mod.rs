@@ -69,21 +69,55 @@ pub struct NetCounters {
     pub tx_no_frame: u64,
 }
 
-/// IPv4/IPv6 neighbours: learned from ARP and from the source of every frame that reaches us
-/// (the peer of a connection is always one hop away on the test bed and behind the same router
-/// otherwise).
-#[derive(Debug, Default)]
+/// IPv4/IPv6 neighbours: learned from ARP and from the source of frames that reach us (the
+/// peer of a connection is one hop away on the test bed, or behind the same router otherwise).
+///
+/// Bounded, so a flood from spoofed sources cannot grow it without limit: beyond half the
+/// capacity, sources that only sent a SYN are not learned (their SYN-ACK goes back to the MAC the
+/// SYN came from, see `EthTx`), and at capacity nothing new is; entries not refreshed within the
+/// TTL are expired by the engine.
+#[derive(Debug)]
 pub struct Neighbours {
     map: HashMap<IpAddr, (EthernetAddress, Instant)>,
+    capacity: usize,
     /// Used when the destination is not on the link (a default router), if known.
     pub gateway_mac: Option<EthernetAddress>,
+    /// Sources not learned because the cache was full.
+    pub not_learned: u64,
+}
+
+impl Default for Neighbours {
+    fn default() -> Self {
+        Neighbours::with_capacity(Neighbours::DEFAULT_CAPACITY)
+    }
 }
 
 impl Neighbours {
-    pub fn learn(&mut self, ip: IpAddr, mac: EthernetAddress, now: Instant) {
-        if mac.is_unicast() && mac != EthernetAddress::ZERO {
-            self.map.insert(ip, (mac, now));
+    pub const DEFAULT_CAPACITY: usize = 65_536;
+
+    pub fn with_capacity(capacity: usize) -> Self {
+        Neighbours { map: HashMap::new(), capacity, gateway_mac: None, not_learned: 0 }
+    }
+
+    /// Records `ip` at `mac`. `weak` marks a source that has only sent a SYN so far.
+    pub fn learn_from(&mut self, ip: IpAddr, mac: EthernetAddress, now: Instant, weak: bool) {
+        if !mac.is_unicast() || mac == EthernetAddress::ZERO {
+            return;
         }
+        if let Some(e) = self.map.get_mut(&ip) {
+            *e = (mac, now);
+            return;
+        }
+        let limit = if weak { self.capacity / 2 } else { self.capacity };
+        if self.map.len() >= limit {
+            self.not_learned += 1;
+            return;
+        }
+        self.map.insert(ip, (mac, now));
+    }
+
+    pub fn learn(&mut self, ip: IpAddr, mac: EthernetAddress, now: Instant) {
+        self.learn_from(ip, mac, now, false);
     }
     pub fn lookup(&self, ip: &IpAddr) -> Option<EthernetAddress> {
         self.map.get(ip).map(|e| e.0).or(self.gateway_mac)
@@ -107,6 +141,9 @@ pub struct Net {
     pub counters: NetCounters,
     /// ARP requests already sent for an address, so a burst of packets asks only once.
     pending_arp: HashMap<Ipv4Addr, Instant>,
+    /// Source of the frame being handled: replies to it go back to the MAC it came from, even
+    /// when the neighbour cache did not keep that source.
+    reply_hint: Option<(IpAddr, EthernetAddress)>,
 }
 
 /// What happened to a frame.
@@ -121,7 +158,13 @@ pub enum FrameVerdict {
 
 impl Net {
     pub fn new(cfg: NetConfig) -> Self {
-        Net { cfg, neigh: Neighbours::default(), counters: NetCounters::default(), pending_arp: HashMap::new() }
+        Net {
+            cfg,
+            neigh: Neighbours::default(),
+            counters: NetCounters::default(),
+            pending_arp: HashMap::new(),
+            reply_hint: None,
+        }
     }
 
     fn is_ours(&self, ip: &IpAddr) -> bool {
@@ -142,6 +185,7 @@ impl Net {
         link: &mut dyn FrameSink,
     ) -> FrameVerdict {
         self.counters.rx_frames += 1;
+        self.reply_hint = None;
         let eth = match EthernetFrame::new_checked(frame) {
             Ok(e) => e,
             Err(e) => return self.malformed(e),
@@ -267,8 +311,9 @@ impl Net {
             self.counters.rx_not_ours += 1;
             return FrameVerdict::NotOurs;
         }
-        self.neigh.learn(src, src_mac, now);
         let body = p.payload();
+        self.neigh.learn_from(src, src_mac, now, is_pure_syn(ip.protocol, body));
+        self.reply_hint = Some((src, src_mac));
         match ip.protocol {
             ip_proto::TCP => {
                 self.counters.rx_tcp += 1;
@@ -310,10 +355,11 @@ impl Net {
             self.counters.rx_not_ours += 1;
             return FrameVerdict::NotOurs;
         }
-        self.neigh.learn(src, src_mac, now);
         let Some(body) = payload.get(ip.upper_offset..ip.upper_offset + ip.payload_len) else {
             return self.malformed(ParseError::Truncated);
         };
+        self.neigh.learn_from(src, src_mac, now, is_pure_syn(ip.next_header, body));
+        self.reply_hint = Some((src, src_mac));
         let pseudo = checksum::pseudo_header_v6(ip.src, ip.dst, ip.next_header, body.len() as u32);
         match ip.next_header {
             ip_proto::TCP => {
@@ -393,6 +439,11 @@ impl Net {
     }
 }
 
+/// A TCP segment with SYN and no ACK: what a (possibly spoofed) first contact looks like.
+fn is_pure_syn(proto: u8, l4: &[u8]) -> bool {
+    proto == ip_proto::TCP && l4.get(13).is_some_and(|f| f & 0x12 == 0x02)
+}
+
 /// The 4-tuple of a TCP segment in an Ethernet frame, from the receiver's side, if it is one.
 /// Reads only what it needs; checksums are not verified here.
 pub fn frame_tuple(frame: &[u8]) -> Option<crate::tcp::FourTuple> {
@@ -470,7 +521,8 @@ pub struct EthTx<'a> {
 
 impl TxSink for EthTx<'_> {
     fn send_ip(&mut self, dst: IpAddr, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> bool {
-        let Some(mac) = self.net.neigh.lookup(&dst) else {
+        let hinted = self.net.reply_hint.filter(|(ip, _)| *ip == dst).map(|(_, mac)| mac);
+        let Some(mac) = hinted.or_else(|| self.net.neigh.lookup(&dst)) else {
             self.net.counters.tx_no_neighbour += 1;
             if let IpAddr::V4(v4) = dst {
                 self.net.request_arp(self.now, v4, self.link);
@@ -495,5 +547,29 @@ impl TxSink for EthTx<'_> {
             self.net.counters.tx_no_frame += 1;
         }
         ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A spoofed SYN flood cannot grow the cache past half its capacity, real peers (frames
+    /// other than a bare SYN) still get in up to the full capacity, and idle entries expire.
+    #[test]
+    fn neighbour_cache_is_bounded_under_spoofed_syns() {
+        let mut n = Neighbours::with_capacity(100);
+        let mac = EthernetAddress([2, 0, 0, 0, 0, 9]);
+        for i in 0..1000u32 {
+            n.learn_from(IpAddr::V4(Ipv4Addr::from(0xc612_0100 + i)), mac, Instant::from_secs(1), true);
+        }
+        assert_eq!(n.len(), 50);
+        for i in 0..1000u32 {
+            n.learn_from(IpAddr::V4(Ipv4Addr::from(0xc613_0100 + i)), mac, Instant::from_secs(1), false);
+        }
+        assert_eq!(n.len(), 100);
+        assert!(n.not_learned > 0);
+        n.expire(Instant::from_secs(100), Duration::from_secs(60));
+        assert!(n.is_empty());
     }
 }
