@@ -14,6 +14,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 pub mod clock;
 pub mod kernel;
+pub mod kernel_server;
 pub mod loadgen;
 #[cfg(feature = "xdp")]
 pub mod xdp;

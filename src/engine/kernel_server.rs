@@ -1,0 +1,1023 @@
+//! A kernel-socket server for the bundled applications: `echo`, `http` and `discard` with the
+//! behaviour of `crate::app`, served by the Linux TCP stack instead of ours, so a comparison on
+//! the same test bed changes the stack and nothing else.
+//!
+//! Shape (the same share-nothing layout as the AF_XDP engine): one thread per configured core,
+//! pinned, each with its own epoll instance and its own listening socket per port. Every
+//! listening socket is bound with `SO_REUSEPORT`, so the kernel hashes each incoming connection
+//! to one thread's socket and no two threads ever touch one connection. Per-connection state
+//! lives in a hashbrown map keyed by file descriptor.
+//!
+//! The application rules reproduced here (see `app/echo.rs`, `app/http.rs`, `app/discard.rs`):
+//! - `echo`: every byte read is written back. A line that is exactly `CLOSE` (LF-terminated,
+//!   optional CR) makes the server close once it has echoed it and everything read with it; when
+//!   the peer closes, the server closes once it has echoed what it read.
+//! - `http`: every request head (ending in CRLFCRLF; no body) gets `200 OK` with a fixed body and
+//!   the headers `app/http.rs` writes. Keep-alive is the default; `Connection: close`, or HTTP/1.0
+//!   without `Connection: keep-alive`, closes after the response, and later bytes are read and
+//!   ignored. Pipelined requests are answered in order. An unfinished head over 16 KiB gets
+//!   `431` and a close. When the peer closes, queued responses are sent, then the server closes.
+//! - `discard`: read and drop; close when the peer does.
+//!
+//! "Close" is `close(2)`: a FIN after the queued data, or a RST if unread data remains, which is
+//! what `Conn::close` does in our stack.
+//!
+//! Deliberate differences from the apps, which queue output without bound: a connection whose
+//! unsent output exceeds [`OUT_HIGH_WATER`] is not read until it drains, so a peer that sends
+//! without reading is held back by TCP flow control instead of growing our memory. Accepted
+//! sockets get `TCP_NODELAY`, because our stack sends segments as soon as the app writes (it has
+//! no Nagle algorithm); with Nagle on, the baseline would measure a different policy.
+
+use crate::app::AppKind;
+use hashbrown::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// What to serve, where, and on how many threads.
+#[derive(Debug, Clone)]
+pub struct KernelServeConfig {
+    /// Local address to listen on (IPv4 or IPv6; `0.0.0.0` / `::` for all).
+    pub addr: IpAddr,
+    /// One application per port. Port 0 is refused: with `SO_REUSEPORT` every thread binds its
+    /// own socket, and each would get a different ephemeral port.
+    pub apps: Vec<(u16, AppKind)>,
+    /// Worker threads; each gets its own listening socket per port and its own epoll.
+    pub threads: usize,
+    /// Core to pin thread `i` to: `cores[i]`, or `i` when `cores` has no entry `i`.
+    pub cores: Vec<usize>,
+    /// `listen(2)` backlog of each socket (the kernel caps it at `net.core.somaxconn`).
+    pub backlog: i32,
+}
+
+/// Totals over all threads of one run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KernelServeStats {
+    /// Connections accepted and registered.
+    pub accepted: u64,
+    /// Connections the server closed before stopping: by the app rules or after a socket error.
+    pub closed: u64,
+    /// Of `closed`, those that ended in a socket error (reset by the peer, ...).
+    pub errors: u64,
+    /// Connections still open when the stop flag was seen; they are closed then.
+    pub open_at_stop: u64,
+    /// `accept4`/`epoll_ctl` failures on new connections (EMFILE, ENOBUFS, ...).
+    pub accept_errors: u64,
+    /// Payload bytes read from / written to connections.
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+impl KernelServeStats {
+    fn add(&mut self, o: &KernelServeStats) {
+        self.accepted += o.accepted;
+        self.closed += o.closed;
+        self.errors += o.errors;
+        self.open_at_stop += o.open_at_stop;
+        self.accept_errors += o.accept_errors;
+        self.bytes_in += o.bytes_in;
+        self.bytes_out += o.bytes_out;
+    }
+}
+
+/// Serves `cfg` until `stop` is set, then closes everything and returns the totals.
+///
+/// Binding happens before any thread starts, so a bad address or a port in use is an error
+/// from here; after that, an error in one thread stops the others and is returned. Use
+/// [`KernelServer::bind`] + [`KernelServer::serve`] to know when the sockets are listening.
+pub fn run(cfg: &KernelServeConfig, stop: &AtomicBool) -> io::Result<KernelServeStats> {
+    KernelServer::bind(cfg)?.serve(stop)
+}
+
+/// A bound, listening server whose threads have not started yet.
+pub struct KernelServer {
+    apps: Vec<App>,
+    workers: Vec<WorkerSetup>,
+}
+
+/// One thread's sockets, made on the calling thread so setup errors surface before serving.
+struct WorkerSetup {
+    core: usize,
+    epoll: OwnedFd,
+    /// Listening sockets and the index of their app in `KernelServer::apps`; the epoll data of
+    /// listener `i` is `LISTENER_TAG | i`.
+    listeners: Vec<(OwnedFd, usize)>,
+}
+
+impl KernelServer {
+    /// Creates every thread's listening sockets (`SO_REUSEADDR` + `SO_REUSEPORT`, non-blocking)
+    /// and epoll instance. Connections that arrive before [`serve`](Self::serve) wait in the
+    /// accept queues. Does not start any thread.
+    pub fn bind(cfg: &KernelServeConfig) -> io::Result<KernelServer> {
+        validate(cfg)?;
+        let apps: Vec<App> = cfg.apps.iter().map(|(_, k)| App::new(k)).collect();
+        let mut workers = Vec::with_capacity(cfg.threads);
+        for i in 0..cfg.threads {
+            let epoll = epoll_create()?;
+            let mut listeners = Vec::with_capacity(cfg.apps.len());
+            for (idx, (port, _)) in cfg.apps.iter().enumerate() {
+                let addr = SocketAddr::new(cfg.addr, *port);
+                let fd = listen_socket(addr, cfg.backlog).map_err(|e| annotate(e, &format!("listen on {addr}")))?;
+                epoll_ctl(&epoll, libc::EPOLL_CTL_ADD, fd.as_raw_fd(), EV_IN, LISTENER_TAG | idx as u64)?;
+                listeners.push((fd, idx));
+            }
+            workers.push(WorkerSetup { core: cfg.cores.get(i).copied().unwrap_or(i), epoll, listeners });
+        }
+        Ok(KernelServer { apps, workers })
+    }
+
+    /// Runs one pinned thread per configured thread until `stop` is set (noticed within
+    /// [`POLL_TIMEOUT_MS`]), then closes every connection and socket and returns the totals.
+    pub fn serve(self, stop: &AtomicBool) -> io::Result<KernelServeStats> {
+        let KernelServer { apps, workers } = self;
+        let failed = AtomicBool::new(false);
+        let (apps, failed) = (&apps, &failed);
+        std::thread::scope(|s| {
+            let mut handles = Vec::with_capacity(workers.len());
+            for (i, setup) in workers.into_iter().enumerate() {
+                let h = std::thread::Builder::new().name(format!("kserve-{i}")).spawn_scoped(s, move || {
+                    let r = worker_main(setup, apps, stop, failed);
+                    if r.is_err() {
+                        failed.store(true, Ordering::Relaxed);
+                    }
+                    r
+                });
+                match h {
+                    Ok(h) => handles.push(h),
+                    Err(e) => {
+                        // Threads already started stop on `failed`; the scope joins them.
+                        failed.store(true, Ordering::Relaxed);
+                        return Err(annotate(e, "spawn server thread"));
+                    }
+                }
+            }
+            let mut total = KernelServeStats::default();
+            let mut first_err = None;
+            for h in handles {
+                match h.join() {
+                    Ok(Ok(st)) => total.add(&st),
+                    Ok(Err(e)) => {
+                        first_err.get_or_insert(e);
+                    }
+                    Err(_) => {
+                        first_err.get_or_insert(io::Error::other("kernel server thread panicked"));
+                    }
+                }
+            }
+            first_err.map_or(Ok(total), Err)
+        })
+    }
+}
+
+fn validate(cfg: &KernelServeConfig) -> io::Result<()> {
+    let bad = |m: &str| Err(io::Error::new(io::ErrorKind::InvalidInput, m.to_string()));
+    if cfg.threads == 0 {
+        return bad("kernel server: threads must be at least 1");
+    }
+    if cfg.apps.is_empty() {
+        return bad("kernel server: no application configured");
+    }
+    for (i, (port, _)) in cfg.apps.iter().enumerate() {
+        if *port == 0 {
+            return bad("kernel server: port 0 cannot be shared across threads; pick a port");
+        }
+        if cfg.apps.iter().skip(i + 1).any(|(p, _)| p == port) {
+            return bad("kernel server: two applications on one port");
+        }
+    }
+    Ok(())
+}
+
+fn annotate(e: io::Error, what: &str) -> io::Error {
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tuning constants.
+
+/// epoll_wait timeout: how soon a thread notices `stop` when idle.
+pub const POLL_TIMEOUT_MS: i32 = 10;
+/// Events taken per epoll_wait.
+const EVENTS: usize = 256;
+/// Connections accepted per listener wakeup before serving other events.
+const ACCEPT_BURST: usize = 64;
+/// Per-thread receive buffer (one, reused by every connection).
+const READ_BUF: usize = 64 * 1024;
+/// Bytes read from one connection per wakeup, so one fast sender cannot starve the rest
+/// (level-triggered epoll reports the socket again if more is waiting).
+const READ_BUDGET: usize = 256 * 1024;
+/// Unsent output above which a connection is not read until it drains (see module docs).
+pub const OUT_HIGH_WATER: usize = 256 * 1024;
+/// An output or head buffer whose capacity exceeds this is released once empty, so an idle
+/// connection keeps no large buffer.
+const SHRINK_OVER: usize = 64 * 1024;
+/// `app/http.rs`: the largest request head that is buffered; a longer one gets 431 and a close.
+/// Data is examined in pieces of this size, as the app's 16 KiB reads do.
+const MAX_HEAD: usize = 16 * 1024;
+/// Responses handed to one writev.
+const IOV_BATCH: usize = 16;
+/// Tags listener entries in epoll data; connections carry their (non-negative) fd.
+const LISTENER_TAG: u64 = 1 << 63;
+
+const EV_IN: u32 = libc::EPOLLIN as u32;
+const EV_OUT: u32 = libc::EPOLLOUT as u32;
+const EV_TROUBLE: u32 = (libc::EPOLLERR | libc::EPOLLHUP) as u32;
+
+// ---------------------------------------------------------------------------------------------
+// Applications: shared, read-only data built once per run.
+
+const CLOSE_LINE: &[u8] = b"CLOSE";
+const TOO_LARGE: &[u8] =
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+enum App {
+    Echo,
+    Http(HttpResponses),
+    Discard,
+}
+
+/// The two `200 OK` responses of `app/http.rs`, byte for byte.
+struct HttpResponses {
+    keep_alive: Vec<u8>,
+    close: Vec<u8>,
+}
+
+impl HttpResponses {
+    fn new(body: usize) -> Self {
+        let make = |close: bool| {
+            let mut r = format!(
+                "HTTP/1.1 200 OK\r\nServer: xdptcp\r\nContent-Type: text/plain\r\nContent-Length: {body}\r\n{}\r\n",
+                if close { "Connection: close\r\n" } else { "" }
+            )
+            .into_bytes();
+            r.extend((0..body).map(|i| b'a' + (i % 26) as u8));
+            r
+        };
+        HttpResponses { keep_alive: make(false), close: make(true) }
+    }
+}
+
+impl App {
+    fn new(kind: &AppKind) -> App {
+        match kind {
+            AppKind::Echo => App::Echo,
+            AppKind::Http { body } => App::Http(HttpResponses::new(*body)),
+            AppKind::Discard => App::Discard,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-thread loop.
+
+fn worker_main(
+    setup: WorkerSetup,
+    apps: &[App],
+    stop: &AtomicBool,
+    failed: &AtomicBool,
+) -> io::Result<KernelServeStats> {
+    if !core_affinity::set_for_current(core_affinity::CoreId { id: setup.core }) {
+        eprintln!("xdptcp: kernel server: could not pin to core {}; running unpinned", setup.core);
+    }
+    let mut w = Worker {
+        epoll: setup.epoll,
+        listeners: setup.listeners.into_iter().map(|(fd, app)| (fd, &apps[app])).collect(),
+        conns: HashMap::with_capacity(1024),
+        buf: vec![0u8; READ_BUF].into_boxed_slice(),
+        stats: KernelServeStats::default(),
+    };
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS];
+    while !stop.load(Ordering::Relaxed) && !failed.load(Ordering::Relaxed) {
+        let n = epoll_wait(&w.epoll, &mut events)?;
+        for ev in events.iter().take(n) {
+            // Copies out of the (packed on x86_64) struct.
+            let (flags, data) = (ev.events, ev.u64);
+            if data & LISTENER_TAG != 0 {
+                w.accept_burst((data & !LISTENER_TAG) as usize);
+            } else {
+                w.on_conn_event(data as RawFd, flags);
+            }
+        }
+    }
+    w.stats.open_at_stop = w.conns.len() as u64;
+    // Dropping the map closes every connection; the listeners and epoll close with `w`.
+    Ok(w.stats)
+}
+
+/// One thread's state.
+///
+/// Level-triggered epoll, chosen over edge-triggered because it lets a wakeup do a bounded
+/// amount of work (`READ_BUDGET`, `ACCEPT_BURST`, and stopping a read at the first short
+/// `recv` instead of draining to EAGAIN) with no ready list of our own: anything left is
+/// reported again. Backpressure is a change of interest set (`EPOLLIN` off while output is
+/// backed up, `EPOLLOUT` on only while output is pending), which costs an `epoll_ctl` only when
+/// a socket buffer fills, not per request.
+struct Worker<'a> {
+    epoll: OwnedFd,
+    listeners: Vec<(OwnedFd, &'a App)>,
+    conns: HashMap<RawFd, Conn<'a>>,
+    buf: Box<[u8]>,
+    stats: KernelServeStats,
+}
+
+impl<'a> Worker<'a> {
+    fn accept_burst(&mut self, idx: usize) {
+        let Some((lfd, app)) = self.listeners.get(idx) else { return };
+        let (lfd, app) = (lfd.as_raw_fd(), *app);
+        for _ in 0..ACCEPT_BURST {
+            // SAFETY: `lfd` is an open listening socket owned by `self.listeners`; null address
+            // pointers are allowed (we do not need the peer address).
+            let fd = unsafe {
+                libc::accept4(lfd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+            };
+            if fd < 0 {
+                match io::Error::last_os_error().kind() {
+                    io::ErrorKind::WouldBlock => return,
+                    // The connection died in the queue, or a signal: try the next one.
+                    io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted => continue,
+                    // EMFILE/ENFILE/ENOBUFS: the listener stays readable and is retried on the
+                    // next wakeup.
+                    _ => {
+                        self.stats.accept_errors += 1;
+                        return;
+                    }
+                }
+            }
+            // SAFETY: accept4 returned a new descriptor that nothing else owns.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            // Best effort: a socket without TCP_NODELAY still serves correctly.
+            let _ = set_int_opt(&fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
+            let raw = fd.as_raw_fd();
+            if epoll_ctl(&self.epoll, libc::EPOLL_CTL_ADD, raw, EV_IN, raw as u64).is_err() {
+                self.stats.accept_errors += 1;
+                continue; // dropping `fd` closes it
+            }
+            self.stats.accepted += 1;
+            self.conns.insert(raw, Conn::new(fd, app));
+        }
+    }
+
+    fn on_conn_event(&mut self, fd: RawFd, flags: u32) {
+        // An event for a descriptor closed earlier in this batch finds nothing; if the number
+        // was reused by an accept in the same batch, the event reaches the new connection, which
+        // is harmless because every decision below rests on a syscall's result, never on the
+        // flags alone.
+        let Some(conn) = self.conns.get_mut(&fd) else { return };
+        let keep = match conn.on_event(flags, &mut self.buf, &mut self.stats) {
+            Ok(true) => {
+                let want = conn.interest_wanted();
+                if want == conn.interest {
+                    Ok(true)
+                } else {
+                    conn.interest = want;
+                    epoll_ctl(&self.epoll, libc::EPOLL_CTL_MOD, fd, want, fd as u64).map(|()| true)
+                }
+            }
+            other => other,
+        };
+        match keep {
+            Ok(true) => {}
+            Ok(false) => {
+                self.stats.closed += 1;
+                self.conns.remove(&fd); // close(2) on drop; epoll forgets the fd with it
+            }
+            Err(_) => {
+                self.stats.closed += 1;
+                self.stats.errors += 1;
+                self.conns.remove(&fd);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connections.
+
+struct Conn<'a> {
+    fd: OwnedFd,
+    app: ConnApp<'a>,
+    /// The interest set registered with epoll.
+    interest: u32,
+    /// Close once the pending output is sent.
+    close_after: bool,
+    /// The peer's FIN was read; nothing more to read.
+    peer_eof: bool,
+}
+
+enum ConnApp<'a> {
+    Echo(EchoConn),
+    Http(HttpConn<'a>),
+    Discard,
+}
+
+impl<'a> Conn<'a> {
+    fn new(fd: OwnedFd, app: &'a App) -> Self {
+        let app = match app {
+            App::Echo => ConnApp::Echo(EchoConn::default()),
+            App::Http(r) => ConnApp::Http(HttpConn::new(r)),
+            App::Discard => ConnApp::Discard,
+        };
+        Conn { fd, app, interest: EV_IN, close_after: false, peer_eof: false }
+    }
+
+    /// Output bytes not yet written.
+    fn pending(&self) -> usize {
+        match &self.app {
+            ConnApp::Echo(e) => e.pending(),
+            ConnApp::Http(h) => h.pending(),
+            ConnApp::Discard => 0,
+        }
+    }
+
+    fn wants_read(&self) -> bool {
+        !self.peer_eof && self.pending() < OUT_HIGH_WATER
+    }
+
+    fn interest_wanted(&self) -> u32 {
+        let mut m = 0;
+        if self.wants_read() {
+            m |= EV_IN;
+        }
+        if self.pending() > 0 {
+            m |= EV_OUT;
+        }
+        m
+    }
+
+    /// Serves one readiness report. Returns whether the connection stays open; an error means
+    /// the socket failed and must be closed.
+    ///
+    /// EPOLLERR/EPOLLHUP lead to a write (if output is pending) or a read (if reading), whose
+    /// result reports the error or the EOF; when neither applies, the peer has closed and our
+    /// output is sent, so the connection closes below. Either way no flag can spin the loop.
+    fn on_event(&mut self, flags: u32, buf: &mut [u8], st: &mut KernelServeStats) -> io::Result<bool> {
+        let trouble = flags & EV_TROUBLE != 0;
+        if (flags & EV_OUT != 0 || trouble) && self.pending() > 0 {
+            self.flush(st)?;
+        }
+        if (flags & EV_IN != 0 || trouble) && self.wants_read() {
+            self.read_some(buf, st)?;
+        }
+        Ok(!(self.close_after && self.pending() == 0))
+    }
+
+    fn read_some(&mut self, buf: &mut [u8], st: &mut KernelServeStats) -> io::Result<()> {
+        let mut budget = READ_BUDGET;
+        while budget > 0 && self.wants_read() {
+            let Some(n) = recv_some(&self.fd, buf)? else { break };
+            if n == 0 {
+                // The peer's FIN: every app closes once its output is sent.
+                self.peer_eof = true;
+                self.close_after = true;
+                break;
+            }
+            st.bytes_in += n as u64;
+            budget = budget.saturating_sub(n);
+            let data = &buf[..n];
+            match &mut self.app {
+                ConnApp::Echo(e) => {
+                    if e.lines.feed(data) {
+                        self.close_after = true;
+                    }
+                    e.ingest(&self.fd, data, st)?;
+                }
+                ConnApp::Http(h) => h.ingest(data, &mut self.close_after),
+                ConnApp::Discard => {}
+            }
+            if n < buf.len() {
+                // Probably drained: level-triggered epoll reports the socket again otherwise,
+                // which saves the EAGAIN round trip on every request.
+                break;
+            }
+        }
+        // Responses are queued while parsing; send them in one go.
+        if matches!(self.app, ConnApp::Http(_)) && self.pending() > 0 {
+            self.flush(st)?;
+        }
+        Ok(())
+    }
+
+    /// Writes pending output until done or the socket buffer is full.
+    fn flush(&mut self, st: &mut KernelServeStats) -> io::Result<()> {
+        match &mut self.app {
+            ConnApp::Echo(e) => e.flush(&self.fd, st),
+            ConnApp::Http(h) => h.flush(&self.fd, st),
+            ConnApp::Discard => Ok(()),
+        }
+    }
+}
+
+/// Echo output: bytes read but not yet written (`out[sent..]`).
+#[derive(Default)]
+struct EchoConn {
+    out: Vec<u8>,
+    sent: usize,
+    lines: LineScan,
+}
+
+impl EchoConn {
+    fn pending(&self) -> usize {
+        self.out.len() - self.sent
+    }
+
+    /// Echoes `data`: straight to the socket when nothing is queued (no copy), keeping what does
+    /// not fit; behind queued bytes otherwise, to keep the order.
+    fn ingest(&mut self, fd: &OwnedFd, data: &[u8], st: &mut KernelServeStats) -> io::Result<()> {
+        let written = if self.pending() == 0 { send_some(fd, data)? } else { 0 };
+        st.bytes_out += written as u64;
+        if let Some(rest) = data.get(written..).filter(|r| !r.is_empty()) {
+            if self.sent > 0 && self.sent >= self.out.len() / 2 {
+                // Reclaim the written prefix before it dominates the buffer.
+                self.out.drain(..self.sent);
+                self.sent = 0;
+            }
+            self.out.extend_from_slice(rest);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, fd: &OwnedFd, st: &mut KernelServeStats) -> io::Result<()> {
+        while self.pending() > 0 {
+            let n = send_some(fd, &self.out[self.sent..])?;
+            if n == 0 {
+                return Ok(()); // full; EPOLLOUT reports when there is room
+            }
+            st.bytes_out += n as u64;
+            self.sent += n;
+        }
+        self.out.clear();
+        self.sent = 0;
+        if self.out.capacity() > SHRINK_OVER {
+            self.out = Vec::new();
+        }
+        Ok(())
+    }
+}
+
+/// Finds a line that is exactly `CLOSE` (LF-terminated, optional CR) across reads, as
+/// `app/echo.rs` does: it keeps at most six bytes of the current line.
+#[derive(Debug, Default)]
+struct LineScan {
+    cur: [u8; CLOSE_LINE.len() + 1],
+    len: usize,
+    too_long: bool,
+}
+
+impl LineScan {
+    /// Whether `data` completes a `CLOSE` line.
+    fn feed(&mut self, data: &[u8]) -> bool {
+        let mut found = false;
+        let mut rest = data;
+        while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+            self.push(&rest[..i]);
+            let line = &self.cur[..self.len];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            found |= !self.too_long && line == CLOSE_LINE;
+            self.len = 0;
+            self.too_long = false;
+            rest = &rest[i + 1..];
+        }
+        self.push(rest);
+        found
+    }
+
+    fn push(&mut self, part: &[u8]) {
+        let room = self.cur.len() - self.len;
+        let take = part.len().min(room);
+        self.cur[self.len..self.len + take].copy_from_slice(&part[..take]);
+        self.len += take;
+        if part.len() > room {
+            self.too_long = true;
+        }
+    }
+}
+
+/// HTTP state: the unfinished request head, and the responses owed, in order: `queued`
+/// keep-alive responses, then possibly one final response (`Connection: close` or 431). The
+/// responses are shared; only positions are kept per connection.
+struct HttpConn<'a> {
+    resp: &'a HttpResponses,
+    head: Vec<u8>,
+    /// `head[..scanned]` holds no CRLFCRLF start: the next search begins there.
+    scanned: usize,
+    queued: usize,
+    last: Option<&'a [u8]>,
+    /// Bytes of the front response already written.
+    offset: usize,
+}
+
+impl<'a> HttpConn<'a> {
+    fn new(resp: &'a HttpResponses) -> Self {
+        HttpConn { resp, head: Vec::new(), scanned: 0, queued: 0, last: None, offset: 0 }
+    }
+
+    fn front(&self) -> Option<&'a [u8]> {
+        if self.queued > 0 {
+            Some(&self.resp.keep_alive)
+        } else {
+            self.last
+        }
+    }
+
+    fn pending(&self) -> usize {
+        let ka = self.resp.keep_alive.len();
+        (self.queued * ka + self.last.map_or(0, <[u8]>::len)).saturating_sub(self.offset)
+    }
+
+    /// Parses `data`, queueing one response per complete head, in pieces of at most
+    /// `MAX_HEAD` bytes as the app's reads are, so the 431 rule fires on the same input.
+    fn ingest(&mut self, data: &[u8], close_after: &mut bool) {
+        for piece in data.chunks(MAX_HEAD) {
+            if *close_after {
+                return; // after a closing response, further requests are ignored
+            }
+            if self.head.is_empty() {
+                // Fast path: parse straight from the read buffer; keep only a partial head.
+                let used = self.answer(piece, 0, close_after);
+                if !*close_after {
+                    self.head.extend_from_slice(&piece[used..]);
+                }
+            } else {
+                self.head.extend_from_slice(piece);
+                let mut head = std::mem::take(&mut self.head);
+                let used = self.answer(&head, self.scanned, close_after);
+                head.drain(..used.min(head.len()));
+                if *close_after {
+                    head.clear();
+                }
+                self.head = head;
+            }
+            self.scanned = self.head.len().saturating_sub(3);
+            if self.head.len() > MAX_HEAD {
+                self.last = Some(TOO_LARGE);
+                *close_after = true;
+                self.head.clear();
+                self.scanned = 0;
+            }
+            if self.head.is_empty() && self.head.capacity() > SHRINK_OVER {
+                self.head = Vec::new();
+            }
+        }
+    }
+
+    /// Queues a response for every complete head in `buf` (searching for the next CRLFCRLF
+    /// from `from`). Returns the bytes consumed: up to the end of the last head, or all of `buf`
+    /// once a head asks to close.
+    fn answer(&mut self, buf: &[u8], from: usize, close_after: &mut bool) -> usize {
+        let mut start = 0;
+        let mut from = from;
+        while let Some(end) = find_head_end(buf, from.max(start)) {
+            if wants_close(&buf[start..end]) {
+                self.last = Some(&self.resp.close);
+                *close_after = true;
+                return buf.len();
+            }
+            self.queued += 1;
+            start = end;
+            from = end;
+        }
+        start
+    }
+
+    fn flush(&mut self, fd: &OwnedFd, st: &mut KernelServeStats) -> io::Result<()> {
+        while let Some(front) = self.front() {
+            let mut iov = [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; IOV_BATCH];
+            iov[0] = iovec_of(&front[self.offset..]);
+            let mut cnt = 1;
+            // After a keep-alive front: the other keep-alive responses, then the final one.
+            let mut keep_alive_after = self.queued.saturating_sub(1);
+            while cnt < IOV_BATCH && keep_alive_after > 0 {
+                iov[cnt] = iovec_of(&self.resp.keep_alive);
+                cnt += 1;
+                keep_alive_after -= 1;
+            }
+            let room_for_last = self.queued > 0 && keep_alive_after == 0 && cnt < IOV_BATCH;
+            if let (true, Some(last)) = (room_for_last, self.last) {
+                iov[cnt] = iovec_of(last);
+                cnt += 1;
+            }
+            let n = writev_some(fd, &iov[..cnt])?;
+            if n == 0 {
+                return Ok(()); // full; EPOLLOUT reports when there is room
+            }
+            st.bytes_out += n as u64;
+            self.advance(n);
+        }
+        Ok(())
+    }
+
+    /// Drops `n` written bytes from the front of the response queue.
+    fn advance(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(front) = self.front() else { return };
+            let left = front.len() - self.offset;
+            if n < left {
+                self.offset += n;
+                return;
+            }
+            n -= left;
+            self.offset = 0;
+            if self.queued > 0 {
+                self.queued -= 1;
+            } else {
+                self.last = None;
+            }
+        }
+    }
+}
+
+fn find_head_end(b: &[u8], from: usize) -> Option<usize> {
+    let tail = b.get(from..)?;
+    tail.windows(4).position(|w| w == b"\r\n\r\n").map(|i| from + i + 4)
+}
+
+/// What a request head asks of the connection: `app/http.rs`'s rules on bytes (no string is
+/// built). The request line ending in `HTTP/1.0` means close unless `Connection: keep-alive`;
+/// each `Connection` token `close` / `keep-alive` sets or clears the close, the last one winning.
+fn wants_close(head: &[u8]) -> bool {
+    let mut close = false;
+    for (i, line) in CrlfLines(Some(head)).enumerate() {
+        if i == 0 {
+            close = line.ends_with(b"HTTP/1.0");
+            continue;
+        }
+        let Some(colon) = line.iter().position(|&b| b == b':') else { continue };
+        let (name, value) = (&line[..colon], &line[colon + 1..]);
+        if !name.trim_ascii().eq_ignore_ascii_case(b"connection") {
+            continue;
+        }
+        for token in value.split(|&b| b == b',') {
+            let t = token.trim_ascii();
+            if t.eq_ignore_ascii_case(b"close") {
+                close = true;
+            } else if t.eq_ignore_ascii_case(b"keep-alive") {
+                close = false;
+            }
+        }
+    }
+    close
+}
+
+/// Splits on CRLF only (a lone LF stays inside its line, as in the app's `split("\r\n")`).
+struct CrlfLines<'b>(Option<&'b [u8]>);
+
+impl<'b> Iterator for CrlfLines<'b> {
+    type Item = &'b [u8];
+    fn next(&mut self) -> Option<&'b [u8]> {
+        let rest = self.0?;
+        match rest.windows(2).position(|w| w == b"\r\n") {
+            Some(i) => {
+                self.0 = Some(&rest[i + 2..]);
+                Some(&rest[..i])
+            }
+            None => {
+                self.0 = None;
+                Some(rest)
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Thin libc wrappers.
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn set_int_opt(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+    // SAFETY: `fd` is open; the option value points at a live c_int of the length passed.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+/// A non-blocking listening socket on `addr` that other sockets of this user may share
+/// (`SO_REUSEPORT`), and that can be re-bound while old connections sit in TIME-WAIT
+/// (`SO_REUSEADDR`). IPv6 sockets keep the system's `IPV6_V6ONLY` default.
+fn listen_socket(addr: SocketAddr, backlog: i32) -> io::Result<OwnedFd> {
+    let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    // SAFETY: socket(2) with constant arguments; the result is checked before use.
+    let raw = cvt(unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    set_int_opt(&fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    set_int_opt(&fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
+    match addr {
+        SocketAddr::V4(a) => {
+            // SAFETY: sockaddr_in is plain data for which all-zero bytes are valid.
+            let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = a.port().to_be();
+            sin.sin_addr = libc::in_addr { s_addr: u32::from(*a.ip()).to_be() };
+            // SAFETY: `sin` is a valid sockaddr_in and the length passed is its size.
+            cvt(unsafe {
+                libc::bind(
+                    fd.as_raw_fd(),
+                    (&sin as *const libc::sockaddr_in).cast(),
+                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                )
+            })?;
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: sockaddr_in6 is plain data for which all-zero bytes are valid.
+            let mut sin6: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_addr = libc::in6_addr { s6_addr: a.ip().octets() };
+            // SAFETY: `sin6` is a valid sockaddr_in6 and the length passed is its size.
+            cvt(unsafe {
+                libc::bind(
+                    fd.as_raw_fd(),
+                    (&sin6 as *const libc::sockaddr_in6).cast(),
+                    std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+                )
+            })?;
+        }
+    }
+    // SAFETY: `fd` is a bound stream socket.
+    cvt(unsafe { libc::listen(fd.as_raw_fd(), backlog) })?;
+    Ok(fd)
+}
+
+fn epoll_create() -> io::Result<OwnedFd> {
+    // SAFETY: epoll_create1 with a constant flag; the result is checked before use.
+    let raw = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+    // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+fn epoll_ctl(epoll: &OwnedFd, op: libc::c_int, fd: RawFd, events: u32, data: u64) -> io::Result<()> {
+    let mut ev = libc::epoll_event { events, u64: data };
+    // SAFETY: both descriptors are open and `ev` is a valid epoll_event for the call.
+    cvt(unsafe { libc::epoll_ctl(epoll.as_raw_fd(), op, fd, &mut ev) }).map(drop)
+}
+
+/// Waits up to `POLL_TIMEOUT_MS`; returns how many entries of `events` were filled (0 on a
+/// timeout or a signal).
+fn epoll_wait(epoll: &OwnedFd, events: &mut [libc::epoll_event]) -> io::Result<usize> {
+    let max = events.len().min(libc::c_int::MAX as usize) as libc::c_int;
+    // SAFETY: `events` is a writable array of at least `max` epoll_event entries.
+    let r = unsafe { libc::epoll_wait(epoll.as_raw_fd(), events.as_mut_ptr(), max, POLL_TIMEOUT_MS) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::Interrupted { Ok(0) } else { Err(e) };
+    }
+    Ok(r as usize)
+}
+
+/// `Ok(None)` when nothing is buffered, `Ok(Some(0))` at EOF.
+fn recv_some(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    loop {
+        // SAFETY: `buf` is writable for `buf.len()` bytes and `fd` is open.
+        let r = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if r >= 0 {
+            return Ok(Some(r as usize));
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::WouldBlock => return Ok(None),
+            io::ErrorKind::Interrupted => continue,
+            _ => return Err(e),
+        }
+    }
+}
+
+/// Bytes written; 0 when the socket buffer is full. MSG_NOSIGNAL: a peer that reset gives
+/// EPIPE here instead of killing the process with SIGPIPE.
+fn send_some(fd: &OwnedFd, data: &[u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `data` is readable for `data.len()` bytes and `fd` is open.
+        let r = unsafe { libc::send(fd.as_raw_fd(), data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
+        if r >= 0 {
+            return Ok(r as usize);
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::WouldBlock => return Ok(0),
+            io::ErrorKind::Interrupted => continue,
+            _ => return Err(e),
+        }
+    }
+}
+
+fn iovec_of(b: &[u8]) -> libc::iovec {
+    // iov_base is `*mut` only because readv shares the type; sendmsg never writes through it.
+    libc::iovec { iov_base: b.as_ptr() as *mut libc::c_void, iov_len: b.len() }
+}
+
+/// sendmsg(2) of `iov` with MSG_NOSIGNAL (writev has no flags). Bytes written; 0 when full.
+fn writev_some(fd: &OwnedFd, iov: &[libc::iovec]) -> io::Result<usize> {
+    // SAFETY: msghdr is plain data for which all-zero bytes are valid (no name, no control).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = iov.len() as _;
+    loop {
+        // SAFETY: `msg` points at `iov.len()` iovecs that each describe live, readable bytes;
+        // sendmsg only reads them.
+        let r = unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+        if r >= 0 {
+            return Ok(r as usize);
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::WouldBlock => return Ok(0),
+            io::ErrorKind::Interrupted => continue,
+            _ => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(parts: &[&[u8]]) -> bool {
+        let mut l = LineScan::default();
+        parts.iter().fold(false, |found, p| l.feed(p) | found)
+    }
+
+    #[test]
+    fn close_line_detection() {
+        assert!(scan(&[b"hello\nCLOSE\n"]));
+        assert!(scan(&[b"CLOSE\r\n"]));
+        assert!(scan(&[b"CLO", b"SE\n"]));
+        assert!(scan(&[b"CLOSE", b"\r", b"\n"]));
+        assert!(!scan(&[b"NOCLOSE\n"]));
+        assert!(!scan(&[b"CLOSED\n"]));
+        assert!(!scan(&[b"CLOSE"]));
+        assert!(!scan(&[b"CLOSE\r\r\n"]));
+        assert!(!scan(&[b"xxxxxxxxxxxxCLOSE\n"]));
+        assert!(!scan(&[b"xxxxxxx", b"xxxxxCLOSE\n"]));
+        assert!(scan(&[b"xxxxxxxxxxxxxxxxxxx\nCLOSE\n"]));
+    }
+
+    #[test]
+    fn connection_header_rules() {
+        assert!(!wants_close(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert!(wants_close(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n"));
+        assert!(wants_close(b"GET / HTTP/1.1\r\nconnection: Close\r\n\r\n"));
+        assert!(wants_close(b"GET / HTTP/1.0\r\n\r\n"));
+        assert!(!wants_close(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+        assert!(wants_close(b"GET / HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n"));
+        // Only CRLF separates lines, as in the app.
+        assert!(!wants_close(b"GET / HTTP/1.1\nConnection: close\r\n\r\n"));
+    }
+
+    fn responses() -> HttpResponses {
+        HttpResponses::new(10)
+    }
+
+    #[test]
+    fn http_response_bytes() {
+        let r = responses();
+        assert_eq!(
+            r.keep_alive,
+            b"HTTP/1.1 200 OK\r\nServer: xdptcp\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\nabcdefghij"
+        );
+        assert!(r.close.windows(19).any(|w| w == b"Connection: close\r\n"));
+    }
+
+    #[test]
+    fn http_pipelined_and_split_heads() {
+        let r = responses();
+        let mut h = HttpConn::new(&r);
+        let mut close = false;
+        h.ingest(b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\nGET / HT", &mut close);
+        assert_eq!((h.queued, h.head.len(), close), (2, 8, false));
+        h.ingest(b"TP/1.1\r\n\r", &mut close);
+        assert_eq!(h.queued, 2);
+        h.ingest(b"\nGET / HTTP/1.1\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\n\r\n", &mut close);
+        assert_eq!((h.queued, close, h.last.map(<[u8]>::len)), (3, true, Some(r.close.len())));
+        assert!(h.head.is_empty());
+        assert_eq!(h.pending(), 3 * r.keep_alive.len() + r.close.len());
+        h.advance(r.keep_alive.len() + 5);
+        assert_eq!((h.queued, h.offset), (2, 5));
+        h.advance(h.pending());
+        assert_eq!((h.queued, h.last, h.pending()), (0, None, 0));
+    }
+
+    #[test]
+    fn http_oversized_head_gets_431() {
+        let r = responses();
+        let mut h = HttpConn::new(&r);
+        let mut close = false;
+        let junk = vec![b'x'; MAX_HEAD + 1];
+        h.ingest(&junk, &mut close);
+        assert!(close);
+        assert_eq!(h.last, Some(TOO_LARGE));
+        assert_eq!(h.queued, 0);
+    }
+}
