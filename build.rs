@@ -1,6 +1,8 @@
-//! Build script: with feature `xdp`, compiles `bpf/steer.bpf.c` with clang and generates its
-//! libbpf-rs skeleton into `$OUT_DIR/steer.skel.rs`. Without the feature it does nothing, and
-//! libbpf-cargo (an optional build-dependency) is not even compiled.
+//! Build script: with feature `xdp`, compiles the XDP programs in `bpf/` with clang and
+//! generates their libbpf-rs skeletons into `$OUT_DIR`: `bpf/steer.bpf.c` into
+//! `steer.skel.rs`, `bpf/synack_tx.bpf.c` (the SYN-ACK ceiling) into `synack_tx.skel.rs`.
+//! Without the feature it does nothing, and libbpf-cargo (an optional build-dependency) is
+//! not even compiled.
 
 fn main() {
     // The cfg keeps the optional build-dependency libbpf-cargo out of builds without `xdp`;
@@ -19,7 +21,9 @@ mod bpf {
 
     use libbpf_cargo::SkeletonBuilder;
 
-    const SRC: &str = "bpf/steer.bpf.c";
+    /// `(source, skeleton file in OUT_DIR)` of every program.
+    const PROGRAMS: [(&str, &str); 2] =
+        [("bpf/steer.bpf.c", "steer.skel.rs"), ("bpf/synack_tx.bpf.c", "synack_tx.skel.rs")];
 
     pub fn build() {
         rerun_if_changed_dir(Path::new("bpf"));
@@ -27,8 +31,6 @@ mod bpf {
         println!("cargo:rerun-if-env-changed=CLANG");
 
         let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-        let skel = out.join("steer.skel.rs");
-
         // libbpf-cargo adds `-I` for the bpf_helpers.h that libbpf-sys vendors, plus
         // -D__TARGET_ARCH_*, -g -O2 -target bpf. The system's linux/*.h include
         // <asm/types.h>, which lives in the multiarch directory on Debian.
@@ -37,15 +39,23 @@ mod bpf {
             args.extend(extra.split_whitespace().map(str::to_owned));
         }
 
+        for (src, skel) in PROGRAMS {
+            skeleton(src, &out.join(skel), &args);
+        }
+    }
+
+    /// Compiles `src` with `args` and writes its skeleton to `skel`; panics with clang's
+    /// output on failure.
+    fn skeleton(src: &str, skel: &Path, args: &[String]) {
         let mut builder = SkeletonBuilder::new();
-        builder.source(SRC).clang_args(&args);
+        builder.source(src).clang_args(args);
         if let Some(clang) = std::env::var_os("CLANG") {
             builder.clang(clang);
         }
-        if let Err(e) = builder.build_and_generate(&skel) {
+        if let Err(e) = builder.build_and_generate(skel) {
             // `{:#}` prints the whole anyhow chain, including clang's stderr.
             panic!(
-                "building the XDP program {SRC} failed: {e:#}\n\
+                "building the XDP program {src} failed: {e:#}\n\
                  (needs clang and the kernel uapi headers: \
                  apt-get install clang libelf-dev zlib1g-dev linux-libc-dev)"
             );

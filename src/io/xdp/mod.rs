@@ -22,12 +22,14 @@
 //! ```
 
 pub mod abi;
+pub mod ceiling;
 mod loader;
 mod skel;
 mod umem;
 mod xsk;
 
 pub use abi::XskStat;
+pub use ceiling::{Ceiling, PassProgram};
 pub use loader::{
     attached_program, ifindex, AddressMode, AttachMode, AttachedProgram, SteerConfig, SteerStats, Steering,
 };
