@@ -7,14 +7,19 @@ mod cli;
 fn main() {
     let args = cli::Cli::parse();
     let r = match &args.cmd {
+        cli::Cmd::Serve(a) if a.backend == cli::BackendArg::Kernel => cli::serve_kernel(a),
         #[cfg(feature = "xdp")]
         cli::Cmd::Serve(a) => cli::serve::serve(a),
         #[cfg(not(feature = "xdp"))]
-        cli::Cmd::Serve(_) => Err(anyhow::anyhow!("serve needs the `xdp` feature (build with default features)")),
+        cli::Cmd::Serve(_) => Err(anyhow::anyhow!("the xdp backend needs the `xdp` feature (or use --backend kernel)")),
         cli::Cmd::Demo(a) => cli::demo::demo(a),
         cli::Cmd::Kclient(a) => cli::kclient(a),
         cli::Cmd::Stats(a) => cli::stats(a),
         cli::Cmd::Flood(a) => cli::flood(a),
+        #[cfg(feature = "xdp")]
+        cli::Cmd::XdpAttach(a) => cli::xdp_attach(a),
+        #[cfg(not(feature = "xdp"))]
+        cli::Cmd::XdpAttach(_) => Err(anyhow::anyhow!("xdp-attach needs the `xdp` feature")),
         cli::Cmd::Bench(b) => match b {
             cli::bench::BenchCmd::Connect(a) => cli::bench::connect(a),
             cli::bench::BenchCmd::Flood(a) => cli::bench::flood(a),

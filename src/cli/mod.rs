@@ -36,6 +36,11 @@ pub enum Cmd {
     /// Load generators and the side-by-side comparison with the Linux kernel.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+    /// Attach a helper XDP program until SIGINT (used by `bench compare`): `synack-tx` answers
+    /// every SYN with a SYN-ACK by XDP_TX (the bed's ceiling); `pass` lets XDP_TX frames in on the
+    /// peer end of a veth pair.
+    #[command(hide = true)]
+    XdpAttach(XdpAttachArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -94,11 +99,23 @@ pub enum BindArg {
     Zerocopy,
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum BackendArg {
+    /// The AF_XDP stack.
+    Xdp,
+    /// Ordinary kernel sockets (epoll, one thread per core, SO_REUSEPORT): the baseline for
+    /// comparisons, and the fallback on hosts without XDP.
+    Kernel,
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
-    /// Network interface to attach to.
-    #[arg(long)]
-    pub iface: String,
+    /// Which TCP serves the apps.
+    #[arg(long, value_enum, default_value_t = BackendArg::Xdp)]
+    pub backend: BackendArg,
+    /// Network interface to attach to (the xdp backend).
+    #[arg(long, required_if_eq("backend", "xdp"))]
+    pub iface: Option<String>,
     /// Address to serve (repeatable). Omit to serve every address on the port.
     #[arg(long = "addr")]
     pub addrs: Vec<IpAddr>,
@@ -169,7 +186,6 @@ fn parse_port_app(s: &str) -> Result<(u16, AppArg), String> {
     Ok((port, app))
 }
 
-#[cfg_attr(not(feature = "xdp"), allow(dead_code))] // used by `serve`, which needs the xdp feature
 impl ServeArgs {
     pub fn apps(&self) -> Vec<(u16, AppKind)> {
         let kind = |a: AppArg| match a {
@@ -182,6 +198,7 @@ impl ServeArgs {
         v
     }
 
+    #[cfg_attr(not(feature = "xdp"), allow(dead_code))] // the xdp backend's TCP settings
     pub fn tcp_config(&self) -> xdptcp::tcp::Config {
         xdptcp::tcp::Config {
             syncookies: SynCookies::from_sysctl(self.syncookies).unwrap_or(SynCookies::OnOverflow),
@@ -280,6 +297,84 @@ pub fn kclient(a: &KclientArgs) -> Result<()> {
     }
     if failed > 0 {
         bail!("{failed} connections failed");
+    }
+    Ok(())
+}
+
+/// `serve --backend kernel`: the same apps on kernel sockets.
+pub fn serve_kernel(a: &ServeArgs) -> Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use xdptcp::engine::kernel_server::{run, KernelServeConfig};
+    xdptcp::engine::signals::install();
+    let addr = a.addrs.first().copied().unwrap_or(IpAddr::from([0u8, 0, 0, 0]));
+    let threads = if a.cores.is_empty() { a.queues.max(1) as usize } else { a.cores.len() };
+    let cfg = KernelServeConfig {
+        addr,
+        apps: a.apps(),
+        threads,
+        cores: a.cores.clone(),
+        backlog: a.backlog.min(i32::MAX as usize) as i32,
+    };
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let stop = stop.clone();
+        let limit = a.duration;
+        std::thread::spawn(move || {
+            let mut ticks = 0u64;
+            while !xdptcp::engine::signals::stop_requested() && limit.is_none_or(|d| ticks < d * 10) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                ticks += 1;
+            }
+            stop.store(true, Ordering::SeqCst);
+        })
+    };
+    println!("xdptcp: serving {:?} on kernel sockets at {addr} ({threads} thread(s)); Ctrl-C to stop", cfg.apps);
+    let r = run(&cfg, &stop).context("kernel-socket server");
+    stop.store(true, Ordering::SeqCst);
+    let _ = watcher.join();
+    let s = r?;
+    println!("--- summary ---\n{s:#?}");
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum HelperProg {
+    SynackTx,
+    Pass,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct XdpAttachArgs {
+    #[arg(long, value_enum)]
+    pub prog: HelperProg,
+    #[arg(long)]
+    pub iface: String,
+    /// Port the SYN-ACK program answers (0: any).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+}
+
+#[cfg(feature = "xdp")]
+pub fn xdp_attach(a: &XdpAttachArgs) -> Result<()> {
+    use xdptcp::io::xdp::{AttachMode, Ceiling, PassProgram};
+    xdptcp::engine::signals::install();
+    let wait = || {
+        while !xdptcp::engine::signals::stop_requested() {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    match a.prog {
+        HelperProg::SynackTx => {
+            let mut c = Ceiling::load(a.port).context("load synack_tx")?;
+            c.attach(&a.iface, AttachMode::Native).with_context(|| format!("attach synack_tx to {}", a.iface))?;
+            wait();
+            println!("synack_tx answered={} passed={}", c.answered(), c.passed());
+        }
+        HelperProg::Pass => {
+            let _p = PassProgram::attach(&a.iface, AttachMode::Native)
+                .with_context(|| format!("attach xdp_pass to {}", a.iface))?;
+            wait();
+        }
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use xdptcp::io::xdp::{AddressMode, AttachMode, BindMode, XskConfig};
 pub fn serve(a: &ServeArgs) -> Result<()> {
     signals::install();
     let cfg = EngineConfig {
-        iface: a.iface.clone(),
+        iface: a.iface.clone().unwrap_or_default(),
         addrs: a.addrs.clone(),
         apps: a.apps(),
         queues: a.queues,
@@ -30,9 +30,10 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
         address_mode: if a.own_address { AddressMode::Own } else { AddressMode::Shared },
         xsk: XskConfig::default(),
     };
+    let cfg_iface = cfg.iface.clone();
     let ports: Vec<String> = cfg.apps.iter().map(|(p, k)| format!("{p}/{k:?}")).collect();
     let engine = Engine::start(cfg)?;
-    println!("xdptcp: serving {} on {} ({} queue(s)); Ctrl-C to stop", ports.join(", "), a.iface, a.queues);
+    println!("xdptcp: serving {} on {} ({} queue(s)); Ctrl-C to stop", ports.join(", "), cfg_iface, a.queues);
     #[allow(clippy::disallowed_methods)] // wall clock for the report only
     let start = std::time::Instant::now();
     let mut last = CoreStats::default();
