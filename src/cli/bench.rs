@@ -580,9 +580,9 @@ fn write_report(a: &CompareArgs, results: &BTreeMap<&str, Vec<BTreeMap<String, f
                 })
                 .unwrap_or_default()
         };
-        let _ = write!(
+        let _ = writeln!(
             json,
-            "    \"{k}\": {{\"label\": \"{label}\", \"higher_is_better\": {higher}, \"kernel\": [{}], \"xdptcp\": [{}], \"kernel_median\": {kv:.3}, \"xdptcp_median\": {xv:.3}, \"ratio\": {ratio:.3}, \"target_ratio\": {target:.3}}}{}\n",
+            "    \"{k}\": {{\"label\": \"{label}\", \"higher_is_better\": {higher}, \"kernel\": [{}], \"xdptcp\": [{}], \"kernel_median\": {kv:.3}, \"xdptcp_median\": {xv:.3}, \"ratio\": {ratio:.3}, \"target_ratio\": {target:.3}}}{}",
             all("kernel"),
             all("xdptcp"),
             if i + 1 < METRICS.len() { "," } else { "" }
