@@ -280,6 +280,12 @@ impl BenchBed {
         for s in ["net.ipv4.ip_local_port_range=1024 65535", "net.ipv4.tcp_tw_reuse=1"] {
             let _ = Command::new("ip").args(["netns", "exec", NS_CLI, "sysctl", "-qw", s]).status();
         }
+        // The flood's spoofed sources (198.18.0.0/15 outside the bed's /24) are reached through
+        // the peer, so the kernel backend can answer them as the stack does (the stack answers
+        // the MAC a frame came from).
+        let _ = Command::new("ip")
+            .args(["netns", "exec", NS_SRV, "ip", "route", "replace", "198.18.0.0/15", "via", "198.18.0.2"])
+            .status();
         // The kernel backend's SYN handling under flood: cookies as the stack uses them.
         let _ =
             Command::new("ip").args(["netns", "exec", NS_SRV, "sysctl", "-qw", "net.ipv4.tcp_syncookies=1"]).status();
