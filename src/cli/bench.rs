@@ -77,6 +77,13 @@ pub struct FloodBenchArgs {
     /// Interface whose received packets are the SYN-ACKs (the flood's only answer on the bed).
     #[arg(long, default_value = "veth-peer")]
     pub count_iface: String,
+    /// Send through an AF_XDP socket on this interface (the stack's datapath as generator)
+    /// instead of a raw socket.
+    #[arg(long)]
+    pub xdp_iface: Option<String>,
+    /// Destination MAC for --xdp-iface frames (the server's interface).
+    #[arg(long, default_value = "02:18:00:00:00:01")]
+    pub dst_mac: String,
     #[arg(long)]
     pub kv: bool,
 }
@@ -175,14 +182,24 @@ fn read_counter(path: &str) -> u64 {
 pub fn flood(a: &FloodBenchArgs) -> Result<()> {
     let rx = format!("/sys/class/net/{}/statistics/rx_packets", a.count_iface);
     let before = read_counter(&rx);
-    let r = syn_flood(&FloodPlan {
-        target: a.target,
-        count: a.count,
-        duration: Duration::from_secs(a.seconds),
-        rate: a.rate,
-        seed: std::process::id() as u64,
-    })
-    .context("raw socket (needs root or CAP_NET_RAW)")?;
+    let r = match &a.xdp_iface {
+        #[cfg(feature = "xdp")]
+        Some(iface) => {
+            let mac: xdptcp::wire::EthernetAddress =
+                a.dst_mac.parse().map_err(|e| anyhow::anyhow!("--dst-mac {}: {e}", a.dst_mac))?;
+            xdptcp::engine::xdp::xdp_syn_flood(iface, mac, a.target, a.count, a.seconds, std::process::id() as u64)?
+        }
+        #[cfg(not(feature = "xdp"))]
+        Some(_) => bail!("--xdp-iface needs the `xdp` feature"),
+        None => syn_flood(&FloodPlan {
+            target: a.target,
+            count: a.count,
+            duration: Duration::from_secs(a.seconds),
+            rate: a.rate,
+            seed: std::process::id() as u64,
+        })
+        .context("raw socket (needs root or CAP_NET_RAW)")?,
+    };
     // Answers still in flight arrive within a moment.
     std::thread::sleep(Duration::from_millis(200));
     let answers = read_counter(&rx).saturating_sub(before);

@@ -232,3 +232,84 @@ fn core_thread(
         }
     }
 }
+
+/// A SYN flood sent through an AF_XDP socket (the stack's own datapath as the generator, so the
+/// generator is not the bottleneck a raw socket is): spoofed sources from 198.18.0.0/15 outside
+/// the bed's /24, random ports and sequence numbers, Linux-like SYN options.
+pub fn xdp_syn_flood(
+    iface: &str,
+    dst_mac: EthernetAddress,
+    target: std::net::SocketAddrV4,
+    count: u64,
+    seconds: u64,
+    seed: u64,
+) -> Result<super::kernel::FloodReport> {
+    use crate::io::FrameIo;
+    use crate::net::FrameSink;
+    use crate::tcp::emit::{emit, OutSegment};
+    use crate::tcp::FourTuple;
+    use crate::wire::{checksum, EtherType, EthernetRepr, SeqNum, TcpFlags, TcpOptions};
+    let src_mac = iface_mac(iface)?;
+    let xsk = XskConfig { rx_frames: 64, ..XskConfig::default() };
+    let mut link = XdpLink::bind(iface, 0, &xsk).with_context(|| format!("bind AF_XDP socket to {iface}"))?;
+    // One template frame; each SYN patches source, port, sequence number and both checksums.
+    let t0 = FourTuple::new(SocketAddr::new(IpAddr::from([198, 19, 0, 1]), 1024), SocketAddr::V4(target));
+    let opts = TcpOptions { mss: Some(1460), window_scale: Some(7), sack_permitted: true, ..TcpOptions::default() };
+    let mut ip_pkts: Vec<Vec<u8>> = Vec::new();
+    emit(
+        &mut ip_pkts,
+        &t0,
+        &OutSegment { options: opts, ..OutSegment::control(SeqNum(1), SeqNum(0), TcpFlags::SYN, 64240) },
+        64,
+    );
+    let ip = ip_pkts.pop().ok_or_else(|| anyhow!("build the SYN template"))?;
+    let eth = EthernetRepr { src: src_mac, dst: dst_mac, vlan: None, ethertype: EtherType::Ipv4 };
+    let mut template = vec![0u8; 14 + ip.len()];
+    eth.emit(&mut template);
+    template[14..].copy_from_slice(&ip);
+    let dst_ip = target.ip().octets();
+    let mut rng = seed | 1;
+    let clock = MonoClock::new();
+    let start = clock.now();
+    let limit = Duration::from_secs(seconds);
+    let mut rep = super::kernel::FloodReport::default();
+    while rep.sent < count && clock.now().saturating_since(start) < limit {
+        for _ in 0..64 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let r = rng;
+            let host = 256 + (r as u32 % (131_072 - 256));
+            let src = (0xc612_0000u32 + host).to_be_bytes();
+            let sport = (1024 + ((r >> 20) as u16 % 64_000)).to_be_bytes();
+            let seq = ((r >> 32) as u32).to_be_bytes();
+            let ok = link.send_frame(template.len(), &mut |f: &mut [u8]| {
+                f.copy_from_slice(&template);
+                let (ip_h, tcp) = f[14..].split_at_mut(20);
+                ip_h[12..16].copy_from_slice(&src);
+                ip_h[10..12].fill(0);
+                let c = checksum::checksum(ip_h);
+                ip_h[10..12].copy_from_slice(&c.to_be_bytes());
+                tcp[0..2].copy_from_slice(&sport);
+                tcp[4..8].copy_from_slice(&seq);
+                tcp[16..18].fill(0);
+                let pseudo = checksum::pseudo_header_v4(src.into(), dst_ip.into(), 6, tcp.len() as u16);
+                let c = checksum::finish(checksum::sum(tcp) + pseudo);
+                tcp[16..18].copy_from_slice(&c.to_be_bytes());
+            });
+            if ok {
+                rep.sent += 1;
+            } else {
+                rep.send_errors += 1;
+                break;
+            }
+        }
+        link.flush();
+        // Nothing comes back on this socket (no program steers to it), but reclaiming keeps
+        // the completion ring moving.
+        link.rx_burst(64, &mut |_, _| {});
+    }
+    link.flush();
+    rep.elapsed = std::time::Duration::from_nanos(clock.now().saturating_since(start).as_nanos());
+    Ok(rep)
+}
