@@ -5,6 +5,7 @@
 use crate::tcp::{ApiError, CloseReason, ConnId, Shard, TxSink};
 use crate::time::Instant;
 
+pub mod client;
 pub mod discard;
 pub mod echo;
 pub mod http;
@@ -76,6 +77,13 @@ pub trait Handler {
     }
     /// The connection is over (the handle is released by the engine right after).
     fn on_closed(&mut self, _id: ConnId, _reason: CloseReason) {}
+    /// An active open the application wants now: (local, remote). The engine calls it until it
+    /// returns `None`, once per loop, and reports each outcome through `on_connect_result`.
+    fn poll_connect(&mut self, _now: Instant) -> Option<(core::net::SocketAddr, core::net::SocketAddr)> {
+        None
+    }
+    /// The result of a `poll_connect` request: the new connection, or why it was not opened.
+    fn on_connect_result(&mut self, _now: Instant, _r: Result<ConnId, ApiError>) {}
 }
 
 /// The bundled applications, by name (`--app`).
@@ -99,10 +107,15 @@ impl AppKind {
     }
 }
 
-/// Runs every pending shard event through `h`. Returns the number of events handled.
-pub fn dispatch(shard: &mut Shard, h: &mut dyn Handler, now: Instant, tx: &mut dyn TxSink) -> usize {
+/// Runs every pending shard event through `h`, and opens the connections it asks for. Returns
+/// the number of events handled.
+pub fn dispatch<H: Handler + ?Sized>(shard: &mut Shard, h: &mut H, now: Instant, tx: &mut dyn TxSink) -> usize {
     use crate::tcp::Event;
     let mut n = 0;
+    while let Some((local, remote)) = h.poll_connect(now) {
+        let r = shard.connect(now, local, remote);
+        h.on_connect_result(now, r);
+    }
     while let Some(ev) = shard.poll_event() {
         n += 1;
         match ev {

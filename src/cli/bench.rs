@@ -59,6 +59,15 @@ pub struct ConnectArgs {
     /// Per-connection timeout, seconds.
     #[arg(long, default_value_t = 5)]
     pub timeout: u64,
+    /// Run the client on the stack itself, on an AF_XDP socket of this interface, instead of on
+    /// kernel sockets (the server must close first: `--closer server`).
+    #[arg(long)]
+    pub xdp_iface: Option<String>,
+    /// With --xdp-iface: the client's address (the interface's own), and the server's MAC.
+    #[arg(long, default_value = "198.18.0.2")]
+    pub local: std::net::IpAddr,
+    #[arg(long, default_value = "02:18:00:00:00:01")]
+    pub dst_mac: String,
     /// Print key=value lines only (for `compare`).
     #[arg(long)]
     pub kv: bool,
@@ -146,7 +155,10 @@ pub fn connect(a: &ConnectArgs) -> Result<()> {
     if !a.kv {
         eprintln!("bench connect: {} loops against {} for {}s ...", a.concurrency, a.target, a.seconds);
     }
-    let mut r = run_connect(&plan).context("run the connect load")?;
+    let mut r = match &a.xdp_iface {
+        Some(iface) => xdp_client(a, iface, exchange)?,
+        None => run_connect(&plan).context("run the connect load")?,
+    };
     let kv = r.to_kv();
     if a.kv {
         print!("{kv}");
@@ -173,6 +185,50 @@ pub fn connect(a: &ConnectArgs) -> Result<()> {
         g("err_other"),
     );
     Ok(())
+}
+
+#[cfg(feature = "xdp")]
+fn xdp_client(a: &ConnectArgs, iface: &str, x: Exchange) -> Result<xdptcp::engine::loadgen::ConnectReport> {
+    use xdptcp::engine::xdp::{xdp_connect_bench, XdpClientConfig};
+    let request = match x {
+        Exchange::HttpServerCloses => b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".to_vec(),
+        Exchange::EchoServerCloses { bytes } => {
+            let mut v: Vec<u8> = (0..bytes).map(|i| b'a' + (i % 26) as u8).collect();
+            v.extend_from_slice(b"\nCLOSE\n");
+            v
+        }
+        _ => bail!("--xdp-iface needs --closer server"),
+    };
+    let remote_mac = a.dst_mac.parse().map_err(|e| anyhow::anyhow!("--dst-mac {}: {e}", a.dst_mac))?;
+    let (s, elapsed) = xdp_connect_bench(&XdpClientConfig {
+        iface: iface.to_string(),
+        local: a.local,
+        ports: 20_000..=60_999,
+        remote: a.target,
+        remote_mac,
+        concurrency: a.concurrency,
+        seconds: a.seconds,
+        request,
+        drain_seconds: a.timeout,
+    })?;
+    Ok(xdptcp::engine::loadgen::ConnectReport {
+        completed: s.completed,
+        errors: xdptcp::engine::loadgen::Errors {
+            refused: s.refused,
+            reset: s.reset,
+            timeout: s.timeout,
+            short: s.short,
+            other: s.other,
+        },
+        elapsed,
+        connect_us: s.connect_us,
+        request_us: s.request_us,
+    })
+}
+
+#[cfg(not(feature = "xdp"))]
+fn xdp_client(_: &ConnectArgs, _: &str, _: Exchange) -> Result<xdptcp::engine::loadgen::ConnectReport> {
+    bail!("--xdp-iface needs the `xdp` feature")
 }
 
 fn read_counter(path: &str) -> u64 {
@@ -294,7 +350,9 @@ impl BenchBed {
         }
         // The load generator opens many short connections: give it the whole port range and
         // let it reuse its TIME-WAIT ports, for both backends alike.
-        for s in ["net.ipv4.ip_local_port_range=1024 65535", "net.ipv4.tcp_tw_reuse=1"] {
+        // Kernel-socket clients (the legitimate ones under flood, bulk) take ports above the
+        // range the AF_XDP client uses (20000-60999), so neither meets the other's TIME-WAIT.
+        for s in ["net.ipv4.ip_local_port_range=61000 65535", "net.ipv4.tcp_tw_reuse=1"] {
             let _ = Command::new("ip").args(["netns", "exec", NS_CLI, "sysctl", "-qw", s]).status();
         }
         // The flood's spoofed sources (198.18.0.0/15 outside the bed's /24) are reached through
@@ -394,10 +452,28 @@ fn measure(exe: &str, a: &CompareArgs, client_cores: &str) -> Result<BTreeMap<St
     let mut m = BTreeMap::new();
     // Connection rate, with machine-wide CPU per connection.
     let (b0, _) = cpu_jiffies();
+    // The generator is the stack itself on AF_XDP (the kernel's TCP as client would be the
+    // bottleneck); the server closes first, the short-connection HTTP pattern.
     let c = run_kv(
         exe,
         client_cores,
-        &["bench", "connect", "--target", &target, "--concurrency", &conc, "--seconds", &secs, "--kv"],
+        &[
+            "bench",
+            "connect",
+            "--target",
+            &target,
+            "--concurrency",
+            &conc,
+            "--seconds",
+            &secs,
+            "--xdp-iface",
+            DEV_CLI,
+            "--local",
+            "198.18.0.2",
+            "--dst-mac",
+            "02:18:00:00:00:01",
+            "--kv",
+        ],
     )?;
     let (b1, _) = cpu_jiffies();
     let conns = c.get("completed").copied().unwrap_or(0.0);

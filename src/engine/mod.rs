@@ -34,12 +34,13 @@ pub struct Forward {
     pub hops: u8,
 }
 
-/// One core's state: everything its loop touches.
-pub struct Core {
+/// One core's state: everything its loop touches. `H` is the application (a trait object for
+/// the server's app mux, a concrete type where the caller wants it back, as the bench client).
+pub struct Core<H: Handler + ?Sized = dyn Handler + Send> {
     pub index: usize,
     pub shard: Shard,
     pub net: Net,
-    pub app: Box<dyn Handler + Send>,
+    pub app: Box<H>,
     /// Inboxes of all cores (index-aligned); empty with one core.
     pub peers: Vec<Sender<Forward>>,
     pub inbox: Option<Receiver<Forward>>,
@@ -92,8 +93,8 @@ impl CoreStats {
     }
 }
 
-impl Core {
-    pub fn new(index: usize, shard: Shard, net: Net, app: Box<dyn Handler + Send>) -> Self {
+impl<H: Handler + ?Sized> Core<H> {
+    pub fn new(index: usize, shard: Shard, net: Net, app: Box<H>) -> Self {
         Core {
             index,
             shard,
@@ -203,7 +204,7 @@ impl Core {
 }
 
 /// Wires the inboxes of `cores` together for hand-over of foreign flows.
-pub fn connect_cores(cores: &mut [Core]) {
+pub fn connect_cores<H: Handler + ?Sized>(cores: &mut [Core<H>]) {
     let n = cores.len();
     let (txs, rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| crossbeam_channel::unbounded::<Forward>()).unzip();
     for (c, rx) in cores.iter_mut().zip(rxs) {

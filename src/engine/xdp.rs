@@ -87,7 +87,12 @@ impl Engine {
                     vlan: None,
                     neighbour_ttl: Duration::from_secs(60),
                 });
-                Core::new(i, shard, net, Box::new(crate::app::Mux::new(cfg.apps.clone())))
+                Core::new(
+                    i,
+                    shard,
+                    net,
+                    Box::new(crate::app::Mux::new(cfg.apps.clone())) as Box<dyn crate::app::Handler + Send>,
+                )
             })
             .collect();
         connect_cores(&mut cores);
@@ -312,4 +317,76 @@ pub fn xdp_syn_flood(
     link.flush();
     rep.elapsed = std::time::Duration::from_nanos(clock.now().saturating_since(start).as_nanos());
     Ok(rep)
+}
+
+/// The connect scenario with the stack itself as the client, on an AF_XDP socket of `iface`
+/// (so the generator is not the kernel's TCP): `concurrency` connections in flight for
+/// `seconds`, each sending `request` and waiting for the server to close.
+#[derive(Debug, Clone)]
+pub struct XdpClientConfig {
+    pub iface: String,
+    /// The client's address (shared with the kernel on `iface`; the XDP program steers the
+    /// client port range to the stack).
+    pub local: IpAddr,
+    pub ports: std::ops::RangeInclusive<u16>,
+    pub remote: SocketAddr,
+    pub remote_mac: EthernetAddress,
+    pub concurrency: usize,
+    pub seconds: u64,
+    pub request: Vec<u8>,
+    /// How long to wait for stragglers after `seconds`.
+    pub drain_seconds: u64,
+}
+
+/// Runs it on the calling thread. Returns the client's statistics and the measured window.
+pub fn xdp_connect_bench(cfg: &XdpClientConfig) -> Result<(crate::app::client::ClientStats, std::time::Duration)> {
+    use crate::app::client::{Client, ClientPlan};
+    let mac = iface_mac(&cfg.iface)?;
+    let steer = SteerConfig {
+        listen: Vec::new(),
+        client_ports: Some(cfg.ports.clone()),
+        owned: vec![cfg.local],
+        address_mode: AddressMode::Shared,
+    };
+    let mut steering = Steering::load(&steer).context("load the XDP steering program")?;
+    steering.attach(&cfg.iface, AttachMode::Native).with_context(|| format!("attach XDP to {}", cfg.iface))?;
+    let mut link = XdpLink::bind(&cfg.iface, 0, &XskConfig::default())
+        .with_context(|| format!("bind AF_XDP socket to {}", cfg.iface))?;
+    link.register(&steering).context("insert the AF_XDP socket into xsks_map")?;
+    let tcp_cfg = tcp::Config { max_connections: cfg.concurrency * 4 + 1024, ..tcp::Config::default() };
+    let shard = Shard::new(tcp_cfg, random_secrets().context("read random keys")?);
+    let mut net = Net::new(NetConfig {
+        mac,
+        addrs: vec![cfg.local],
+        own_address: false,
+        vlan: None,
+        neighbour_ttl: Duration::from_secs(3600),
+    });
+    let clock = MonoClock::new();
+    let start = clock.now();
+    net.neigh.learn(cfg.remote.ip(), cfg.remote_mac, start);
+    let until = start + Duration::from_secs(cfg.seconds);
+    let plan = ClientPlan {
+        local: cfg.local,
+        ports: cfg.ports.clone(),
+        remote: cfg.remote,
+        concurrency: cfg.concurrency,
+        request: cfg.request.clone(),
+        until,
+    };
+    let mut core: Core<Client> = Core::new(0, shard, net, Box::new(Client::new(plan)));
+    let hard_stop = until + Duration::from_secs(cfg.drain_seconds);
+    loop {
+        let now = clock.now();
+        core.poll(now, &mut link);
+        // The dispatch of the next poll asks for new connections; keep the loop hot until the
+        // window is over and the stragglers are done.
+        if now >= until && (core.app.in_flight() == 0 || now >= hard_stop) {
+            break;
+        }
+    }
+    let elapsed = std::time::Duration::from_nanos(Duration::from_secs(cfg.seconds).as_nanos());
+    let mut stats = core.app.stats.clone();
+    stats.timeout += core.app.in_flight() as u64;
+    Ok((stats, elapsed))
 }
