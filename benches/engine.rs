@@ -111,7 +111,12 @@ fn pingpong_bed() -> Bed {
     let now = Instant::from_secs(1000);
     a.set_now(now);
     let shard = Shard::new(Config::default(), Secrets::from_seed(2));
-    let mut client = Core::new(0, shard, net(CLIENT_MAC, CLIENT), Box::new(PingPong::default()));
+    let mut client = Core::new(
+        0,
+        shard,
+        net(CLIENT_MAC, CLIENT),
+        Box::new(PingPong::default()) as Box<dyn xdptcp::app::Handler + Send>,
+    );
     client.net.neigh.learn(IpAddr::V4(SERVER), SERVER_MAC, now);
     let mut bed = Bed { client, server: server_core(Config::default()), a, b, now };
     for i in 0..CONNS {
