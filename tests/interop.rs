@@ -280,3 +280,39 @@ fn kill_9_leaves_no_xdp_program() {
     }
     assert!(gone, "XDP program still attached after kill -9");
 }
+
+/// `xdptcp bench compare` builds its own bed, runs every scenario against both backends and the
+/// XDP_TX ceiling, and writes the JSON report and the SVG plot (short settings: this checks the
+/// machinery, not the figures).
+#[test]
+fn bench_compare_writes_report() {
+    if !privileged("bench_compare_writes_report") {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let out = std::env::temp_dir().join(format!("xdptcp-compare-{}", std::process::id()));
+    let o = Command::new(BIN)
+        .args(["bench", "compare", "--rounds", "1", "--seconds", "1", "--out"])
+        .arg(&out)
+        .output()
+        .expect("run bench compare");
+    let text = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "bench compare failed:\n{text}");
+    let json = std::fs::read_to_string(out.join("report.json")).expect("report.json");
+    for k in [
+        "conn_per_sec",
+        "cpu_s_per_kconn",
+        "flood_synacks_per_sec",
+        "flood_legit_success",
+        "flood_legit_connect_p99_us",
+        "bulk_gbit_per_sec",
+        "xdp_tx_ceiling_synacks_per_sec",
+    ] {
+        assert!(json.contains(&format!("\"{k}\"")), "{k} missing from report.json:\n{json}");
+    }
+    let svg = std::fs::read_to_string(out.join("report.svg")).expect("report.svg");
+    assert!(svg.starts_with("<svg") && svg.contains("connections/s"));
+    // Both backends served every scenario: no connection failed in the connect run.
+    assert!(text.contains("| connections/s |"), "{text}");
+    let _ = std::fs::remove_dir_all(&out);
+}
