@@ -98,11 +98,9 @@ fn last_ack_fin_retransmission_and_limit() {
     assert_eq!(b.shard.counters().tcp_ext_tcp_abort_on_timeout, 1);
 }
 
-/// TIME-WAIT: a retransmitted FIN is ACKed again and restarts the 2·MSL timer (RFC 9293
-/// §3.10.7.4 eighth).
-#[test]
-fn time_wait_reacks_retransmitted_fin_and_restarts_timer() {
-    let (mut a, mut b) = pair_cfg(plain_cfg());
+/// A closes first, B follows: returns (A, B, B's FIN as sent, A's last ACK) with A in TIME-WAIT.
+fn a_in_time_wait(cfg: Config) -> (Host, Host, Vec<u8>, Seg) {
+    let (mut a, mut b) = pair_cfg(cfg);
     let (ida, idb) = handshake(&mut a, &mut b);
     a.shard.close(a.now, ida, &mut a.out).unwrap();
     a.flush();
@@ -111,8 +109,16 @@ fn time_wait_reacks_retransmitted_fin_and_restarts_timer() {
     b.flush();
     let fin = b.take_one();
     a.deliver(&fin);
-    let ack1 = Seg::parse(&a.take_one());
+    let last = Seg::parse(&a.take_one());
     assert_eq!(a.state_of(40000, b.addr(80)), Some(State::TimeWait));
+    (a, b, fin, last)
+}
+
+/// TIME-WAIT: a retransmitted FIN is ACKed again and restarts the 2·MSL timer (RFC 9293
+/// §3.10.7.4 eighth).
+#[test]
+fn time_wait_reacks_retransmitted_fin_and_restarts_timer() {
+    let (mut a, b, fin, ack1) = a_in_time_wait(plain_cfg());
     // 40 s later the FIN comes again (B never saw the ACK).
     let t0 = a.now;
     a.run_until(t0 + Duration::from_secs(40));
@@ -128,32 +134,13 @@ fn time_wait_reacks_retransmitted_fin_and_restarts_timer() {
 /// RFC 1337 §3: a RST does not end TIME-WAIT ("TIME-WAIT assassination").
 #[test]
 fn rfc1337_rst_does_not_end_time_wait() {
-    let (mut a, mut b) = pair_cfg(plain_cfg());
-    let (ida, idb) = handshake(&mut a, &mut b);
-    a.shard.close(a.now, ida, &mut a.out).unwrap();
-    a.flush();
-    exchange(&mut a, &mut b);
-    b.shard.close(b.now, idb, &mut b.out).unwrap();
-    b.flush();
-    let fin = b.take_one();
-    a.deliver(&fin);
-    let last = Seg::parse(&a.take_one());
-    assert_eq!(a.state_of(40000, b.addr(80)), Some(State::TimeWait));
+    let (mut a, b, _fin, last) = a_in_time_wait(plain_cfg());
     a.deliver(&craft(b.addr(80), a.addr(40000), last.ack, last.seq, RST, b""));
     a.expect_nothing();
     assert_eq!(a.state_of(40000, b.addr(80)), Some(State::TimeWait));
     assert_eq!(a.shard.counters().tcp_ext_tw_rst_ignored, 1);
     // With rfc1337 off (Linux's default), the same RST ends it.
-    let cfg = Config { rfc1337: false, ..plain_cfg() };
-    let (mut a, mut b) = pair_cfg(cfg);
-    let (ida, idb) = handshake(&mut a, &mut b);
-    a.shard.close(a.now, ida, &mut a.out).unwrap();
-    a.flush();
-    exchange(&mut a, &mut b);
-    b.shard.close(b.now, idb, &mut b.out).unwrap();
-    b.flush();
-    a.deliver(&b.take_one());
-    let last = Seg::parse(&a.take_one());
+    let (mut a, b, _fin, last) = a_in_time_wait(Config { rfc1337: false, ..plain_cfg() });
     a.deliver(&craft(b.addr(80), a.addr(40000), last.ack, last.seq, RST, b""));
     assert_eq!(a.state_of(40000, b.addr(80)), None);
 }
