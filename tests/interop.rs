@@ -77,7 +77,11 @@ impl Bed {
     }
 
     fn kclient(&self, args: &[&str]) -> String {
-        let mut a = vec![BIN, "kclient", "--target", "198.18.0.1:7"];
+        self.kclient_to("198.18.0.1:7", args)
+    }
+
+    fn kclient_to(&self, target: &str, args: &[&str]) -> String {
+        let mut a = vec![BIN, "kclient", "--target", target];
         a.extend_from_slice(args);
         let o = self.cli(&a);
         let out = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
@@ -315,4 +319,20 @@ fn bench_compare_writes_report() {
     // Both backends served every scenario: no connection failed in the connect run.
     assert!(text.contains("| connections/s |"), "{text}");
     let _ = std::fs::remove_dir_all(&out);
+}
+
+/// IPv6 end to end: the kernel connects to the stack's IPv6 address (neighbour discovery stays
+/// with the kernel in shared-address mode), with data both ways and closes from both sides.
+#[test]
+fn ipv6_echo_against_linux() {
+    if !privileged("ipv6_echo_against_linux") {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut bed = Bed::up("ie", "shared");
+    bed.serve(&["--addr", "fd00:1813::1"]);
+    let out = bed.kclient_to("[fd00:1813::1]:7", &["--conns", "200", "--bytes", "3000", "--closer", "mixed"]);
+    assert_eq!(out.matches("100 ok").count(), 2, "{out}");
+    let summary = bed.stop();
+    assert!(counter(&summary, "TcpPassiveOpens") >= 200, "{summary}");
 }
