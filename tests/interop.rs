@@ -48,9 +48,15 @@ impl Bed {
     }
 
     fn up(tag: &'static str, addr_mode: &str) -> Bed {
+        Bed::up_queues(tag, addr_mode, 1)
+    }
+
+    fn up_queues(tag: &'static str, addr_mode: &str, queues: u32) -> Bed {
         let bed = Bed { tag, server: None };
         let mut c = Command::new("bash");
-        c.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/bed-up.sh")).env("XDPTCP_ADDR_MODE", addr_mode);
+        c.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/bed-up.sh"))
+            .env("XDPTCP_ADDR_MODE", addr_mode)
+            .env("XDPTCP_QUEUES", queues.to_string());
         bed.env(&mut c);
         let st = c.status().expect("run bed-up.sh");
         assert!(st.success(), "bed-up.sh failed");
@@ -335,4 +341,21 @@ fn ipv6_echo_against_linux() {
     assert_eq!(out.matches("100 ok").count(), 2, "{out}");
     let summary = bed.stop();
     assert!(counter(&summary, "TcpPassiveOpens") >= 200, "{summary}");
+}
+
+/// Two queues, two pinned cores: flows spread over both AF_XDP sockets and every connection
+/// completes (segments of a flow that land on the other core are handed over).
+#[test]
+fn two_queues_against_linux() {
+    if !privileged("two_queues_against_linux") {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut bed = Bed::up_queues("if", "shared", 2);
+    bed.serve(&["--queues", "2"]);
+    let out = bed.kclient(&["--conns", "1000", "--concurrency", "32", "--bytes", "2000", "--closer", "mixed"]);
+    assert_eq!(out.matches("500 ok").count(), 2, "{out}");
+    let summary = bed.stop();
+    assert!(counter(&summary, "TcpPassiveOpens") >= 1000, "{summary}");
+    assert_eq!(counter(&summary, "TcpEstabResets"), 0, "{summary}");
 }
