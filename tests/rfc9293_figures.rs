@@ -377,6 +377,7 @@ fn figure12_normal_close_sequence() {
     assert_eq!(a.state_of(a_tuple_port, b.addr(80)), None);
     assert_eq!(a.shard.time_wait_len(), 0);
     assert_eq!(a.shard.counters().tcp_ext_tw, 1);
+    assert_eq!((a.shard.counters().tcp_ext_closed, b.shard.counters().tcp_ext_closed), (1, 1));
 }
 
 /// Figure 13: Simultaneous Close Sequence

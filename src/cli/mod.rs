@@ -171,9 +171,9 @@ pub struct ServeArgs {
     /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
     #[arg(long)]
     pub duration: Option<u64>,
-    /// Where to write the counters once a second (read by `xdptcp stats`).
-    #[arg(long)]
-    pub stats_file: Option<String>,
+    /// Where to write the counters once a second (read by `xdptcp stats`; `none` to skip).
+    #[arg(long, default_value = "/run/xdptcp.stats")]
+    pub stats_file: String,
     /// Do not print the per-second line.
     #[arg(long)]
     pub quiet: bool,

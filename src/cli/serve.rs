@@ -50,8 +50,8 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
         if !a.quiet {
             println!("{}", per_second(&now, &last));
         }
-        if let Some(f) = &a.stats_file {
-            let _ = std::fs::write(f, report(&now, start.elapsed().as_secs_f64()));
+        if a.stats_file != "none" {
+            let _ = std::fs::write(&a.stats_file, report(&now, start.elapsed().as_secs_f64()));
         }
         last = now;
         if signals::stop_requested() || a.duration.is_some_and(|d| tick >= d) {
@@ -76,9 +76,9 @@ fn per_second(now: &CoreStats, last: &CoreStats) -> String {
     let drops_now: u64 = now.tcp.drops.iter().sum();
     let drops_last: u64 = last.tcp.drops.iter().sum();
     format!(
-        "opened {:>7}/s  closed-estab {:>6}  estab {:>7}  syn-q {:>5}  tw {:>7}  cookies sent {:>7}/s ok {:>6}/s  drops {:>6}/s  rx {:>8}/s tx {:>8}/s",
+        "opened {:>7}/s  closed {:>7}/s  estab {:>7}  syn-q {:>5}  tw {:>7}  cookies sent {:>7}/s ok {:>6}/s  drops {:>6}/s  rx {:>8}/s tx {:>8}/s",
         d(now.tcp.tcp_passive_opens + now.tcp.tcp_active_opens, last.tcp.tcp_passive_opens + last.tcp.tcp_active_opens),
-        now.tcp.tcp_estab_resets,
+        d(now.tcp.tcp_ext_closed, last.tcp.tcp_ext_closed),
         now.tcp.tcp_curr_estab,
         now.syn_queue,
         now.time_wait,

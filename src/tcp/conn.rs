@@ -377,6 +377,9 @@ impl Tcb {
 
     /// Enters CLOSED: flush queues, stop timers, tell the application why.
     fn enter_closed(&mut self, ctx: &mut Ctx<'_>, reason: CloseReason) {
+        if self.close_reason.is_none() {
+            ctx.counters.tcp_ext_closed += 1;
+        }
         self.set_state(ctx, State::Closed);
         self.timers.clear_all();
         self.sndbuf.clear();
@@ -390,6 +393,7 @@ impl Tcb {
 
     /// RFC 9293 §3.10.7.4 fourth/eighth: TIME-WAIT, with the 2·MSL timer.
     fn enter_time_wait(&mut self, ctx: &mut Ctx<'_>) {
+        ctx.counters.tcp_ext_closed += 1;
         self.set_state(ctx, State::TimeWait);
         let tw = ctx.now + ctx.cfg.time_wait;
         self.timers.clear_all();

@@ -85,6 +85,8 @@ counters! {
     tcp_ext_tcp_keepalive => "TcpExtTCPKeepAlive",
     tcp_ext_tcp_fin_wait2_timeouts => "TcpExtTCPFinWait2Timeout",
     tcp_ext_tcp_mtup_icmp => "TcpExtTCPMTUPICMP",
+    /// Connections that finished (reached CLOSED or TIME-WAIT), for any reason.
+    tcp_ext_closed => "XdptcpConnectionsClosed",
     /// Segments for flows this shard does not own (handed to the owner by the engine).
     tcp_ext_foreign_shard => "XdptcpForeignShard",
     /// Transmit attempts refused for lack of a frame.
