@@ -6,8 +6,9 @@
 //! Needs root; without it the tests skip loudly, except under CI=true, where they fail.
 #![cfg(feature = "xdp")]
 
+mod bed;
+use bed::privileged;
 use std::fs::File;
-use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
@@ -33,25 +34,6 @@ const MAC_CLI: EthernetAddress = EthernetAddress([0x02, 0x18, 0, 0, 0, 0x02]);
 const MAC_SRV: EthernetAddress = EthernetAddress([0x02, 0x18, 0, 0, 0, 0x01]);
 const IP_SRV: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const IP_CLI: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
-
-/// True when the test may touch the kernel (BPF, namespaces). Without root it prints a loud
-/// skip message and returns false, except under `CI=true`, where it fails instead.
-fn privileged(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test}: needs root (CAP_BPF, CAP_NET_ADMIN), and CI=true forbids skipping");
-    }
-    // Straight to the stderr handle: libtest captures eprintln! of passing tests.
-    let bar = "!".repeat(78);
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n{bar}\n!!! SKIPPED {test}: not root. Run as root to test the XDP datapath.\n{bar}\n"
-    );
-    false
-}
 
 // ---------------------------------------------------------------------------------------
 // Frames

@@ -5,6 +5,8 @@
 //! CI=true they fail instead of skipping. Each test builds its own bed with unique names and
 //! removes it, also when it fails.
 
+mod bed;
+use bed::privileged;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -12,18 +14,6 @@ use std::time::Duration;
 const BIN: &str = env!("CARGO_BIN_EXE_xdptcp");
 /// One bed at a time: the tests share addresses and the 2 cores.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn privileged(name: &str) -> bool {
-    // SAFETY: geteuid(2) has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{name}: needs root, and CI=true forbids skipping");
-    }
-    eprintln!("\n!!!!!!!! SKIPPED {name}: needs root (network namespaces, XDP). Run the README's test command as root. !!!!!!!!\n");
-    false
-}
 
 struct Bed {
     tag: &'static str,
