@@ -164,6 +164,18 @@ pub struct ServeArgs {
     /// AF_XDP bind mode: zero-copy when the driver has it (auto), or forced.
     #[arg(long, value_enum, default_value_t = BindArg::Auto)]
     pub bind: BindArg,
+    /// UMEM frames per queue (half kept for receiving, half for transmitting).
+    #[arg(long, default_value_t = 4096)]
+    pub umem_frames: u32,
+    /// UMEM frame size: 2048 or 4096 bytes (256 of them are XDP headroom).
+    #[arg(long, default_value_t = 2048)]
+    pub frame_size: u32,
+    /// Size of each of the fill, completion, rx and tx rings (a power of two).
+    #[arg(long, default_value_t = 2048)]
+    pub ring_size: u32,
+    /// Back the UMEM with huge pages (needs vm.nr_hugepages).
+    #[arg(long)]
+    pub huge_pages: bool,
     /// The stack owns --addr (answers ARP and ICMP echo); otherwise it shares the host's
     /// address and takes over only its ports.
     #[arg(long)]

@@ -28,7 +28,17 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
             BindArg::Zerocopy => BindMode::ZeroCopy,
         },
         address_mode: if a.own_address { AddressMode::Own } else { AddressMode::Shared },
-        xsk: XskConfig::default(),
+        xsk: XskConfig {
+            frame_count: a.umem_frames,
+            frame_size: a.frame_size,
+            rx_frames: a.umem_frames / 2,
+            fill_size: a.ring_size.max(a.umem_frames / 2).next_power_of_two(),
+            comp_size: a.ring_size,
+            rx_size: a.ring_size,
+            tx_size: a.ring_size,
+            huge_pages: a.huge_pages,
+            ..XskConfig::default()
+        },
     };
     let cfg_iface = cfg.iface.clone();
     let ports: Vec<String> = cfg.apps.iter().map(|(p, k)| format!("{p}/{k:?}")).collect();
