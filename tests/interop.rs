@@ -5,6 +5,8 @@
 //! CI=true they fail instead of skipping. Each test builds its own bed with unique names and
 //! removes it, also when it fails.
 
+#![cfg(feature = "xdp")]
+
 mod bed;
 use bed::privileged;
 use std::process::{Child, Command, Output, Stdio};

@@ -87,6 +87,14 @@ impl NewReno {
         CcAction::None
     }
 
+    /// A further timeout for the same data: back to one segment, ssthresh kept.
+    pub fn on_repeated_rto(&mut self, mss: u32) {
+        self.cwnd = mss;
+        self.in_recovery = false;
+        self.dupacks = 0;
+        self.acked_accum = 0;
+    }
+
     /// RFC 5681 §3.1 (4): the retransmission timer expired.
     pub fn on_rto(&mut self, snd_max: SeqNum, flight: u32, mss: u32) {
         self.ssthresh = (flight / 2).max(mss.saturating_mul(2));

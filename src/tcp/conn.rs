@@ -139,7 +139,10 @@ pub struct Tcb {
     pub timers: Timers,
     /// Consecutive retransmission timeouts (or probes) without progress.
     pub retries: u8,
+    /// Probes (zero-window or keepalive) sent without an answer: the abort counter.
     probes: u8,
+    /// Exponent of the zero-window probe interval.
+    persist_backoff: u8,
     ack_now: bool,
     /// Full-sized segments received since the last ACK (RFC 5681 §4.2: ACK at least every
     /// second one).
@@ -206,6 +209,7 @@ impl Tcb {
             timers: Timers::default(),
             retries: 0,
             probes: 0,
+            persist_backoff: 0,
             ack_now: false,
             unacked_segs: 0,
             last_oow_ack: None,
@@ -366,6 +370,11 @@ impl Tcb {
             return;
         }
         let estab = |s: State| matches!(s, State::Established | State::CloseWait);
+        // RFC 4022 tcpEstabResets (Linux `tcp_set_state`): every direct move from ESTABLISHED
+        // or CLOSE-WAIT to CLOSED, whatever the cause (RST in or out, timeouts).
+        if estab(from) && to == State::Closed {
+            ctx.counters.tcp_estab_resets += 1;
+        }
         if estab(from) && !estab(to) {
             ctx.counters.tcp_curr_estab = ctx.counters.tcp_curr_estab.saturating_sub(1);
         } else if !estab(from) && estab(to) {
@@ -452,7 +461,9 @@ impl Tcb {
     fn send_ack(&mut self, ctx: &mut Ctx<'_>) {
         let seg = OutSegment {
             options: self.options(ctx.now),
-            ..OutSegment::control(self.snd_nxt, self.rcv_nxt, TcpFlags::ACK, self.window_field(false))
+            // SND.NXT as the peer knows it: after a timeout pulled SND.NXT back for
+            // retransmission, SND.MAX (Linux `tcp_acceptable_seq`).
+            ..OutSegment::control(self.snd_max, self.rcv_nxt, TcpFlags::ACK, self.window_field(false))
         };
         self.transmit(ctx, &seg);
     }
@@ -480,7 +491,7 @@ impl Tcb {
 
     /// Sends <SEQ=SND.NXT><CTL=RST,ACK> and enters CLOSED (application abort or abort on data).
     fn send_reset_and_close(&mut self, ctx: &mut Ctx<'_>, reason: CloseReason) {
-        let seg = OutSegment::control(self.snd_nxt, self.rcv_nxt, TcpFlags::RST | TcpFlags::ACK, 0);
+        let seg = OutSegment::control(self.snd_max, self.rcv_nxt, TcpFlags::RST | TcpFlags::ACK, 0);
         self.transmit(ctx, &seg);
         self.enter_closed(ctx, reason);
     }
@@ -603,12 +614,18 @@ impl Tcb {
         if seg.flags.rst() {
             return self.check_rst(ctx, seg);
         }
+        let orig = *seg;
         // First, check sequence number.
         let seg = self.check_sequence(ctx, seg)?;
         // Fourth, check the SYN bit.
         self.check_syn(ctx, &seg)?;
         // Fifth, check the ACK field.
-        self.check_ack(ctx, &seg)?;
+        self.check_ack(ctx, &seg, &orig)?;
+        // RFC 7323 §4.3: TS.Recent <- SEG.TSval when SEG.SEQ =< Last.ACK.sent; done only once
+        // the ACK has been found acceptable, so a blind segment that draws a challenge ACK
+        // cannot move TS.Recent and make PAWS reject the real peer (Linux moved this into
+        // `tcp_ack` for that reason).
+        self.update_ts_recent(ctx.now, &orig);
         if matches!(self.state, State::Closed | State::TimeWait) && seg.payload.is_empty() && !seg.flags.fin() {
             return Ok(());
         }
@@ -662,7 +679,6 @@ impl Tcb {
                 self.enter_closed(ctx, CloseReason::Refused);
             }
             State::Established | State::CloseWait => {
-                ctx.counters.tcp_estab_resets += 1;
                 self.enter_closed(ctx, CloseReason::Reset);
             }
             State::FinWait1 | State::FinWait2 => {
@@ -726,7 +742,9 @@ impl Tcb {
         if seg.seq.before(self.rcv_nxt) {
             let mut cut = self.rcv_nxt.distance_from(seg.seq);
             if seg.flags.syn() {
-                seg.flags = seg.flags.without(TcpFlags::SYN);
+                // The SYN's sequence number is trimmed, the flag stays: RFC 5961 §4 answers a
+                // SYN in a synchronized state with a challenge ACK "irrespective of the sequence
+                // number" (the fourth step).
                 cut -= 1;
                 seg.seq = seg.seq.add(1);
             }
@@ -744,16 +762,19 @@ impl Tcb {
             seg.flags = seg.flags.without(TcpFlags::FIN);
             self.ack_now = true;
         }
-        // RFC 7323 §4.3: TS.Recent <- SEG.TSval when SEG.SEQ =< Last.ACK.sent.
-        if self.ts_ok {
-            if let Some((tsval, _)) = seg.options.timestamps {
-                if seg.seq.before_eq(self.last_ack_sent) && (tsval.wrapping_sub(self.ts_recent) as i32) >= 0 {
-                    self.ts_recent = tsval;
-                    self.ts_recent_stamp = ctx.now;
-                }
+        Ok(seg)
+    }
+
+    fn update_ts_recent(&mut self, now: Instant, orig: &TcpRepr<'_>) {
+        if !self.ts_ok || orig.flags.syn() {
+            return;
+        }
+        if let Some((tsval, _)) = orig.options.timestamps {
+            if orig.seq.before_eq(self.last_ack_sent) && (tsval.wrapping_sub(self.ts_recent) as i32) >= 0 {
+                self.ts_recent = tsval;
+                self.ts_recent_stamp = now;
             }
         }
-        Ok(seg)
     }
 
     /// RFC 9293 §3.10.7.4 fourth, with RFC 5961 §4: a SYN in a synchronized state draws a
@@ -768,7 +789,10 @@ impl Tcb {
     }
 
     /// RFC 9293 §3.10.7.4 fifth, with the RFC 5961 §5 ACK range check.
-    fn check_ack(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) -> Result<(), DropReason> {
+    fn check_ack(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>, orig: &TcpRepr<'_>) -> Result<(), DropReason> {
+        // RFC 7323 §2.2: the window of a SYN (the peer's SYN-ACK in a simultaneous open) is
+        // never scaled.
+        let wnd_shift = if orig.flags.syn() { 0 } else { self.snd_wscale };
         if !seg.flags.ack() {
             // "if the ACK bit is off, drop the segment and return"
             return Err(DropReason::NoAck);
@@ -781,7 +805,7 @@ impl Tcb {
                 return Err(DropReason::InvalidAck);
             }
             self.set_state(ctx, State::Established);
-            self.snd_wnd = u32::from(seg.window) << self.snd_wscale;
+            self.snd_wnd = u32::from(seg.window) << wnd_shift;
             self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
             self.snd_wl1 = seg.seq;
             self.snd_wl2 = seg.ack;
@@ -803,7 +827,7 @@ impl Tcb {
         if self.state == State::TimeWait {
             return Ok(());
         }
-        self.process_ack(ctx, seg);
+        self.process_ack(ctx, seg, wnd_shift, orig.payload.is_empty() && !orig.flags.fin() && !orig.flags.syn());
         // Keepalive: any acceptable segment proves the peer alive.
         if ctx.cfg.keepalive {
             self.probes = 0;
@@ -836,9 +860,12 @@ impl Tcb {
 
     /// ESTABLISHED processing of an acceptable ACK: advance SND.UNA, free acknowledged data,
     /// update the send window, RTT, congestion control, timers.
-    fn process_ack(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) {
+    fn process_ack(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>, wnd_shift: u8, pure: bool) {
         let ack = seg.ack;
-        let wnd = u32::from(seg.window) << self.snd_wscale;
+        let wnd = u32::from(seg.window) << wnd_shift;
+        // RFC 9293 §3.8.6.1 (MUST-37): a peer that answers keeps the connection open, however
+        // long its window stays zero (Linux resets `icsk_probes_out` on every ACK).
+        self.probes = 0;
         let old_una = self.snd_una;
         if ack.after(self.snd_una) {
             let mut acked = ack.distance_from(self.snd_una);
@@ -876,13 +903,7 @@ impl Tcb {
                 self.want_writable = false;
                 self.raise(ctx, Event::Writable(self.id));
             }
-        } else if ack == self.snd_una
-            && seg.payload.is_empty()
-            && !seg.flags.syn()
-            && !seg.flags.fin()
-            && wnd == self.snd_wnd
-            && self.snd_max != self.snd_una
-        {
+        } else if ack == self.snd_una && pure && wnd == self.snd_wnd && self.snd_max != self.snd_una {
             // RFC 5681 §2: a duplicate ACK.
             let flight = self.flight();
             if self.cc.on_dupack(self.snd_una, self.snd_max, flight, self.smss) == CcAction::RetransmitFirst {
@@ -903,6 +924,7 @@ impl Tcb {
             if opened {
                 self.timers.persist = None;
                 self.probes = 0;
+                self.persist_backoff = 0;
             }
         }
     }
@@ -1078,17 +1100,18 @@ impl Tcb {
             options: self.syn_options(ctx.now, ctx.cfg, synack),
             ..OutSegment::control(self.iss, ack, flags, self.window_field(true))
         };
-        if self.snd_max != self.iss {
+        if self.retries > 0 {
             ctx.counters.tcp_retrans_segs += 1;
         }
-        if self.transmit(ctx, &seg) {
-            self.snd_nxt = self.iss.add(1);
-            self.snd_max = self.snd_max.max(self.snd_nxt);
-            if self.rtt_timing.is_none() && self.retries == 0 {
-                self.rtt_timing = Some((self.snd_nxt, ctx.now));
-            }
-            self.arm_rto(ctx.now);
+        // Sent or not (no frame free), the SYN counts as sent: the retransmission timer
+        // recovers a lost one either way, so the connection never waits without a timer.
+        self.transmit(ctx, &seg);
+        self.snd_nxt = self.iss.add(1);
+        self.snd_max = self.snd_max.max(self.snd_nxt);
+        if self.rtt_timing.is_none() && self.retries == 0 {
+            self.rtt_timing = Some((self.snd_nxt, ctx.now));
         }
+        self.arm_rto(ctx.now);
     }
 
     /// Data bytes queued but not yet sent (from SND.NXT on).
@@ -1114,6 +1137,14 @@ impl Tcb {
                 if fin_here && self.fin_due() && usable > 0 {
                     self.send_segment(ctx, self.snd_nxt, 0, true);
                 }
+                return;
+            }
+            // RFC 9293 §3.8.6.2.1 (sender SWS avoidance, MUST-38): a piece cut short by the
+            // window (not the end of the queued data) goes only if it is at least half the
+            // largest window the peer offered, or nothing is in flight (no ACK would come to
+            // open the window further).
+            let window_cut = n < self.smss && n < unsent;
+            if window_cut && self.flight() > 0 && n < self.max_snd_wnd / 2 {
                 return;
             }
             if !self.send_segment(ctx, self.snd_nxt, n, fin_here) {
@@ -1144,11 +1175,14 @@ impl Tcb {
             payload: (a, b),
         };
         let is_retrans = seq.before(self.snd_max);
-        if !send_out(ctx, &self.tuple, &seg) {
-            return false;
+        let sent = send_out(ctx, &self.tuple, &seg);
+        if sent {
+            let (flags, ack, window) = (seg.flags, seg.ack, seg.window);
+            self.note_sent(flags, ack, window);
         }
-        let (flags, ack, window) = (seg.flags, seg.ack, seg.window);
-        self.note_sent(flags, ack, window);
+        // Without a free frame the segment is treated as sent and lost (as Linux treats a
+        // failed transmit): SND.NXT moves and the retransmission timer is armed, so a SYN,
+        // FIN or data is never left without a timer.
         let end = seq.add(len + u32::from(fin));
         if is_retrans {
             ctx.counters.tcp_retrans_segs += 1;
@@ -1164,7 +1198,7 @@ impl Tcb {
             self.snd_max = self.snd_nxt;
         }
         self.arm_rto(ctx.now);
-        true
+        sent
     }
 
     /// Fast retransmit / NewReno partial ACK: re-send one segment at SND.UNA.
@@ -1251,11 +1285,18 @@ impl Tcb {
             self.enter_closed(ctx, CloseReason::TimedOut);
             return;
         }
+        let first = self.retries == 0;
         self.retries += 1;
         self.rtt.backoff();
         self.rtt_timing = None;
         let flight = self.flight();
-        self.cc.on_rto(self.snd_max, flight, self.smss);
+        if first {
+            self.cc.on_rto(self.snd_max, flight, self.smss);
+        } else {
+            // RFC 5681 §3.1 equation (4) is for a segment not yet resent by the timer: a
+            // repeated timeout keeps ssthresh (Linux `tcp_enter_loss`) and restarts at one MSS.
+            self.cc.on_repeated_rto(self.smss);
+        }
         self.snd_nxt = self.snd_una;
         if matches!(self.state, State::SynSent | State::SynReceived) {
             ctx.counters.tcp_ext_tcp_syn_retrans += 1;
@@ -1286,10 +1327,12 @@ impl Tcb {
             return;
         }
         self.probes += 1;
+        self.persist_backoff = self.persist_backoff.saturating_add(1);
         ctx.counters.tcp_ext_tcp_zero_window_probes += 1;
         self.send_probe(ctx);
-        // Exponential backoff of the probe interval (RFC 9293 §3.8.6.1 MUST-37 lets it grow).
-        let shift = u32::from(self.probes.min(10));
+        // Exponential backoff of the probe interval (RFC 9293 §3.8.6.1 lets it grow). Its own
+        // exponent: `probes` is reset by every answer, the interval only when the window opens.
+        let shift = u32::from(self.persist_backoff.min(10));
         let iv = self.rtt.rto().saturating_mul(1u64 << shift).min(ctx.cfg.rto_max);
         self.timers.persist = Some(ctx.now + iv);
     }
