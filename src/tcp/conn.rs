@@ -155,8 +155,9 @@ pub struct Tcb {
     pub dirty: bool,
     /// Queued on the shard's list of connections to run `output` on.
     pub in_dirty: bool,
-    /// Earliest deadline the shard's timer heap holds for this connection.
-    pub scheduled: Option<Instant>,
+    /// The instants the shard's timer heap holds for this connection (a few at most: one is
+    /// pushed only when no queued entry would wake the connection at or before its deadline).
+    pub queued: Vec<Instant>,
 }
 
 /// Result of an ACK acceptability check.
@@ -217,7 +218,7 @@ impl Tcb {
             want_writable: false,
             dirty: false,
             in_dirty: false,
-            scheduled: None,
+            queued: Vec::new(),
         }
     }
 

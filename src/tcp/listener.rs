@@ -147,6 +147,9 @@ impl Shard {
                 l.last_cookie = Some(now);
             }
             self.counters.tcp_ext_syncookies_sent += 1;
+            // Without timestamps the cookie cannot carry window scale or SACK-permitted, so the
+            // SYN-ACK must not offer them (Linux `tcp_clear_options` for such a cookie).
+            let (offered_ws, sack_ok) = if ts_ok { (offered_ws, sack_ok) } else { (false, false) };
             let opts = synack_options(
                 local_mss,
                 offered_ws.then_some(rcv_wscale),
@@ -192,6 +195,19 @@ impl Shard {
         self.send_synack(t, e.iss, e.irs.add(1), opts, tx);
     }
 
+    /// <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> for a SYN-queue entry, with the window scaled by the
+    /// shift we offered and the timestamp option once negotiated (RFC 7323 §3.2).
+    fn send_synrecv_ack(&mut self, now: Instant, t: &FourTuple, e: &SynEntry, tx: &mut dyn TxSink) {
+        let shift = if e.neg.snd_wscale.is_some() { e.rcv_wscale } else { 0 };
+        let window = (self.cfg.rcv_buf >> shift).min(65535) as u16;
+        let ts = e.neg.ts_recent.map(|peer| (ts_clock(now).wrapping_add(ts_offset(&self.secrets.ts_key, t)), peer));
+        let seg = OutSegment {
+            options: TcpOptions { timestamps: ts, ..TcpOptions::default() },
+            ..OutSegment::control(e.iss.add(1), e.irs.add(1), TcpFlags::ACK, window)
+        };
+        self.transmit_raw(t, &seg, tx);
+    }
+
     fn send_synack(&mut self, t: &FourTuple, iss: SeqNum, ack: SeqNum, options: TcpOptions, tx: &mut dyn TxSink) {
         let window = self.cfg.rcv_buf.min(65535) as u16;
         let seg = OutSegment { options, ..OutSegment::control(iss, ack, TcpFlags::SYN | TcpFlags::ACK, window) };
@@ -222,28 +238,30 @@ impl Shard {
             }
             if seg.seq.in_window(rcv_nxt, wnd) {
                 self.counters.tcp_ext_tcp_challenge_ack += 1;
-                self.send_ack_raw(&t, snd_nxt, rcv_nxt, tx);
+                self.send_synrecv_ack(now, &t, &e, tx);
             }
             return self.dropped(DropReason::InvalidRst);
         }
-        if f.syn() && !f.ack() {
-            if seg.seq == e.irs {
-                // The peer retransmitted its SYN: our SYN-ACK was lost; send it again (Linux
-                // `tcp_check_req`).
-                self.send_synack_for(now, &t, &e, tx);
-                return Verdict::Consumed;
-            }
-            // RFC 9293 §3.10.7.4 fourth: a passive SYN-RECEIVED returns to LISTEN.
+        if f.syn() && !f.ack() && seg.seq == e.irs {
+            // The peer retransmitted its SYN: our SYN-ACK was lost; send it again (Linux
+            // `tcp_check_req`).
+            self.send_synack_for(now, &t, &e, tx);
+            return Verdict::Consumed;
+        }
+        // First, the sequence number must be in the window; an unacceptable segment (a SYN
+        // included: the SYN check comes after this one) gets an ACK and the entry stays.
+        let len = seg.segment_len();
+        let acceptable = seg.seq.in_window(rcv_nxt, wnd) || (len > 0 && seg.seq.add(len - 1).in_window(rcv_nxt, wnd));
+        if !acceptable {
+            self.send_synrecv_ack(now, &t, &e, tx);
+            return self.dropped(DropReason::OutOfWindow);
+        }
+        if f.syn() {
+            // RFC 9293 §3.10.7.4 fourth: a SYN in the window returns a passive SYN-RECEIVED
+            // to LISTEN.
             self.remove_syn_entry(&t);
             self.counters.tcp_attempt_fails += 1;
             return self.dropped(DropReason::SynChallenge);
-        }
-        // First, the sequence number must be in the window.
-        let len = seg.segment_len();
-        let acceptable = seg.seq.in_window(rcv_nxt, wnd) || (len > 0 && seg.seq.add(len - 1).in_window(rcv_nxt, wnd));
-        if !acceptable || f.syn() {
-            self.send_ack_raw(&t, snd_nxt, rcv_nxt, tx);
-            return self.dropped(DropReason::OutOfWindow);
         }
         if !f.ack() {
             return self.dropped(DropReason::NoAck);
@@ -365,9 +383,12 @@ impl Shard {
         }
         // Process whatever else the ACK carried (data, FIN) in ESTABLISHED.
         if !seg.payload.is_empty() || seg.flags.fin() {
-            self.with_tcb(now, id, tx, |tcb, ctx| {
-                let _ = tcb.on_segment(ctx, seg);
-            });
+            let r = self.with_tcb(now, id, tx, |tcb, ctx| tcb.on_segment(ctx, seg));
+            // Queue the connection for output (the ACK of that data or FIN) and its timers.
+            self.settle(id);
+            if let Some(Err(reason)) = r {
+                return self.dropped(reason);
+            }
         }
         Verdict::Consumed
     }

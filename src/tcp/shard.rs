@@ -372,8 +372,20 @@ impl Shard {
         }
         if let Some(l) = self.listeners.get(&t.local.port()) {
             if l.addr.is_none_or(|a| a == local) {
-                return self.on_listen(now, t, seg, tx, tw_iss);
+                let v = self.on_listen(now, t, seg, tx, tw_iss);
+                if tw_iss.is_some() {
+                    // RFC 6191: TIME-WAIT ends only when the new SYN was taken.
+                    if v == Verdict::Consumed {
+                        self.time_wait_reused(&t);
+                    }
+                }
+                return v;
             }
+        }
+        if tw_iss.is_some() {
+            // A SYN that could reuse the tuple, but nobody listens: TIME-WAIT stays and ACKs.
+            self.time_wait_keep(now, &t, tx);
+            return Verdict::Consumed;
         }
         if self.defer {
             return Verdict::NotMine;
@@ -402,11 +414,6 @@ impl Shard {
             OutSegment::control(SeqNum(0), seg.seq.add(seg.segment_len()), TcpFlags::RST | TcpFlags::ACK, 0)
         };
         self.transmit_raw(t, &out, tx);
-    }
-
-    pub(crate) fn send_ack_raw(&mut self, t: &FourTuple, seq: SeqNum, ack: SeqNum, tx: &mut dyn TxSink) {
-        let window = self.cfg.rcv_buf.min(65535) as u16;
-        self.transmit_raw(t, &OutSegment::control(seq, ack, TcpFlags::ACK, window), tx);
     }
 
     /// Sends a segment that belongs to no TCB (RSTs, SYN-ACKs, TIME-WAIT ACKs).
@@ -512,10 +519,12 @@ impl Shard {
                     let Some(tcb) = self.tcb_mut_raw(id) else {
                         continue;
                     };
-                    if tcb.scheduled != Some(at) {
-                        continue; // superseded by an earlier entry
+                    match tcb.queued.iter().position(|q| *q == at) {
+                        Some(i) => {
+                            tcb.queued.swap_remove(i);
+                        }
+                        None => continue, // an entry of a connection that reused the slot
                     }
-                    tcb.scheduled = None;
                     self.with_tcb(now, id, tx, |tcb, ctx| tcb.on_timeout(ctx));
                     self.settle(id);
                 }
@@ -598,7 +607,7 @@ impl Shard {
 
     /// After a TCB ran: queue it for output, re-arm its timer, and release it once it is done
     /// (CLOSED, or TIME-WAIT moved to the compact table) and nobody holds its handle.
-    fn settle(&mut self, id: ConnId) {
+    pub(crate) fn settle(&mut self, id: ConnId) {
         let Some(tcb) = self.tcb_mut_raw(id) else {
             return;
         };
@@ -642,10 +651,12 @@ impl Shard {
             }
             return;
         }
-        let next = tcb.timers.next();
-        if let Some(at) = next {
-            if tcb.scheduled.is_none_or(|s| at < s) {
-                tcb.scheduled = Some(at);
+        // A wake-up at or before the next deadline is already queued: nothing to push. Timers
+        // that move later (keepalive, RTO restarts) leave their old entry to fire early and
+        // re-arm, so the heap holds a bounded number of entries per connection.
+        if let Some(at) = tcb.timers.next() {
+            if !tcb.queued.iter().any(|q| *q <= at) {
+                tcb.queued.push(at);
                 self.schedule(TimerKey::Conn(id), at);
             }
         }

@@ -32,8 +32,11 @@ pub enum TwVerdict {
     Ack,
     /// The retransmitted FIN: ACK it and restart 2·MSL.
     AckRestart,
-    /// A new SYN may reuse the tuple (RFC 6191): end TIME-WAIT and hand it to the listener.
+    /// A new SYN may reuse the tuple (RFC 6191): hand it to the listener; TIME-WAIT ends once
+    /// the listener has taken it.
     Reuse,
+    /// End TIME-WAIT now (an exact RST with `rfc1337` off).
+    Kill,
     /// Drop silently.
     Drop(DropReason),
 }
@@ -43,7 +46,15 @@ pub fn on_segment(e: &TwEntry, seg: &TcpRepr<'_>, rfc1337: bool) -> TwVerdict {
     let f = seg.flags;
     if f.rst() {
         // RFC 1337 §3 (TIME-WAIT assassination hazard, fix "TW1"): ignore RST in TIME-WAIT.
-        return if rfc1337 { TwVerdict::Drop(DropReason::TimeWaitRst) } else { TwVerdict::Reuse };
+        // Without it (Linux's default) only a RST at exactly RCV.NXT ends TIME-WAIT, as in every
+        // other synchronized state (RFC 5961 §3).
+        return if rfc1337 {
+            TwVerdict::Drop(DropReason::TimeWaitRst)
+        } else if seg.seq == e.rcv_nxt {
+            TwVerdict::Kill
+        } else {
+            TwVerdict::Drop(DropReason::InvalidRst)
+        };
     }
     if f.syn() && !f.ack() {
         // RFC 6191 §2: with timestamps, a SYN whose TSval is greater than TS.Recent may open a
@@ -100,16 +111,30 @@ impl Shard {
                 self.send_tw_ack(now, &t, &e, tx);
                 Ok(Verdict::Consumed)
             }
-            TwVerdict::Reuse => {
+            TwVerdict::Kill => {
                 self.time_wait.remove(&t);
-                if seg.flags.rst() {
-                    return Ok(Verdict::Consumed);
-                }
-                self.counters.tcp_ext_tw_recycled += 1;
+                Ok(Verdict::Consumed)
+            }
+            TwVerdict::Reuse => {
                 // Linux `tcp_timewait_state_process`: the new ISS is well above the old
                 // SND.NXT, so old duplicates of the previous incarnation stay outside the window.
                 Err(e.snd_nxt.add(65535 + 2))
             }
+        }
+    }
+
+    /// A SYN that could reuse the tuple was not taken by a listener: TIME-WAIT stays and
+    /// answers it as an unacceptable segment (RFC 9293 §3.10.7.4, TIME-WAIT).
+    pub(crate) fn time_wait_keep(&mut self, now: Instant, t: &FourTuple, tx: &mut dyn TxSink) {
+        if let Some(e) = self.time_wait.get(t).copied() {
+            self.send_tw_ack(now, t, &e, tx);
+        }
+    }
+
+    /// The SYN that reused the tuple was taken: TIME-WAIT ends (RFC 6191).
+    pub(crate) fn time_wait_reused(&mut self, t: &FourTuple) {
+        if self.time_wait.remove(t).is_some() {
+            self.counters.tcp_ext_tw_recycled += 1;
         }
     }
 
@@ -170,7 +195,12 @@ mod tests {
             on_segment(&entry(), &seg(9000, TcpFlags::RST, None), true),
             TwVerdict::Drop(DropReason::TimeWaitRst)
         );
-        assert_eq!(on_segment(&entry(), &seg(9000, TcpFlags::RST, None), false), TwVerdict::Reuse);
+        // With rfc1337 off, only an exact RST ends it.
+        assert_eq!(on_segment(&entry(), &seg(9000, TcpFlags::RST, None), false), TwVerdict::Kill);
+        assert_eq!(
+            on_segment(&entry(), &seg(9000 + 12345, TcpFlags::RST, None), false),
+            TwVerdict::Drop(DropReason::InvalidRst)
+        );
     }
 
     #[test]
