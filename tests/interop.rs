@@ -184,8 +184,9 @@ fn echo_and_http_against_linux() {
     assert!(!bed.xdp_attached(), "XDP program left after serve exited");
 }
 
-/// Own-address mode: the stack answers ARP for its address, and a SYN to a port nobody listens
-/// on gets the stack's RST (RFC 9293 §3.10.7.1), seen by the kernel as "connection refused".
+/// Own-address mode: the stack answers ARP (and IPv6 neighbour discovery) for its addresses,
+/// ICMP echo, and a SYN to a port nobody listens on gets the stack's RST (RFC 9293 §3.10.7.1),
+/// seen by the kernel as "connection refused".
 #[test]
 fn own_address_arp_and_rst_for_closed_port() {
     if !privileged("own_address_arp_and_rst_for_closed_port") {
@@ -193,7 +194,7 @@ fn own_address_arp_and_rst_for_closed_port() {
     }
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut bed = Bed::up("ib", "own");
-    bed.serve(&["--own-address"]);
+    bed.serve(&["--own-address", "--addr", "fd00:1813::1"]);
     let out = bed.kclient(&["--conns", "50", "--bytes", "1000", "--closer", "mixed"]);
     assert!(out.contains("25 ok"), "{out}");
     let o = bed.cli(&["bash", "-c", "exec 3<>/dev/tcp/198.18.0.1/9 && echo connected"]);
@@ -201,6 +202,11 @@ fn own_address_arp_and_rst_for_closed_port() {
     assert!(!o.status.success() && err.contains("refused"), "closed port: {err}");
     let o = bed.cli(&["ping", "-c", "1", "-W", "2", "198.18.0.1"]);
     let ping_ok = o.status.success();
+    // IPv6: the stack answers neighbour solicitations (RFC 4861) and echo for its address.
+    let out6 = bed.kclient_to("[fd00:1813::1]:7", &["--conns", "20", "--bytes", "500", "--closer", "mixed"]);
+    assert_eq!(out6.matches("10 ok").count(), 2, "{out6}");
+    let o6 = bed.cli(&["ping", "-6", "-c", "1", "-W", "2", "fd00:1813::1"]);
+    assert!(o6.status.success(), "ping -6: {}", String::from_utf8_lossy(&o6.stderr));
     let summary = bed.stop();
     assert!(counter(&summary, "TcpOutRsts") >= 1, "{summary}");
     assert!(ping_ok, "ping (ICMP echo answered by the stack) failed: {}", String::from_utf8_lossy(&o.stderr));

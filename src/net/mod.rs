@@ -191,7 +191,9 @@ impl Net {
             Err(e) => return self.malformed(e),
         };
         let dst = eth.dst_addr();
-        if dst != self.cfg.mac && !dst.is_broadcast() {
+        // IPv6 neighbour solicitations go to a solicited-node multicast MAC (33:33:ff:..).
+        let ipv6_multicast = dst.0[0] == 0x33 && dst.0[1] == 0x33;
+        if dst != self.cfg.mac && !dst.is_broadcast() && !ipv6_multicast {
             self.counters.rx_not_ours += 1;
             return FrameVerdict::NotOurs;
         }
@@ -351,13 +353,16 @@ impl Net {
             Err(e) => return self.malformed(e),
         };
         let (src, dst) = (IpAddr::V6(ip.src), IpAddr::V6(ip.dst));
+        let Some(body) = payload.get(ip.upper_offset..ip.upper_offset + ip.payload_len) else {
+            return self.malformed(ParseError::Truncated);
+        };
+        if ip.next_header == ip_proto::ICMPV6 && body.first() == Some(&NDP_NEIGHBOR_SOLICIT) {
+            return self.on_neighbor_solicit(now, src_mac, &ip, body, link);
+        }
         if !self.is_ours(&dst) {
             self.counters.rx_not_ours += 1;
             return FrameVerdict::NotOurs;
         }
-        let Some(body) = payload.get(ip.upper_offset..ip.upper_offset + ip.payload_len) else {
-            return self.malformed(ParseError::Truncated);
-        };
         self.neigh.learn_from(src, src_mac, now, is_pure_syn(ip.next_header, body));
         self.reply_hint = Some((src, src_mac));
         let pseudo = checksum::pseudo_header_v6(ip.src, ip.dst, ip.next_header, body.len() as u32);
@@ -378,6 +383,76 @@ impl Net {
                 FrameVerdict::NotOurs
             }
         }
+    }
+
+    /// RFC 4861 §7.2.3-7.2.4: answer a neighbour solicitation for an owned address with a
+    /// solicited neighbour advertisement carrying our link-layer address (own-address mode; in
+    /// shared mode the kernel answers and the XDP program never hands NDP to the stack).
+    fn on_neighbor_solicit(
+        &mut self,
+        now: Instant,
+        src_mac: EthernetAddress,
+        ip: &Ipv6Repr,
+        body: &[u8],
+        link: &mut dyn FrameSink,
+    ) -> FrameVerdict {
+        self.counters.rx_icmp += 1;
+        let pseudo = checksum::pseudo_header_v6(ip.src, ip.dst, ip_proto::ICMPV6, body.len() as u32);
+        // RFC 4861 §7.1.1: hop limit 255, code 0, at least 24 bytes, valid checksum.
+        if ip.hop_limit != 255 || body.len() < 24 || body.get(1) != Some(&0) || !checksum::verify(body, pseudo) {
+            return self.malformed(ParseError::BadChecksum);
+        }
+        let mut t = [0u8; 16];
+        if let Some(b) = body.get(8..24) {
+            t.copy_from_slice(b);
+        }
+        let target = core::net::Ipv6Addr::from(t);
+        if !self.cfg.own_address || !self.is_ours(&IpAddr::V6(target)) {
+            self.counters.rx_not_ours += 1;
+            return FrameVerdict::NotOurs;
+        }
+        // A duplicate-address probe (unspecified source) gets no unicast answer.
+        if ip.src.is_unspecified() {
+            return FrameVerdict::Icmp;
+        }
+        self.neigh.learn(IpAddr::V6(ip.src), src_mac, now);
+        let mac = self.cfg.mac;
+        let na_len = 32; // header 4 + flags 4 + target 16 + target link-layer option 8
+        let na = Ipv6Repr {
+            src: target,
+            dst: ip.src,
+            next_header: ip_proto::ICMPV6,
+            payload_len: na_len,
+            hop_limit: 255,
+            traffic_class: 0,
+            upper_offset: 40,
+        };
+        let eth = EthernetRepr { src: mac, dst: src_mac, vlan: self.cfg.vlan, ethertype: EtherType::Ipv6 };
+        let hl = eth.header_len();
+        let ok = link.send_frame(hl + 40 + na_len, &mut |buf: &mut [u8]| {
+            buf.fill(0);
+            eth.emit(buf);
+            let Some(ipb) = buf.get_mut(hl..) else { return };
+            na.emit(ipb);
+            let Some(m) = ipb.get_mut(40..40 + na_len) else { return };
+            m[0] = NDP_NEIGHBOR_ADVERT;
+            // Flags: Solicited and Override (RFC 4861 §4.4).
+            m[4] = 0x60;
+            m[8..24].copy_from_slice(&target.octets());
+            m[24] = 2; // target link-layer address option
+            m[25] = 1; // length in units of 8 bytes
+            m[26..32].copy_from_slice(&mac.0);
+            let c = checksum::finish(
+                checksum::sum(m) + checksum::pseudo_header_v6(target, na.dst, ip_proto::ICMPV6, na_len as u32),
+            );
+            m[2..4].copy_from_slice(&c.to_be_bytes());
+        });
+        if ok {
+            self.counters.tx_icmp += 1;
+        } else {
+            self.counters.tx_no_frame += 1;
+        }
+        FrameVerdict::Icmp
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -438,6 +513,10 @@ impl Net {
         }
     }
 }
+
+/// ICMPv6 neighbour discovery message types (RFC 4861 §4.3, §4.4).
+const NDP_NEIGHBOR_SOLICIT: u8 = 135;
+const NDP_NEIGHBOR_ADVERT: u8 = 136;
 
 /// A TCP segment with SYN and no ACK: what a (possibly spoofed) first contact looks like.
 fn is_pure_syn(proto: u8, l4: &[u8]) -> bool {
