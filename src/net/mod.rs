@@ -2,7 +2,7 @@
 //! cache, ICMP (echo, and errors handed to TCP), and dispatch from a frame to the right protocol.
 //!
 //! Two deployments (see README): the stack *owns* an address the kernel does not have (then it
-//! answers ARP and ICMP echo for it), or it *shares* the host's address and takes over only its
+//! answers ARP, NDP and ICMP echo for it), or it *shares* the host's address and takes over only its
 //! ports (then the XDP program passes ARP and ICMP to the kernel, and the kernel keeps answering).
 
 use crate::tcp::{Shard, TxSink, Verdict};
@@ -40,7 +40,7 @@ pub struct NetConfig {
     pub mac: EthernetAddress,
     /// Addresses the stack terminates TCP for.
     pub addrs: Vec<IpAddr>,
-    /// The stack owns `addrs` (answers ARP and ICMP echo); false when it shares the host's
+    /// The stack owns `addrs` (answers ARP, neighbour solicitations and ICMP echo); false when it shares the host's
     /// addresses and the kernel answers those.
     pub own_address: bool,
     /// 802.1Q tag to put on frames we send (and expect on frames we receive).
