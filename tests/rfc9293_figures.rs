@@ -335,8 +335,7 @@ fn figure12_normal_close_sequence() {
     let (s100, s300) = (a_iss.wrapping_add(1), b_iss.wrapping_add(1));
     let a_tuple_port = 40000;
     // 2.
-    a.shard.close(a.now, ida, &mut a.out).unwrap();
-    a.flush();
+    a.close(ida);
     let fin = a.take_one();
     let s2 = Seg::parse(&fin);
     assert!(s2.is(finack()));
@@ -353,8 +352,7 @@ fn figure12_normal_close_sequence() {
     a.deliver(&ack);
     assert_eq!(a.state_of(a_tuple_port, b.addr(80)), Some(State::FinWait2));
     // 4.
-    b.shard.close(b.now, idb, &mut b.out).unwrap();
-    b.flush();
+    b.close(idb);
     let bfin = b.take_one();
     let s4 = Seg::parse(&bfin);
     assert!(s4.is(finack()));

@@ -43,8 +43,7 @@ fn half_close_data_flows_in_close_wait() {
     exchange(&mut a, &mut b);
     assert_eq!(a.recv_all(ida), b"still talking");
     assert_eq!(a.shard.send(ida, b"x"), Err(xdptcp::tcp::ApiError::Shutdown));
-    b.shard.close(b.now, idb, &mut b.out).unwrap();
-    b.flush();
+    b.close(idb);
     exchange(&mut a, &mut b);
     assert_eq!(a.state(ida), Some(State::TimeWait));
     assert_eq!(b.state_of(80, a.addr(40000)), None);
@@ -56,8 +55,7 @@ fn fin_wait_2_timeout_for_orphans() {
     let cfg = Config { fin_timeout: Duration::from_secs(30), ..plain_cfg() };
     let (mut a, mut b) = pair_cfg(cfg);
     let (ida, _idb) = handshake(&mut a, &mut b);
-    a.shard.close(a.now, ida, &mut a.out).unwrap();
-    a.flush();
+    a.close(ida);
     exchange(&mut a, &mut b);
     let t = (a.addr(40000), b.addr(80));
     assert_eq!(a.state_of(40000, t.1), Some(State::FinWait2));
@@ -75,11 +73,9 @@ fn last_ack_fin_retransmission_and_limit() {
     let cfg = Config { orphan_retries: 3, ..plain_cfg() };
     let (mut a, mut b) = pair_cfg(cfg);
     let (ida, idb) = handshake(&mut a, &mut b);
-    a.shard.close(a.now, ida, &mut a.out).unwrap();
-    a.flush();
+    a.close(ida);
     exchange(&mut a, &mut b);
-    b.shard.close(b.now, idb, &mut b.out).unwrap();
-    b.flush();
+    b.close(idb);
     let fin = Seg::parse(&b.take_one());
     assert!(fin.is(finack()));
     assert_eq!(b.state_of(80, a.addr(40000)), Some(State::LastAck));
@@ -102,11 +98,9 @@ fn last_ack_fin_retransmission_and_limit() {
 fn a_in_time_wait(cfg: Config) -> (Host, Host, Vec<u8>, Seg) {
     let (mut a, mut b) = pair_cfg(cfg);
     let (ida, idb) = handshake(&mut a, &mut b);
-    a.shard.close(a.now, ida, &mut a.out).unwrap();
-    a.flush();
+    a.close(ida);
     exchange(&mut a, &mut b);
-    b.shard.close(b.now, idb, &mut b.out).unwrap();
-    b.flush();
+    b.close(idb);
     let fin = b.take_one();
     a.deliver(&fin);
     let last = Seg::parse(&a.take_one());
@@ -152,11 +146,9 @@ fn rfc6191_new_syn_reuses_time_wait_tuple() {
     let (mut a, mut b) = pair_cfg(Config::default());
     let (ida, idb) = handshake(&mut a, &mut b);
     // The server closes first, so the server holds TIME-WAIT (the case RFC 6191 is about).
-    b.shard.close(b.now, idb, &mut b.out).unwrap();
-    b.flush();
+    b.close(idb);
     exchange(&mut a, &mut b);
-    a.shard.close(a.now, ida, &mut a.out).unwrap();
-    a.flush();
+    a.close(ida);
     exchange(&mut a, &mut b);
     assert_eq!(b.state_of(80, a.addr(40000)), Some(State::TimeWait));
     assert_eq!(a.state_of(40000, b.addr(80)), None);
@@ -181,11 +173,9 @@ fn rfc6191_new_syn_reuses_time_wait_tuple() {
 fn rfc6191_without_timestamps_uses_sequence_numbers() {
     let (mut a, mut b) = pair_cfg(plain_cfg());
     let (ida, idb) = handshake(&mut a, &mut b);
-    b.shard.close(b.now, idb, &mut b.out).unwrap();
-    b.flush();
+    b.close(idb);
     exchange(&mut a, &mut b);
-    a.shard.close(a.now, ida, &mut a.out).unwrap();
-    a.flush();
+    a.close(ida);
     let afin = Seg::parse(&a.out[0]);
     exchange(&mut a, &mut b);
     assert_eq!(b.state_of(80, a.addr(40000)), Some(State::TimeWait));

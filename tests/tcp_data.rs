@@ -309,8 +309,7 @@ fn close_with_unread_data_sends_rst() {
     a.shard.send(ida, b"unread").unwrap();
     a.flush();
     b.deliver(&a.take_one());
-    b.shard.close(b.now, idb, &mut b.out).unwrap();
-    b.flush();
+    b.close(idb);
     let r = Seg::parse(&b.take_one());
     assert!(r.flags.rst());
     assert_eq!(b.shard.counters().tcp_ext_tcp_abort_on_close, 1);

@@ -143,11 +143,9 @@ fn time_wait_stays_when_nobody_takes_the_syn() {
     let mut c = Host::new("198.18.0.2", plain_cfg(), 1);
     let mut d = Host::new("198.18.0.1", plain_cfg(), 2);
     let (idc, idd) = handshake(&mut c, &mut d);
-    c.shard.close(c.now, idc, &mut c.out).unwrap();
-    c.flush();
+    c.close(idc);
     d.deliver(&c.take_one());
-    d.shard.close(d.now, idd, &mut d.out).unwrap();
-    d.flush();
+    d.close(idd);
     for p in d.take() {
         c.deliver(&p);
     }

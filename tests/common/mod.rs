@@ -95,6 +95,12 @@ impl Host {
         }
     }
 
+    /// The application closes `id`; what that sends is queued in `out`.
+    pub fn close(&mut self, id: ConnId) {
+        self.shard.close(self.now, id, &mut self.out).unwrap();
+        self.flush();
+    }
+
     pub fn connect(&mut self, local_port: u16, remote: SocketAddr) -> ConnId {
         let id = self.shard.connect(self.now, self.addr(local_port), remote).unwrap();
         self.flush();
