@@ -19,32 +19,43 @@ pub struct Echo {
     buf: Vec<u8>,
 }
 
-const CLOSE_LINE: &[u8] = b"CLOSE";
+pub const CLOSE_LINE: &[u8] = b"CLOSE";
 
-/// Finds a line that is exactly `CLOSE` (LF-terminated, optional CR) across reads, keeping only
-/// a few bytes of the current line.
+/// Finds a line that is exactly `CLOSE` (LF-terminated, optional CR) across reads, keeping at most
+/// six bytes of the current line (shared with the kernel-socket backend).
 #[derive(Debug, Default)]
-struct LineScan {
-    cur: Vec<u8>,
+pub struct LineScan {
+    cur: [u8; CLOSE_LINE.len() + 1],
+    len: usize,
     too_long: bool,
 }
 
 impl LineScan {
-    fn feed(&mut self, data: &[u8]) -> bool {
+    /// Whether `data` completes a `CLOSE` line.
+    pub fn feed(&mut self, data: &[u8]) -> bool {
         let mut found = false;
-        for &b in data {
-            if b == b'\n' {
-                let l = self.cur.strip_suffix(b"\r").unwrap_or(&self.cur);
-                found |= !self.too_long && l == CLOSE_LINE;
-                self.cur.clear();
-                self.too_long = false;
-            } else if self.cur.len() <= CLOSE_LINE.len() {
-                self.cur.push(b);
-            } else {
-                self.too_long = true;
-            }
+        let mut rest = data;
+        while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+            self.push(&rest[..i]);
+            let line = &self.cur[..self.len];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            found |= !self.too_long && line == CLOSE_LINE;
+            self.len = 0;
+            self.too_long = false;
+            rest = &rest[i + 1..];
         }
+        self.push(rest);
         found
+    }
+
+    fn push(&mut self, part: &[u8]) {
+        let room = self.cur.len() - self.len;
+        let take = part.len().min(room);
+        self.cur[self.len..self.len + take].copy_from_slice(&part[..take]);
+        self.len += take;
+        if part.len() > room {
+            self.too_long = true;
+        }
     }
 }
 
@@ -140,5 +151,9 @@ mod tests {
         assert!(!scan(&[b"CLOSED\n"]));
         assert!(!scan(&[b"CLOSE"]));
         assert!(!scan(&[b"xxxxxxxxxxxxCLOSE\n"]));
+        assert!(scan(&[b"CLOSE", b"\r", b"\n"]));
+        assert!(!scan(&[b"CLOSE\r\r\n"]));
+        assert!(!scan(&[b"xxxxxxx", b"xxxxxCLOSE\n"]));
+        assert!(scan(&[b"xxxxxxxxxxxxxxxxxxx\nCLOSE\n"]));
     }
 }

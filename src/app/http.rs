@@ -7,7 +7,32 @@ use crate::tcp::{CloseReason, ConnId};
 use hashbrown::HashMap;
 
 /// Largest request head we buffer; a longer one gets `431` and a close.
-const MAX_HEAD: usize = 16 * 1024;
+pub const MAX_HEAD: usize = 16 * 1024;
+pub const TOO_LARGE: &[u8] =
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+/// The two `200 OK` responses, built once (shared with the kernel-socket backend, so both
+/// backends send the same bytes).
+#[derive(Debug)]
+pub struct Responses {
+    pub keep_alive: Vec<u8>,
+    pub close: Vec<u8>,
+}
+
+impl Responses {
+    pub fn new(body: usize) -> Self {
+        let make = |close: bool| {
+            let mut r = format!(
+                "HTTP/1.1 200 OK\r\nServer: xdptcp\r\nContent-Type: text/plain\r\nContent-Length: {body}\r\n{}\r\n",
+                if close { "Connection: close\r\n" } else { "" }
+            )
+            .into_bytes();
+            r.extend((0..body).map(|i| b'a' + (i % 26) as u8));
+            r
+        };
+        Responses { keep_alive: make(false), close: make(true) }
+    }
+}
 
 #[derive(Debug, Default)]
 struct State {
@@ -19,24 +44,13 @@ struct State {
 }
 
 pub struct Http {
-    response: Vec<u8>,
-    response_close: Vec<u8>,
+    responses: Responses,
     conns: HashMap<ConnId, State>,
 }
 
 impl Http {
     pub fn new(body: usize) -> Self {
-        let body_bytes: Vec<u8> = (0..body).map(|i| b'a' + (i % 26) as u8).collect();
-        let make = |close: bool| {
-            let mut r = format!(
-                "HTTP/1.1 200 OK\r\nServer: xdptcp\r\nContent-Type: text/plain\r\nContent-Length: {body}\r\n{}\r\n",
-                if close { "Connection: close\r\n" } else { "" }
-            )
-            .into_bytes();
-            r.extend_from_slice(&body_bytes);
-            r
-        };
-        Http { response: make(false), response_close: make(true), conns: HashMap::new() }
+        Http { responses: Responses::new(body), conns: HashMap::new() }
     }
 
     fn flush(&mut self, c: &mut Conn<'_>) {
@@ -52,31 +66,56 @@ impl Http {
     }
 }
 
-/// What a request head asks of the connection.
-fn wants_close(head: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(head);
-    let mut lines = text.split("\r\n");
-    let request_line = lines.next().unwrap_or("");
-    let http10 = request_line.ends_with("HTTP/1.0");
-    let mut close = http10;
-    for l in lines {
-        let Some((name, value)) = l.split_once(':') else { continue };
-        if name.trim().eq_ignore_ascii_case("connection") {
-            for token in value.split(',') {
-                let t = token.trim();
-                if t.eq_ignore_ascii_case("close") {
-                    close = true;
-                } else if t.eq_ignore_ascii_case("keep-alive") {
-                    close = false;
-                }
+/// End of the first request head found at or after `from` (just past its CRLFCRLF).
+pub fn find_head_end(b: &[u8], from: usize) -> Option<usize> {
+    let tail = b.get(from..)?;
+    tail.windows(4).position(|w| w == b"\r\n\r\n").map(|i| from + i + 4)
+}
+
+/// What a request head asks of the connection, on bytes (no string is built). The request line ending in `HTTP/1.0` means close unless `Connection: keep-alive`;
+/// each `Connection` token `close` / `keep-alive` sets or clears the close, the last one winning.
+pub fn wants_close(head: &[u8]) -> bool {
+    let mut close = false;
+    for (i, line) in CrlfLines(Some(head)).enumerate() {
+        if i == 0 {
+            close = line.ends_with(b"HTTP/1.0");
+            continue;
+        }
+        let Some(colon) = line.iter().position(|&b| b == b':') else { continue };
+        let (name, value) = (&line[..colon], &line[colon + 1..]);
+        if !name.trim_ascii().eq_ignore_ascii_case(b"connection") {
+            continue;
+        }
+        for token in value.split(|&b| b == b',') {
+            let t = token.trim_ascii();
+            if t.eq_ignore_ascii_case(b"close") {
+                close = true;
+            } else if t.eq_ignore_ascii_case(b"keep-alive") {
+                close = false;
             }
         }
     }
     close
 }
 
-fn find_head_end(b: &[u8]) -> Option<usize> {
-    b.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+/// Splits on CRLF only (a lone LF stays inside its line).
+struct CrlfLines<'b>(Option<&'b [u8]>);
+
+impl<'b> Iterator for CrlfLines<'b> {
+    type Item = &'b [u8];
+    fn next(&mut self) -> Option<&'b [u8]> {
+        let rest = self.0?;
+        match rest.windows(2).position(|w| w == b"\r\n") {
+            Some(i) => {
+                self.0 = Some(&rest[i + 2..]);
+                Some(&rest[..i])
+            }
+            None => {
+                self.0 = None;
+                Some(rest)
+            }
+        }
+    }
 }
 
 impl Handler for Http {
@@ -98,9 +137,10 @@ impl Handler for Http {
             s.head.extend_from_slice(buf.get(..n).unwrap_or(&[]));
             // Requests without a body (GET/HEAD) are what a load generator sends; pipelined
             // requests are answered in order.
-            while let Some(end) = find_head_end(&s.head) {
+            while let Some(end) = find_head_end(&s.head, 0) {
                 let close = wants_close(s.head.get(..end).unwrap_or(&[]));
-                s.out.extend_from_slice(if close { &self.response_close } else { &self.response });
+                let r = &self.responses;
+                s.out.extend_from_slice(if close { &r.close } else { &r.keep_alive });
                 s.head.drain(..end);
                 if close {
                     s.close_after = true;
@@ -109,9 +149,7 @@ impl Handler for Http {
                 }
             }
             if s.head.len() > MAX_HEAD {
-                s.out.extend_from_slice(
-                    b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                );
+                s.out.extend_from_slice(TOO_LARGE);
                 s.close_after = true;
                 s.head.clear();
             }
@@ -148,5 +186,18 @@ mod tests {
         assert!(wants_close(b"GET / HTTP/1.1\r\nconnection: Close\r\n\r\n"));
         assert!(wants_close(b"GET / HTTP/1.0\r\n\r\n"));
         assert!(!wants_close(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+        assert!(wants_close(b"GET / HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n"));
+        // Only CRLF separates lines.
+        assert!(!wants_close(b"GET / HTTP/1.1\nConnection: close\r\n\r\n"));
+    }
+
+    #[test]
+    fn response_bytes() {
+        let r = Responses::new(10);
+        assert_eq!(
+            r.keep_alive,
+            b"HTTP/1.1 200 OK\r\nServer: xdptcp\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\nabcdefghij"
+        );
+        assert!(r.close.windows(19).any(|w| w == b"Connection: close\r\n"));
     }
 }

@@ -28,6 +28,8 @@
 //! sockets get `TCP_NODELAY`, because our stack sends segments as soon as the app writes (it has
 //! no Nagle algorithm); with Nagle on, the baseline would measure a different policy.
 
+use crate::app::echo::LineScan;
+use crate::app::http::{find_head_end, wants_close, Responses, MAX_HEAD, TOO_LARGE};
 use crate::app::AppKind;
 use hashbrown::HashMap;
 use std::io;
@@ -212,9 +214,6 @@ pub const OUT_HIGH_WATER: usize = 256 * 1024;
 /// An output or head buffer whose capacity exceeds this is released once empty, so an idle
 /// connection keeps no large buffer.
 const SHRINK_OVER: usize = 64 * 1024;
-/// `app/http.rs`: the largest request head that is buffered; a longer one gets 431 and a close.
-/// Data is examined in pieces of this size, as the app's 16 KiB reads do.
-const MAX_HEAD: usize = 16 * 1024;
 /// Responses handed to one writev.
 const IOV_BATCH: usize = 16;
 /// Tags listener entries in epoll data; connections carry their (non-negative) fd.
@@ -227,42 +226,17 @@ const EV_TROUBLE: u32 = (libc::EPOLLERR | libc::EPOLLHUP) as u32;
 // ---------------------------------------------------------------------------------------------
 // Applications: shared, read-only data built once per run.
 
-const CLOSE_LINE: &[u8] = b"CLOSE";
-const TOO_LARGE: &[u8] =
-    b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-
 enum App {
     Echo,
-    Http(HttpResponses),
+    Http(Responses),
     Discard,
-}
-
-/// The two `200 OK` responses of `app/http.rs`, byte for byte.
-struct HttpResponses {
-    keep_alive: Vec<u8>,
-    close: Vec<u8>,
-}
-
-impl HttpResponses {
-    fn new(body: usize) -> Self {
-        let make = |close: bool| {
-            let mut r = format!(
-                "HTTP/1.1 200 OK\r\nServer: xdptcp\r\nContent-Type: text/plain\r\nContent-Length: {body}\r\n{}\r\n",
-                if close { "Connection: close\r\n" } else { "" }
-            )
-            .into_bytes();
-            r.extend((0..body).map(|i| b'a' + (i % 26) as u8));
-            r
-        };
-        HttpResponses { keep_alive: make(false), close: make(true) }
-    }
 }
 
 impl App {
     fn new(kind: &AppKind) -> App {
         match kind {
             AppKind::Echo => App::Echo,
-            AppKind::Http { body } => App::Http(HttpResponses::new(*body)),
+            AppKind::Http { body } => App::Http(Responses::new(*body)),
             AppKind::Discard => App::Discard,
         }
     }
@@ -555,49 +529,11 @@ impl EchoConn {
     }
 }
 
-/// Finds a line that is exactly `CLOSE` (LF-terminated, optional CR) across reads, as
-/// `app/echo.rs` does: it keeps at most six bytes of the current line.
-#[derive(Debug, Default)]
-struct LineScan {
-    cur: [u8; CLOSE_LINE.len() + 1],
-    len: usize,
-    too_long: bool,
-}
-
-impl LineScan {
-    /// Whether `data` completes a `CLOSE` line.
-    fn feed(&mut self, data: &[u8]) -> bool {
-        let mut found = false;
-        let mut rest = data;
-        while let Some(i) = rest.iter().position(|&b| b == b'\n') {
-            self.push(&rest[..i]);
-            let line = &self.cur[..self.len];
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            found |= !self.too_long && line == CLOSE_LINE;
-            self.len = 0;
-            self.too_long = false;
-            rest = &rest[i + 1..];
-        }
-        self.push(rest);
-        found
-    }
-
-    fn push(&mut self, part: &[u8]) {
-        let room = self.cur.len() - self.len;
-        let take = part.len().min(room);
-        self.cur[self.len..self.len + take].copy_from_slice(&part[..take]);
-        self.len += take;
-        if part.len() > room {
-            self.too_long = true;
-        }
-    }
-}
-
 /// HTTP state: the unfinished request head, and the responses owed, in order: `queued`
 /// keep-alive responses, then possibly one final response (`Connection: close` or 431). The
 /// responses are shared; only positions are kept per connection.
 struct HttpConn<'a> {
-    resp: &'a HttpResponses,
+    resp: &'a Responses,
     head: Vec<u8>,
     /// `head[..scanned]` holds no CRLFCRLF start: the next search begins there.
     scanned: usize,
@@ -608,7 +544,7 @@ struct HttpConn<'a> {
 }
 
 impl<'a> HttpConn<'a> {
-    fn new(resp: &'a HttpResponses) -> Self {
+    fn new(resp: &'a Responses) -> Self {
         HttpConn { resp, head: Vec::new(), scanned: 0, queued: 0, last: None, offset: 0 }
     }
 
@@ -722,58 +658,6 @@ impl<'a> HttpConn<'a> {
                 self.queued -= 1;
             } else {
                 self.last = None;
-            }
-        }
-    }
-}
-
-fn find_head_end(b: &[u8], from: usize) -> Option<usize> {
-    let tail = b.get(from..)?;
-    tail.windows(4).position(|w| w == b"\r\n\r\n").map(|i| from + i + 4)
-}
-
-/// What a request head asks of the connection: `app/http.rs`'s rules on bytes (no string is
-/// built). The request line ending in `HTTP/1.0` means close unless `Connection: keep-alive`;
-/// each `Connection` token `close` / `keep-alive` sets or clears the close, the last one winning.
-fn wants_close(head: &[u8]) -> bool {
-    let mut close = false;
-    for (i, line) in CrlfLines(Some(head)).enumerate() {
-        if i == 0 {
-            close = line.ends_with(b"HTTP/1.0");
-            continue;
-        }
-        let Some(colon) = line.iter().position(|&b| b == b':') else { continue };
-        let (name, value) = (&line[..colon], &line[colon + 1..]);
-        if !name.trim_ascii().eq_ignore_ascii_case(b"connection") {
-            continue;
-        }
-        for token in value.split(|&b| b == b',') {
-            let t = token.trim_ascii();
-            if t.eq_ignore_ascii_case(b"close") {
-                close = true;
-            } else if t.eq_ignore_ascii_case(b"keep-alive") {
-                close = false;
-            }
-        }
-    }
-    close
-}
-
-/// Splits on CRLF only (a lone LF stays inside its line, as in the app's `split("\r\n")`).
-struct CrlfLines<'b>(Option<&'b [u8]>);
-
-impl<'b> Iterator for CrlfLines<'b> {
-    type Item = &'b [u8];
-    fn next(&mut self) -> Option<&'b [u8]> {
-        let rest = self.0?;
-        match rest.windows(2).position(|w| w == b"\r\n") {
-            Some(i) => {
-                self.0 = Some(&rest[i + 2..]);
-                Some(&rest[..i])
-            }
-            None => {
-                self.0 = None;
-                Some(rest)
             }
         }
     }
@@ -944,50 +828,8 @@ fn writev_some(fd: &OwnedFd, iov: &[libc::iovec]) -> io::Result<usize> {
 mod tests {
     use super::*;
 
-    fn scan(parts: &[&[u8]]) -> bool {
-        let mut l = LineScan::default();
-        parts.iter().fold(false, |found, p| l.feed(p) | found)
-    }
-
-    #[test]
-    fn close_line_detection() {
-        assert!(scan(&[b"hello\nCLOSE\n"]));
-        assert!(scan(&[b"CLOSE\r\n"]));
-        assert!(scan(&[b"CLO", b"SE\n"]));
-        assert!(scan(&[b"CLOSE", b"\r", b"\n"]));
-        assert!(!scan(&[b"NOCLOSE\n"]));
-        assert!(!scan(&[b"CLOSED\n"]));
-        assert!(!scan(&[b"CLOSE"]));
-        assert!(!scan(&[b"CLOSE\r\r\n"]));
-        assert!(!scan(&[b"xxxxxxxxxxxxCLOSE\n"]));
-        assert!(!scan(&[b"xxxxxxx", b"xxxxxCLOSE\n"]));
-        assert!(scan(&[b"xxxxxxxxxxxxxxxxxxx\nCLOSE\n"]));
-    }
-
-    #[test]
-    fn connection_header_rules() {
-        assert!(!wants_close(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
-        assert!(wants_close(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n"));
-        assert!(wants_close(b"GET / HTTP/1.1\r\nconnection: Close\r\n\r\n"));
-        assert!(wants_close(b"GET / HTTP/1.0\r\n\r\n"));
-        assert!(!wants_close(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
-        assert!(wants_close(b"GET / HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n"));
-        // Only CRLF separates lines, as in the app.
-        assert!(!wants_close(b"GET / HTTP/1.1\nConnection: close\r\n\r\n"));
-    }
-
-    fn responses() -> HttpResponses {
-        HttpResponses::new(10)
-    }
-
-    #[test]
-    fn http_response_bytes() {
-        let r = responses();
-        assert_eq!(
-            r.keep_alive,
-            b"HTTP/1.1 200 OK\r\nServer: xdptcp\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\nabcdefghij"
-        );
-        assert!(r.close.windows(19).any(|w| w == b"Connection: close\r\n"));
+    fn responses() -> Responses {
+        Responses::new(10)
     }
 
     #[test]
