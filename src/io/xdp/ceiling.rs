@@ -12,15 +12,13 @@
 //! that is already there.
 
 use std::fmt;
-use std::io;
-use std::mem::{size_of, MaybeUninit};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use libbpf_rs::libbpf_sys;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, OpenObject, ProgramInput};
 
-use super::loader::{attached_program, ifindex, AttachMode};
+use super::loader::AttachMode;
 use super::skel::{SynackTxSkel, SynackTxSkelBuilder};
 use super::XdpError;
 
@@ -57,54 +55,9 @@ struct Attachment {
     ifname: String,
 }
 
-fn mode_flags(mode: AttachMode) -> u32 {
-    match mode {
-        AttachMode::Native => libbpf_sys::XDP_FLAGS_DRV_MODE,
-        AttachMode::Generic => libbpf_sys::XDP_FLAGS_SKB_MODE,
-    }
-}
-
-/// Attaches `prog` to `ifname` (in the calling thread's network namespace) through a BPF
-/// link. Refuses, naming the program, when an XDP program is already attached there.
+/// Attaches `prog` to `ifname` through a BPF link (see `loader::attach_xdp_link`).
 fn attach_link(prog: BorrowedFd<'_>, ifname: &str, mode: AttachMode) -> Result<Attachment, XdpError> {
-    let idx = ifindex(ifname)?;
-    let already = |p: super::AttachedProgram| XdpError::AlreadyAttached {
-        ifname: ifname.to_owned(),
-        prog_id: p.prog_id,
-        mode: p.mode,
-    };
-    if let Some(p) = attached_program(ifname)? {
-        return Err(already(p));
-    }
-    let opts = libbpf_sys::bpf_link_create_opts {
-        sz: size_of::<libbpf_sys::bpf_link_create_opts>() as libbpf_sys::size_t,
-        flags: mode_flags(mode),
-        ..Default::default()
-    };
-    let target = i32::try_from(idx).map_err(|_| XdpError::Config("ifindex".into()))?;
-    // SAFETY: `prog` is the fd of a loaded program, borrowed (so open) for the whole call;
-    // `opts` is initialised, its `sz` matches its type, and it outlives the call.
-    let fd = unsafe { libbpf_sys::bpf_link_create(prog.as_raw_fd(), target, libbpf_sys::BPF_XDP, &opts) };
-    if fd < 0 {
-        let errno = -fd;
-        // Lost a race with another attacher: report who won.
-        if errno == libc::EBUSY || errno == libc::EEXIST {
-            if let Ok(Some(p)) = attached_program(ifname) {
-                return Err(already(p));
-            }
-        }
-        let hint = if mode == AttachMode::Native && errno == libc::EOPNOTSUPP {
-            " (the driver has no native XDP; generic mode works everywhere)"
-        } else {
-            ""
-        };
-        return Err(XdpError::Os {
-            op: format!("attach XDP to {ifname} in {mode} mode{hint}"),
-            source: io::Error::from_raw_os_error(errno),
-        });
-    }
-    // SAFETY: `fd` was just returned by BPF_LINK_CREATE and is owned by nothing else.
-    let link = unsafe { OwnedFd::from_raw_fd(fd) };
+    let (link, _) = super::loader::attach_xdp_link(prog, ifname, mode)?;
     Ok(Attachment { link, ifname: ifname.to_owned() })
 }
 

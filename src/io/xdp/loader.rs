@@ -246,44 +246,7 @@ impl Steering {
         if let Some(a) = &self.attachment {
             return Err(XdpError::Config(format!("the program is already attached to {}", a.ifname)));
         }
-        let ifindex = ifindex(ifname)?;
-        if let Some(p) = query_ifindex(ifname, ifindex)? {
-            return Err(XdpError::AlreadyAttached { ifname: ifname.to_owned(), prog_id: p.prog_id, mode: p.mode });
-        }
-        let opts = libbpf_sys::bpf_link_create_opts {
-            sz: size_of::<libbpf_sys::bpf_link_create_opts>() as libbpf_sys::size_t,
-            flags: mode.flags(),
-            ..Default::default()
-        };
-        let prog_fd = self.skel.progs.xsk_steer.as_fd().as_raw_fd();
-        let target = i32::try_from(ifindex).map_err(|_| XdpError::Config("ifindex".into()))?;
-        // SAFETY: `prog_fd` is the fd of a loaded program owned by `self.skel`, open for the
-        // whole call; `opts` is initialised, its `sz` matches, and it outlives the call.
-        let fd = unsafe { libbpf_sys::bpf_link_create(prog_fd, target, libbpf_sys::BPF_XDP, &opts) };
-        if fd < 0 {
-            let errno = -fd;
-            // Lost a race with another attacher: report who won.
-            if errno == libc::EBUSY || errno == libc::EEXIST {
-                if let Ok(Some(p)) = query_ifindex(ifname, ifindex) {
-                    return Err(XdpError::AlreadyAttached {
-                        ifname: ifname.to_owned(),
-                        prog_id: p.prog_id,
-                        mode: p.mode,
-                    });
-                }
-            }
-            let hint = if mode == AttachMode::Native && errno == libc::EOPNOTSUPP {
-                " (the driver has no native XDP; generic mode works everywhere)"
-            } else {
-                ""
-            };
-            return Err(XdpError::Os {
-                op: format!("attach XDP to {ifname} in {mode} mode{hint}"),
-                source: io::Error::from_raw_os_error(errno),
-            });
-        }
-        // SAFETY: `fd` was just returned by BPF_LINK_CREATE and is owned by nothing else.
-        let link = unsafe { OwnedFd::from_raw_fd(fd) };
+        let (link, ifindex) = attach_xdp_link(self.skel.progs.xsk_steer.as_fd(), ifname, mode)?;
         self.attachment = Some(Attachment { link, ifname: ifname.to_owned(), ifindex, mode });
         Ok(())
     }
@@ -418,4 +381,49 @@ impl Steering {
         let out = self.skel.progs.xsk_steer.test_run(input).map_err(bpf_err("BPF_PROG_TEST_RUN xsk_steer"))?;
         Ok(out.return_value)
     }
+}
+
+/// Attaches `prog` to `ifname` (in the calling thread's network namespace) through a BPF link,
+/// so it detaches when the link fd closes (also when the process dies). Refuses, naming the
+/// program, when an XDP program is already attached there. Returns the link and the ifindex.
+pub(crate) fn attach_xdp_link(
+    prog: BorrowedFd<'_>,
+    ifname: &str,
+    mode: AttachMode,
+) -> Result<(OwnedFd, u32), XdpError> {
+    let ifindex = ifindex(ifname)?;
+    if let Some(p) = query_ifindex(ifname, ifindex)? {
+        return Err(XdpError::AlreadyAttached { ifname: ifname.to_owned(), prog_id: p.prog_id, mode: p.mode });
+    }
+    let opts = libbpf_sys::bpf_link_create_opts {
+        sz: size_of::<libbpf_sys::bpf_link_create_opts>() as libbpf_sys::size_t,
+        flags: mode.flags(),
+        ..Default::default()
+    };
+    let prog_fd = prog.as_raw_fd();
+    let target = i32::try_from(ifindex).map_err(|_| XdpError::Config("ifindex".into()))?;
+    // SAFETY: `prog_fd` is the fd of a loaded program, borrowed (so open) for the whole
+    // call; `opts` is initialised, its `sz` matches, and it outlives the call.
+    let fd = unsafe { libbpf_sys::bpf_link_create(prog_fd, target, libbpf_sys::BPF_XDP, &opts) };
+    if fd < 0 {
+        let errno = -fd;
+        // Lost a race with another attacher: report who won.
+        if errno == libc::EBUSY || errno == libc::EEXIST {
+            if let Ok(Some(p)) = query_ifindex(ifname, ifindex) {
+                return Err(XdpError::AlreadyAttached { ifname: ifname.to_owned(), prog_id: p.prog_id, mode: p.mode });
+            }
+        }
+        let hint = if mode == AttachMode::Native && errno == libc::EOPNOTSUPP {
+            " (the driver has no native XDP; generic mode works everywhere)"
+        } else {
+            ""
+        };
+        return Err(XdpError::Os {
+            op: format!("attach XDP to {ifname} in {mode} mode{hint}"),
+            source: io::Error::from_raw_os_error(errno),
+        });
+    }
+    // SAFETY: `fd` was just returned by BPF_LINK_CREATE and is owned by nothing else.
+    let link = unsafe { OwnedFd::from_raw_fd(fd) };
+    Ok((link, ifindex))
 }
