@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use xdptcp::tcp::{Config, ConnId, DropReason, State, Verdict};
+use xdptcp::tcp::{Config, ConnId, DropReason, IcmpError, State, Verdict};
 use xdptcp::time::Duration;
 use xdptcp::wire::icmp::QuotedTcp;
 use xdptcp::wire::{TcpFlags, TcpOptions};
@@ -266,12 +266,17 @@ fn icmp_packet_too_big_in_and_out_of_window() {
         seq: xdptcp::wire::SeqNum(seq),
     };
     // Outside SND.UNA..SND.NXT: ignored and counted.
-    let v = a.shard.handle_icmp_error(a.now, &quote(segs[0].seq.wrapping_sub(5000)), Some(1000), &mut a.out);
+    let v = a.shard.handle_icmp_error(
+        a.now,
+        &quote(segs[0].seq.wrapping_sub(5000)),
+        IcmpError::PacketTooBig { mtu: 1000 },
+        &mut a.out,
+    );
     assert_eq!(v, Verdict::Drop(DropReason::IcmpOutOfWindow));
     assert_eq!(a.shard.counters().tcp_ext_out_of_window_icmps, 1);
     assert_eq!(a.shard.info(ida).unwrap().smss, 1460);
     // In flight: MSS 1000 - 40 = 960, and the data goes again in 960-byte pieces.
-    let v = a.shard.handle_icmp_error(a.now, &quote(segs[0].seq), Some(1000), &mut a.out);
+    let v = a.shard.handle_icmp_error(a.now, &quote(segs[0].seq), IcmpError::PacketTooBig { mtu: 1000 }, &mut a.out);
     assert_eq!(v, Verdict::Consumed);
     a.flush();
     assert_eq!(a.shard.info(ida).unwrap().smss, 960);
@@ -279,7 +284,7 @@ fn icmp_packet_too_big_in_and_out_of_window() {
     assert_eq!(again[0].payload.len(), 960);
     assert_eq!(again[0].seq, segs[0].seq);
     // A PTB claiming a tiny MTU cannot push the MSS below the floor (536).
-    a.shard.handle_icmp_error(a.now, &quote(segs[0].seq), Some(68), &mut a.out);
+    a.shard.handle_icmp_error(a.now, &quote(segs[0].seq), IcmpError::PacketTooBig { mtu: 68 }, &mut a.out);
     assert_eq!(a.shard.info(ida).unwrap().smss, 536);
 }
 
@@ -296,7 +301,7 @@ fn soft_icmp_errors_do_not_abort() {
         seq: a.shard.info(ida).unwrap().snd_una,
     };
     for _ in 0..10 {
-        a.shard.handle_icmp_error(a.now, &q, None, &mut a.out);
+        a.shard.handle_icmp_error(a.now, &q, IcmpError::Unreachable { hard: false, refused: false }, &mut a.out);
     }
     assert_eq!(a.state(ida), Some(State::Established));
 }

@@ -890,7 +890,7 @@ mod icmp_v4 {
             e[2..4].copy_from_slice(&sum.to_be_bytes());
             let r = IcmpRepr::parse_v4(&e, true).unwrap();
             assert!(
-                matches!(r, IcmpRepr::SoftError { icmp_type, code: c, quote } if icmp_type == ty && c == code && quote.src_port == 40003),
+                matches!(r, IcmpRepr::Error { icmp_type, code: c, quote } if icmp_type == ty && c == code && quote.src_port == 40003),
                 "{r:?}"
             );
         }
@@ -952,7 +952,7 @@ mod icmp_v6 {
             e[0] = ty;
             assert!(matches!(
                 IcmpRepr::parse_v6(&e, 0, false).unwrap(),
-                IcmpRepr::SoftError { icmp_type, .. } if icmp_type == ty
+                IcmpRepr::Error { icmp_type, .. } if icmp_type == ty
             ));
         }
     }

@@ -19,7 +19,7 @@ use libfuzzer_sys::fuzz_target;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use xdptcp::tcp::emit::{emit, OutSegment};
-use xdptcp::tcp::{parse_ip_tcp, Config, ConnId, Event, FourTuple, Secrets, Shard, SynCookies};
+use xdptcp::tcp::{parse_ip_tcp, Config, ConnId, Event, FourTuple, IcmpError, Secrets, Shard, SynCookies};
 use xdptcp::time::{Duration, Instant};
 use xdptcp::wire::icmp::QuotedTcp;
 use xdptcp::wire::{SeqNum, TcpFlags, TcpOptions};
@@ -298,8 +298,11 @@ impl Harness {
                         dst_port: t.remote.port(),
                         seq: SeqNum(seq),
                     };
-                    let mtu = if u.arbitrary()? { Some(u32::from(u.arbitrary::<u16>()?)) } else { None };
-                    let _ = self.shard.handle_icmp_error(now, &quote, mtu, &mut self.tx);
+                    let err = match u.int_in_range(0..=2u8)? {
+                        0 => IcmpError::PacketTooBig { mtu: u32::from(u.arbitrary::<u16>()?) },
+                        k => IcmpError::Unreachable { hard: k == 2, refused: u.arbitrary()? },
+                    };
+                    let _ = self.shard.handle_icmp_error(now, &quote, err, &mut self.tx);
                 }
             },
         }

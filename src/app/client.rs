@@ -133,7 +133,7 @@ impl Handler for Client {
         if self.flows.remove(&id).is_some() {
             self.in_flight = self.in_flight.saturating_sub(1);
             match reason {
-                CloseReason::Refused => self.stats.refused += 1,
+                CloseReason::Refused | CloseReason::Unreachable => self.stats.refused += 1,
                 CloseReason::Reset => self.stats.reset += 1,
                 CloseReason::TimedOut => self.stats.timeout += 1,
                 CloseReason::Normal => self.stats.short += 1,

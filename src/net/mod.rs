@@ -5,7 +5,7 @@
 //! answers ARP, NDP and ICMP echo for it), or it *shares* the host's address and takes over only its
 //! ports (then the XDP program passes ARP and ICMP to the kernel, and the kernel keeps answering).
 
-use crate::tcp::{Shard, TxSink, Verdict};
+use crate::tcp::{IcmpError, Shard, TxSink, Verdict};
 use crate::time::{Duration, Instant};
 use crate::wire::arp::{ArpOperation, ArpPacket, ArpRepr};
 use crate::wire::icmp::IcmpRepr;
@@ -503,11 +503,19 @@ impl Net {
             }
             IcmpRepr::PacketTooBig { mtu, quote } => {
                 let mut tx = self.tx(now, link);
-                FrameVerdict::Tcp(shard.handle_icmp_error(now, &quote, Some(mtu), &mut tx))
+                FrameVerdict::Tcp(shard.handle_icmp_error(now, &quote, IcmpError::PacketTooBig { mtu }, &mut tx))
             }
-            IcmpRepr::SoftError { quote, .. } => {
+            IcmpRepr::Error { icmp_type, code, quote } => {
+                let err = if src.is_ipv4() {
+                    IcmpError::from_v4(icmp_type, code)
+                } else {
+                    IcmpError::from_v6(icmp_type, code)
+                };
+                let Some(err) = err else {
+                    return FrameVerdict::Icmp;
+                };
                 let mut tx = self.tx(now, link);
-                FrameVerdict::Tcp(shard.handle_icmp_error(now, &quote, None, &mut tx))
+                FrameVerdict::Tcp(shard.handle_icmp_error(now, &quote, err, &mut tx))
             }
             _ => FrameVerdict::Icmp,
         }

@@ -31,6 +31,11 @@ impl Ring {
     pub fn limit(&self) -> usize {
         self.limit
     }
+    /// Changes the limit (the receive side adds room for window rounding once the window scale
+    /// is known). Never below what is held.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit.max(self.len);
+    }
     /// Bytes that can still be added before the limit.
     pub fn free(&self) -> usize {
         self.limit.saturating_sub(self.len)
@@ -172,6 +177,18 @@ pub struct Assembler {
     ranges: Vec<(usize, usize)>,
 }
 
+/// What [`Assembler::add`] did with a range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsmAdd {
+    /// Recorded (merged with its neighbours where they touch).
+    Added,
+    /// Recorded, and the range furthest from RCV.NXT was forgotten to make room for it (its
+    /// bytes are no longer held; the peer sends them again).
+    AddedPruned,
+    /// Not recorded: the store is full and this range lies beyond every held one.
+    Refused,
+}
+
 impl Assembler {
     pub const MAX_RANGES: usize = 16;
 
@@ -182,11 +199,14 @@ impl Assembler {
         &self.ranges
     }
 
-    /// Records `start..end`. Returns false (and records nothing) if it would need more than
-    /// `MAX_RANGES` ranges.
-    pub fn add(&mut self, start: usize, end: usize) -> bool {
+    /// Records `start..end`. When that needs more than `MAX_RANGES` ranges, the ranges furthest
+    /// from the in-order data are forgotten first, as Linux prunes its out-of-order queue from
+    /// the far end (`tcp_prune_ofo_queue`): data nearer RCV.NXT is worth more, and data at
+    /// offset 0 (in order) is always recorded. A range beyond every held range is refused
+    /// instead.
+    pub fn add(&mut self, start: usize, end: usize) -> AsmAdd {
         if start >= end {
-            return true;
+            return AsmAdd::Added;
         }
         let mut s = start;
         let mut e = end;
@@ -207,13 +227,20 @@ impl Assembler {
             }
         }
         if !placed {
+            if out.len() >= Self::MAX_RANGES {
+                // Beyond everything held, and no room: the newcomer is the one to drop.
+                return AsmAdd::Refused;
+            }
             out.push((s, e));
         }
-        if out.len() > Self::MAX_RANGES {
-            return false;
-        }
+        let pruned = out.len() > Self::MAX_RANGES;
+        out.truncate(Self::MAX_RANGES);
         self.ranges = out;
-        true
+        if pruned {
+            AsmAdd::AddedPruned
+        } else {
+            AsmAdd::Added
+        }
     }
 
     /// If a range starts at offset 0, removes it, shifts the rest down by its length, and
@@ -272,12 +299,12 @@ mod tests {
     #[test]
     fn assembler_merges() {
         let mut a = Assembler::default();
-        assert!(a.add(10, 20));
-        assert!(a.add(30, 40));
-        assert!(a.add(15, 32));
+        assert_eq!(a.add(10, 20), AsmAdd::Added);
+        assert_eq!(a.add(30, 40), AsmAdd::Added);
+        assert_eq!(a.add(15, 32), AsmAdd::Added);
         assert_eq!(a.ranges(), &[(10, 40)]);
         assert_eq!(a.pop_front(), 0);
-        assert!(a.add(0, 10));
+        assert_eq!(a.add(0, 10), AsmAdd::Added);
         assert_eq!(a.pop_front(), 40);
         assert!(a.is_empty());
     }
@@ -286,9 +313,26 @@ mod tests {
     fn assembler_bounds_ranges() {
         let mut a = Assembler::default();
         for i in 0..Assembler::MAX_RANGES {
-            assert!(a.add(i * 10 + 1, i * 10 + 2));
+            assert_eq!(a.add(i * 10 + 1, i * 10 + 2), AsmAdd::Added);
         }
-        assert!(!a.add(1000, 1001));
-        assert!(a.add(5, 6) || a.ranges().len() == Assembler::MAX_RANGES);
+        // Full: a range past every held one is refused...
+        assert_eq!(a.add(1000, 1001), AsmAdd::Refused);
+        assert_eq!(a.ranges().len(), Assembler::MAX_RANGES);
+        // ...one nearer RCV.NXT is taken and the furthest range goes.
+        assert_eq!(a.add(5, 6), AsmAdd::AddedPruned);
+        assert_eq!(a.ranges().len(), Assembler::MAX_RANGES);
+        assert_eq!(a.ranges().last(), Some(&(141, 142)));
+        // In-order data (offset 0) is always taken, and becomes ready at once: here it
+        // touches the first range and merges with it...
+        assert_eq!(a.add(0, 1), AsmAdd::Added);
+        assert_eq!(a.pop_front(), 2);
+        // ...and here it stands apart, so the far end gives way for it.
+        let mut b = Assembler::default();
+        for i in 0..Assembler::MAX_RANGES {
+            b.add(100 + i * 10, 105 + i * 10);
+        }
+        assert_eq!(b.add(0, 50), AsmAdd::AddedPruned);
+        assert_eq!(b.pop_front(), 50);
+        assert_eq!(b.ranges().len(), Assembler::MAX_RANGES - 1);
     }
 }

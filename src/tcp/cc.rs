@@ -52,6 +52,12 @@ impl NewReno {
             self.cwnd = self.cwnd.saturating_sub(acked).saturating_add(mss).max(mss);
             return CcAction::RetransmitFirst;
         }
+        // "recover" only has to stay at or below SND.UNA - 1 once recovery is over. Drag it
+        // along, or after 2^31 bytes without a loss it would lie "ahead" of SND.UNA in serial
+        // arithmetic (RFC 9293 §3.4) and three duplicate ACKs would never start a recovery.
+        if snd_una.sub(1).after(self.recover) {
+            self.recover = snd_una.sub(1);
+        }
         if self.cwnd < self.ssthresh {
             // RFC 5681 §3.1 (2) slow start, counting bytes acknowledged (RFC 3465 appropriate
             // byte counting with L = 2 SMSS, which RFC 5681 permits).
@@ -142,6 +148,26 @@ mod tests {
         assert_eq!(c.on_ack(8000, max, 0, MSS), CcAction::None);
         assert!(!c.in_recovery);
         assert_eq!(c.cwnd, 1000);
+    }
+
+    /// RFC 6582 §3.2 (2) after the sequence space wrapped: 3 GiB acknowledged without a loss
+    /// (more than 2^31 past the initial "recover"), then three duplicate ACKs must still start
+    /// a fast retransmit.
+    #[test]
+    fn fast_retransmit_after_more_than_2_31_bytes() {
+        let iss = SeqNum(0x1000);
+        let mut c = NewReno::new(MSS, 10, iss);
+        c.ssthresh = 10_000;
+        let mut una = iss.add(1);
+        for _ in 0..3 * 1024 {
+            una = una.add(1 << 20);
+            c.on_ack(1 << 20, una, 10_000, MSS);
+        }
+        assert!(una.diff(iss) < 0, "the test must cross 2^31");
+        let max = una.add(10_000);
+        assert_eq!(c.on_dupack(una, max, 10_000, MSS), CcAction::None);
+        assert_eq!(c.on_dupack(una, max, 10_000, MSS), CcAction::None);
+        assert_eq!(c.on_dupack(una, max, 10_000, MSS), CcAction::RetransmitFirst);
     }
 
     #[test]

@@ -9,15 +9,17 @@
 //! so that a batch of segments yields one ACK (RFC 9293 MUST-58, MUST-59) and a response written
 //! by the application carries it.
 
-use super::buffer::{Assembler, Ring};
+use super::buffer::{AsmAdd, Assembler, Ring};
 use super::cc::{CcAction, NewReno};
 use super::config::Config;
 use super::counters::{Counters, DropReason};
 use super::emit::{emit, OutSegment};
 use super::event::{CloseReason, Event};
+use super::icmp::IcmpError;
 use super::rtt::RttEstimator;
 use super::secrets::ts_clock;
 use super::state::State;
+use super::time_wait::{self, TwEntry, TwVerdict};
 use super::tuple::{ConnId, FourTuple};
 use super::TxSink;
 use crate::time::{Duration, Instant};
@@ -91,6 +93,10 @@ pub struct Tcb {
     /// The application shut down the sending side; a FIN follows the queued data.
     pub fin_queued: bool,
     fin_acked: bool,
+    /// Our SYN has been acknowledged. Tracked on its own: `SND.UNA == ISS` means "SYN not yet
+    /// acknowledged" only until 2^32 - 1 bytes have been acknowledged, when SND.UNA comes
+    /// round to ISS again (RFC 9293 §3.4: sequence numbers wrap).
+    syn_acked: bool,
     pub close_reason: Option<CloseReason>,
 
     // Send sequence variables (RFC 9293 §3.3.1, Figure 3).
@@ -112,7 +118,8 @@ pub struct Tcb {
     pub rcv_wscale: u8,
     /// RFC 7323 §4.3: Last.ACK.sent.
     last_ack_sent: SeqNum,
-    /// Right edge of the window last advertised.
+    /// Right edge of the receive window we are committed to: the furthest edge an ACK has
+    /// offered within the receive buffer. It never moves left (RFC 9293 §3.8.6.2.2, SHLD-14).
     rcv_adv: SeqNum,
     /// A FIN that arrived ahead of missing data, processed once the data is in.
     ooo_fin: Option<SeqNum>,
@@ -141,6 +148,9 @@ pub struct Tcb {
     pub retries: u8,
     /// Probes (zero-window or keepalive) sent without an answer: the abort counter.
     probes: u8,
+    /// When an acceptable ACK last arrived (Linux `rcv_tstamp`): the proof that a peer which
+    /// holds a zero window is still there.
+    last_ack_rcvd: Instant,
     /// Exponent of the zero-window probe interval.
     persist_backoff: u8,
     ack_now: bool,
@@ -148,6 +158,9 @@ pub struct Tcb {
     /// second one).
     unacked_segs: u32,
     last_oow_ack: Option<Instant>,
+    /// The last ICMP error reported for this connection and not acted on (Linux
+    /// `sk_err_soft`; RFC 9293 SHLD-25: made available to the application in [`TcbInfo`]).
+    soft_error: Option<IcmpError>,
     /// Readable event already raised and not yet consumed by a read.
     readable_raised: bool,
     want_writable: bool,
@@ -178,6 +191,7 @@ impl Tcb {
             app_closed: false,
             fin_queued: false,
             fin_acked: false,
+            syn_acked: false,
             close_reason: None,
             iss,
             snd_una: iss,
@@ -210,10 +224,12 @@ impl Tcb {
             timers: Timers::default(),
             retries: 0,
             probes: 0,
+            last_ack_rcvd: now,
             persist_backoff: 0,
             ack_now: false,
             unacked_segs: 0,
             last_oow_ack: None,
+            soft_error: None,
             readable_raised: false,
             want_writable: false,
             dirty: false,
@@ -256,6 +272,7 @@ impl Tcb {
         t.rcv_nxt = irs.add(1);
         t.last_ack_sent = t.rcv_nxt;
         t.snd_una = iss.add(1);
+        t.syn_acked = true;
         t.snd_nxt = t.snd_una;
         t.snd_max = t.snd_una;
         t.apply_negotiated(cfg, neg, rcv_wscale);
@@ -291,6 +308,7 @@ impl Tcb {
             }
         }
         self.sack_ok = neg.sack_ok && cfg.sack;
+        self.rcvbuf.set_limit(cfg.rcv_buf.saturating_add(self.rounding_slack() as usize));
         let ts_len = if self.ts_ok { TS_OPTION_LEN } else { 0 };
         self.smss = u32::from(peer_mss.min(self.rcv_mss)).saturating_sub(ts_len).max(64);
     }
@@ -299,20 +317,48 @@ impl Tcb {
     // Small helpers
     // ---------------------------------------------------------------------------------------
 
-    /// Bytes we can still receive (RCV.WND).
-    /// Out-of-order bytes sit past the in-order data inside the same ring, so the window is
-    /// simply the ring's free space measured from RCV.NXT.
+    /// Receive buffer space from RCV.NXT on. Out-of-order bytes sit past the in-order data
+    /// inside the same ring, so this is the ring's free space less the rounding slack (see
+    /// [`Tcb::rounding_slack`]).
+    fn rcv_space(&self) -> u32 {
+        let free = u32::try_from(self.rcvbuf.free()).unwrap_or(u32::MAX);
+        free.saturating_sub(self.rounding_slack())
+    }
+
+    /// With window scaling an advertised window is a multiple of 2^RCV.WIND.SHIFT. Keeping an
+    /// edge already offered can need up to 2^shift - 1 bytes more than the buffer's own size
+    /// (Linux rounds up for the same reason); the ring holds that much beyond `rcv_buf`.
+    fn rounding_slack(&self) -> u32 {
+        (1u32 << self.rcv_wscale.min(14)) - 1
+    }
+
+    /// The part of an earlier offer still open: RCV.ADV - RCV.NXT, rounded up to the window
+    /// field's unit.
+    fn committed_window(&self) -> u32 {
+        if !self.rcv_adv.after(self.rcv_nxt) {
+            return 0;
+        }
+        let unit = self.rounding_slack();
+        self.rcv_adv.distance_from(self.rcv_nxt).saturating_add(unit) & !unit
+    }
+
+    /// RCV.WND: what we accept from RCV.NXT on. The free buffer space, but never less than an
+    /// earlier segment offered: RFC 9293 §3.8.6.2.2 (SHLD-14) says the right edge should not
+    /// move left, and with window scaling rounding down alone would move it (Linux
+    /// `tcp_select_window`: "never shrink the offered window").
     pub fn rcv_window(&self) -> u32 {
-        u32::try_from(self.rcvbuf.free()).unwrap_or(u32::MAX)
+        self.rcv_space().max(self.committed_window())
     }
 
     /// The window field to put in a segment (scaled; never scaled on a SYN, RFC 7323 §2.2).
     fn window_field(&self, syn: bool) -> u16 {
-        let w = self.rcv_window();
         if syn {
-            return w.min(65535) as u16;
+            return self.rcv_space().min(65535) as u16;
         }
-        (w >> self.rcv_wscale).min(65535) as u16
+        let s = self.rcv_wscale;
+        // Rounded down from the free space, but at least the committed window (a multiple of
+        // the unit already), so that SEG.ACK + window never lies left of RCV.ADV.
+        ((self.rcv_space() >> s).max(self.committed_window() >> s)).min(65535) as u16
     }
 
     fn ts_val(&self, now: Instant) -> u32 {
@@ -344,12 +390,13 @@ impl Tcb {
         self.snd_nxt.distance_from(self.snd_una)
     }
 
-    /// Sequence number of the first data byte (after our SYN).
+    /// Sequence number of the first byte in the send queue: SND.UNA once our SYN is
+    /// acknowledged, ISS + 1 before.
     fn data_seq(&self) -> SeqNum {
-        if self.snd_una == self.iss {
-            self.iss.add(1)
-        } else {
+        if self.syn_acked {
             self.snd_una
+        } else {
+            self.iss.add(1)
         }
     }
 
@@ -483,7 +530,14 @@ impl Tcb {
         if flags.ack() {
             self.last_ack_sent = ack;
             let scale = if flags.syn() { 0 } else { self.rcv_wscale };
-            self.rcv_adv = ack.add(u32::from(window) << scale);
+            // The committed edge moves right only, and only as far as the buffer holds: a
+            // window rounded up past the buffer commits nothing new (Linux keeps rcv_wnd then).
+            let edge = ack.add(u32::from(window) << scale);
+            let within = self.rcv_nxt.add(self.rcv_space());
+            let edge = if edge.after(within) { within } else { edge };
+            if edge.after(self.rcv_adv) {
+                self.rcv_adv = edge;
+            }
             self.ack_now = false;
             self.unacked_segs = 0;
             self.timers.delack = None;
@@ -507,6 +561,7 @@ impl Tcb {
         match self.state {
             State::SynSent => self.on_segment_syn_sent(ctx, seg),
             State::Closed | State::Listen => Err(DropReason::NoListener),
+            State::TimeWait => self.on_segment_time_wait(ctx, seg),
             _ => self.on_segment_other(ctx, seg),
         }
     }
@@ -550,6 +605,7 @@ impl Tcb {
         }
         self.irs = seg.seq;
         self.rcv_nxt = seg.seq.add(1);
+        self.rcv_adv = self.rcv_nxt;
         let o = &seg.options;
         let neg = Negotiated {
             peer_mss: o.mss,
@@ -567,6 +623,7 @@ impl Tcb {
             // SND.UNA <- SEG.ACK; our SYN is acked: ESTABLISHED.
             self.rtt_sample_on_ack(ctx.now, seg);
             self.snd_una = seg.ack;
+            self.syn_acked = true;
             if self.snd_nxt.before(self.snd_una) {
                 self.snd_nxt = self.snd_una;
             }
@@ -604,6 +661,65 @@ impl Tcb {
             self.snd_nxt = self.iss;
             self.timers.rto = None;
             Ok(())
+        }
+    }
+
+    /// TIME-WAIT, for segments that arrive in the batch that entered it: after that batch the
+    /// connection is a compact entry (`Shard::settle`). The rules are the entry's
+    /// ([`time_wait::on_segment`]), so both answer alike.
+    fn on_segment_time_wait(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) -> Result<(), DropReason> {
+        let e = self.time_wait_entry();
+        let restart = |t: &mut Tcb, ctx: &Ctx<'_>| t.timers.time_wait = Some(ctx.now + ctx.cfg.time_wait);
+        match time_wait::on_segment(&e, seg, ctx.cfg.rfc1337) {
+            TwVerdict::Drop(r) => {
+                if r == DropReason::TimeWaitRst {
+                    ctx.counters.tcp_ext_tw_rst_ignored += 1;
+                }
+                Err(r)
+            }
+            // A SYN that could reuse the tuple meets the compact entry once the batch is over
+            // (its retransmission); until then it is answered as an unacceptable segment.
+            v @ (TwVerdict::Ack { .. } | TwVerdict::Reuse) => {
+                let (restart_timer, limited) = match v {
+                    TwVerdict::Ack { restart, limited } => (restart, limited),
+                    _ => (false, true),
+                };
+                if restart_timer {
+                    restart(self, ctx);
+                }
+                if limited && !self.oow_ack_allowed(ctx.now, ctx.cfg) {
+                    ctx.counters.tcp_ext_tcp_ack_skipped_time_wait += 1;
+                } else {
+                    self.ack_now = true;
+                }
+                Ok(())
+            }
+            TwVerdict::Refresh => {
+                restart(self, ctx);
+                if let (true, Some((tsval, _))) = (self.ts_ok, seg.options.timestamps) {
+                    self.ts_recent = tsval;
+                    self.ts_recent_stamp = ctx.now;
+                }
+                Ok(())
+            }
+            TwVerdict::Kill => {
+                self.timers.clear_all();
+                self.set_state(ctx, State::Closed);
+                Ok(())
+            }
+        }
+    }
+
+    /// What the TIME-WAIT table keeps of this connection.
+    pub(crate) fn time_wait_entry(&self) -> TwEntry {
+        TwEntry {
+            snd_nxt: self.snd_max,
+            rcv_nxt: self.rcv_nxt,
+            ts_recent: self.ts_recent(),
+            ts_offset: self.ts_offset,
+            window: self.window_field(false),
+            deadline: self.timers.time_wait.unwrap_or_default(),
+            last_oow_ack: self.last_oow_ack,
         }
     }
 
@@ -688,16 +804,8 @@ impl Tcb {
             State::Closing | State::LastAck => {
                 self.enter_closed(ctx, CloseReason::Normal);
             }
-            State::TimeWait => {
-                // RFC 1337 §3 (TIME-WAIT assassination): a RST does not end TIME-WAIT.
-                if ctx.cfg.rfc1337 {
-                    ctx.counters.tcp_ext_tw_rst_ignored += 1;
-                    return Err(DropReason::TimeWaitRst);
-                }
-                self.timers.clear_all();
-                self.set_state(ctx, State::Closed);
-            }
-            State::Closed | State::Listen | State::SynSent => {}
+            // TIME-WAIT has its own rules (`on_segment_time_wait`).
+            State::Closed | State::Listen | State::SynSent | State::TimeWait => {}
         }
         Ok(())
     }
@@ -731,11 +839,6 @@ impl Tcb {
         // RCV.NXT is processed for its ACK, its text is cut off below.
         let zero_window_ack = wnd == 0 && seg.seq == self.rcv_nxt && seg.flags.ack();
         if !acceptable && !zero_window_ack {
-            if self.state == State::TimeWait && seg.flags.fin() && seg.seq.add(seg_len) == self.rcv_nxt {
-                // TIME-WAIT: a retransmission of the remote FIN. Acknowledge it, and restart
-                // the 2 MSL timeout.
-                self.timers.time_wait = Some(ctx.now + ctx.cfg.time_wait);
-            }
             self.send_oow_ack(ctx, false, &seg);
             return Err(DropReason::OutOfWindow);
         }
@@ -867,13 +970,15 @@ impl Tcb {
         // RFC 9293 §3.8.6.1 (MUST-37): a peer that answers keeps the connection open, however
         // long its window stays zero (Linux resets `icsk_probes_out` on every ACK).
         self.probes = 0;
+        self.last_ack_rcvd = ctx.now;
         let old_una = self.snd_una;
         if ack.after(self.snd_una) {
             let mut acked = ack.distance_from(self.snd_una);
             self.rtt_sample_on_ack(ctx.now, seg);
             let mut data = acked;
-            if self.snd_una == self.iss {
+            if !self.syn_acked {
                 data = data.saturating_sub(1); // our SYN
+                self.syn_acked = true;
             }
             let queued = self.sndbuf.len() as u32;
             if self.fin_queued && data > queued {
@@ -973,10 +1078,16 @@ impl Tcb {
         if n < seg.payload.len() {
             ctx.counters.drop(DropReason::RcvBufFull);
         }
-        if !self.asm.add(off, off + n) {
-            // Too many holes: keep what is in order, drop this piece; the peer retransmits.
-            self.ack_now = true;
-            return Ok(());
+        // RFC 9293 §3.10.7.4 seventh: in-order data is always taken; when the out-of-order
+        // store is full, its far end gives way (never the data at RCV.NXT).
+        match self.asm.add(off, off + n) {
+            AsmAdd::Added => {}
+            AsmAdd::AddedPruned => ctx.counters.tcp_ext_ofo_pruned += 1,
+            AsmAdd::Refused => {
+                ctx.counters.tcp_ext_tcp_ofo_drop += 1;
+                self.ack_now = true;
+                return Ok(());
+            }
         }
         let ready = self.asm.pop_front();
         if ready > 0 {
@@ -1029,11 +1140,8 @@ impl Tcb {
 
     fn fin_arrived(&mut self, ctx: &mut Ctx<'_>) {
         if self.state.fin_received() {
-            // A retransmitted FIN: re-ACK it; in TIME-WAIT restart the 2·MSL timer.
+            // A retransmitted FIN (CLOSE-WAIT, CLOSING, LAST-ACK): re-ACK it.
             self.ack_now = true;
-            if self.state == State::TimeWait {
-                self.timers.time_wait = Some(ctx.now + ctx.cfg.time_wait);
-            }
             return;
         }
         // Advance RCV.NXT over the FIN and acknowledge it.
@@ -1264,7 +1372,12 @@ impl Tcb {
 
     fn retry_limit(&self, cfg: &Config) -> u8 {
         match self.state {
+            // Passive SYN-RECEIVED lives in the SYN queue (`tcp_synack_retries`); a TCB in
+            // SYN-RECEIVED came from a simultaneous open, and its SYN-ACKs continue the SYN's
+            // retries under `tcp_syn_retries`, as Linux's `tcp_write_timeout` counts both
+            // states against `icsk_syn_retries`.
             State::SynSent => cfg.syn_retries,
+            State::SynReceived if !self.passive => cfg.syn_retries,
             State::SynReceived => cfg.synack_retries,
             _ if self.app_closed => cfg.orphan_retries,
             _ => cfg.retries2,
@@ -1278,6 +1391,10 @@ impl Tcb {
             return;
         }
         ctx.counters.tcp_ext_tcp_timeouts += 1;
+        if self.snd_wnd == 0 && self.state.is_synchronized() && !self.app_closed {
+            self.on_rto_zero_window(ctx);
+            return;
+        }
         if self.retries >= self.retry_limit(ctx.cfg) {
             ctx.counters.tcp_ext_tcp_abort_on_timeout += 1;
             if matches!(self.state, State::SynSent | State::SynReceived) {
@@ -1304,6 +1421,27 @@ impl Tcb {
         }
         self.dirty = true;
         self.output(ctx);
+        self.restart_rto(ctx.now);
+    }
+
+    /// The retransmission timer fired while the peer advertises a zero window over data in
+    /// flight (it shrank the window, RFC 9293 §3.8.6 / §3.8.6.1, MUST-34/35). Nothing can be
+    /// sent, so this is not a loss: the retransmission of the first segment serves as a window
+    /// probe and the retry limit is not spent while the peer keeps answering. As Linux
+    /// (`tcp_retransmit_timer`, "receiver dastardly shrinks window", and
+    /// `tcp_rtx_probe0_timed_out`), the connection is given up only when nothing acceptable
+    /// has come back for twice the maximum RTO; orphans go the normal way (retry limit).
+    fn on_rto_zero_window(&mut self, ctx: &mut Ctx<'_>) {
+        let silent = ctx.now.saturating_since(self.last_ack_rcvd);
+        if silent > ctx.cfg.rto_max.saturating_mul(2) {
+            ctx.counters.tcp_ext_tcp_abort_on_timeout += 1;
+            self.enter_closed(ctx, CloseReason::TimedOut);
+            return;
+        }
+        self.rtt.backoff();
+        self.rtt_timing = None;
+        ctx.counters.tcp_ext_tcp_zero_window_probes += 1;
+        self.retransmit_first(ctx);
         self.restart_rto(ctx.now);
     }
 
@@ -1509,6 +1647,35 @@ impl Tcb {
         Ok(())
     }
 
+    /// An ICMP destination unreachable, time exceeded or parameter problem quoting a segment of
+    /// this connection (RFC 9293 §3.9.2.2).
+    ///
+    /// The quoted sequence number must lie in SND.UNA..SND.NXT (RFC 5927 §4.1), which in
+    /// SYN-SENT means exactly ISS: a blind attacker must guess it. While the connection is being
+    /// opened (SYN-SENT, active SYN-RECEIVED) the error ends the attempt, hard or soft: RFC 9293
+    /// §3.9.2.2 notes this widespread treatment of soft errors during establishment (RFC 5461
+    /// §4), and Linux's `tcp_v4_err` does the same. In synchronized states no error aborts
+    /// (MUST-56 for soft ones; for hard ones RFC 9293 notes that implementations commonly do
+    /// not abort, and Linux does not): it is recorded for the application (SHLD-25).
+    pub fn on_icmp_error(&mut self, ctx: &mut Ctx<'_>, err: IcmpError, quoted_seq: SeqNum) -> Result<(), DropReason> {
+        let IcmpError::Unreachable { refused, .. } = err else {
+            return Ok(());
+        };
+        if !quoted_seq.in_window(self.snd_una, self.snd_max.distance_from(self.snd_una)) {
+            ctx.counters.tcp_ext_out_of_window_icmps += 1;
+            return Err(DropReason::IcmpOutOfWindow);
+        }
+        match self.state {
+            State::SynSent | State::SynReceived => {
+                ctx.counters.tcp_attempt_fails += 1;
+                let reason = if refused { CloseReason::Refused } else { CloseReason::Unreachable };
+                self.enter_closed(ctx, reason);
+            }
+            _ => self.soft_error = Some(err),
+        }
+        Ok(())
+    }
+
     /// Counters and state as `ss -ti` would show them.
     pub fn info(&self) -> TcbInfo {
         TcbInfo {
@@ -1529,10 +1696,11 @@ impl Tcb {
             sack_ok: self.sack_ok,
             unacked: self.flight(),
             retries: self.retries,
+            soft_error: self.soft_error,
         }
     }
 
-    /// What the TIME-WAIT table keeps of this connection.
+    /// TS.Recent, when timestamps are in use.
     pub fn ts_recent(&self) -> Option<u32> {
         if self.ts_ok {
             Some(self.ts_recent)
@@ -1579,6 +1747,8 @@ pub struct TcbInfo {
     pub sack_ok: bool,
     pub unacked: u32,
     pub retries: u8,
+    /// The last ICMP error reported and not acted on (RFC 9293 SHLD-25).
+    pub soft_error: Option<IcmpError>,
 }
 
 /// Errors of the user calls (RFC 9293 §3.10 "error: ..." responses).

@@ -68,6 +68,8 @@ counters! {
     tcp_ext_tw => "TcpExtTW",
     /// TIME-WAIT entries reused by a new SYN (RFC 6191).
     tcp_ext_tw_recycled => "TcpExtTWRecycled",
+    /// ACKs TIME-WAIT did not send because of the per-entry rate limit.
+    tcp_ext_tcp_ack_skipped_time_wait => "TcpExtTCPACKSkippedTimeWait",
     /// RSTs ignored in TIME-WAIT (RFC 1337).
     tcp_ext_tw_rst_ignored => "TcpExtTWRstIgnored",
     /// Segments dropped by PAWS (RFC 7323 §5).
@@ -79,6 +81,10 @@ counters! {
     tcp_ext_tcp_fast_retrans => "TcpExtTCPFastRetrans",
     tcp_ext_tcp_syn_retrans => "TcpExtTCPSynRetrans",
     tcp_ext_tcp_ofo_queue => "TcpExtTCPOFOQueue",
+    /// Out-of-order segments dropped: the out-of-order store was full and they lay beyond it.
+    tcp_ext_tcp_ofo_drop => "TcpExtTCPOFODrop",
+    /// Times the far end of the out-of-order store was forgotten to take nearer data.
+    tcp_ext_ofo_pruned => "TcpExtOfoPruned",
     tcp_ext_tcp_pure_acks => "TcpExtTCPPureAcks",
     tcp_ext_tcp_delayed_acks => "TcpExtDelayedACKs",
     tcp_ext_tcp_zero_window_probes => "TcpExtTCPWinProbe",

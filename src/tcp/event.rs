@@ -14,6 +14,10 @@ pub enum CloseReason {
     Refused,
     /// The application aborted (RST sent).
     Aborted,
+    /// An ICMP error ended a connection attempt (SYN-SENT or SYN-RECEIVED): the network said
+    /// the peer cannot be reached (Linux EHOSTUNREACH, ENETUNREACH and kin). A port or
+    /// protocol unreachable reports [`CloseReason::Refused`] instead.
+    Unreachable,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,6 +7,7 @@ use super::conn::{Negotiated, Tcb};
 use super::counters::DropReason;
 use super::emit::OutSegment;
 use super::event::Event;
+use super::icmp::IcmpError;
 use super::secrets::{isn, ts_clock, ts_offset};
 use super::shard::{Shard, TimerKey, Verdict};
 use super::syncookie::{self, CookieOptions};
@@ -46,6 +47,14 @@ pub struct SynEntry {
     /// The final ACK arrived while the accept queue was full (Linux `acked`): keep the entry and
     /// let the SYN-ACK retransmission prompt the client to ACK again.
     pub acked: bool,
+}
+
+/// What a valid cookie ACK tells about the handshake it completes.
+struct CookieHandshake {
+    iss: SeqNum,
+    irs: SeqNum,
+    neg: Negotiated,
+    rcv_wscale: u8,
 }
 
 /// How long after the last cookie a cookie ACK is still checked.
@@ -268,6 +277,14 @@ impl Shard {
         }
         // Fifth: SND.UNA < SEG.ACK =< SND.NXT enters ESTABLISHED, else <SEQ=SEG.ACK><CTL=RST>.
         if seg.ack != snd_nxt {
+            // The client may be answering a cookie SYN-ACK: cookies were out when its first
+            // SYN came, and a retransmission of that SYN made this entry later (or the other
+            // way round). Linux hands such an ACK to the listener, where the cookie is
+            // checked; so do we. A valid cookie replaces the entry.
+            if let Ok(c) = self.check_cookie(now, &t, seg) {
+                self.remove_syn_entry(&t);
+                return self.complete_passive(now, t, c.iss, c.irs, c.neg, c.rcv_wscale, seg, tx, false);
+            }
             self.send_rst_for(&t, seg, tx);
             return self.dropped(DropReason::InvalidAck);
         }
@@ -276,11 +293,25 @@ impl Shard {
 
     /// RFC 4987 §3.6: an ACK that matches nothing may carry a cookie.
     fn on_cookie_ack(&mut self, now: Instant, t: FourTuple, seg: &TcpRepr<'_>, tx: &mut dyn TxSink) -> Verdict {
+        match self.check_cookie(now, &t, seg) {
+            Ok(c) => self.complete_passive(now, t, c.iss, c.irs, c.neg, c.rcv_wscale, seg, tx, false),
+            Err(reason) => {
+                // Not checked, or a forged or stale cookie (which never creates a
+                // connection): the ACK is then what LISTEN says it is, bad, and reset.
+                self.send_rst_for(&t, seg, tx);
+                self.dropped(reason)
+            }
+        }
+    }
+
+    /// Validates the cookie an ACK may carry (Linux `cookie_v4_check`): only while cookies may
+    /// be out there for its listener (`tcp_synq_no_recent_overflow`), and only with a key of
+    /// the current or the previous period. Counts a checked cookie that fails.
+    fn check_cookie(&mut self, now: Instant, t: &FourTuple, seg: &TcpRepr<'_>) -> Result<CookieHandshake, DropReason> {
         use super::config::SynCookies;
-        let port = t.local.port();
         let recent = self
             .listeners
-            .get(&port)
+            .get(&t.local.port())
             .and_then(|l| l.last_cookie)
             .is_some_and(|c| now.saturating_since(c) <= COOKIE_WINDOW);
         let checking = match self.cfg.syncookies {
@@ -289,19 +320,15 @@ impl Shard {
             SynCookies::OnOverflow => recent,
         };
         if !checking {
-            self.send_rst_for(&t, seg, tx);
-            return self.dropped(DropReason::NoListener);
+            return Err(DropReason::NoListener);
         }
         let client_isn = seg.seq.sub(1);
         let keys = [&self.secrets.cookie_key, &self.secrets.cookie_key_prev];
-        let mss = match syncookie::check(keys, &t, seg.ack, client_isn, syncookie::counter(now)) {
+        let mss = match syncookie::check(keys, t, seg.ack, client_isn, syncookie::counter(now)) {
             Ok(m) => m,
             Err(reason) => {
-                // A forged or stale cookie never creates a connection; the ACK is then what
-                // LISTEN says it is: bad, and reset.
                 self.counters.tcp_ext_syncookies_failed += 1;
-                self.send_rst_for(&t, seg, tx);
-                return self.dropped(reason);
+                return Err(reason);
             }
         };
         let mut neg = Negotiated { peer_mss: Some(mss), ..Negotiated::default() };
@@ -321,7 +348,7 @@ impl Shard {
             }
         }
         self.counters.tcp_ext_syncookies_recv += 1;
-        self.complete_passive(now, t, seg.ack.sub(1), client_isn, neg, rcv_wscale, seg, tx, false)
+        Ok(CookieHandshake { iss: seg.ack.sub(1), irs: client_isn, neg, rcv_wscale })
     }
 
     /// The handshake is complete: a full TCB in ESTABLISHED goes on the accept queue, and the
@@ -399,6 +426,27 @@ impl Shard {
                 l.syn_queue_len = l.syn_queue_len.saturating_sub(1);
             }
         }
+    }
+
+    /// An ICMP error quoting our SYN-ACK for a SYN-queue entry. As Linux's `tcp_req_err`, the
+    /// quoted sequence number must be the entry's ISS (RFC 5927 §4.1), and only the errors that
+    /// say the client's network or host cannot be reached (soft ones: destination network or
+    /// host unreachable, time exceeded, parameter problem) drop the entry; a port or protocol
+    /// unreachable cannot be about a SYN-ACK answering a SYN the client sent.
+    pub(crate) fn on_icmp_syn_received(&mut self, t: &FourTuple, err: IcmpError, quoted_seq: SeqNum) -> Verdict {
+        let Some(e) = self.syn_queue.get(t) else {
+            return self.dropped(DropReason::IcmpNoConnection);
+        };
+        if quoted_seq != e.iss {
+            self.counters.tcp_ext_out_of_window_icmps += 1;
+            return self.dropped(DropReason::IcmpOutOfWindow);
+        }
+        if err == (IcmpError::Unreachable { hard: false, refused: false }) {
+            self.remove_syn_entry(t);
+            self.counters.tcp_attempt_fails += 1;
+            self.counters.tcp_ext_listen_drops += 1;
+        }
+        Verdict::Consumed
     }
 
     /// SYN-ACK retransmission timer of a SYN-queue entry (`tcp_synack_retries`).

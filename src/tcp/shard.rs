@@ -11,6 +11,7 @@ use super::conn::{ApiError, Ctx, Tcb, TcbInfo};
 use super::counters::{Counters, DropReason};
 use super::emit::{emit, OutSegment};
 use super::event::Event;
+use super::icmp::IcmpError;
 use super::listener::{Listener, SynEntry};
 use super::secrets::{isn, ts_offset, Key, Secrets};
 use super::state::State;
@@ -429,26 +430,29 @@ impl Shard {
         }
     }
 
-    /// An ICMP error about a segment we sent (RFC 5927, RFC 5461). `mtu` is set for
-    /// fragmentation-needed / packet-too-big; other errors are soft and never abort a
-    /// synchronized connection.
+    /// An ICMP error about a segment we sent (RFC 9293 §3.9.2.2, RFC 5927, RFC 5461): packet
+    /// too big lowers the MSS of a connection; an unreachable ends a connection attempt or is
+    /// recorded (see [`Tcb::on_icmp_error`]); for a SYN-queue entry see
+    /// `Shard::on_icmp_syn_received`.
     pub fn handle_icmp_error(
         &mut self,
         now: Instant,
         quote: &crate::wire::icmp::QuotedTcp,
-        mtu: Option<u32>,
+        err: IcmpError,
         tx: &mut dyn TxSink,
     ) -> Verdict {
         let t = FourTuple::new(SocketAddr::new(quote.src, quote.src_port), SocketAddr::new(quote.dst, quote.dst_port));
+        let seq = quote.seq;
         let Some(&id) = self.conns.get(&t) else {
+            if self.syn_queue.contains_key(&t) {
+                return self.on_icmp_syn_received(&t, err, seq);
+            }
             return self.dropped(DropReason::IcmpNoConnection);
         };
-        let Some(mtu) = mtu else {
-            // RFC 5461 §4: soft errors are only reported, never acted on.
-            return Verdict::Consumed;
-        };
-        let seq = quote.seq;
-        let r = self.with_tcb(now, id, tx, |tcb, ctx| tcb.on_packet_too_big(ctx, mtu, seq));
+        let r = self.with_tcb(now, id, tx, |tcb, ctx| match err {
+            IcmpError::PacketTooBig { mtu } => tcb.on_packet_too_big(ctx, mtu, seq),
+            IcmpError::Unreachable { .. } => tcb.on_icmp_error(ctx, err, seq),
+        });
         self.settle(id);
         match r {
             Some(Err(reason)) => self.dropped(reason),
@@ -622,20 +626,23 @@ impl Shard {
         if tcb.in_dirty {
             return;
         }
-        if released && state == State::TimeWait {
-            let e = TwEntry {
-                snd_nxt: tcb.snd_nxt,
-                rcv_nxt: tcb.rcv_nxt,
-                ts_recent: tcb.ts_recent(),
-                ts_offset: tcb.ts_offset(),
-                window: (tcb.rcv_window() >> tcb.rcv_wscale).min(65535) as u16,
-                deadline: tcb.timers.time_wait.unwrap_or_default(),
-            };
+        if state == State::TimeWait {
             let t = tcb.tuple;
-            self.free_tcb(id);
-            if self.time_wait.len() < self.cfg.max_tw_buckets {
-                self.time_wait.insert(t, e);
-                self.schedule(TimerKey::Tw(t), e.deadline);
+            let e = tcb.time_wait_entry();
+            tcb.timers = Default::default();
+            if self.conns.get(&t) == Some(&id) {
+                // Linux `tcp_time_wait`: once the batch's output is done, the connection
+                // becomes a compact TIME-WAIT entry whether or not the application still holds
+                // its handle, so every segment of the tuple meets one set of TIME-WAIT rules
+                // (RFC 6191 reuse included). A handle still held keeps the TCB for reading.
+                self.conns.remove(&t);
+                if self.time_wait.len() < self.cfg.max_tw_buckets {
+                    self.time_wait.insert(t, e);
+                    self.schedule(TimerKey::Tw(t), e.deadline);
+                }
+            }
+            if released {
+                self.free_tcb(id);
             }
             return;
         }

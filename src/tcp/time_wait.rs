@@ -23,15 +23,20 @@ pub struct TwEntry {
     /// Window field for our ACKs (already scaled).
     pub window: u16,
     pub deadline: Instant,
+    /// When the last rate-limited ACK went out (Linux `tw_last_oow_ack_time`).
+    pub last_oow_ack: Option<Instant>,
 }
 
 /// What TIME-WAIT does with a segment (Linux `enum tcp_tw_status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TwVerdict {
-    /// Send <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.
-    Ack,
-    /// The retransmitted FIN: ACK it and restart 2·MSL.
-    AckRestart,
+    /// Answer with <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>. `restart`: the 2·MSL timer starts
+    /// again. `limited`: the answer is subject to the per-entry rate limit (`tcp_invalid_ratelimit`),
+    /// as for any segment that could be part of an ACK loop.
+    Ack { restart: bool, limited: bool },
+    /// An acceptable bare ACK at RCV.NXT: restart 2·MSL and take its TSval as TS.Recent;
+    /// nothing is sent.
+    Refresh,
     /// A new SYN may reuse the tuple (RFC 6191): hand it to the listener; TIME-WAIT ends once
     /// the listener has taken it.
     Reuse,
@@ -41,7 +46,16 @@ pub enum TwVerdict {
     Drop(DropReason),
 }
 
-/// RFC 9293 §3.10.7.4 for TIME-WAIT, with RFC 1337 and RFC 6191.
+/// RFC 7323 §5.3 R1 for a TIME-WAIT entry: the segment's TSval is older than TS.Recent.
+fn paws_rejects(e: &TwEntry, seg: &TcpRepr<'_>) -> bool {
+    match (e.ts_recent, seg.options.timestamps) {
+        (Some(recent), Some((tsval, _))) => (tsval.wrapping_sub(recent) as i32) < 0,
+        _ => false,
+    }
+}
+
+/// RFC 9293 §3.10.7.4 for TIME-WAIT, with RFC 1337, RFC 6191 and RFC 7323, in the order of
+/// Linux's `tcp_timewait_state_process`.
 pub fn on_segment(e: &TwEntry, seg: &TcpRepr<'_>, rfc1337: bool) -> TwVerdict {
     let f = seg.flags;
     if f.rst() {
@@ -56,26 +70,35 @@ pub fn on_segment(e: &TwEntry, seg: &TcpRepr<'_>, rfc1337: bool) -> TwVerdict {
             TwVerdict::Drop(DropReason::InvalidRst)
         };
     }
-    if f.syn() && !f.ack() {
-        // RFC 6191 §2: with timestamps, a SYN whose TSval is greater than TS.Recent may open a
-        // new incarnation; without them, one whose sequence number is above RCV.NXT (the
-        // RFC 1122 §4.2.2.13 rule).
-        let newer = match (e.ts_recent, seg.options.timestamps) {
+    let paws_reject = paws_rejects(e, seg);
+    if f.syn() && !f.ack() && !paws_reject {
+        // RFC 6191 §2 / RFC 1122 §4.2.2.13: a SYN may open a new incarnation when its sequence
+        // number is above RCV.NXT, or, with timestamps on both sides, when its TSval is newer
+        // than TS.Recent. Either is enough once PAWS passes (Linux accepts `after(seq,
+        // rcv_nxt) || tsval newer`): a SYN with an equal TSval and a higher sequence number
+        // reuses the tuple too. A TIME-WAIT entry without timestamps judges by sequence only.
+        let ts_newer = match (e.ts_recent, seg.options.timestamps) {
             (Some(recent), Some((tsval, _))) => (tsval.wrapping_sub(recent) as i32) > 0,
-            _ => seg.seq.after(e.rcv_nxt),
+            _ => false,
         };
-        return if newer { TwVerdict::Reuse } else { TwVerdict::Ack };
+        if seg.seq.after(e.rcv_nxt) || ts_newer {
+            return TwVerdict::Reuse;
+        }
     }
-    // The only thing expected here: a retransmission of the remote FIN.
-    if f.fin() && seg.seq.add(seg.payload.len() as u32).add(1) == e.rcv_nxt {
-        return TwVerdict::AckRestart;
+    if !paws_reject && seg.seq == e.rcv_nxt && seg.segment_len() == 0 {
+        // In the window, zero length: the peer ACKing our FIN again. Linux restarts the
+        // 2·MSL timer ("it may be only reset or bare ack") and takes the TSval.
+        return TwVerdict::Refresh;
     }
-    // An acceptable bare ACK (the peer ACKing our FIN again) needs nothing.
-    if f.ack() && seg.payload.is_empty() && !f.fin() && seg.seq == e.rcv_nxt {
-        return TwVerdict::Drop(DropReason::OutOfWindow);
-    }
-    // Anything else is unacceptable: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.
-    TwVerdict::Ack
+    // Anything else is unacceptable here (the retransmitted remote FIN among them):
+    // <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>. Linux restarts the timer for any such segment with
+    // an ACK, or one PAWS rejected, but not for an ACK-less SYN ("it may be both old
+    // duplicate and new good SYN with random sequence number <rcv_nxt"). The answer is rate
+    // limited unless the segment carries data or a FIN (`tcp_oow_rate_limited`: "data
+    // packets without SYNs are not likely part of an ACK loop").
+    let restart = paws_reject || f.ack();
+    let limited = seg.segment_len() == 0 || f.syn();
+    TwVerdict::Ack { restart, limited }
 }
 
 impl Shard {
@@ -91,24 +114,35 @@ impl Shard {
         let Some(e) = self.time_wait.get(&t).copied() else {
             return Ok(self.dropped(DropReason::NoListener));
         };
-        match on_segment(&e, seg, self.cfg.rfc1337) {
+        let verdict = on_segment(&e, seg, self.cfg.rfc1337);
+        if paws_rejects(&e, seg) {
+            self.counters.tcp_ext_paws_estab_rejected += 1;
+        }
+        match verdict {
             TwVerdict::Drop(r) => {
                 if r == DropReason::TimeWaitRst {
                     self.counters.tcp_ext_tw_rst_ignored += 1;
                 }
                 Ok(self.dropped(r))
             }
-            TwVerdict::Ack => {
+            TwVerdict::Ack { restart, limited } => {
+                if restart {
+                    self.restart_time_wait(now, &t);
+                }
+                if limited && !self.tw_oow_ack_allowed(now, &t) {
+                    self.counters.tcp_ext_tcp_ack_skipped_time_wait += 1;
+                    return Ok(Verdict::Consumed);
+                }
                 self.send_tw_ack(now, &t, &e, tx);
                 Ok(Verdict::Consumed)
             }
-            TwVerdict::AckRestart => {
-                let deadline = now + self.cfg.time_wait;
-                if let Some(x) = self.time_wait.get_mut(&t) {
-                    x.deadline = deadline;
+            TwVerdict::Refresh => {
+                self.restart_time_wait(now, &t);
+                if let (Some(x), Some((tsval, _))) = (self.time_wait.get_mut(&t), seg.options.timestamps) {
+                    if x.ts_recent.is_some() {
+                        x.ts_recent = Some(tsval);
+                    }
                 }
-                self.schedule(TimerKey::Tw(t), deadline);
-                self.send_tw_ack(now, &t, &e, tx);
                 Ok(Verdict::Consumed)
             }
             TwVerdict::Kill => {
@@ -123,11 +157,40 @@ impl Shard {
         }
     }
 
+    /// 2·MSL starts again for the entry of `t`.
+    fn restart_time_wait(&mut self, now: Instant, t: &FourTuple) {
+        let deadline = now + self.cfg.time_wait;
+        if let Some(x) = self.time_wait.get_mut(t) {
+            x.deadline = deadline;
+        }
+        // The entry's pending timer fires at the old deadline and re-arms (`on_tw_timer`).
+    }
+
+    /// RFC 5961 §7 / Linux `tcp_timewait_check_oow_rate_limit`: at most one ACK per
+    /// `invalid_ratelimit` in answer to segments that could be part of an ACK loop.
+    fn tw_oow_ack_allowed(&mut self, now: Instant, t: &FourTuple) -> bool {
+        let limit = self.cfg.invalid_ratelimit;
+        let Some(x) = self.time_wait.get_mut(t) else {
+            return false;
+        };
+        match x.last_oow_ack {
+            Some(at) if now.saturating_since(at) < limit => false,
+            _ => {
+                x.last_oow_ack = Some(now);
+                true
+            }
+        }
+    }
+
     /// A SYN that could reuse the tuple was not taken by a listener: TIME-WAIT stays and
     /// answers it as an unacceptable segment (RFC 9293 §3.10.7.4, TIME-WAIT).
     pub(crate) fn time_wait_keep(&mut self, now: Instant, t: &FourTuple, tx: &mut dyn TxSink) {
         if let Some(e) = self.time_wait.get(t).copied() {
-            self.send_tw_ack(now, t, &e, tx);
+            if self.tw_oow_ack_allowed(now, t) {
+                self.send_tw_ack(now, t, &e, tx);
+            } else {
+                self.counters.tcp_ext_tcp_ack_skipped_time_wait += 1;
+            }
         }
     }
 
@@ -172,6 +235,7 @@ mod tests {
             ts_offset: 0,
             window: 1000,
             deadline: Instant::from_secs(60),
+            last_oow_ack: None,
         }
     }
 
@@ -203,24 +267,54 @@ mod tests {
         );
     }
 
+    /// RFC 6191 with Linux's rule, every combination: once PAWS passes, a higher sequence
+    /// number or a newer TSval is enough.
     #[test]
-    fn rfc6191_syn_reuse_by_timestamp() {
-        assert_eq!(on_segment(&entry(), &seg(1, TcpFlags::SYN, Some(101)), true), TwVerdict::Reuse);
-        assert_eq!(on_segment(&entry(), &seg(99_999, TcpFlags::SYN, Some(99)), true), TwVerdict::Ack);
+    fn rfc6191_syn_reuse_table() {
+        let syn = TcpFlags::SYN;
+        let ack = TwVerdict::Ack { restart: false, limited: true };
+        let paws = TwVerdict::Ack { restart: true, limited: true };
+        // (seq, tsval, entry has timestamps, expected)
+        let rows: [(u32, Option<u32>, bool, TwVerdict); 11] = [
+            (1, Some(101), true, TwVerdict::Reuse),    // lower seq, newer TSval
+            (9001, Some(100), true, TwVerdict::Reuse), // higher seq, equal TSval
+            (9001, Some(101), true, TwVerdict::Reuse), // both
+            (9000, Some(100), true, ack),              // equal seq, equal TSval
+            (8000, Some(100), true, ack),              // lower seq, equal TSval
+            (99_999, Some(99), true, paws),            // higher seq, but PAWS rejects
+            (1, Some(99), true, paws),                 // older on both counts
+            (9001, None, true, TwVerdict::Reuse),      // SYN without timestamps: by seq
+            (8000, None, true, ack),
+            (9001, Some(5), false, TwVerdict::Reuse), // entry without timestamps: by seq
+            (8000, Some(500), false, ack),
+        ];
+        for (seq, ts, entry_ts, want) in rows {
+            let e = if entry_ts { entry() } else { TwEntry { ts_recent: None, ..entry() } };
+            assert_eq!(on_segment(&e, &seg(seq, syn, ts), true), want, "seq {seq} tsval {ts:?} entry ts {entry_ts}");
+        }
     }
 
     #[test]
-    fn rfc6191_syn_reuse_by_sequence_without_timestamps() {
-        let e = TwEntry { ts_recent: None, ..entry() };
-        assert_eq!(on_segment(&e, &seg(9001, TcpFlags::SYN, None), true), TwVerdict::Reuse);
-        assert_eq!(on_segment(&e, &seg(8000, TcpFlags::SYN, None), true), TwVerdict::Ack);
-    }
-
-    #[test]
-    fn retransmitted_fin_restarts_the_timer() {
+    fn retransmitted_fin_restarts_the_timer_and_is_always_answered() {
         assert_eq!(
             on_segment(&entry(), &seg(8999, TcpFlags::FIN | TcpFlags::ACK, Some(100)), true),
-            TwVerdict::AckRestart
+            TwVerdict::Ack { restart: true, limited: false }
+        );
+    }
+
+    /// Linux: a bare ACK at RCV.NXT restarts 2·MSL and answers nothing; an out-of-window ACK
+    /// restarts it and draws a rate-limited ACK.
+    #[test]
+    fn acks_in_time_wait() {
+        assert_eq!(on_segment(&entry(), &seg(9000, TcpFlags::ACK, Some(100)), true), TwVerdict::Refresh);
+        assert_eq!(
+            on_segment(&entry(), &seg(123, TcpFlags::ACK, Some(100)), true),
+            TwVerdict::Ack { restart: true, limited: true }
+        );
+        // PAWS rejects an old TSval even at RCV.NXT.
+        assert_eq!(
+            on_segment(&entry(), &seg(9000, TcpFlags::ACK, Some(50)), true),
+            TwVerdict::Ack { restart: true, limited: true }
         );
     }
 }

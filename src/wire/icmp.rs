@@ -17,6 +17,7 @@ pub mod v4_type {
     pub const DST_UNREACHABLE: u8 = 3;
     pub const ECHO_REQUEST: u8 = 8;
     pub const TIME_EXCEEDED: u8 = 11;
+    pub const PARAMETER_PROBLEM: u8 = 12;
     /// Destination unreachable, code 4: fragmentation needed and DF set.
     pub const CODE_FRAG_NEEDED: u8 = 4;
 }
@@ -25,6 +26,7 @@ pub mod v6_type {
     pub const DST_UNREACHABLE: u8 = 1;
     pub const PACKET_TOO_BIG: u8 = 2;
     pub const TIME_EXCEEDED: u8 = 3;
+    pub const PARAMETER_PROBLEM: u8 = 4;
     pub const ECHO_REQUEST: u8 = 128;
     pub const ECHO_REPLY: u8 = 129;
 }
@@ -96,9 +98,9 @@ pub enum IcmpRepr<'a> {
         mtu: u32,
         quote: QuotedTcp,
     },
-    /// Any other destination-unreachable / time-exceeded with a TCP quote: a soft error for a
-    /// synchronized connection (RFC 5461 §4).
-    SoftError {
+    /// Any other destination unreachable, time exceeded or parameter problem with a TCP quote.
+    /// Whether it is a soft or a hard error is TCP's call (`tcp::icmp::IcmpError`).
+    Error {
         icmp_type: u8,
         code: u8,
         quote: QuotedTcp,
@@ -131,8 +133,8 @@ impl<'a> IcmpRepr<'a> {
             v4_type::DST_UNREACHABLE if code == v4_type::CODE_FRAG_NEEDED => {
                 IcmpRepr::PacketTooBig { mtu: u32::from(read_u16(msg, 6)), quote: QuotedTcp::parse_v4(body)? }
             }
-            v4_type::DST_UNREACHABLE | v4_type::TIME_EXCEEDED => {
-                IcmpRepr::SoftError { icmp_type: ty, code, quote: QuotedTcp::parse_v4(body)? }
+            v4_type::DST_UNREACHABLE | v4_type::TIME_EXCEEDED | v4_type::PARAMETER_PROBLEM => {
+                IcmpRepr::Error { icmp_type: ty, code, quote: QuotedTcp::parse_v4(body)? }
             }
             _ => IcmpRepr::Other { icmp_type: ty, code },
         })
@@ -158,8 +160,8 @@ impl<'a> IcmpRepr<'a> {
             v6_type::PACKET_TOO_BIG => {
                 IcmpRepr::PacketTooBig { mtu: read_u32(msg, 4), quote: QuotedTcp::parse_v6(body)? }
             }
-            v6_type::DST_UNREACHABLE | v6_type::TIME_EXCEEDED => {
-                IcmpRepr::SoftError { icmp_type: ty, code, quote: QuotedTcp::parse_v6(body)? }
+            v6_type::DST_UNREACHABLE | v6_type::TIME_EXCEEDED | v6_type::PARAMETER_PROBLEM => {
+                IcmpRepr::Error { icmp_type: ty, code, quote: QuotedTcp::parse_v6(body)? }
             }
             _ => IcmpRepr::Other { icmp_type: ty, code },
         })
