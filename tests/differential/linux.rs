@@ -337,6 +337,7 @@ impl Dut for LinuxDut {
                         Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < end => {
                             std::thread::sleep(Duration::from_millis(5))
                         }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok("nothing to accept".into()),
                         Err(e) => return Err(format!("accept: {e}")),
                     }
                 }
