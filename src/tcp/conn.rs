@@ -121,6 +121,9 @@ pub struct Tcb {
     /// Right edge of the receive window we are committed to: the furthest edge an ACK has
     /// offered within the receive buffer. It never moves left (RFC 9293 §3.8.6.2.2, SHLD-14).
     rcv_adv: SeqNum,
+    /// The furthest right edge any ACK offered, rounding included (at most 2^shift - 1 past
+    /// RCV.ADV): what a peer may fill, so what we accept.
+    rcv_edge_max: SeqNum,
     /// A FIN that arrived ahead of missing data, processed once the data is in.
     ooo_fin: Option<SeqNum>,
 
@@ -207,6 +210,7 @@ impl Tcb {
             rcv_wscale: 0,
             last_ack_sent: SeqNum(0),
             rcv_adv: SeqNum(0),
+            rcv_edge_max: SeqNum(0),
             ooo_fin: None,
             ts_ok: false,
             ts_recent: 0,
@@ -281,7 +285,8 @@ impl Tcb {
         t.max_snd_wnd = t.snd_wnd;
         t.snd_wl1 = ack_seg.seq;
         t.snd_wl2 = ack_seg.ack;
-        t.rcv_adv = t.rcv_nxt.add(t.rcv_window());
+        t.rcv_adv = t.rcv_nxt.add(t.rcv_space());
+        t.rcv_edge_max = t.rcv_adv;
         t.cc = NewReno::new(t.smss, cfg.initial_cwnd, t.snd_una);
         t.state = State::Established;
         t.arm_keepalive(cfg, now);
@@ -347,7 +352,9 @@ impl Tcb {
     /// move left, and with window scaling rounding down alone would move it (Linux
     /// `tcp_select_window`: "never shrink the offered window").
     pub fn rcv_window(&self) -> u32 {
-        self.rcv_space().max(self.committed_window())
+        let offered =
+            if self.rcv_edge_max.after(self.rcv_nxt) { self.rcv_edge_max.distance_from(self.rcv_nxt) } else { 0 };
+        self.rcv_space().max(self.committed_window()).max(offered)
     }
 
     /// The window field to put in a segment (scaled; never scaled on a SYN, RFC 7323 §2.2).
@@ -533,6 +540,9 @@ impl Tcb {
             // The committed edge moves right only, and only as far as the buffer holds: a
             // window rounded up past the buffer commits nothing new (Linux keeps rcv_wnd then).
             let edge = ack.add(u32::from(window) << scale);
+            if edge.after(self.rcv_edge_max) {
+                self.rcv_edge_max = edge;
+            }
             let within = self.rcv_nxt.add(self.rcv_space());
             let edge = if edge.after(within) { within } else { edge };
             if edge.after(self.rcv_adv) {
@@ -606,6 +616,7 @@ impl Tcb {
         self.irs = seg.seq;
         self.rcv_nxt = seg.seq.add(1);
         self.rcv_adv = self.rcv_nxt;
+        self.rcv_edge_max = self.rcv_nxt;
         let o = &seg.options;
         let neg = Negotiated {
             peer_mss: o.mss,
