@@ -81,4 +81,5 @@ scenarios! {
     tw_rst_rfc1337_off,
     tw_rst_rfc1337_on,
     wraparound_data,
+    zero_window,
 }

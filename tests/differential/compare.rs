@@ -20,6 +20,10 @@ fn show(o: &Outcome) -> String {
         Outcome::Seg(None, _) => "nothing".into(),
         Outcome::None(v) if v.is_empty() => "nothing".into(),
         Outcome::None(v) => v.iter().map(Obs::to_string).collect::<Vec<_>>().join(" | "),
+        Outcome::Drain(v) => match v.last() {
+            Some(last) => format!("{} segment(s), the last {last}", v.len()),
+            None => "nothing".into(),
+        },
         Outcome::App(Ok(s)) => s.clone(),
         Outcome::App(Err(e)) => format!("error: {e}"),
     }
@@ -34,13 +38,15 @@ fn seg_diff(e: &Expect, l: &Obs, s: &Obs, l_miss: &[String], s_miss: &[String]) 
     let miss_on = |m: &[String], what: &str| m.iter().any(|x| x.starts_with(what));
     match e.seq {
         Num::Rel(_) if l.seq != s.seq => v.push(format!("seq {} vs {}", l.seq, s.seq)),
-        Num::Next if miss_on(l_miss, "seq") != miss_on(s_miss, "seq") => v.push("seq (SND.NXT)".into()),
+        Num::Next | Num::Acked if miss_on(l_miss, "seq") != miss_on(s_miss, "seq") => v.push("seq (SND.NXT)".into()),
         _ => {}
     }
     if l.flags.ack() && s.flags.ack() {
         match e.ack {
             Num::Rel(_) if l.ack != s.ack => v.push(format!("ack {} vs {}", l.ack, s.ack)),
-            Num::Next if miss_on(l_miss, "ack") != miss_on(s_miss, "ack") => v.push("ack (driver's next)".into()),
+            Num::Next | Num::Acked if miss_on(l_miss, "ack") != miss_on(s_miss, "ack") => {
+                v.push("ack (own state)".into())
+            }
             _ => {}
         }
     }
@@ -57,10 +63,20 @@ fn seg_diff(e: &Expect, l: &Obs, s: &Obs, l_miss: &[String], s_miss: &[String]) 
     v
 }
 
-/// What an app outcome means, without the detail in parentheses.
+/// What an app outcome means, without the detail in parentheses, and for reads only whether
+/// any data came (buffer sizes are each side's own business).
 fn app_class(r: &Result<String, String>) -> String {
     match r {
-        Ok(s) => s.split(" (").next().unwrap_or("").to_string(),
+        Ok(s) => {
+            let s = s.split(" (").next().unwrap_or("");
+            match s.strip_prefix("read ") {
+                Some(rest) => {
+                    let (n, tail) = rest.split_once(',').unwrap_or((rest, ""));
+                    format!("read {}{tail}", if n == "0" { "nothing" } else { "data" })
+                }
+                None => s.to_string(),
+            }
+        }
         Err(_) => "error".into(),
     }
 }
@@ -90,6 +106,13 @@ pub fn compare(sc: &Script, linux: &[Outcome], stack: &[Outcome]) -> Verdict {
                     diff.push("different segments".into());
                 }
             }
+            (Step::Drain(_), Outcome::Drain(lv), Outcome::Drain(sv)) => match (lv.last(), sv.last()) {
+                (Some(a), Some(b)) if a.flags != b.flags || a.win_class() != b.win_class() => {
+                    diff.push(format!("last segment {a} vs {b}"))
+                }
+                (Some(_), None) | (None, Some(_)) => diff.push("one side sent nothing".into()),
+                _ => {}
+            },
             (Step::App(_), Outcome::App(lr), Outcome::App(sr)) => {
                 if lr.is_err() {
                     lmiss.push(show(l));

@@ -77,6 +77,8 @@ pub enum Outcome {
     Seg(Option<Obs>, Vec<String>),
     /// `<-- none`: everything that was sent anyway.
     None(Vec<Obs>),
+    /// `<-- any`: everything that was sent.
+    Drain(Vec<Obs>),
     App(Result<String, String>),
 }
 
@@ -88,6 +90,8 @@ struct Driver {
     dut_port: u16,
     dut_isn: Option<u32>,
     dut_nxt: Option<u32>,
+    /// The last ACK number the DUT sent (absolute).
+    dut_ack: Option<u32>,
     /// Last TSval the DUT sent (echoed as TSecr).
     ts_recent: u32,
     /// The DUT's last SYN (IP packet), quoted by ICMP errors.
@@ -118,13 +122,14 @@ impl Driver {
     fn build(&mut self, s: &Send) -> Vec<u8> {
         let seq = match s.seq {
             Num::Rel(r) => self.isn.wrapping_add(r as u32),
+            Num::Acked => self.dut_ack.unwrap_or(self.nxt),
             Num::Next | Num::Any => self.nxt,
         };
         let dut_isn = self.dut_isn.unwrap_or(0);
         let ack = match s.ack {
             Num::Rel(r) => dut_isn.wrapping_add(r as u32),
             Num::Next => self.dut_nxt.unwrap_or(0),
-            Num::Any => 0,
+            Num::Any | Num::Acked => 0,
         };
         let mut o = TcpOptions { mss: s.mss, window_scale: s.ws, sack_permitted: s.sackok, ..TcpOptions::default() };
         if let Some((val, ecr)) = s.ts {
@@ -191,6 +196,9 @@ impl Driver {
             self.dut_port = r.src_port;
             self.last_syn = Some(pkt.to_vec());
         }
+        if r.flags.ack() {
+            self.dut_ack = Some(r.ack.0);
+        }
         if let Some((val, _)) = r.options.timestamps {
             self.ts_recent = val;
         }
@@ -223,7 +231,7 @@ impl Driver {
 
     /// How `obs` misses `e` (empty when it matches). `dut_nxt` is the DUT's next sequence
     /// number as known before this segment.
-    fn check(&self, e: &Expect, obs: &Obs, dut_nxt: Option<u32>) -> Vec<String> {
+    fn check(&self, e: &Expect, obs: &Obs, dut_nxt: Option<u32>, dut_ack: Option<u32>) -> Vec<String> {
         let mut v = Vec::new();
         if obs.flags != e.flags {
             v.push(format!("flags {} != {}", flags_str(obs.flags), flags_str(e.flags)));
@@ -241,6 +249,7 @@ impl Driver {
                     obs.ack,
                     self.nxt.wrapping_sub(self.isn) as i32
                 )),
+                Num::Acked if Some(obs.raw_ack) != dut_ack => v.push(format!("ack {} moved", obs.ack)),
                 _ => {}
             }
         }
@@ -283,6 +292,7 @@ pub fn play(sc: &Script, dut: &mut dyn Dut) -> Vec<Outcome> {
         dut_port: 0,
         dut_isn: None,
         dut_nxt: None,
+        dut_ack: None,
         ts_recent: 0,
         last_syn: None,
     };
@@ -313,14 +323,24 @@ fn step(d: &mut Driver, dut: &mut dyn Dut, l: &Line) -> Outcome {
             Outcome::Done
         }
         Step::Expect(e) => {
-            let before = d.dut_nxt;
+            let (before, acked) = (d.dut_nxt, d.dut_ack);
             match d.next_seg(dut, e.within_ms) {
                 Some(o) => {
-                    let miss = d.check(e, &o, if o.flags.syn() { Some(o.raw_seq) } else { before });
+                    let miss = d.check(e, &o, if o.flags.syn() { Some(o.raw_seq) } else { before }, acked);
                     Outcome::Seg(Some(o), miss)
                 }
                 None => Outcome::Seg(None, vec![format!("nothing within {} ms", e.within_ms)]),
             }
+        }
+        Step::Drain(ms) => {
+            let end = dut.now_ms() + ms;
+            let mut seen = Vec::new();
+            while let Some(pkt) = dut.next(end.saturating_sub(dut.now_ms())) {
+                if let Some(o) = d.observe(&pkt) {
+                    seen.push(o);
+                }
+            }
+            Outcome::Drain(seen)
         }
         Step::ExpectNone(ms) => {
             let end = dut.now_ms() + ms;

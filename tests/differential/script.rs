@@ -11,6 +11,7 @@
 //!                                     #  ack relative to the DUT's ISN)
 //! <-- SYN,ACK seq=0 ack=1 win=open opts=mss   # the next segment the DUT sends
 //! <-- none 250                        # nothing for 250 ms
+//! <-- any 300                         # whatever comes in 300 ms; the last one is compared
 //! wait 300                            # let 300 ms pass (stack: clock; Linux: sleep)
 //! --> icmp port-unreachable           # ICMP error quoting the DUT's last SYN
 //! ```
@@ -19,8 +20,8 @@
 //! printed but not compared with Linux's.
 //!
 //! Numbers: `seq=`/`ack=` take a signed offset from the ISN (wrapping mod 2^32), `.` for "the
-//! next sequence number of that side" (driver: highest seq sent; DUT: highest seq seen), or
-//! `*` (anything, not compared). The DUT's ISN is learned from every SYN it sends.
+//! next sequence number of that side" (driver: highest seq sent; DUT: highest seq seen), `^`
+//! for the last ACK number the DUT sent, or `*` (anything, not compared). The DUT's ISN is learned from every SYN it sends.
 
 use xdptcp::wire::TcpFlags;
 
@@ -32,6 +33,9 @@ pub enum Num {
     Next,
     /// Not checked.
     Any,
+    /// `^`: the last ACK number the DUT sent (its RCV.NXT): in a driver's `seq=`, where the
+    /// DUT wants data next; in an expected `ack=`, "unchanged".
+    Acked,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +130,9 @@ pub enum Step {
     Icmp(u8),
     Expect(Box<Expect>),
     ExpectNone(u64),
+    /// `<-- any MS`: takes everything sent within MS; only the last segment's flags and
+    /// window class are compared (for ACK trains whose count is Linux's business).
+    Drain(u64),
     Wait(u64),
 }
 
@@ -185,6 +192,7 @@ fn num(s: &str) -> Result<Num, String> {
     match s {
         "." => Ok(Num::Next),
         "*" => Ok(Num::Any),
+        "^" => Ok(Num::Acked),
         _ => s.parse::<i64>().map(Num::Rel).map_err(|e| format!("bad number {s:?}: {e}")),
     }
 }
@@ -259,6 +267,9 @@ fn parse_send(words: &[&str]) -> Result<Send, String> {
 
 fn parse_expect(words: &[&str]) -> Result<Step, String> {
     let (first, rest) = words.split_first().ok_or("<-- needs flags or `none`")?;
+    if *first == "any" {
+        return Ok(Step::Drain(int(rest.first().ok_or("<-- any needs a time in ms")?)?));
+    }
     if *first == "none" {
         let ms = match rest.first() {
             Some(v) => int(v)?,
