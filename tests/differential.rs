@@ -70,6 +70,7 @@ scenarios! {
     rfc5961_ack_with_data,
     rfc5961_established,
     rfc5961_old_ack_after_data,
+    syn_queue_bad_ack,
     syn_retransmit_syn_queue,
     syncookie_always,
     syncookie_forged_ack,
@@ -81,5 +82,6 @@ scenarios! {
     tw_rst_rfc1337_off,
     tw_rst_rfc1337_on,
     wraparound_data,
+    wraparound_sack,
     zero_window,
 }
