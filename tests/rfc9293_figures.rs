@@ -122,11 +122,17 @@ fn figure7_simultaneous_connection_synchronization() {
     assert_eq!((s6.seq, s6.ack), (b_iss, a_iss.wrapping_add(1)));
     a.deliver(&b_synack);
     assert_eq!(a.state(ida), Some(State::Established));
-    a.expect_nothing();
-    // 7. A's SYN-ACK reaches B: ESTABLISHED.
+    // The SYN it repeats is old sequence space: A acknowledges it, as Linux does (the figure
+    // leaves pure ACKs out). <SEQ=101><ACK=301><CTL=ACK>
+    let dup = Seg::parse(&a.take_one());
+    assert!(dup.is(ACK));
+    assert_eq!((dup.seq, dup.ack), (a_iss.wrapping_add(1), b_iss.wrapping_add(1)));
+    // 7. A's SYN-ACK reaches B: ESTABLISHED (and B acknowledges the repeat the same way).
     b.deliver(&a_synack);
     assert_eq!(b.state(idb), Some(State::Established));
-    b.expect_nothing();
+    let dup = Seg::parse(&b.take_one());
+    assert!(dup.is(ACK));
+    assert_eq!((dup.seq, dup.ack), (b_iss.wrapping_add(1), a_iss.wrapping_add(1)));
     assert!(a.take_events().contains(&Event::Connected(ida)));
     assert!(b.take_events().contains(&Event::Connected(idb)));
     // Both directions carry data afterwards.

@@ -31,6 +31,9 @@ const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
 /// RFC 9293 §3.7.1: MSS assumed when the peer sends no MSS option.
 pub const DEFAULT_MSS_V4: u16 = 536;
 pub const DEFAULT_MSS_V6: u16 = 1220;
+/// Linux `TCP_TIMEOUT_MIN` (2 jiffies at HZ=1000): the SYN retransmission after a RST for an
+/// unacceptable ACK in SYN-SENT.
+const SYN_SENT_RST_RETRY: Duration = Duration::from_millis(2);
 /// Bytes a timestamp option takes in every segment (with its two NOPs).
 const TS_OPTION_LEN: u32 = 12;
 
@@ -110,6 +113,9 @@ pub struct Tcb {
     pub snd_wl2: SeqNum,
     /// RFC 5961 §5: MAX.SND.WND, the largest window the peer has offered.
     pub max_snd_wnd: u32,
+    /// Data bytes the peer has acknowledged so far (saturating): an old ACK may lie at most
+    /// this far below SND.UNA (Linux `bytes_acked` in `tcp_ack`).
+    bytes_acked: u32,
     pub snd_wscale: u8,
 
     // Receive sequence variables (Figure 4).
@@ -204,6 +210,7 @@ impl Tcb {
             snd_wl1: SeqNum(0),
             snd_wl2: iss,
             max_snd_wnd: 0,
+            bytes_acked: 0,
             snd_wscale: 0,
             irs: SeqNum(0),
             rcv_nxt: SeqNum(0),
@@ -327,7 +334,10 @@ impl Tcb {
     /// [`Tcb::rounding_slack`]).
     fn rcv_space(&self) -> u32 {
         let free = u32::try_from(self.rcvbuf.free()).unwrap_or(u32::MAX);
-        free.saturating_sub(self.rounding_slack())
+        // Never more than the window field can say (65535 without window scaling): RCV.WND
+        // is what we offer, and a segment beyond it is outside the window (RFC 9293 §3.4).
+        let most = 65535u32 << self.rcv_wscale.min(14);
+        free.saturating_sub(self.rounding_slack()).min(most)
     }
 
     /// With window scaling an advertised window is a multiple of 2^RCV.WIND.SHIFT. Keeping an
@@ -448,7 +458,10 @@ impl Tcb {
         self.timers.clear_all();
         self.sndbuf.clear();
         self.asm.clear();
-        if reason != CloseReason::Normal {
+        // RFC 9293 says to flush the queues on a reset; Linux keeps what was received in order
+        // (a read returns it, then ECONNRESET), and so do we: a relay passes on what the peer
+        // sent before it reset. Only the application's own abort drops it.
+        if reason == CloseReason::Aborted {
             self.rcvbuf.clear();
         }
         self.close_reason = Some(reason);
@@ -587,6 +600,14 @@ impl Tcb {
                 if !f.rst() {
                     let rst = OutSegment::control(seg.ack, SeqNum(0), TcpFlags::RST, 0);
                     self.transmit(ctx, &rst);
+                    // RFC 9293 Figure 9: the RST sends the peer's old half back to LISTEN, so
+                    // our SYN may go again at once. Linux re-arms the retransmission timer at
+                    // `TCP_TIMEOUT_MIN` when no SYN was retransmitted yet ("previous FIN/ACK or
+                    // RST/ACK might be ignored"); only then, so a blind stream of bad ACKs
+                    // cannot make the SYN go faster than its backoff.
+                    if self.retries == 0 {
+                        self.timers.rto = Some(ctx.now + SYN_SENT_RST_RETRY);
+                    }
                 }
                 return Err(DropReason::InvalidAck);
             }
@@ -837,6 +858,9 @@ impl Tcb {
         {
             seg.seq = seg.seq.add(1);
             seg.flags = seg.flags.without(TcpFlags::SYN);
+            // The repeated SYN is old sequence space: Linux answers it with an ACK
+            // (`tcp_data_queue`, "a retransmit ... force an immediate ack").
+            self.ack_now = true;
         }
         let seg_len = seg.segment_len();
         let wnd = self.rcv_window();
@@ -963,9 +987,12 @@ impl Tcb {
         Ok(())
     }
 
-    /// RFC 5961 §5.2: acceptable iff (SND.UNA - MAX.SND.WND) =< SEG.ACK =< SND.NXT.
+    /// RFC 5961 §5.2: acceptable iff (SND.UNA - MAX.SND.WND) =< SEG.ACK =< SND.NXT. As Linux
+    /// (`tcp_ack`: "do not accept ACK for bytes we never sent"), the distance below SND.UNA is
+    /// also bounded by what was ever acknowledged: an ACK of sequence space before our first
+    /// byte is as blind as one beyond SND.NXT.
     fn ack_acceptable(&self, seg: &TcpRepr<'_>) -> AckCheck {
-        let lo = self.snd_una.sub(self.max_snd_wnd);
+        let lo = self.snd_una.sub(self.max_snd_wnd.min(self.bytes_acked));
         if seg.ack.between(lo, self.snd_max) {
             AckCheck::Ok
         } else {
@@ -999,6 +1026,7 @@ impl Tcb {
             }
             self.sndbuf.consume(data as usize);
             self.sndbuf.release_if_idle();
+            self.bytes_acked = self.bytes_acked.saturating_add(data);
             self.snd_una = ack;
             if self.snd_nxt.before(ack) {
                 self.snd_nxt = ack;
