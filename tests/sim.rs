@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use xdptcp::tcp::secrets::{isn, ts_offset};
 use xdptcp::tcp::{Config, ConnId, Event, FourTuple, Secrets, Shard, State};
 use xdptcp::time::{Duration, Instant};
 
@@ -116,6 +117,11 @@ fn drain(shard: &mut Shard, id: ConnId, into: &mut Vec<u8>) {
 }
 
 fn run(seed: u64, conns: u16, imp: Impairments) {
+    run_from(seed, conns, imp, Instant::from_secs(10));
+}
+
+/// The run, starting at `start` (the ISNs and timestamps follow from it, RFC 6528 / RFC 7323).
+fn run_from(seed: u64, conns: u16, imp: Impairments, start: Instant) {
     let cfg = Config { rcv_buf: 64 * 1024, snd_buf: 64 * 1024, ..Config::default() };
     let mut client = Shard::new(cfg.clone(), Secrets::from_seed(seed ^ 1));
     let mut server = Shard::new(cfg, Secrets::from_seed(seed ^ 2));
@@ -125,7 +131,7 @@ fn run(seed: u64, conns: u16, imp: Impairments) {
     let saddr = SocketAddr::new(sip, 80);
     let mut link = Link { rng: Rng(seed), imp, inflight: Vec::new(), seq: 0, sent: 0, dropped: 0 };
     let mut rng = Rng(seed.wrapping_mul(7));
-    let mut now = Instant::from_secs(10);
+    let mut now = start;
     let mut cconns: HashMap<ConnId, ClientConn> = HashMap::new();
     let mut sconns: HashMap<ConnId, ServerConn> = HashMap::new();
     let req_len = |port: u16| (port as usize * 7919) % 40_000 + 1;
@@ -223,7 +229,7 @@ fn run(seed: u64, conns: u16, imp: Impairments) {
         }
         client.handle_timeout(now, &mut out[0]);
         server.handle_timeout(now, &mut out[1]);
-        if now > Instant::from_secs(10 + 3600) {
+        if now > start + Duration::from_secs(3600) {
             panic!("simulation did not finish in an hour of virtual time, seed {seed}");
         }
     }
@@ -267,4 +273,59 @@ fn lossy_reordering_duplicating_link() {
 #[test]
 fn very_lossy_link() {
     run(77, 10, Impairments { loss: 0.2, dup: 0.05, min_delay_ms: 5, max_delay_ms: 50 });
+}
+
+/// The instant at which the client (secrets from `seed ^ 1`) picks `iss` for its connection from
+/// port 20000 (RFC 6528: ISN = keyed hash + a 4 µs clock).
+fn start_for_client_iss(seed: u64, iss: u32) -> Instant {
+    let t = FourTuple::new("198.18.0.2:20000".parse().unwrap(), "198.18.0.1:80".parse().unwrap());
+    let h = isn(&Secrets::from_seed(seed ^ 1).isn_key, Instant::from_nanos(0), &t).0;
+    let at = Instant::from_nanos(u64::from(iss.wrapping_sub(h)) * 4_000 + (1u64 << 32) * 4_000);
+    assert_eq!(isn(&Secrets::from_seed(seed ^ 1).isn_key, at, &t).0, iss);
+    at
+}
+
+/// The instant at which the server's timestamp clock for the connection from port 20000 reads
+/// `tsval` (RFC 7323 §5.4: TSval = a 1 ms clock + a per-connection offset).
+fn start_for_server_tsval(seed: u64, tsval: u32) -> Instant {
+    let t = FourTuple::new("198.18.0.1:80".parse().unwrap(), "198.18.0.2:20000".parse().unwrap());
+    let off = ts_offset(&Secrets::from_seed(seed ^ 2).ts_key, &t);
+    let at = Instant::from_millis(u64::from(tsval.wrapping_sub(off)) + (1u64 << 32));
+    assert_eq!(xdptcp::tcp::secrets::ts_clock(at).wrapping_add(off), tsval);
+    at
+}
+
+/// RFC 9293 §3.4: the client's ISS sits 20,000 bytes below 2^32, so its request crosses the
+/// wrap, over a lossy, reordering link.
+#[test]
+fn isn_near_the_wrap_on_a_lossy_link() {
+    for seed in 11..=13 {
+        let start = start_for_client_iss(seed, 0u32.wrapping_sub(20_000));
+        run_from(seed, 20, Impairments { loss: 0.05, dup: 0.03, min_delay_ms: 1, max_delay_ms: 30 }, start);
+    }
+}
+
+/// RFC 7323 §5: the server's timestamps wrap 300 ms into the run; PAWS must take the wrapped
+/// TSvals as newer (serial arithmetic), or the connection stalls.
+#[test]
+fn timestamps_wrap_during_the_run() {
+    for seed in 21..=23 {
+        let start = start_for_server_tsval(seed, 0u32.wrapping_sub(300));
+        run_from(seed, 20, Impairments { loss: 0.05, dup: 0.03, min_delay_ms: 1, max_delay_ms: 30 }, start);
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, ..Default::default() })]
+    /// Anywhere near the wrap: the client's ISS within 64 KiB either side of 2^32, or the
+    /// server's TSval within 2 s of it, a random seed, a lossy link.
+    #[test]
+    fn wraparound_anywhere(seed in 100u64..10_000, back in 0u32..65_536, tsval_wrap in proptest::bool::ANY) {
+        let start = if tsval_wrap {
+            start_for_server_tsval(seed, 0u32.wrapping_sub(back % 2_000))
+        } else {
+            start_for_client_iss(seed, 0u32.wrapping_sub(back).wrapping_add(32_768))
+        };
+        run_from(seed, 4, Impairments { loss: 0.03, dup: 0.02, min_delay_ms: 1, max_delay_ms: 20 }, start);
+    }
 }
