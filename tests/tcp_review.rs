@@ -455,3 +455,71 @@ fn simultaneous_open_after_syn_retries_retransmits_synack() {
     assert_eq!(again.seq, syn.seq);
     assert_eq!(a.state(id), Some(State::SynReceived));
 }
+
+// ---------------------------------------------------------------------------------------------
+// The class: every bounded table a peer can fill, filled, and the stack still makes progress.
+// ---------------------------------------------------------------------------------------------
+
+/// `tcp_max_tw_buckets` reached: further closes still complete (no TIME-WAIT entry, counted as
+/// Linux's TcpExtTCPTimeWaitOverflow), nothing leaks, and new connections are served.
+#[test]
+fn time_wait_table_full_closes_still_complete() {
+    let cfg = Config { max_tw_buckets: 4, ..plain_cfg() };
+    let mut b = Host::new("198.18.0.1", cfg, 5);
+    b.shard.listen(80, None, 64).unwrap();
+    for i in 0..10u16 {
+        let p: SocketAddr = format!("198.18.0.2:{}", 41000 + i).parse().unwrap();
+        b.deliver(&craft(p, b.addr(80), 1000, 0, SYN, b""));
+        let sa = Seg::parse(&b.take_one());
+        let snd = sa.seq.wrapping_add(1);
+        b.deliver(&craft(p, b.addr(80), 1001, snd, ACK, b""));
+        let id = b.shard.accept(80).unwrap();
+        b.close(id);
+        b.take();
+        b.deliver(&craft(p, b.addr(80), 1001, snd.wrapping_add(1), finack(), b""));
+        b.take();
+    }
+    assert_eq!(b.shard.time_wait_len(), 4);
+    assert_eq!(b.shard.counters().tcp_ext_tcp_time_wait_overflow, 6);
+    assert_eq!(b.shard.conn_count(), 0, "no TCB left behind");
+    // A new connection still works.
+    b.deliver(&craft(peer(), b.addr(80), 5, 0, SYN, b""));
+    assert!(Seg::parse(&b.take_one()).is(synack()));
+}
+
+/// The connection table full (`max_connections`): a final ACK that finds no room is dropped
+/// and its SYN-queue entry kept; once a connection goes, the SYN-ACK retransmission brings the
+/// client's ACK again and the handshake completes.
+#[test]
+fn connection_table_full_then_room_again() {
+    let cfg = Config { max_connections: 2, ..plain_cfg() };
+    let mut b = Host::new("198.18.0.1", cfg, 5);
+    b.shard.listen(80, None, 64).unwrap();
+    let mut ids = Vec::new();
+    let mut isses = Vec::new();
+    for i in 0..3u16 {
+        let p: SocketAddr = format!("198.18.0.2:{}", 42000 + i).parse().unwrap();
+        b.deliver(&craft(p, b.addr(80), 1000, 0, SYN, b""));
+        let sa = Seg::parse(&b.take_one());
+        isses.push(sa.seq);
+        b.deliver(&craft(p, b.addr(80), 1001, sa.seq.wrapping_add(1), ACK, b""));
+        if let Some(id) = b.shard.accept(80) {
+            ids.push(id);
+        }
+    }
+    assert_eq!(ids.len(), 2);
+    let third: SocketAddr = "198.18.0.2:42002".parse().unwrap();
+    assert_eq!(b.shard.counters().drops[DropReason::TableFull.index()], 1);
+    assert_eq!(b.state_of(80, third), Some(State::SynReceived));
+    // One connection is aborted; the third client's SYN-ACK comes again and it ACKs again.
+    b.shard.abort(b.now, ids[0], &mut b.out).unwrap();
+    b.flush();
+    b.take();
+    let next = b.shard.poll_timeout().unwrap();
+    b.run_until(next);
+    let again = Seg::parse(&b.take_one());
+    assert!(again.is(synack()));
+    assert_eq!(again.seq, isses[2]);
+    b.deliver(&craft(third, b.addr(80), 1001, isses[2].wrapping_add(1), ACK, b""));
+    assert_eq!(b.state_of(80, third), Some(State::Established));
+}

@@ -66,6 +66,8 @@ counters! {
     tcp_ext_out_of_window_icmps => "TcpExtOutOfWindowIcmps",
     /// Connections that entered TIME-WAIT.
     tcp_ext_tw => "TcpExtTW",
+    /// Connections that closed without a TIME-WAIT entry: `tcp_max_tw_buckets` was reached.
+    tcp_ext_tcp_time_wait_overflow => "TcpExtTCPTimeWaitOverflow",
     /// TIME-WAIT entries reused by a new SYN (RFC 6191).
     tcp_ext_tw_recycled => "TcpExtTWRecycled",
     /// ACKs TIME-WAIT did not send because of the per-entry rate limit.

@@ -639,6 +639,10 @@ impl Shard {
                 if self.time_wait.len() < self.cfg.max_tw_buckets {
                     self.time_wait.insert(t, e);
                     self.schedule(TimerKey::Tw(t), e.deadline);
+                } else {
+                    // Linux `tcp_time_wait`: no bucket, the connection just closes
+                    // ("time wait bucket table overflow").
+                    self.counters.tcp_ext_tcp_time_wait_overflow += 1;
                 }
             }
             if released {
