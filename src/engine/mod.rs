@@ -16,6 +16,7 @@ pub mod clock;
 pub mod kernel;
 pub mod kernel_server;
 pub mod loadgen;
+pub mod nic;
 #[cfg(feature = "xdp")]
 pub mod xdp;
 
