@@ -27,6 +27,15 @@
 #define ARP_HRD_ETHER 1
 #define ICMPV6_NEIGHBOUR_SOLICIT 135
 
+/*
+ * ICMPv4 error types (RFC 792). Spelled out here because <linux/icmp.h> pulls in
+ * <linux/if.h> and with it glibc's <sys/socket.h>, which does not build for -target bpf.
+ * The ICMPv6 ones (ICMPV6_DEST_UNREACH .. ICMPV6_PARAMPROB) come from <linux/icmpv6.h>.
+ */
+#define ICMP_DEST_UNREACH 3
+#define ICMP_TIME_EXCEEDED 11
+#define ICMP_PARAMETERPROB 12
+
 struct hdr_cursor {
 	void *pos;
 };
@@ -49,6 +58,25 @@ struct arp_eth_ipv4 {
 	__u8 tha[ETH_ALEN];
 	__u8 tpa[4];
 } __attribute__((packed));
+
+/* ICMPv4 and ICMPv6 share the first 8 bytes (RFC 792, RFC 4443 §2.1): type, code, checksum
+ * and a type-specific word (unused, next-hop MTU, MTU, pointer). Errors quote after it. */
+struct icmp_err_hdr {
+	__u8 type;
+	__u8 code;
+	__be16 checksum;
+	__be32 rest;
+};
+
+/* The part of a quoted TCP header every error carries: RFC 792 quotes the IP header plus
+ * "the first 64 bits of the original datagram's data", i.e. the ports and the sequence
+ * number. RFC 1812 §4.3.2.3 and RFC 4443 §2.4 (c) quote more, but 8 bytes is all we may
+ * count on. */
+struct tcp_quote {
+	__be16 source;
+	__be16 dest;
+	__be32 seq;
+};
 
 /* Neighbour solicitation (RFC 4861 §4.3): the ICMPv6 header, reserved word, target. */
 struct nd_solicit {
@@ -133,6 +161,32 @@ static __always_inline int parse_tcphdr(struct hdr_cursor *nh, void *data_end,
 		return PARSE_TRUNCATED;
 	nh->pos = tcp + 1;
 	*tcphdr = tcp;
+	return 0;
+}
+
+/* An ICMPv4/ICMPv6 header. Returns its type; *icmph points at it. */
+static __always_inline int parse_icmp_err_hdr(struct hdr_cursor *nh, void *data_end,
+					      struct icmp_err_hdr **icmph)
+{
+	struct icmp_err_hdr *icmp = nh->pos;
+
+	if ((void *)(icmp + 1) > data_end)
+		return PARSE_TRUNCATED;
+	nh->pos = icmp + 1;
+	*icmph = icmp;
+	return icmp->type;
+}
+
+/* The first 8 bytes of a TCP header quoted in an ICMP error (see struct tcp_quote). */
+static __always_inline int parse_tcp_quote(struct hdr_cursor *nh, void *data_end,
+					   struct tcp_quote **quote)
+{
+	struct tcp_quote *q = nh->pos;
+
+	if ((void *)(q + 1) > data_end)
+		return PARSE_TRUNCATED;
+	nh->pos = q + 1;
+	*quote = q;
 	return 0;
 }
 

@@ -22,7 +22,8 @@ enum xsk_stat {
 	XSK_STAT_MATCH_LISTEN,	/* TCP to a (address, port) in `listen` */
 	XSK_STAT_MATCH_CLIENT,	/* TCP to an owned address, port in the client range */
 	XSK_STAT_MATCH_ARP,	/* ARP for an owned address (own-address mode) */
-	XSK_STAT_MATCH_ICMP,	/* ICMP/ICMPv6 (incl. NDP) for an owned address (own-address mode) */
+	XSK_STAT_MATCH_ICMP,	/* other ICMP/ICMPv6 (incl. NDP) for an owned address (own-address mode) */
+	XSK_STAT_MATCH_ICMP_ERROR,	/* ICMP/ICMPv6 error quoting TCP the stack sent (either mode) */
 	XSK_STAT__MAX,
 };
 

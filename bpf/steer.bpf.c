@@ -8,13 +8,20 @@
  *   - TCP to an address in `owned_addrs` with the destination port in the client range, or on
  *     any port in own-address mode
  *     (config), i.e. replies to connections the stack opened;
+ *   - in either mode: ICMPv4 destination unreachable / time exceeded / parameter problem and
+ *     ICMPv6 destination unreachable / packet too big / time exceeded / parameter problem
+ *     whose quoted packet is TCP that steering would have taken in the reverse direction,
+ *     i.e. the quoted *source* is a listen entry, or an owned address with a client port
+ *     (any port in own-address mode), whatever the error's own destination. Path-MTU
+ *     discovery (RFC 1191, RFC 8201) depends on these reaching the stack;
  *   - in own-address mode only: ARP whose target is an owned address, ICMP to an owned
  *     address, ICMPv6 to an owned address or a neighbour solicitation for one.
  * Anything else, and anything we cannot parse, is XDP_PASS.
  *
  * Invariant (see the shard's connection table): steering never looks at the source, so a
  * flow lands on whichever rx queue the NIC's RSS (or veth's tx queue choice) put it on, and
- * the shard of that queue owns it or hands it over.
+ * the shard of that queue owns it or hands it over. ICMP errors come from routers, so they
+ * hash apart from the flow they quote: the stack finds the owner by the quoted 4-tuple.
  */
 #include <linux/bpf.h>
 #include <linux/in.h>
@@ -28,6 +35,7 @@ enum steer_class {
 	CLASS_CLIENT,
 	CLASS_ARP,
 	CLASS_ICMP,
+	CLASS_ICMP_ERROR,
 	CLASS_TRUNCATED,
 	CLASS_BAD_HEADER,
 	CLASS_FRAGMENT,
@@ -98,12 +106,106 @@ static __always_inline int classify_tcp(const struct steer_config *cfg, __u8 fam
 	return CLASS_KERNEL;
 }
 
+/*
+ * The quoted segment of an ICMP error is one the stack (or the kernel) sent: its source is
+ * our side. Ours when classify_tcp would take the reverse direction, i.e. the reply to it.
+ */
+static __always_inline int classify_tcp_quote(const struct steer_config *cfg, __u8 family,
+					      const void *saddr, __be16 sport)
+{
+	return classify_tcp(cfg, family, saddr, sport) == CLASS_KERNEL ? CLASS_KERNEL
+									: CLASS_ICMP_ERROR;
+}
+
+/*
+ * ICMPv4 error about a TCP segment of ours (RFC 792, RFC 1122 §4.2.3.9): CLASS_ICMP_ERROR.
+ * Any other ICMP is CLASS_KERNEL, or a parse error class when the quote is cut short or
+ * malformed. `nh` is a copy: the caller's cursor stays on the ICMP header.
+ */
+static __always_inline int classify_icmp4_error(struct hdr_cursor nh, void *data_end,
+						const struct steer_config *cfg)
+{
+	struct icmp_err_hdr *icmp;
+	struct tcp_quote *quote;
+	struct iphdr *qiph;
+	int type, proto, err;
+
+	type = parse_icmp_err_hdr(&nh, data_end, &icmp);
+	if (type < 0)
+		return class_of_parse_error(type);
+	if (type != ICMP_DEST_UNREACH && type != ICMP_TIME_EXCEEDED && type != ICMP_PARAMETERPROB)
+		return CLASS_KERNEL;
+
+	/*
+	 * The quoted IPv4 header, options included (IHL honoured). Verifier: this is a second
+	 * variable offset on top of the outer header's; parse_iphdr bounds ihl * 4 to [20, 60]
+	 * and re-checks the whole header against data_end from the new position, which is what
+	 * the verifier needs to track the sum.
+	 */
+	proto = parse_iphdr(&nh, data_end, &qiph);
+	if (proto < 0)
+		return class_of_parse_error(proto);
+	if (proto != IPPROTO_TCP)
+		return CLASS_KERNEL;
+	/* A quoted later fragment has no TCP header; the stack sets DF and never sends one. */
+	if (qiph->frag_off & bpf_htons(IPV4_OFFSET))
+		return CLASS_FRAGMENT;
+	err = parse_tcp_quote(&nh, data_end, &quote);
+	if (err < 0)
+		return class_of_parse_error(err);
+	return classify_tcp_quote(cfg, STEER_FAMILY_IPV4, &qiph->saddr, quote->source);
+}
+
+/* The ICMPv6 counterpart (RFC 4443 §3.1-3.4). `nh` is a copy, as above. */
+static __always_inline int classify_icmp6_error(struct hdr_cursor nh, void *data_end,
+						const struct steer_config *cfg)
+{
+	struct icmp_err_hdr *icmp;
+	struct tcp_quote *quote;
+	struct ipv6hdr *qip6h;
+	int type, nexthdr, err;
+
+	type = parse_icmp_err_hdr(&nh, data_end, &icmp);
+	if (type < 0)
+		return class_of_parse_error(type);
+	if (type != ICMPV6_DEST_UNREACH && type != ICMPV6_PKT_TOOBIG &&
+	    type != ICMPV6_TIME_EXCEED && type != ICMPV6_PARAMPROB)
+		return CLASS_KERNEL;
+
+	nexthdr = parse_ip6hdr(&nh, data_end, &qip6h);
+	if (nexthdr < 0)
+		return class_of_parse_error(nexthdr);
+	switch (nexthdr) {
+	case IPPROTO_TCP:
+		break;
+	case IPPROTO_HOPOPTS:
+	case IPPROTO_ROUTING:
+	case IPPROTO_FRAGMENT:
+	case IPPROTO_DSTOPTS:
+	case IPPROTO_AH:
+	case IPPROTO_ESP:
+	case IPPROTO_MH:
+		/*
+		 * XXX: extension headers in the quote are not walked either (see classify_ipv6):
+		 * the error passes to the kernel. The stack sends none, so a quote with one is
+		 * about someone else's packet or was rewritten on the way.
+		 */
+		return CLASS_IPV6_EXT;
+	default:
+		return CLASS_KERNEL;
+	}
+	err = parse_tcp_quote(&nh, data_end, &quote);
+	if (err < 0)
+		return class_of_parse_error(err);
+	return classify_tcp_quote(cfg, STEER_FAMILY_IPV6, &qip6h->saddr, quote->source);
+}
+
 static __always_inline int classify_ipv4(struct hdr_cursor *nh, void *data_end,
 					 const struct steer_config *cfg)
 {
 	struct iphdr *iph;
 	struct tcphdr *tcp;
-	int proto, err;
+	int proto, err, class;
 
 	proto = parse_iphdr(nh, data_end, &iph);
 	if (proto < 0)
@@ -124,13 +226,15 @@ static __always_inline int classify_ipv4(struct hdr_cursor *nh, void *data_end,
 			return class_of_parse_error(err);
 		return classify_tcp(cfg, STEER_FAMILY_IPV4, &iph->daddr, tcp->dest);
 	case IPPROTO_ICMP:
-		/*
-		 * XXX: in shared-address mode ICMP errors about the stack's flows (fragmentation
-		 * needed, unreachable) go to the kernel too, so the stack never sees them.
-		 */
+		/* Errors about the stack's segments first, in either mode, whoever they are
+		 * addressed to; then, in own-address mode, everything else to an owned address
+		 * (echo, and errors the quote test turned down: the kernel has no such address). */
+		class = classify_icmp4_error(*nh, data_end, cfg);
+		if (class == CLASS_ICMP_ERROR)
+			return class;
 		if ((cfg->flags & STEER_F_OWN_ADDRESS) && is_owned4(&iph->daddr))
 			return CLASS_ICMP;
-		return CLASS_KERNEL;
+		return class;
 	default:
 		return CLASS_KERNEL;
 	}
@@ -142,7 +246,7 @@ static __always_inline int classify_ipv6(struct hdr_cursor *nh, void *data_end,
 	struct ipv6hdr *ip6h;
 	struct tcphdr *tcp;
 	struct nd_solicit *ns;
-	int nexthdr, err;
+	int nexthdr, err, class;
 
 	nexthdr = parse_ip6hdr(nh, data_end, &ip6h);
 	if (nexthdr < 0)
@@ -155,17 +259,21 @@ static __always_inline int classify_ipv6(struct hdr_cursor *nh, void *data_end,
 			return class_of_parse_error(err);
 		return classify_tcp(cfg, STEER_FAMILY_IPV6, &ip6h->daddr, tcp->dest);
 	case IPPROTO_ICMPV6:
+		/* As for ICMPv4: errors about our segments first, then own-address mode. */
+		class = classify_icmp6_error(*nh, data_end, cfg);
+		if (class == CLASS_ICMP_ERROR)
+			return class;
 		if (!(cfg->flags & STEER_F_OWN_ADDRESS))
-			return CLASS_KERNEL;
+			return class;
 		if (is_owned6(&ip6h->daddr))
 			return CLASS_ICMP;
 		/* Solicitations go to the solicited-node multicast group: match the target. */
 		ns = nh->pos;
 		if ((void *)(ns + 1) > data_end)
-			return CLASS_KERNEL;
+			return class;
 		if (ns->type == ICMPV6_NEIGHBOUR_SOLICIT && is_owned6(&ns->target))
 			return CLASS_ICMP;
-		return CLASS_KERNEL;
+		return class;
 	case IPPROTO_HOPOPTS:
 	case IPPROTO_ROUTING:
 	case IPPROTO_FRAGMENT:
@@ -257,6 +365,9 @@ int xsk_steer(struct xdp_md *ctx)
 		break;
 	case CLASS_ICMP:
 		match = XSK_STAT_MATCH_ICMP;
+		break;
+	case CLASS_ICMP_ERROR:
+		match = XSK_STAT_MATCH_ICMP_ERROR;
 		break;
 	case CLASS_TRUNCATED:
 		return pass(XSK_STAT_TRUNCATED);

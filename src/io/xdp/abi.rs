@@ -138,13 +138,16 @@ pub enum XskStat {
     MatchClient,
     /// ARP for an owned address (own-address mode).
     MatchArp,
-    /// ICMP/ICMPv6/NDP for an owned address (own-address mode).
+    /// Other ICMP/ICMPv6/NDP for an owned address (own-address mode).
     MatchIcmp,
+    /// An ICMP/ICMPv6 error (unreachable, packet too big, time exceeded, parameter problem)
+    /// quoting a TCP segment whose source steering would take in reverse (either mode).
+    MatchIcmpError,
 }
 
 impl XskStat {
     /// `XSK_STAT__MAX`.
-    pub const COUNT: usize = 12;
+    pub const COUNT: usize = 13;
 
     pub const ALL: [XskStat; Self::COUNT] = [
         XskStat::Seen,
@@ -159,6 +162,7 @@ impl XskStat {
         XskStat::MatchClient,
         XskStat::MatchArp,
         XskStat::MatchIcmp,
+        XskStat::MatchIcmpError,
     ];
 
     pub const fn index(self) -> usize {
@@ -179,6 +183,7 @@ impl XskStat {
             XskStat::MatchClient => "match_client",
             XskStat::MatchArp => "match_arp",
             XskStat::MatchIcmp => "match_icmp",
+            XskStat::MatchIcmpError => "match_icmp_error",
         }
     }
 }
