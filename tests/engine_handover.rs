@@ -1,13 +1,15 @@
-//! Several cores: a segment that reaches a core which does not own its flow (on veth the
-//! receive queue follows the sender's transmit hash, which the kernel may change) is handed to
-//! the owning core, counted, and never answered with a wrong RST; a segment nobody owns gets
-//! the RST of RFC 9293 §3.10.7.1 once every core has declined it.
+//! Several cores (DESIGN.md "Sharding across cores"): a flow belongs to the core whose queue
+//! receives it. A segment that reaches a core which does not hold its flow (on veth the receive
+//! queue follows the sender's transmit hash, which the kernel may change) is handed to the
+//! holder in one hop, found in the flow directory, counted, and never answered with a wrong
+//! RST. A segment nobody holds is judged where it lands (a cookie is validated there, anything
+//! else gets the RST of RFC 9293 §3.10.7.1): no walk over the cores.
 
 mod common;
 use common::*;
 use std::collections::VecDeque;
 use xdptcp::app::AppKind;
-use xdptcp::engine::{connect_cores, Core};
+use xdptcp::engine::{connect_cores, Core, HandoverConfig};
 use xdptcp::io::{FrameIo, IoStats};
 use xdptcp::net::{FrameSink, Net, NetConfig};
 use xdptcp::tcp::{Config, Secrets, Shard, State};
@@ -56,9 +58,13 @@ fn ip_of(frame: &[u8]) -> Vec<u8> {
 }
 
 fn server_cores(n: usize) -> Vec<Core> {
+    server_cores_with(n, plain_cfg(), HandoverConfig::new([5; 16]))
+}
+
+fn server_cores_with(n: usize, cfg: Config, handover: HandoverConfig) -> Vec<Core> {
     let mut cores: Vec<Core> = (0..n)
         .map(|i| {
-            let mut shard = Shard::new(plain_cfg(), Secrets::from_seed(42));
+            let mut shard = Shard::new(cfg.clone(), Secrets::from_seed(42));
             shard.listen(7, None, 128).unwrap();
             let net = Net::new(NetConfig {
                 mac: SERVER_MAC,
@@ -70,7 +76,7 @@ fn server_cores(n: usize) -> Vec<Core> {
             Core::new(i, shard, net, AppKind::Echo.build())
         })
         .collect();
-    connect_cores(&mut cores);
+    connect_cores(&mut cores, &handover);
     cores
 }
 
@@ -115,16 +121,207 @@ fn final_ack_on_the_other_core_is_handed_to_the_owner() {
     assert_eq!(cores[1].shard.conn_count(), 0);
 }
 
+/// A segment no core holds is answered where it lands, once, with no hand-over: its cost does
+/// not grow with the number of cores.
 #[test]
-fn segment_nobody_owns_gets_one_rst_after_every_core_declined() {
+fn segment_nobody_holds_is_reset_where_it_lands() {
+    for n in [1, 2, 4] {
+        let mut cores = server_cores(n);
+        let mut queues: Vec<Queue> = (0..n).map(|_| Queue::default()).collect();
+        let now = xdptcp::time::Instant::from_secs(10);
+        let stray = craft("198.18.0.2:5555".parse().unwrap(), "198.18.0.1:7".parse().unwrap(), 100, 777, ACK, b"x");
+        queues[n - 1].rx.push_back(ethernet(&stray));
+        turn(&mut cores, &mut queues, now);
+        let all: Vec<Seg> = queues[n - 1].tx.drain(..).map(|f| Seg::parse(&ip_of(&f))).collect();
+        assert_eq!(all.len(), 1, "{all:?}");
+        assert!(all[0].is(RST));
+        assert_eq!(all[0].seq, 777);
+        assert!(queues.iter().all(|q| q.tx.is_empty()));
+        assert!(cores.iter().all(|c| c.forwarded == 0), "{n} cores: no hand-over");
+    }
+}
+
+fn client(seed: u64) -> Host {
+    Host::new("198.18.0.2", Config { timestamps: false, ..Config::default() }, seed)
+}
+
+fn push(q: &mut Queue, h: &mut Host) {
+    for p in h.take() {
+        q.rx.push_back(ethernet(&p));
+    }
+}
+
+fn deliver_all(h: &mut Host, q: &mut Queue) -> Vec<Seg> {
+    let segs: Vec<Vec<u8>> = q.tx.drain(..).map(|f| ip_of(&f)).collect();
+    let parsed = segs.iter().map(|p| Seg::parse(p)).collect();
+    for p in segs {
+        h.deliver(&p);
+    }
+    parsed
+}
+
+/// RFC 4987 §3.6 with cookies always on: the cookie ACK is validated on the core it reaches
+/// (every core derives the same keys), which then holds the connection. Nothing is handed over.
+#[test]
+fn cookie_ack_is_validated_where_it_lands() {
+    let cfg = Config { syncookies: xdptcp::tcp::SynCookies::Always, ..plain_cfg() };
+    let mut cores = server_cores_with(2, cfg, HandoverConfig::new([5; 16]));
+    let mut queues = vec![Queue::default(), Queue::default()];
+    let mut c = client(9);
+    let now = c.now;
+    let id = c.connect(40000, "198.18.0.1:7".parse().unwrap());
+    push(&mut queues[0], &mut c);
+    turn(&mut cores, &mut queues, now);
+    deliver_all(&mut c, &mut queues[0]);
+    assert_eq!(c.state(id), Some(State::Established));
+    assert_eq!(cores[0].shard.syn_queue_len(), 0, "a cookie: no state on core 0");
+    c.shard.send(id, b"hi\n").unwrap();
+    c.flush();
+    push(&mut queues[1], &mut c);
+    turn(&mut cores, &mut queues, now);
+    let back = deliver_all(&mut c, &mut queues[1]);
+    assert!(back.iter().any(|s| s.payload == b"hi\n"), "echoed by core 1: {back:?}");
+    assert_eq!(cores[1].shard.conn_count(), 1);
+    assert_eq!(cores.iter().map(|c| c.forwarded).sum::<u64>(), 0);
+    assert_eq!(cores.iter().map(|c| c.shard.counters().tcp_ext_foreign_shard).sum::<u64>(), 0);
+}
+
+/// A SYN retransmitted onto the other queue finds the first core's SYN-queue entry through the
+/// directory: exactly one entry, and that core answers it again.
+#[test]
+fn syn_retransmitted_onto_the_other_queue_leaves_one_entry() {
     let mut cores = server_cores(2);
     let mut queues = vec![Queue::default(), Queue::default()];
-    let now = xdptcp::time::Instant::from_secs(10);
-    let stray = craft("198.18.0.2:5555".parse().unwrap(), "198.18.0.1:7".parse().unwrap(), 100, 777, ACK, b"x");
-    queues[1].rx.push_back(ethernet(&stray));
+    let mut c = client(9);
+    let now = c.now;
+    c.connect(40000, "198.18.0.1:7".parse().unwrap());
+    let syn = c.take_one();
+    queues[0].rx.push_back(ethernet(&syn));
     turn(&mut cores, &mut queues, now);
-    let all: Vec<Seg> = queues.iter_mut().flat_map(|q| q.tx.drain(..)).map(|f| Seg::parse(&ip_of(&f))).collect();
-    assert_eq!(all.len(), 1, "{all:?}");
-    assert!(all[0].is(RST));
-    assert_eq!(all[0].seq, 777);
+    let first = Seg::parse(&ip_of(&queues[0].tx.pop().unwrap()));
+    queues[1].rx.push_back(ethernet(&syn));
+    turn(&mut cores, &mut queues, now);
+    assert_eq!(cores[0].shard.syn_queue_len() + cores[1].shard.syn_queue_len(), 1);
+    assert_eq!(cores[1].forwarded, 1);
+    let again = Seg::parse(&ip_of(&queues[0].tx.pop().expect("core 0 answers the retransmission")));
+    assert_eq!((again.seq, again.ack), (first.seq, first.ack));
+    assert!(queues[1].tx.is_empty());
+}
+
+/// The hang of the first design: the server closed first and holds TIME-WAIT on core 0; the
+/// client reuses the port, its new SYN lands on core 1 and its ACKs on core 1 too. The SYN goes
+/// to core 0 (RFC 6191 reuse there), and the connection completes, with cookies always on
+/// (the ACK is a cookie core 1 validates) and off (the ACK goes to core 0's SYN-queue entry).
+#[test]
+fn port_reuse_through_time_wait_on_the_other_core_completes() {
+    for cookies in [xdptcp::tcp::SynCookies::Always, xdptcp::tcp::SynCookies::OnOverflow] {
+        let cfg = Config { syncookies: cookies, ..plain_cfg() };
+        let mut cores = server_cores_with(2, cfg, HandoverConfig::new([5; 16]));
+        let mut queues = vec![Queue::default(), Queue::default()];
+        let mut c = client(9);
+        let server: std::net::SocketAddr = "198.18.0.1:7".parse().unwrap();
+        let now = c.now;
+        // First connection, all on queue 0; the client asks the server to close first.
+        let id = c.connect(40000, server);
+        let mut asked = false;
+        for _ in 0..6 {
+            push(&mut queues[0], &mut c);
+            turn(&mut cores, &mut queues, now);
+            deliver_all(&mut c, &mut queues[0]);
+            if c.state(id) == Some(State::Established) && !asked {
+                c.shard.send(id, b"CLOSE\n").unwrap();
+                c.flush();
+                asked = true;
+            }
+            for ev in c.take_events() {
+                if let xdptcp::tcp::Event::PeerClosed(i) = ev {
+                    assert_eq!(c.recv_all(i), b"CLOSE\n");
+                    c.close(i);
+                }
+            }
+        }
+        push(&mut queues[0], &mut c);
+        turn(&mut cores, &mut queues, now);
+        assert_eq!(cores[0].shard.time_wait_len(), 1, "{cookies:?}: server-side TIME-WAIT on core 0");
+        // A new connection on the same port, a little later; everything now lands on queue 1.
+        c.advance(Duration::from_secs(2));
+        let now = c.now;
+        let id2 = c.connect(40000, server);
+        for _ in 0..4 {
+            push(&mut queues[1], &mut c);
+            turn(&mut cores, &mut queues, now);
+            deliver_all(&mut c, &mut queues[0]);
+            deliver_all(&mut c, &mut queues[1]);
+        }
+        assert_eq!(c.state(id2), Some(State::Established), "{cookies:?}");
+        c.shard.send(id2, b"again\n").unwrap();
+        c.flush();
+        let mut echoed = Vec::new();
+        for _ in 0..3 {
+            push(&mut queues[1], &mut c);
+            turn(&mut cores, &mut queues, now);
+            echoed.extend(deliver_all(&mut c, &mut queues[0]));
+            echoed.extend(deliver_all(&mut c, &mut queues[1]));
+        }
+        assert!(echoed.iter().any(|s| s.payload == b"again\n"), "{cookies:?}: {echoed:?}");
+        assert!(echoed.iter().all(|s| !s.flags.rst()), "{cookies:?}: {echoed:?}");
+    }
+}
+
+/// A flow whose queue changes mid-transfer completes; every frame that moved is handed over in
+/// one hop and counted.
+#[test]
+fn flow_that_changes_queue_mid_transfer_completes() {
+    let mut cores = server_cores(2);
+    let mut queues = vec![Queue::default(), Queue::default()];
+    let mut c = client(9);
+    let now = c.now;
+    let id = c.connect(40000, "198.18.0.1:7".parse().unwrap());
+    let mut got = Vec::new();
+    let mut sent = Vec::new();
+    for round in 0..20u8 {
+        let q = if round < 3 { 0 } else { 1 };
+        if c.state(id) == Some(State::Established) {
+            let chunk = vec![round; 1000];
+            c.shard.send(id, &chunk).unwrap();
+            sent.extend_from_slice(&chunk);
+            c.flush();
+        }
+        push(&mut queues[q], &mut c);
+        turn(&mut cores, &mut queues, now);
+        deliver_all(&mut c, &mut queues[0]);
+        deliver_all(&mut c, &mut queues[1]);
+        got.extend(c.recv_all(id));
+    }
+    assert_eq!(got, sent, "every byte echoed once, in order");
+    assert!(cores[1].forwarded > 0);
+    assert_eq!(cores[0].shard.counters().tcp_ext_foreign_shard, cores[1].forwarded);
+    assert_eq!(cores[1].shard.conn_count(), 0);
+}
+
+/// The hand-over links are bounded: more foreign frames in one burst than the owner's inbox
+/// holds are dropped and counted, never queued without bound; TCP recovers them.
+#[test]
+fn a_full_handover_queue_drops_and_counts() {
+    let handover = HandoverConfig { depth: 2, ..HandoverConfig::new([5; 16]) };
+    let mut cores = server_cores_with(2, plain_cfg(), handover);
+    let mut queues = vec![Queue::default(), Queue::default()];
+    let mut c = client(9);
+    let now = c.now;
+    let id = c.connect(40000, "198.18.0.1:7".parse().unwrap());
+    push(&mut queues[0], &mut c);
+    turn(&mut cores, &mut queues, now);
+    deliver_all(&mut c, &mut queues[0]);
+    push(&mut queues[0], &mut c);
+    turn(&mut cores, &mut queues, now);
+    assert_eq!(cores[0].shard.conn_count(), 1);
+    // Ten segments at once, all on queue 1: only core 1 runs before core 0 drains its inbox.
+    for k in 0..10u8 {
+        c.shard.send(id, &[k; 100]).unwrap();
+        c.flush();
+    }
+    push(&mut queues[1], &mut c);
+    cores[1].poll(now, &mut queues[1]);
+    assert_eq!(cores[1].forwarded, 2);
+    assert_eq!(cores[1].handover_dropped, 8);
 }

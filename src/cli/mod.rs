@@ -180,6 +180,10 @@ pub struct ServeArgs {
     /// address and takes over only its ports.
     #[arg(long)]
     pub own_address: bool,
+    /// Slots of the flow directory the cores share to find a flow whose packets moved queue
+    /// (8 bytes each; a flow held by any core takes one).
+    #[arg(long, default_value_t = 1 << 20)]
+    pub directory_slots: usize,
     /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
     #[arg(long)]
     pub duration: Option<u64>,

@@ -39,6 +39,7 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
             huge_pages: a.huge_pages,
             ..XskConfig::default()
         },
+        directory_slots: a.directory_slots,
     };
     let cfg_iface = cfg.iface.clone();
     let ports: Vec<String> = cfg.apps.iter().map(|(p, k)| format!("{p}/{k:?}")).collect();

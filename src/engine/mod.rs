@@ -7,16 +7,19 @@
 
 use crate::app::{self, Handler};
 use crate::io::{FrameIo, IoStats};
-use crate::net::{frame_tuple, FrameSink, FrameVerdict, Net, NetCounters};
+use crate::net::{FrameSink, FrameVerdict, Net, NetCounters};
 use crate::tcp::{Counters, Shard, Verdict};
 use crate::time::Instant;
 use crossbeam_channel::{Receiver, Sender};
+use owners::OwnerDirectory;
+use std::sync::Arc;
 
 pub mod clock;
 pub mod kernel;
 pub mod kernel_server;
 pub mod loadgen;
 pub mod nic;
+pub mod owners;
 #[cfg(feature = "xdp")]
 pub mod xdp;
 
@@ -25,14 +28,43 @@ pub use clock::MonoClock;
 /// Frames taken from the ring per burst (DESIGN.md: rx batch of at most 64 frames).
 pub const RX_BATCH: usize = 64;
 
-/// A frame handed from the core that received it to the next one, because its flow was not the
-/// receiver's (on veth the receive queue follows the sender's transmit hash, which the kernel may
-/// change after a SYN timeout).
+/// A frame handed from the core that received it to the core that holds its flow (its packets
+/// moved queue). The buffer comes from the sender's preallocated pool and goes back to it once
+/// the owner has processed the frame: no allocation per hand-over.
 #[derive(Debug)]
-pub struct Forward {
-    pub frame: Vec<u8>,
-    /// Cores that have declined it so far.
-    pub hops: u8,
+pub struct Handover {
+    pub buf: Vec<u8>,
+    pub from: u16,
+}
+
+/// Sizes of the hand-over links and the flow directory ([`connect_cores`]).
+#[derive(Debug, Clone, Copy)]
+pub struct HandoverConfig {
+    /// Slots of the flow directory (8 bytes each): a flow held by any core takes one.
+    pub directory_slots: usize,
+    /// Frames a core can have in flight to others, and the depth of each inbox.
+    pub depth: usize,
+    /// Largest frame (the UMEM frame size).
+    pub frame_size: usize,
+    /// Key of the directory's hash (random in production).
+    pub key: [u8; 16],
+}
+
+impl HandoverConfig {
+    pub fn new(key: [u8; 16]) -> Self {
+        HandoverConfig { directory_slots: 1 << 20, depth: 256, frame_size: 4096, key }
+    }
+}
+
+/// One core's ends of the hand-over links.
+pub struct Links {
+    /// Inboxes of all cores, index-aligned (bounded, preallocated).
+    inboxes: Vec<Sender<Handover>>,
+    /// Buffer pools of all cores, index-aligned: a processed frame's buffer goes home.
+    pools: Vec<Sender<Vec<u8>>>,
+    inbox: Receiver<Handover>,
+    pool: Receiver<Vec<u8>>,
+    dir: Arc<OwnerDirectory>,
 }
 
 /// One core's state: everything its loop touches. `H` is the application (a trait object for
@@ -42,12 +74,13 @@ pub struct Core<H: Handler + ?Sized = dyn Handler + Send> {
     pub shard: Shard,
     pub net: Net,
     pub app: Box<H>,
-    /// Inboxes of all cores (index-aligned); empty with one core.
-    pub peers: Vec<Sender<Forward>>,
-    pub inbox: Option<Receiver<Forward>>,
+    /// Links to the other cores of the engine; none with one core.
+    links: Option<Links>,
     /// Frames this core handed to another.
     pub forwarded: u64,
-    scratch: Vec<Vec<u8>>,
+    /// Frames that could not be handed over: the owner's inbox was full, or every buffer of
+    /// this core's pool was in flight. Dropped (TCP retransmits them).
+    pub handover_dropped: u64,
     last_housekeeping: Instant,
 }
 
@@ -62,6 +95,9 @@ pub struct CoreStats {
     pub syn_queue: usize,
     pub time_wait: usize,
     pub forwarded: u64,
+    pub handover_dropped: u64,
+    /// Flows this core could not record in the directory (its bucket was full).
+    pub directory_full: u64,
 }
 
 impl CoreStats {
@@ -89,6 +125,8 @@ impl CoreStats {
             t.syn_queue += s.syn_queue;
             t.time_wait += s.time_wait;
             t.forwarded += s.forwarded;
+            t.handover_dropped += s.handover_dropped;
+            t.directory_full += s.directory_full;
         }
         t
     }
@@ -101,10 +139,9 @@ impl<H: Handler + ?Sized> Core<H> {
             shard,
             net,
             app,
-            peers: Vec::new(),
-            inbox: None,
+            links: None,
             forwarded: 0,
-            scratch: Vec::new(),
+            handover_dropped: 0,
             last_housekeeping: Instant::ZERO,
         }
     }
@@ -114,19 +151,17 @@ impl<H: Handler + ?Sized> Core<H> {
     /// received.
     pub fn poll(&mut self, now: Instant, io: &mut dyn FrameIo) -> usize {
         self.poll_inbox(now, io.tx());
-        let Core { shard, net, scratch, .. } = self;
+        let Core { index, shard, net, links, forwarded, handover_dropped, .. } = self;
+        let me = *index as u16;
         let n = io.rx_burst(RX_BATCH, &mut |frame: &[u8], tx: &mut dyn FrameSink| {
-            if net.handle_frame(now, frame, shard, tx) == FrameVerdict::Tcp(Verdict::NotMine) {
-                // Rare (a flow that moved queues): the copy is the price of correctness.
-                scratch.push(frame.to_vec());
+            if let FrameVerdict::Tcp(Verdict::Foreign(owner)) = net.handle_frame(now, frame, shard, tx) {
+                // A flow that moved queue: one hop to its owner, in a pooled buffer.
+                match links.as_ref().map(|l| l.hand_over(me, owner, frame)) {
+                    Some(true) => *forwarded += 1,
+                    _ => *handover_dropped += 1,
+                }
             }
         });
-        if !self.scratch.is_empty() {
-            let frames = core::mem::take(&mut self.scratch);
-            for f in frames {
-                self.forward(Forward { frame: f, hops: 1 }, now, io.tx());
-            }
-        }
         self.run_app_and_transmit(now, io.tx());
         if self.shard.poll_timeout().is_some_and(|t| t <= now) {
             self.shard.handle_timeout(now, &mut self.net.tx(now, io.tx()));
@@ -148,45 +183,19 @@ impl<H: Handler + ?Sized> Core<H> {
         shard.poll_transmit(now, &mut tx);
     }
 
+    /// Frames other cores handed over: processed here whatever the directory says by now (a
+    /// flow that went meanwhile meets LISTEN or CLOSED here), then their buffers go home.
     fn poll_inbox(&mut self, now: Instant, link: &mut dyn FrameSink) {
-        let Some(inbox) = self.inbox.as_ref() else { return };
-        let mut got = Vec::new();
-        while let Ok(f) = inbox.try_recv() {
-            got.push(f);
-        }
-        for f in got {
-            self.on_forwarded(f, now, link);
-        }
-    }
-
-    /// A frame another core declined: process it if the flow is ours, or if every core has now
-    /// seen it (then LISTEN or CLOSED decide: a cookie, or a RST); else pass it on.
-    fn on_forwarded(&mut self, f: Forward, now: Instant, link: &mut dyn FrameSink) {
-        let owned = frame_tuple(&f.frame).is_some_and(|t| self.shard.owns(&t));
-        let last = usize::from(f.hops) + 1 >= self.peers.len();
-        if owned || last {
-            if owned {
-                self.shard.count_foreign();
+        let Some(links) = self.links.as_ref() else { return };
+        for _ in 0..HANDOVER_BURST {
+            let Ok(h) = links.inbox.try_recv() else { break };
+            self.shard.count_foreign();
+            self.shard.set_defer(false);
+            self.net.handle_frame(now, &h.buf, &mut self.shard, link);
+            self.shard.set_defer(true);
+            if let Some(home) = links.pools.get(usize::from(h.from)) {
+                let _ = home.try_send(h.buf);
             }
-            self.shard.set_defer(false);
-            self.net.handle_frame(now, &f.frame, &mut self.shard, link);
-            self.shard.set_defer(self.peers.len() > 1);
-        } else {
-            self.forward(Forward { frame: f.frame, hops: f.hops + 1 }, now, link);
-        }
-    }
-
-    fn forward(&mut self, f: Forward, now: Instant, link: &mut dyn FrameSink) {
-        let n = self.peers.len();
-        if n <= 1 {
-            self.shard.set_defer(false);
-            self.net.handle_frame(now, &f.frame, &mut self.shard, link);
-            return;
-        }
-        let next = (self.index + 1) % n;
-        self.forwarded += 1;
-        if let Some(p) = self.peers.get(next) {
-            let _ = p.send(f);
         }
     }
 
@@ -200,19 +209,58 @@ impl<H: Handler + ?Sized> Core<H> {
             syn_queue: self.shard.syn_queue_len(),
             time_wait: self.shard.time_wait_len(),
             forwarded: self.forwarded,
+            handover_dropped: self.handover_dropped,
+            directory_full: self.links.as_ref().map_or(0, |l| l.dir.full_of(self.index)),
         }
     }
 }
 
-/// Wires the inboxes of `cores` together for hand-over of foreign flows.
-pub fn connect_cores<H: Handler + ?Sized>(cores: &mut [Core<H>]) {
-    let n = cores.len();
-    let (txs, rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| crossbeam_channel::unbounded::<Forward>()).unzip();
-    for (c, rx) in cores.iter_mut().zip(rxs) {
-        c.peers = txs.clone();
-        c.inbox = Some(rx);
-        c.shard.set_defer(n > 1);
+/// Frames taken from the inbox per turn (the rest wait for the next one).
+const HANDOVER_BURST: usize = 256;
+
+impl Links {
+    /// Copies `frame` into a buffer of this core's pool and puts it in `owner`'s inbox. False
+    /// when no buffer is free or the inbox is full (the frame is dropped; TCP retransmits).
+    fn hand_over(&self, me: u16, owner: u16, frame: &[u8]) -> bool {
+        let Ok(mut buf) = self.pool.try_recv() else { return false };
+        let home = self.pools.get(usize::from(me));
+        let inbox = self.inboxes.get(usize::from(owner));
+        let (Some(inbox), true) = (inbox, frame.len() <= buf.capacity()) else {
+            let _ = home.map(|p| p.try_send(buf));
+            return false;
+        };
+        buf.clear();
+        buf.extend_from_slice(frame);
+        match inbox.try_send(Handover { buf, from: me }) {
+            Ok(()) => true,
+            Err(e) => {
+                let _ = home.map(|p| p.try_send(e.into_inner().buf));
+                false
+            }
+        }
     }
+}
+
+/// Joins the cores of one engine: a flow directory they share (see [`owners`]), and bounded,
+/// preallocated hand-over links between every pair. Returns the directory.
+pub fn connect_cores<H: Handler + ?Sized>(cores: &mut [Core<H>], cfg: &HandoverConfig) -> Arc<OwnerDirectory> {
+    let n = cores.len();
+    let dir = OwnerDirectory::new(cfg.directory_slots, n, cfg.key);
+    if n <= 1 {
+        return dir;
+    }
+    let (inboxes, inbox_rx): (Vec<_>, Vec<_>) = (0..n).map(|_| crossbeam_channel::bounded(cfg.depth)).unzip();
+    let (pools, pool_rx): (Vec<_>, Vec<_>) = (0..n).map(|_| crossbeam_channel::bounded(cfg.depth)).unzip();
+    for p in &pools {
+        for _ in 0..cfg.depth {
+            let _ = p.try_send(Vec::with_capacity(cfg.frame_size));
+        }
+    }
+    for ((c, inbox), pool) in cores.iter_mut().zip(inbox_rx).zip(pool_rx) {
+        c.shard.set_owners(Box::new(dir.for_core(c.index as u16)));
+        c.links = Some(Links { inboxes: inboxes.clone(), pools: pools.clone(), inbox, pool, dir: Arc::clone(&dir) });
+    }
+    dir
 }
 
 /// Control messages from the main thread.

@@ -1,7 +1,7 @@
 //! The AF_XDP engine: loads and attaches the steering program, binds one socket per queue, and
 //! runs one pinned thread per queue.
 
-use super::{connect_cores, random_secrets, Control, Core, CoreStats, MonoClock};
+use super::{connect_cores, random_secrets, Control, Core, CoreStats, HandoverConfig, MonoClock};
 use crate::app::AppKind;
 use crate::io::xdp::{AddressMode, AttachMode, BindMode, SteerConfig, Steering, XdpLink, XskConfig};
 use crate::net::{Net, NetConfig};
@@ -34,6 +34,8 @@ pub struct EngineConfig {
     pub bind: BindMode,
     pub address_mode: AddressMode,
     pub xsk: XskConfig,
+    /// Slots of the flow directory shared by the cores (8 bytes each; see `engine::owners`).
+    pub directory_slots: usize,
 }
 
 /// A running engine. Dropping it stops the threads and detaches the program.
@@ -71,8 +73,7 @@ impl Engine {
         let secrets = random_secrets().context("read random keys")?;
         let mut master = [0u8; 16];
         super::os_random(&mut master).context("read random keys")?;
-        let mut tcp_cfg = cfg.tcp.clone();
-        tcp_cfg.defer_unknown = cfg.queues > 1;
+        let tcp_cfg = cfg.tcp.clone();
         let mut cores: Vec<Core> = (0..cfg.queues as usize)
             .map(|i| {
                 let mut shard = Shard::new(tcp_cfg.clone(), secrets.clone());
@@ -95,7 +96,14 @@ impl Engine {
                 )
             })
             .collect();
-        connect_cores(&mut cores);
+        let mut dir_key = [0u8; 16];
+        super::os_random(&mut dir_key).context("read random keys")?;
+        let handover = HandoverConfig {
+            directory_slots: cfg.directory_slots,
+            frame_size: cfg.xsk.frame_size as usize,
+            ..HandoverConfig::new(dir_key)
+        };
+        connect_cores(&mut cores, &handover);
 
         let clock = MonoClock::new();
         let mut threads = Vec::new();

@@ -88,9 +88,6 @@ pub struct Config {
     pub max_tw_buckets: usize,
     /// Initial congestion window in segments (RFC 6928: 10).
     pub initial_cwnd: u32,
-    /// When a segment matches no connection, report it (`Verdict::NoConnection`) instead of
-    /// answering with a RST, so the engine can hand it to the shard that owns the flow.
-    pub defer_unknown: bool,
     /// IP TTL / hop limit of emitted packets.
     pub ttl: u8,
 }
@@ -129,7 +126,6 @@ impl Default for Config {
             max_connections: 1 << 20,
             max_tw_buckets: 1 << 18,
             initial_cwnd: 10,
-            defer_unknown: false,
             ttl: 64,
         }
     }

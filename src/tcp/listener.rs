@@ -188,6 +188,7 @@ impl Shard {
             acked: false,
         };
         self.syn_queue.insert(t, entry);
+        self.touched(&t);
         if let Some(l) = self.listeners.get_mut(&port) {
             l.syn_queue_len += 1;
         }
@@ -425,6 +426,7 @@ impl Shard {
             if let Some(l) = self.listeners.get_mut(&e.port) {
                 l.syn_queue_len = l.syn_queue_len.saturating_sub(1);
             }
+            self.touched(t);
         }
     }
 

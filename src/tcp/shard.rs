@@ -13,6 +13,7 @@ use super::emit::{emit, OutSegment};
 use super::event::Event;
 use super::icmp::IcmpError;
 use super::listener::{Listener, SynEntry};
+use super::owners::FlowOwners;
 use super::secrets::{isn, ts_offset, Key, Secrets};
 use super::state::State;
 use super::time_wait::TwEntry;
@@ -33,10 +34,9 @@ pub enum Verdict {
     Consumed,
     /// Dropped, and counted under the reason.
     Drop(DropReason),
-    /// No connection, SYN-queue entry, TIME-WAIT entry or listener matched, and the shard was
-    /// configured to defer (`Config::defer_unknown`): the engine hands the segment to the shard
-    /// that owns the flow, or calls [`Shard::reset_unknown`].
-    NotMine,
+    /// Nothing here holds the flow, and the engine's directory says shard `.0` does: the
+    /// engine hands the frame over (one hop; nothing was changed here).
+    Foreign(u16),
 }
 
 /// What a timer-heap entry points at.
@@ -67,13 +67,15 @@ pub struct Shard {
     timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
     pub(crate) events: VecDeque<Event>,
     dirty: Vec<ConnId>,
-    /// Report segments for unknown flows instead of answering them (see `Config::defer_unknown`).
+    /// The engine's flow directory when it runs several shards (see [`FlowOwners`]).
+    owners: Option<Box<dyn FlowOwners>>,
+    /// Ask the directory about flows held nowhere here (off for a frame another shard handed
+    /// over: it is judged here, whatever the directory says by now).
     defer: bool,
 }
 
 impl Shard {
     pub fn new(cfg: Config, secrets: Secrets) -> Self {
-        let cfg_defer = cfg.defer_unknown;
         Shard {
             cfg,
             secrets,
@@ -87,14 +89,46 @@ impl Shard {
             timers: BinaryHeap::new(),
             events: VecDeque::new(),
             dirty: Vec::new(),
-            defer: cfg_defer,
+            owners: None,
+            defer: false,
         }
     }
 
-    /// Turns deferral of unknown flows on or off for the next calls (the engine turns it off
-    /// for a segment every other shard has already declined).
+    /// Joins the engine's flow directory: from now on this shard reports the flows it holds,
+    /// and a segment for a flow it does not hold but another shard does comes back as
+    /// [`Verdict::Foreign`]. Flows already held are reported at once.
+    pub fn set_owners(&mut self, owners: Box<dyn FlowOwners>) {
+        for t in self.conns.keys().chain(self.syn_queue.keys()).chain(self.time_wait.keys()) {
+            owners.claim(t);
+        }
+        self.owners = Some(owners);
+        self.defer = true;
+    }
+
+    /// Asks the directory (on, the default with one) or judges every flow here (off: for a
+    /// frame another shard handed over).
     pub fn set_defer(&mut self, on: bool) {
-        self.defer = on;
+        self.defer = on && self.owners.is_some();
+    }
+
+    /// After the state held for `t` changed (a SYN-queue entry, TCB or TIME-WAIT entry came or
+    /// went): tells the directory whether this shard still holds it.
+    pub(crate) fn touched(&self, t: &FourTuple) {
+        if let Some(o) = &self.owners {
+            if self.owns(t) {
+                o.claim(t);
+            } else {
+                o.release(t);
+            }
+        }
+    }
+
+    /// The shard the directory names for a flow held nowhere here.
+    fn elsewhere(&self, t: &FourTuple) -> Option<u16> {
+        if !self.defer {
+            return None;
+        }
+        self.owners.as_ref().and_then(|o| o.owner_elsewhere(t))
     }
 
     pub fn config(&self) -> &Config {
@@ -364,12 +398,14 @@ impl Shard {
                 Err(iss) => tw_iss = Some(iss),
             }
         }
-        // With several shards, a segment that is not a fresh SYN may belong to a flow another
-        // shard holds (a SYN-queue entry, a connection, TIME-WAIT): ask the engine to offer it
-        // there before LISTEN or CLOSED judge it.
-        let fresh_syn = seg.flags.syn() && !seg.flags.ack();
-        if self.defer && tw_iss.is_none() && !fresh_syn {
-            return Verdict::NotMine;
+        // With several shards, a flow held nowhere here may be held by another one (its
+        // packets moved queue): the directory says which, in O(1), and the frame goes there
+        // before LISTEN or CLOSED judge it. A SYN too: another shard's SYN-queue entry or
+        // TIME-WAIT decides a retransmitted or reusing SYN.
+        if tw_iss.is_none() {
+            if let Some(o) = self.elsewhere(&t) {
+                return Verdict::Foreign(o);
+            }
         }
         if let Some(l) = self.listeners.get(&t.local.port()) {
             if l.addr.is_none_or(|a| a == local) {
@@ -387,9 +423,6 @@ impl Shard {
             // A SYN that could reuse the tuple, but nobody listens: TIME-WAIT stays and ACKs.
             self.time_wait_keep(now, &t, tx);
             return Verdict::Consumed;
-        }
-        if self.defer {
-            return Verdict::NotMine;
         }
         self.reset_unknown(&t, seg, tx)
     }
@@ -446,6 +479,9 @@ impl Shard {
         let Some(&id) = self.conns.get(&t) else {
             if self.syn_queue.contains_key(&t) {
                 return self.on_icmp_syn_received(&t, err, seq);
+            }
+            if let Some(o) = self.elsewhere(&t) {
+                return Verdict::Foreign(o);
             }
             return self.dropped(DropReason::IcmpNoConnection);
         };
@@ -560,6 +596,7 @@ impl Shard {
     pub(crate) fn insert_tcb(&mut self, tcb: Tcb) {
         let id = tcb.id;
         self.conns.insert(tcb.tuple, id);
+        self.touched(&tcb.tuple);
         if let Some(slot) = self.slab.get_mut(id.index as usize) {
             slot.tcb = Some(Box::new(tcb));
         }
@@ -644,6 +681,7 @@ impl Shard {
                     // ("time wait bucket table overflow").
                     self.counters.tcp_ext_tcp_time_wait_overflow += 1;
                 }
+                self.touched(&t);
             }
             if released {
                 self.free_tcb(id);
@@ -656,6 +694,7 @@ impl Shard {
             let t = tcb.tuple;
             if self.conns.get(&t) == Some(&id) {
                 self.conns.remove(&t);
+                self.touched(&t);
             }
             if released {
                 self.free_tcb(id);
@@ -680,16 +719,18 @@ impl Shard {
         if slot.generation != id.generation {
             return;
         }
-        if let Some(tcb) = slot.tcb.take() {
+        let tcb = slot.tcb.take();
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(id.index);
+        if let Some(tcb) = tcb {
             if self.conns.get(&tcb.tuple) == Some(&id) {
                 self.conns.remove(&tcb.tuple);
+                self.touched(&tcb.tuple);
             }
             if matches!(tcb.state, State::Established | State::CloseWait) {
                 self.counters.tcp_curr_estab = self.counters.tcp_curr_estab.saturating_sub(1);
             }
         }
-        slot.generation = slot.generation.wrapping_add(1);
-        self.free.push(id.index);
     }
 }
 

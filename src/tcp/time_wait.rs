@@ -147,6 +147,7 @@ impl Shard {
             }
             TwVerdict::Kill => {
                 self.time_wait.remove(&t);
+                self.touched(&t);
                 Ok(Verdict::Consumed)
             }
             TwVerdict::Reuse => {
@@ -198,6 +199,7 @@ impl Shard {
     pub(crate) fn time_wait_reused(&mut self, t: &FourTuple) {
         if self.time_wait.remove(t).is_some() {
             self.counters.tcp_ext_tw_recycled += 1;
+            self.touched(t);
         }
     }
 
@@ -220,6 +222,7 @@ impl Shard {
             return;
         }
         self.time_wait.remove(&t);
+        self.touched(&t);
     }
 }
 
