@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use xdptcp::tcp::{CloseReason, Config, ConnId, DropReason, Event, IcmpError, State, SynCookies, Verdict};
 use xdptcp::time::Duration;
 use xdptcp::wire::icmp::QuotedTcp;
-use xdptcp::wire::{SeqNum, TcpFlags, TcpOptions};
+use xdptcp::wire::{SeqNum, TcpOptions};
 
 fn peer() -> SocketAddr {
     "198.18.0.2:40000".parse().unwrap()

@@ -11,8 +11,10 @@ use hashbrown::HashMap;
 #[derive(Debug, Clone)]
 pub struct ClientPlan {
     pub local: IpAddr,
-    /// Source ports to cycle through (the XDP program steers this range to the stack).
-    pub ports: core::ops::RangeInclusive<u16>,
+    /// Source ports to cycle through (the XDP program steers their range to the stack). On a
+    /// NIC with a readable RSS key, only those whose replies land on the client's queue
+    /// (`engine::nic::port_pool`).
+    pub ports: Vec<u16>,
     pub remote: SocketAddr,
     pub concurrency: usize,
     /// The request; the exchange ends when the server closes (HTTP `Connection: close`, or the
@@ -42,7 +44,8 @@ struct Flow {
 
 pub struct Client {
     plan: ClientPlan,
-    next_port: u16,
+    /// Index of the next port in `plan.ports`.
+    next_port: usize,
     flows: HashMap<ConnId, Flow>,
     /// Connections asked for and not yet finished.
     in_flight: usize,
@@ -56,10 +59,9 @@ fn micros(from: Instant, to: Instant) -> u32 {
 
 impl Client {
     pub fn new(plan: ClientPlan) -> Self {
-        let next_port = *plan.ports.start();
         Client {
             plan,
-            next_port,
+            next_port: 0,
             flows: HashMap::new(),
             in_flight: 0,
             stats: ClientStats::default(),
@@ -76,8 +78,8 @@ impl Handler for Client {
         if now >= self.plan.until || self.in_flight >= self.plan.concurrency {
             return None;
         }
-        let port = self.next_port;
-        self.next_port = if port >= *self.plan.ports.end() { *self.plan.ports.start() } else { port + 1 };
+        let port = *self.plan.ports.get(self.next_port).or(self.plan.ports.first())?;
+        self.next_port = (self.next_port + 1) % self.plan.ports.len().max(1);
         self.in_flight += 1;
         Some((SocketAddr::new(self.plan.local, port), self.plan.remote))
     }

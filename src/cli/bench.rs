@@ -248,6 +248,7 @@ pub fn flood(a: &FloodBenchArgs) -> Result<()> {
         #[cfg(not(feature = "xdp"))]
         Some(_) => bail!("--xdp-iface needs the `xdp` feature"),
         None => syn_flood(&FloodPlan {
+            kind: xdptcp::engine::kernel::FloodKind::Syn,
             target: a.target,
             count: a.count,
             duration: Duration::from_secs(a.seconds),

@@ -57,11 +57,28 @@ pub struct FloodArgs {
     /// SYNs per second (0: as fast as possible).
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
+    /// What to send: SYNs, or ACKs / RSTs from tuples that match nothing.
+    #[arg(long, value_enum, default_value_t = FloodKindArg::Syn)]
+    pub kind: FloodKindArg,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub enum FloodKindArg {
+    Syn,
+    Ack,
+    Rst,
 }
 
 pub fn flood(a: &FloodArgs) -> Result<()> {
+    use xdptcp::engine::kernel::FloodKind;
+    let kind = match a.kind {
+        FloodKindArg::Syn => FloodKind::Syn,
+        FloodKindArg::Ack => FloodKind::Ack,
+        FloodKindArg::Rst => FloodKind::Rst,
+    };
     let r = xdptcp::engine::kernel::syn_flood(&xdptcp::engine::kernel::FloodPlan {
         target: a.target,
+        kind,
         count: a.count,
         duration: std::time::Duration::from_secs(a.seconds),
         rate: a.rate,
@@ -69,8 +86,9 @@ pub fn flood(a: &FloodArgs) -> Result<()> {
     })
     .context("raw socket (needs root or CAP_NET_RAW)")?;
     println!(
-        "flood: {} SYNs to {} in {:.2}s ({:.0}/s), {} send errors",
+        "flood: {} {:?}s to {} in {:.2}s ({:.0}/s), {} send errors",
         r.sent,
+        kind,
         a.target,
         r.elapsed.as_secs_f64(),
         r.sent as f64 / r.elapsed.as_secs_f64().max(1e-9),
@@ -131,9 +149,10 @@ pub struct ServeArgs {
     /// Response body size of the http app, in bytes.
     #[arg(long, default_value_t = 64)]
     pub http_body: usize,
-    /// NIC queues to serve (one pinned thread each).
-    #[arg(long, default_value_t = 1)]
-    pub queues: u32,
+    /// NIC queues to serve (one pinned thread each). Default: every receive queue the NIC has;
+    /// fewer is refused, since flows the NIC puts on an unserved queue would be lost.
+    #[arg(long)]
+    pub queues: Option<u32>,
     /// Cores to pin the queue threads to, comma-separated (default 0,1,...).
     #[arg(long, value_delimiter = ',')]
     pub cores: Vec<usize>,
@@ -323,7 +342,7 @@ pub fn serve_kernel(a: &ServeArgs) -> Result<()> {
     use xdptcp::engine::kernel_server::{run, KernelServeConfig};
     xdptcp::engine::signals::install();
     let addr = a.addrs.first().copied().unwrap_or(IpAddr::from([0u8, 0, 0, 0]));
-    let threads = if a.cores.is_empty() { a.queues.max(1) as usize } else { a.cores.len() };
+    let threads = if a.cores.is_empty() { a.queues.unwrap_or(1).max(1) as usize } else { a.cores.len() };
     let cfg = KernelServeConfig {
         addr,
         apps: a.apps(),

@@ -14,7 +14,7 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
         iface: a.iface.clone().unwrap_or_default(),
         addrs: a.addrs.clone(),
         apps: a.apps(),
-        queues: a.queues,
+        queues: a.queues.unwrap_or(0),
         cores: a.cores.clone(),
         backlog: a.backlog,
         tcp: a.tcp_config(),
@@ -44,7 +44,7 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
     let cfg_iface = cfg.iface.clone();
     let ports: Vec<String> = cfg.apps.iter().map(|(p, k)| format!("{p}/{k:?}")).collect();
     let engine = Engine::start(cfg)?;
-    println!("xdptcp: serving {} on {} ({} queue(s)); Ctrl-C to stop", ports.join(", "), cfg_iface, a.queues);
+    println!("xdptcp: serving {} on {} ({} queue(s)); Ctrl-C to stop", ports.join(", "), cfg_iface, engine.queues());
     #[allow(clippy::disallowed_methods)] // wall clock for the report only
     let start = std::time::Instant::now();
     let mut last = CoreStats::default();
@@ -123,6 +123,18 @@ pub fn report(s: &CoreStats, secs: f64) -> String {
     let _ = writeln!(o, "tx_frames                {}", s.io.tx_frames);
     if s.forwarded > 0 {
         let _ = writeln!(o, "forwarded_to_owner       {}", s.forwarded);
+    }
+    if s.handover_dropped > 0 {
+        let _ = writeln!(o, "handover_dropped         {}", s.handover_dropped);
+    }
+    if s.directory_full > 0 {
+        let _ = writeln!(o, "directory_full           {}", s.directory_full);
+    }
+    // CPU time the loops spent on turns that received frames, per frame: the stack's own cost
+    // of a frame, whatever the loops spent spinning idle or waiting preempted.
+    let _ = writeln!(o, "busy_ns                  {}", s.busy_ns);
+    if s.io.rx_frames > 0 {
+        let _ = writeln!(o, "busy_ns_per_rx_frame     {:.0}", s.busy_ns as f64 / s.io.rx_frames as f64);
     }
     o
 }

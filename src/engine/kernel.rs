@@ -155,14 +155,27 @@ pub fn serve_echo_kernel(listener: TcpListener, stop: impl Fn() -> bool + Send +
 
 /// A bounded SYN flood from spoofed sources in 198.18.0.0/15 (RFC 2544's benchmarking range, so
 /// no packet ever names a real host), through a raw IPv4 socket.
+/// What a flood sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FloodKind {
+    /// SYNs with Linux-like options.
+    #[default]
+    Syn,
+    /// Bare ACKs with random sequence and acknowledgment numbers.
+    Ack,
+    /// RSTs with random sequence numbers.
+    Rst,
+}
+
 #[derive(Debug, Clone)]
 pub struct FloodPlan {
     pub target: std::net::SocketAddrV4,
-    /// Stop after this many SYNs...
+    pub kind: FloodKind,
+    /// Stop after this many segments...
     pub count: u64,
     /// ... or after this long, whichever comes first.
     pub duration: StdDuration,
-    /// SYNs per second; 0 = as fast as possible.
+    /// Segments per second; 0 = as fast as possible.
     pub rate: u64,
     pub seed: u64,
 }
@@ -219,9 +232,12 @@ pub fn syn_flood(plan: &FloodPlan) -> std::io::Result<FloodReport> {
         let src = Ipv4Addr::from(0xc612_0000u32 + host);
         let sport = 1024 + ((r >> 20) as u16 % 64_000);
         let t = FourTuple::new(SocketAddr::new(src.into(), sport), SocketAddr::V4(plan.target));
-        let seg = OutSegment {
-            options: opts,
-            ..OutSegment::control(SeqNum((r >> 32) as u32), SeqNum(0), TcpFlags::SYN, 64240)
+        let seq = SeqNum((r >> 32) as u32);
+        let seg = match plan.kind {
+            FloodKind::Syn => OutSegment { options: opts, ..OutSegment::control(seq, SeqNum(0), TcpFlags::SYN, 64240) },
+            // ACKs and RSTs from tuples that match nothing: the commonest floods after SYN.
+            FloodKind::Ack => OutSegment::control(seq, SeqNum(next() as u32), TcpFlags::ACK, 64240),
+            FloodKind::Rst => OutSegment::control(seq, SeqNum(0), TcpFlags::RST, 0),
         };
         pkts.clear();
         emit(&mut pkts, &t, &seg, 64);

@@ -81,6 +81,9 @@ pub struct Core<H: Handler + ?Sized = dyn Handler + Send> {
     /// Frames that could not be handed over: the owner's inbox was full, or every buffer of
     /// this core's pool was in flight. Dropped (TCP retransmits them).
     pub handover_dropped: u64,
+    /// CPU nanoseconds of loop turns that received frames (kept by the thread that runs the
+    /// loop).
+    pub busy_ns: u64,
     last_housekeeping: Instant,
 }
 
@@ -98,6 +101,8 @@ pub struct CoreStats {
     pub handover_dropped: u64,
     /// Flows this core could not record in the directory (its bucket was full).
     pub directory_full: u64,
+    /// CPU nanoseconds of loop turns that received frames.
+    pub busy_ns: u64,
 }
 
 impl CoreStats {
@@ -127,6 +132,7 @@ impl CoreStats {
             t.forwarded += s.forwarded;
             t.handover_dropped += s.handover_dropped;
             t.directory_full += s.directory_full;
+            t.busy_ns += s.busy_ns;
         }
         t
     }
@@ -142,6 +148,7 @@ impl<H: Handler + ?Sized> Core<H> {
             links: None,
             forwarded: 0,
             handover_dropped: 0,
+            busy_ns: 0,
             last_housekeeping: Instant::ZERO,
         }
     }
@@ -211,6 +218,7 @@ impl<H: Handler + ?Sized> Core<H> {
             forwarded: self.forwarded,
             handover_dropped: self.handover_dropped,
             directory_full: self.links.as_ref().map_or(0, |l| l.dir.full_of(self.index)),
+            busy_ns: self.busy_ns,
         }
     }
 }

@@ -42,8 +42,42 @@ pub struct EngineConfig {
 pub struct Engine {
     threads: Vec<JoinHandle<()>>,
     ctl: Vec<Sender<Control>>,
+    queues: u32,
     // Declared last: detach only after the sockets are gone.
     steering: Steering,
+}
+
+/// How many queues to serve on `iface`: all of its receive queues when `asked` is 0, else
+/// `asked`, which must be that number. Fewer would leave the flows the NIC hashes onto the
+/// other queues with no socket (DESIGN.md: every packet is handled where it lands); more do
+/// not exist. Also says what steers flows to queues: the RSS key and table, when readable.
+fn served_queues(iface: &str, asked: u32) -> Result<u32> {
+    let nic = super::nic::queue_count(iface).with_context(|| format!("read the queue count of {iface}"))?;
+    let have = nic.rx_queues();
+    if have == 0 {
+        bail!("{iface} reports no receive queue");
+    }
+    if asked != 0 && asked < have {
+        bail!(
+            "--queues {asked}: {iface} has {have} receive queues, and flows the NIC puts on the unserved ones \
+             would be lost; omit --queues to serve all {have}, or give the NIC fewer (ethtool -L {iface} combined {asked})"
+        );
+    }
+    if asked > have {
+        bail!("--queues {asked}: {iface} has only {have} receive queue(s); omit --queues to serve all of them");
+    }
+    match super::nic::rss_config(iface) {
+        Ok(rss) => eprintln!(
+            "xdptcp: {iface}: RSS Toeplitz key {} bytes, indirection table {} entries",
+            rss.key.len(),
+            rss.indir.len()
+        ),
+        Err(e) => eprintln!(
+            "xdptcp: {iface}: no RSS key to read ({e}); flows land where the device puts them, and a \
+             segment that reaches a core not holding its flow is handed over"
+        ),
+    }
+    Ok(have)
 }
 
 /// The MAC address of an interface, from sysfs.
@@ -55,9 +89,8 @@ pub fn iface_mac(iface: &str) -> Result<EthernetAddress> {
 
 impl Engine {
     pub fn start(cfg: EngineConfig) -> Result<Engine> {
-        if cfg.queues == 0 {
-            bail!("--queues must be at least 1");
-        }
+        let queues = served_queues(&cfg.iface, cfg.queues)?;
+        let cfg = EngineConfig { queues, ..cfg };
         let mac = iface_mac(&cfg.iface)?;
         let ports: Vec<u16> = cfg.apps.iter().map(|a| a.0).collect();
         let listen: Vec<SocketAddr> = if cfg.addrs.is_empty() {
@@ -130,7 +163,12 @@ impl Engine {
             threads.push(h);
             ctl.push(ctl_tx);
         }
-        Ok(Engine { threads, ctl, steering })
+        Ok(Engine { threads, ctl, steering, queues })
+    }
+
+    /// The queues served (one core each).
+    pub fn queues(&self) -> u32 {
+        self.queues
     }
 
     /// Statistics of every core.
@@ -223,7 +261,11 @@ fn core_thread(
             core.shard.rotate_cookie_key(cookie_key(&master, e));
             epoch = e;
         }
+        let cpu0 = thread_cpu_ns();
         let n = core.poll(now, &mut link);
+        if n > 0 {
+            core.busy_ns += thread_cpu_ns().saturating_sub(cpu0);
+        }
         match ctl.try_recv() {
             Ok(Control::Snapshot(reply)) => {
                 let _ = reply.send(core.stats(&link));
@@ -244,6 +286,18 @@ fn core_thread(
             idle = 0;
         }
     }
+}
+
+/// CPU time of the calling thread, in nanoseconds: what a turn of the loop cost, without the
+/// time the thread was preempted (the bed's two cores are shared with the peer and the load).
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec to the valid pointer we pass.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if r != 0 {
+        return 0;
+    }
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
 }
 
 /// A SYN flood sent through an AF_XDP socket (the stack's own datapath as the generator, so the
@@ -374,9 +428,23 @@ pub fn xdp_connect_bench(cfg: &XdpClientConfig) -> Result<(crate::app::client::C
     let start = clock.now();
     net.neigh.learn(cfg.remote.ip(), cfg.remote_mac, start);
     let until = start + Duration::from_secs(cfg.seconds);
+    // RSS-aware active opens (mTCP's per-core port pools): on a NIC whose RSS key and table can
+    // be read, only the source ports whose replies the NIC puts on queue 0, the one this client
+    // serves. Without a key (veth) every port of the range; replies then land where the device
+    // puts them.
+    let ports: Vec<u16> = match super::nic::rss_config(&cfg.iface) {
+        Ok(rss) => super::nic::port_pool(&rss, cfg.local, cfg.remote, cfg.ports.clone(), 0),
+        Err(e) => {
+            eprintln!("xdptcp: {}: no RSS key to read ({e}); client ports are not chosen by queue", cfg.iface);
+            cfg.ports.clone().collect()
+        }
+    };
+    if ports.is_empty() {
+        bail!("no port of {:?} has its replies on queue 0 of {}", cfg.ports, cfg.iface);
+    }
     let plan = ClientPlan {
         local: cfg.local,
-        ports: cfg.ports.clone(),
+        ports,
         remote: cfg.remote,
         concurrency: cfg.concurrency,
         request: cfg.request.clone(),
