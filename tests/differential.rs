@@ -54,6 +54,13 @@ macro_rules! scenarios {
 }
 
 scenarios! {
+    tw_syn_no_listener,
+    syn_queue_rst_ratelimit,
+    sws_reopen_one_byte,
+    zero_window_reopen_after_rto,
+    syn_queue_retx_syn_ratelimit,
+    syn_queue_oow_ratelimit,
+    syn_queue_inwindow_syn,
     fig06_active_open,
     fig06_passive_open,
     fig07_simultaneous_open,

@@ -301,7 +301,7 @@ fn soft_icmp_errors_do_not_abort() {
         seq: a.shard.info(ida).unwrap().snd_una,
     };
     for _ in 0..10 {
-        a.shard.handle_icmp_error(a.now, &q, IcmpError::Unreachable { hard: false, refused: false }, &mut a.out);
+        a.shard.handle_icmp_error(a.now, &q, IcmpError::from_v4(3, 1).unwrap(), &mut a.out);
     }
     assert_eq!(a.state(ida), Some(State::Established));
 }

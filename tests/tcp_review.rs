@@ -43,9 +43,15 @@ fn quote(b: &Host, seq: u32) -> QuotedTcp {
     QuotedTcp { src: b.ip, dst: peer().ip(), src_port: 80, dst_port: peer().port(), seq: SeqNum(seq) }
 }
 
-const SOFT: IcmpError = IcmpError::Unreachable { hard: false, refused: false };
-const HARD: IcmpError = IcmpError::Unreachable { hard: true, refused: false };
-const REFUSED: IcmpError = IcmpError::Unreachable { hard: true, refused: true };
+/// ICMPv4 destination host unreachable (soft), communication administratively prohibited
+/// (hard), port unreachable (hard, refused).
+const SOFT: (u8, u8) = (3, 1);
+const HARD: (u8, u8) = (3, 13);
+const REFUSED: (u8, u8) = (3, 3);
+
+fn v4(tc: (u8, u8)) -> IcmpError {
+    IcmpError::from_v4(tc.0, tc.1).unwrap()
+}
 
 // ---------------------------------------------------------------------------------------------
 // Defect 2: in-order data dropped while the out-of-order store is full (RFC 9293 §3.10.7.4,
@@ -235,10 +241,10 @@ fn syn_sent_port_unreachable_refuses_the_connect() {
     a.flush();
     let syn = Seg::parse(&a.take_one());
     // A quote with any other sequence number than ISS is ignored (RFC 5927 §4.1).
-    let v = a.shard.handle_icmp_error(a.now, &quote(&a, syn.seq.wrapping_add(1)), REFUSED, &mut a.out);
+    let v = a.shard.handle_icmp_error(a.now, &quote(&a, syn.seq.wrapping_add(1)), v4(REFUSED), &mut a.out);
     assert_eq!(v, Verdict::Drop(DropReason::IcmpOutOfWindow));
     assert_eq!(a.state(id), Some(State::SynSent));
-    let v = a.shard.handle_icmp_error(a.now, &quote(&a, syn.seq), REFUSED, &mut a.out);
+    let v = a.shard.handle_icmp_error(a.now, &quote(&a, syn.seq), v4(REFUSED), &mut a.out);
     assert_eq!(v, Verdict::Consumed);
     a.flush();
     assert!(a.take_events().contains(&Event::Closed(id, CloseReason::Refused)));
@@ -261,7 +267,7 @@ fn icmp_error_classes_by_state() {
         let id = a.shard.connect(a.now, a.addr(80), peer()).unwrap();
         a.flush();
         let syn = Seg::parse(&a.take_one());
-        a.shard.handle_icmp_error(a.now, &quote(&a, syn.seq), err, &mut a.out);
+        a.shard.handle_icmp_error(a.now, &quote(&a, syn.seq), v4(err), &mut a.out);
         a.flush();
         assert!(a.take_events().contains(&Event::Closed(id, reason)), "{err:?} in SYN-SENT");
     }
@@ -271,10 +277,10 @@ fn icmp_error_classes_by_state() {
         b.flush();
         b.take();
         for _ in 0..10 {
-            assert_eq!(b.shard.handle_icmp_error(b.now, &quote(&b, snd), err, &mut b.out), Verdict::Consumed);
+            assert_eq!(b.shard.handle_icmp_error(b.now, &quote(&b, snd), v4(err), &mut b.out), Verdict::Consumed);
         }
         assert_eq!(b.state(id), Some(State::Established), "{err:?} in ESTABLISHED");
-        assert_eq!(b.shard.info(id).unwrap().soft_error, Some(err), "reported to the application");
+        assert_eq!(b.shard.info(id).unwrap().soft_error, Some(v4(err)), "reported to the application");
     }
     for (err, stays) in [(SOFT, false), (HARD, true), (REFUSED, true)] {
         let mut b = Host::new("198.18.0.1", plain_cfg(), 5);
@@ -282,9 +288,9 @@ fn icmp_error_classes_by_state() {
         b.deliver(&craft(peer(), b.addr(80), 100, 0, SYN, b""));
         let sa = Seg::parse(&b.take_one());
         // The wrong sequence number is ignored whatever the error.
-        b.shard.handle_icmp_error(b.now, &quote(&b, sa.seq.wrapping_add(7)), err, &mut b.out);
+        b.shard.handle_icmp_error(b.now, &quote(&b, sa.seq.wrapping_add(7)), v4(err), &mut b.out);
         assert_eq!(b.state_of(80, peer()), Some(State::SynReceived));
-        b.shard.handle_icmp_error(b.now, &quote(&b, sa.seq), err, &mut b.out);
+        b.shard.handle_icmp_error(b.now, &quote(&b, sa.seq), v4(err), &mut b.out);
         assert_eq!(b.state_of(80, peer()).is_some(), stays, "{err:?} for a SYN-queue entry");
     }
 }
@@ -525,4 +531,111 @@ fn connection_table_full_then_room_again() {
     assert_eq!(again.seq, isses[2]);
     b.deliver(&craft(third, b.addr(80), 1001, isses[2].wrapping_add(1), ACK, b""));
     assert_eq!(b.state_of(80, third), Some(State::Established));
+}
+
+// ---------------------------------------------------------------------------------------------
+// From the outside review of the fixes: SWS on reopening, SYN-queue answer limits, IPv6 ICMP
+// against SYN-queue entries.
+// ---------------------------------------------------------------------------------------------
+/// The receive buffer is full and the window closed. The application then reads one byte at a
+/// time. RFC 9293 §3.8.6.2.2 (MUST-39): the right edge stays put until the space freed reaches
+/// min(RCV.BUFF/2, Eff.snd.MSS); Linux (`__tcp_select_window`) offers 0 while free space is
+/// below one MSS. The stack reopens the window by one byte per read, and a peer filling it sends
+/// one-byte segments for ever.
+#[test]
+fn reopening_a_closed_window_by_one_byte() {
+    let cfg = Config { rcv_buf: 8192, ..plain_cfg() };
+    let mut b = Host::new("198.18.0.1", cfg, 5);
+    b.shard.listen(80, None, 16).unwrap();
+    let syn_opts = TcpOptions { mss: Some(1460), ..TcpOptions::default() };
+    b.deliver(&craft_opts(peer(), b.addr(80), 1000, 0, SYN, b"", syn_opts, 65535));
+    let sa = Seg::parse(&b.take_one());
+    let snd = sa.seq.wrapping_add(1);
+    b.deliver(&craft(peer(), b.addr(80), 1001, snd, ACK, b""));
+    let id = b.shard.accept(80).unwrap();
+    let mut seq = 1001u32;
+    while b.shard.info(id).unwrap().rcv_wnd > 0 {
+        let n = b.shard.info(id).unwrap().rcv_wnd.min(1000) as usize;
+        b.deliver(&craft(peer(), b.addr(80), seq, snd, ACK, &vec![7u8; n]));
+        seq = seq.wrapping_add(n as u32);
+    }
+    b.advance(xdptcp::time::Duration::from_millis(100));
+    let last = b.take_segs().pop().unwrap();
+    assert_eq!(last.window, 0, "window closed");
+    let mut tiny = Vec::new();
+    for _ in 0..10 {
+        let mut one = [0u8; 1];
+        assert_eq!(b.shard.recv(id, &mut one).unwrap(), 1);
+        b.flush();
+        for s in b.take_segs() {
+            if s.window > 0 {
+                tiny.push(s.window);
+            }
+            // The peer fills whatever it is offered.
+            let w = s.window as usize;
+            if w > 0 {
+                b.deliver(&craft(peer(), b.addr(80), seq, snd, ACK, &vec![7u8; w]));
+                seq = seq.wrapping_add(w as u32);
+                b.take();
+            }
+        }
+    }
+    assert!(tiny.is_empty(), "window reopened in silly steps: {tiny:?}");
+}
+
+#[test]
+fn syn_queue_entry_answers_are_rate_limited() {
+    let cfg = Config::default(); // invalid_ratelimit 500 ms
+    let mut b = Host::new("198.18.0.1", Config { timestamps: false, ..cfg }, 5);
+    b.shard.listen(80, None, 16).unwrap();
+    let syn_opts = TcpOptions { mss: Some(1460), ..TcpOptions::default() };
+    let syn = craft_opts(peer(), b.addr(80), 1000, 0, SYN, b"", syn_opts, 65535);
+    b.deliver(&syn);
+    let sa = Seg::parse(&b.take_one());
+    let snd = sa.seq.wrapping_add(1);
+    let mut answers = [0usize; 3];
+    for _ in 0..10 {
+        // An out-of-window ACK, an in-window inexact RST, and the SYN again, all at once.
+        b.deliver(&craft(peer(), b.addr(80), 1001 + 5_000_000, snd, ACK, b""));
+        answers[0] += b.take().len();
+        b.deliver(&craft(peer(), b.addr(80), 1001 + 100, 0, RST, b""));
+        answers[1] += b.take().len();
+        b.deliver(&syn);
+        answers[2] += b.take().len();
+    }
+    // Linux 6.18 (differential scenarios atk_syn_queue_*): one answer per kind, the rest skipped.
+    assert!(answers.iter().all(|&n| n <= 1), "answers to 10 oow ACKs / 10 RSTs / 10 SYNs within 1 ms: {answers:?}");
+}
+
+fn peer6() -> SocketAddr {
+    "[2001:db8::2]:40000".parse().unwrap()
+}
+
+fn entry_after(icmp_type: u8, code: u8) -> Option<State> {
+    let mut b = Host::new("2001:db8::1", plain_cfg(), 5);
+    b.shard.listen(80, None, 16).unwrap();
+    let syn_opts = TcpOptions { mss: Some(1440), ..TcpOptions::default() };
+    b.deliver(&craft_opts(peer6(), b.addr(80), 1000, 0, SYN, b"", syn_opts, 65535));
+    let sa = Seg::parse(&b.take_one());
+    let q = QuotedTcp { src: b.ip, dst: peer6().ip(), src_port: 80, dst_port: peer6().port(), seq: SeqNum(sa.seq) };
+    let err = IcmpError::from_v6(icmp_type, code).unwrap();
+    b.shard.handle_icmp_error(b.now, &q, err, &mut b.out);
+    b.state_of(80, peer6())
+}
+
+/// Linux keeps the request on the non-fatal ICMPv6 errors (no route, address unreachable, time
+/// exceeded) and drops it on the fatal ones (administratively prohibited, port unreachable,
+/// parameter problem). The stack does the reverse for all but parameter problem.
+#[test]
+fn icmpv6_errors_against_a_syn_queue_entry_follow_linux() {
+    // (type, code, Linux keeps the entry)
+    let rows = [(1u8, 0u8, true), (1, 3, true), (3, 0, true), (1, 1, false), (1, 4, false), (4, 0, false)];
+    let mut wrong = Vec::new();
+    for (t, c, keep) in rows {
+        let kept = entry_after(t, c) == Some(State::SynReceived);
+        if kept != keep {
+            wrong.push(format!("type {t} code {c}: kept={kept}, Linux keeps={keep}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
 }

@@ -300,7 +300,7 @@ impl Harness {
                     };
                     let err = match u.int_in_range(0..=2u8)? {
                         0 => IcmpError::PacketTooBig { mtu: u32::from(u.arbitrary::<u16>()?) },
-                        k => IcmpError::Unreachable { hard: k == 2, refused: u.arbitrary()? },
+                        k => IcmpError::Unreachable { hard: k == 2, refused: u.arbitrary()?, ends_request: u.arbitrary()? },
                     };
                     let _ = self.shard.handle_icmp_error(now, &quote, err, &mut self.tx);
                 }

@@ -10,14 +10,17 @@
 //! appears or goes (a SYN-queue entry, TCB or TIME-WAIT entry: [`FlowOwners::claim`] and
 //! [`FlowOwners::release`], called by the shard), and read only for segments that match no
 //! local state. Buckets of eight 64-bit slots, one cache line each; a slot holds a 48-bit
-//! fingerprint of the 4-tuple and the owner's index + 1. The fingerprint and the bucket come
-//! from SipHash-1-3 under a random key, so a peer cannot aim tuples at one bucket. Only the
-//! owner writes a slot it holds (compare-and-swap to take an empty one); readers never write.
+//! fingerprint of the 4-tuple and the owner's index + 1. Each tuple has two candidate buckets
+//! (two-choice hashing: a flow goes to the emptier one, so buckets overflow only near full
+//! load). The fingerprint and both buckets come from SipHash-1-3 under a random key, so a
+//! peer cannot aim tuples at one bucket. Only the owner writes a slot it holds
+//! (compare-and-swap to take an empty one); readers never write.
 //!
 //! Cost: 8 bytes per flow held by any core, two atomic writes per flow over its life, one
-//! hash and one cache line read per segment that matches nothing locally (whatever the number
-//! of cores). A full bucket refuses a claim (counted as `full`): that flow is still served on
-//! the queue it arrives on; only if it then moved queue would it be judged as unknown there.
+//! hash and one or two cache line reads per segment that matches nothing locally (whatever the
+//! number of cores). When both buckets are full a claim is refused (counted as `full`): that
+//! flow is still served on the queue it arrives on; only if it then moved queue would it be
+//! judged as unknown there.
 
 use crate::tcp::{FlowOwners, FourTuple};
 use core::hash::Hasher;
@@ -83,8 +86,9 @@ impl OwnerDirectory {
         self.len() == 0
     }
 
-    /// (bucket, fingerprint) of a tuple. The fingerprint is never 0 (0 marks an empty slot).
-    fn locate(&self, t: &FourTuple) -> (usize, u64) {
+    /// (first bucket, second bucket, fingerprint) of a tuple. The fingerprint is never 0 (0
+    /// marks an empty slot).
+    fn locate(&self, t: &FourTuple) -> ([usize; 2], u64) {
         let mut h = SipHasher13::new_with_key(&self.key);
         for a in [t.local, t.remote] {
             match a.ip() {
@@ -94,19 +98,23 @@ impl OwnerDirectory {
             h.write_u16(a.port());
         }
         let x = h.finish();
-        let bucket = (x & self.mask) as usize * BUCKET;
+        let first = (x & self.mask) as usize * BUCKET;
+        let second = ((x >> 40) & self.mask) as usize * BUCKET;
         let fp = (x >> 16) | 1;
-        (bucket, fp)
+        ([first, second], fp)
     }
 
-    fn bucket(&self, start: usize) -> &[AtomicU64] {
-        self.slots.get(start..start + BUCKET).unwrap_or(&[])
+    /// The slots of both candidate buckets, first bucket first.
+    fn slots_of(&self, b: [usize; 2]) -> impl Iterator<Item = &AtomicU64> {
+        let one = |start: usize| self.slots.get(start..start + BUCKET).unwrap_or(&[]);
+        let second = if b[1] == b[0] { &[][..] } else { one(b[1]) };
+        one(b[0]).iter().chain(second.iter())
     }
 
     /// The core that holds `t`, if any.
     pub fn owner(&self, t: &FourTuple) -> Option<u16> {
         let (b, fp) = self.locate(t);
-        self.bucket(b).iter().find_map(|s| {
+        self.slots_of(b).find_map(|s| {
             let v = s.load(Ordering::Acquire);
             (v != 0 && v >> 16 == fp).then(|| ((v & 0xffff) as u16).wrapping_sub(1))
         })
@@ -115,9 +123,8 @@ impl OwnerDirectory {
     fn claim(&self, t: &FourTuple, me: u16) {
         let (b, fp) = self.locate(t);
         let mine = (fp << 16) | (u64::from(me) + 1);
-        let bucket = self.bucket(b);
         // Already recorded (for this core or, after a race, another): point it here.
-        for s in bucket {
+        for s in self.slots_of(b) {
             let v = s.load(Ordering::Acquire);
             if v != 0 && v >> 16 == fp {
                 if v != mine {
@@ -126,7 +133,10 @@ impl OwnerDirectory {
                 return;
             }
         }
-        for s in bucket {
+        // Two choices: the emptier bucket first.
+        let free = |start: usize| self.slots_of([start, start]).filter(|s| s.load(Ordering::Relaxed) == 0).count();
+        let order = if free(b[1]) > free(b[0]) { [b[1], b[0]] } else { b };
+        for s in self.slots_of(order) {
             if s.compare_exchange(0, mine, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
                 return;
             }
@@ -139,7 +149,7 @@ impl OwnerDirectory {
     fn release(&self, t: &FourTuple, me: u16) {
         let (b, fp) = self.locate(t);
         let mine = (fp << 16) | (u64::from(me) + 1);
-        for s in self.bucket(b) {
+        for s in self.slots_of(b) {
             if s.compare_exchange(mine, 0, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
                 return;
             }
@@ -202,7 +212,7 @@ mod tests {
 
     #[test]
     fn full_buckets_refuse_and_count() {
-        // One bucket: the ninth flow finds no room.
+        // One bucket (both choices are the same one): the ninth flow finds no room.
         let d = OwnerDirectory::new(8, 1, [3; 16]);
         let a = d.for_core(0);
         for p in 0..9 {
@@ -218,7 +228,8 @@ mod tests {
 
     #[test]
     fn many_flows_spread_over_buckets() {
-        let d = OwnerDirectory::new(1 << 16, 4, [9; 16]);
+        // Two thirds full: two-choice hashing still finds every flow a slot.
+        let d = OwnerDirectory::new(1 << 15, 4, [9; 16]);
         for p in 0..20_000u16 {
             d.for_core(p % 4).claim(&tuple(p));
         }
@@ -226,5 +237,6 @@ mod tests {
         for p in 0..20_000u16 {
             assert_eq!(d.owner(&tuple(p)), Some(p % 4));
         }
+        assert_eq!(d.len(), 20_000);
     }
 }

@@ -373,9 +373,24 @@ impl Tcb {
             return self.rcv_space().min(65535) as u16;
         }
         let s = self.rcv_wscale;
-        // Rounded down from the free space, but at least the committed window (a multiple of
-        // the unit already), so that SEG.ACK + window never lies left of RCV.ADV.
-        ((self.rcv_space() >> s).max(self.committed_window() >> s)).min(65535) as u16
+        let committed = self.committed_window();
+        // RFC 9293 §3.8.6.2.2 (receiver SWS avoidance, MUST-39): the right edge moves only
+        // by at least min(RCV.BUFF/2, Eff.snd.MSS), a closed window included (Linux
+        // `__tcp_select_window` offers 0 while less than an MSS is free).
+        let offer = if self.edge_growth() >= self.sws_threshold() as i32 { self.rcv_space() } else { committed };
+        // Rounded down, but at least the committed window (a multiple of the unit already),
+        // so that SEG.ACK + window never lies left of RCV.ADV.
+        ((offer >> s).max(committed >> s)).min(65535) as u16
+    }
+
+    /// How far the free space would move the right edge past RCV.ADV.
+    fn edge_growth(&self) -> i32 {
+        self.rcv_nxt.add(self.rcv_space()).diff(self.rcv_adv)
+    }
+
+    /// RFC 9293 §3.8.6.2.2: min(RCV.BUFF/2, Eff.snd.MSS), the least step of the right edge.
+    fn sws_threshold(&self) -> u32 {
+        (self.rcvbuf.limit() as u32 / 2).min(u32::from(self.rcv_mss))
     }
 
     fn ts_val(&self, now: Instant) -> u32 {
@@ -1592,13 +1607,9 @@ impl Tcb {
         if !self.state.is_synchronized() || self.state.fin_received() {
             return;
         }
-        // RFC 9293 §3.8.6.2.2 (receiver SWS avoidance): move the right edge only by at least
-        // min(RCV.BUFF/2, Eff.snd.MSS), except to reopen a window we had closed.
-        let new_edge = self.rcv_nxt.add(self.rcv_window());
-        let growth = new_edge.diff(self.rcv_adv);
-        let threshold = (self.rcvbuf.limit() as u32 / 2).min(u32::from(self.rcv_mss)) as i32;
-        let was_closed = self.rcv_adv == self.rcv_nxt;
-        if growth > 0 && (growth >= threshold || was_closed) {
+        // RFC 9293 §3.8.6.2.2 (receiver SWS avoidance): a window update only once the right
+        // edge can move by min(RCV.BUFF/2, Eff.snd.MSS), a closed window included.
+        if self.edge_growth() >= self.sws_threshold() as i32 {
             self.ack_now = true;
             self.dirty = true;
         }

@@ -70,6 +70,8 @@ counters! {
     tcp_ext_tcp_time_wait_overflow => "TcpExtTCPTimeWaitOverflow",
     /// TIME-WAIT entries reused by a new SYN (RFC 6191).
     tcp_ext_tw_recycled => "TcpExtTWRecycled",
+    /// Answers a SYN-queue entry did not send because of its rate limit.
+    tcp_ext_tcp_ack_skipped_syn_recv => "TcpExtTCPACKSkippedSynRecv",
     /// ACKs TIME-WAIT did not send because of the per-entry rate limit.
     tcp_ext_tcp_ack_skipped_time_wait => "TcpExtTCPACKSkippedTimeWait",
     /// RSTs ignored in TIME-WAIT (RFC 1337).

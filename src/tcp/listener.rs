@@ -44,9 +44,8 @@ pub struct SynEntry {
     pub rcv_wscale: u8,
     pub retries: u8,
     pub deadline: Instant,
-    /// The final ACK arrived while the accept queue was full (Linux `acked`): keep the entry and
-    /// let the SYN-ACK retransmission prompt the client to ACK again.
-    pub acked: bool,
+    /// When the last rate-limited answer went out (Linux `last_oow_ack_time` of a request).
+    pub last_oow_ack: Option<Instant>,
 }
 
 /// What a valid cookie ACK tells about the handshake it completes.
@@ -185,7 +184,7 @@ impl Shard {
             rcv_wscale,
             retries: 0,
             deadline: now + self.cfg.rto_initial,
-            acked: false,
+            last_oow_ack: None,
         };
         self.syn_queue.insert(t, entry);
         self.touched(&t);
@@ -237,57 +236,66 @@ impl Shard {
         };
         let rcv_nxt = e.irs.add(1);
         let snd_nxt = e.iss.add(1);
-        let wnd = self.cfg.rcv_buf as u32;
+        // The window our SYN-ACK offered (never scaled, RFC 7323 §2.2).
+        let wnd = (self.cfg.rcv_buf as u32).min(65535);
         let f = seg.flags;
         if f.rst() {
-            // RFC 5961 §3.2 in SYN-RECEIVED: exact -> back to LISTEN; in window -> challenge ACK.
+            // RFC 5961 §3.2 in SYN-RECEIVED: exact -> back to LISTEN; in window -> challenge ACK
+            // (rate-limited, RFC 5961 §7). Linux resets a request on any in-window RST; the
+            // exact-match rule keeps a blind RST from doing it.
             if seg.seq == rcv_nxt {
                 self.remove_syn_entry(&t);
                 self.counters.tcp_attempt_fails += 1;
                 return Verdict::Consumed;
             }
-            if seg.seq.in_window(rcv_nxt, wnd) {
+            if seg.seq.in_window(rcv_nxt, wnd) && self.syn_recv_answer_allowed(now, &t) {
                 self.counters.tcp_ext_tcp_challenge_ack += 1;
                 self.send_synrecv_ack(now, &t, &e, tx);
             }
             return self.dropped(DropReason::InvalidRst);
         }
         if f.syn() && !f.ack() && seg.seq == e.irs {
-            // The peer retransmitted its SYN: our SYN-ACK was lost; send it again (Linux
-            // `tcp_check_req`).
-            self.send_synack_for(now, &t, &e, tx);
+            // The peer retransmitted its SYN: our SYN-ACK was lost; send it again, at most once
+            // per `tcp_invalid_ratelimit` (Linux `tcp_check_req`).
+            if self.syn_recv_answer_allowed(now, &t) {
+                self.send_synack_for(now, &t, &e, tx);
+            }
             return Verdict::Consumed;
         }
-        // First, the sequence number must be in the window; an unacceptable segment (a SYN
-        // included: the SYN check comes after this one) gets an ACK and the entry stays.
-        let len = seg.segment_len();
-        let acceptable = seg.seq.in_window(rcv_nxt, wnd) || (len > 0 && seg.seq.add(len - 1).in_window(rcv_nxt, wnd));
-        if !acceptable {
-            self.send_synrecv_ack(now, &t, &e, tx);
-            return self.dropped(DropReason::OutOfWindow);
-        }
-        if f.syn() {
-            // RFC 9293 §3.10.7.4 fourth: a SYN in the window returns a passive SYN-RECEIVED
-            // to LISTEN.
-            self.remove_syn_entry(&t);
-            self.counters.tcp_attempt_fails += 1;
-            return self.dropped(DropReason::SynChallenge);
-        }
-        if !f.ack() {
-            return self.dropped(DropReason::NoAck);
-        }
-        // Fifth: SND.UNA < SEG.ACK =< SND.NXT enters ESTABLISHED, else <SEQ=SEG.ACK><CTL=RST>.
-        if seg.ack != snd_nxt {
-            // The client may be answering a cookie SYN-ACK: cookies were out when its first
-            // SYN came, and a retransmission of that SYN made this entry later (or the other
-            // way round). Linux hands such an ACK to the listener, where the cookie is
-            // checked; so do we. A valid cookie replaces the entry.
+        // Fifth step first, as Linux's `tcp_check_req` does: an ACK that is not for our SYN-ACK
+        // (SND.UNA < SEG.ACK =< SND.NXT fails) goes to the listener whatever its sequence
+        // number. The client may be answering a cookie SYN-ACK: cookies were out when its first
+        // SYN came, and a retransmission of that SYN made this entry later (or the other way
+        // round); a valid cookie replaces the entry. Anything else: <SEQ=SEG.ACK><CTL=RST>.
+        if f.ack() && seg.ack != snd_nxt {
             if let Ok(c) = self.check_cookie(now, &t, seg) {
                 self.remove_syn_entry(&t);
                 return self.complete_passive(now, t, c.iss, c.irs, c.neg, c.rcv_wscale, seg, tx, false);
             }
             self.send_rst_for(&t, seg, tx);
             return self.dropped(DropReason::InvalidAck);
+        }
+        // First, the sequence number must be in the window; an unacceptable segment (a SYN
+        // included: the SYN check comes after this one) gets an ACK, rate-limited, and the
+        // entry stays.
+        let len = seg.segment_len();
+        let acceptable = seg.seq.in_window(rcv_nxt, wnd) || (len > 0 && seg.seq.add(len - 1).in_window(rcv_nxt, wnd));
+        if !acceptable {
+            if self.syn_recv_answer_allowed(now, &t) {
+                self.send_synrecv_ack(now, &t, &e, tx);
+            }
+            return self.dropped(DropReason::OutOfWindow);
+        }
+        if f.syn() {
+            // RFC 9293 §3.10.7.4 fourth: a SYN in the window returns a passive SYN-RECEIVED
+            // to LISTEN; Linux (`tcp_check_req`, embryonic reset) tells the peer with a RST.
+            self.remove_syn_entry(&t);
+            self.counters.tcp_attempt_fails += 1;
+            self.send_rst_for(&t, seg, tx);
+            return self.dropped(DropReason::SynChallenge);
+        }
+        if !f.ack() {
+            return self.dropped(DropReason::NoAck);
         }
         self.complete_passive(now, t, e.iss, e.irs, e.neg, e.rcv_wscale, seg, tx, true)
     }
@@ -380,10 +388,9 @@ impl Shard {
                     self.remove_syn_entry(&t);
                 }
                 self.send_rst_for(&t, seg, tx);
-            } else if let Some(e) = self.syn_queue.get_mut(&t) {
-                // Drop the ACK; the SYN-ACK retransmission makes the client ACK again.
-                e.acked = true;
             }
+            // Otherwise the ACK is dropped and the entry kept: the SYN-ACK retransmission
+            // makes the client ACK again.
             return self.dropped(DropReason::AcceptQueueFull);
         }
         if self.conn_count() >= self.cfg.max_connections {
@@ -430,11 +437,28 @@ impl Shard {
         }
     }
 
+    /// RFC 5961 §7 / Linux `tcp_oow_rate_limited` for a request: one answer per
+    /// `tcp_invalid_ratelimit` to segments that could be part of an ACK loop or a reflection.
+    fn syn_recv_answer_allowed(&mut self, now: Instant, t: &FourTuple) -> bool {
+        let limit = self.cfg.invalid_ratelimit;
+        let Some(e) = self.syn_queue.get_mut(t) else {
+            return false;
+        };
+        match e.last_oow_ack {
+            Some(at) if now.saturating_since(at) < limit => {
+                self.counters.tcp_ext_tcp_ack_skipped_syn_recv += 1;
+                false
+            }
+            _ => {
+                e.last_oow_ack = Some(now);
+                true
+            }
+        }
+    }
+
     /// An ICMP error quoting our SYN-ACK for a SYN-queue entry. As Linux's `tcp_req_err`, the
-    /// quoted sequence number must be the entry's ISS (RFC 5927 §4.1), and only the errors that
-    /// say the client's network or host cannot be reached (soft ones: destination network or
-    /// host unreachable, time exceeded, parameter problem) drop the entry; a port or protocol
-    /// unreachable cannot be about a SYN-ACK answering a SYN the client sent.
+    /// quoted sequence number must be the entry's ISS (RFC 5927 §4.1), and only the errors
+    /// Linux lets end a request do (see `IcmpError::Unreachable::ends_request`).
     pub(crate) fn on_icmp_syn_received(&mut self, t: &FourTuple, err: IcmpError, quoted_seq: SeqNum) -> Verdict {
         let Some(e) = self.syn_queue.get(t) else {
             return self.dropped(DropReason::IcmpNoConnection);
@@ -443,7 +467,7 @@ impl Shard {
             self.counters.tcp_ext_out_of_window_icmps += 1;
             return self.dropped(DropReason::IcmpOutOfWindow);
         }
-        if err == (IcmpError::Unreachable { hard: false, refused: false }) {
+        if let IcmpError::Unreachable { ends_request: true, .. } = err {
             self.remove_syn_entry(t);
             self.counters.tcp_attempt_fails += 1;
             self.counters.tcp_ext_listen_drops += 1;

@@ -186,12 +186,10 @@ impl Shard {
     /// A SYN that could reuse the tuple was not taken by a listener: TIME-WAIT stays and
     /// answers it as an unacceptable segment (RFC 9293 §3.10.7.4, TIME-WAIT).
     pub(crate) fn time_wait_keep(&mut self, now: Instant, t: &FourTuple, tx: &mut dyn TxSink) {
+        // Linux (`TCP_TW_SYN` with no listener) answers with `tcp_v4_timewait_ack`, not rate
+        // limited, and leaves the limiter's stamp alone.
         if let Some(e) = self.time_wait.get(t).copied() {
-            if self.tw_oow_ack_allowed(now, t) {
-                self.send_tw_ack(now, t, &e, tx);
-            } else {
-                self.counters.tcp_ext_tcp_ack_skipped_time_wait += 1;
-            }
+            self.send_tw_ack(now, t, &e, tx);
         }
     }
 

@@ -394,6 +394,14 @@ impl Dut for LinuxDut {
                     }
                 }
             }
+            App::ReadN(n) => {
+                let s = self.stream()?;
+                let mut buf = vec![0u8; *n];
+                match s.read(&mut buf) {
+                    Ok(k) => Ok(format!("read {k}")),
+                    Err(e) => Ok(format!("read error ({e})")),
+                }
+            }
             App::Shutdown => self.stream()?.shutdown(Shutdown::Write).map(|_| "ok".into()).map_err(|e| e.to_string()),
             App::Close => {
                 self.stream.take().ok_or("no connection")?;

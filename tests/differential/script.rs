@@ -112,6 +112,8 @@ pub enum App {
     Send(usize),
     /// Read what is buffered; the outcome says how much, or EOF / reset.
     Read,
+    /// Read at most N bytes.
+    ReadN(usize),
     /// Half-close (SHUT_WR).
     Shutdown,
     /// Full close of the connection's handle.
@@ -309,6 +311,7 @@ fn parse_app(words: &[&str]) -> Result<App, String> {
         "connect" => App::Connect(int(arg(1)?)?),
         "send" => App::Send(int(arg(1)?)?),
         "read" => App::Read,
+        "readn" => App::ReadN(int(arg(1)?)?),
         "shutdown" => App::Shutdown,
         "close" => App::Close,
         "rcvbuf" => App::RcvBuf(int(arg(1)?)?),

@@ -212,6 +212,13 @@ impl Dut for StackDut {
                     None => Ok(format!("read {total}")),
                 }
             }
+            App::ReadN(n) => {
+                let id = self.conn()?;
+                let mut buf = vec![0u8; *n];
+                let k = self.shard.recv(id, &mut buf).unwrap_or(0);
+                self.settle(Vec::new());
+                Ok(format!("read {k}"))
+            }
             App::Shutdown => {
                 let id = self.conn()?;
                 self.shard.shutdown(self.now, id, &mut v).map(|_| "ok".into()).map_err(|e| format!("shutdown: {e:?}"))
