@@ -212,6 +212,12 @@ pub struct ServeArgs {
     /// Do not print the per-second line.
     #[arg(long)]
     pub quiet: bool,
+    /// Secrets shared by every host behind one ECMP/anycast address (48 random bytes, mode 0600,
+    /// owned by the serving user; make with `(umask 077; head -c 48 /dev/urandom > PATH)`): any
+    /// host then validates the SYN cookies of any other, with the same ISN and timestamp keys,
+    /// and cookie epochs follow UNIX time. Default: keys drawn at start (this host only).
+    #[arg(long, value_name = "PATH")]
+    pub cookie_secret_file: Option<std::path::PathBuf>,
 }
 
 fn parse_port_app(s: &str) -> Result<(u16, AppArg), String> {
@@ -340,6 +346,9 @@ pub fn kclient(a: &KclientArgs) -> Result<()> {
 pub fn serve_kernel(a: &ServeArgs) -> Result<()> {
     use std::sync::atomic::{AtomicBool, Ordering};
     use xdptcp::engine::kernel_server::{run, KernelServeConfig};
+    if let Some(p) = &a.cookie_secret_file {
+        bail!("--cookie-secret-file {}: the kernel backend uses the kernel's own SYN-cookie keys, which cannot be set; use --backend xdp or drop the flag", p.display());
+    }
     xdptcp::engine::signals::install();
     let addr = a.addrs.first().copied().unwrap_or(IpAddr::from([0u8, 0, 0, 0]));
     let threads = if a.cores.is_empty() { a.queues.unwrap_or(1).max(1) as usize } else { a.cores.len() };

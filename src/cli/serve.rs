@@ -3,6 +3,7 @@
 use super::{BindArg, ServeArgs, XdpModeArg};
 use anyhow::Result;
 use std::fmt::Write as _;
+use xdptcp::engine::secret_file::FleetSecrets;
 use xdptcp::engine::signals;
 use xdptcp::engine::xdp::{Engine, EngineConfig};
 use xdptcp::engine::CoreStats;
@@ -10,6 +11,14 @@ use xdptcp::io::xdp::{AddressMode, AttachMode, BindMode, XskConfig};
 
 pub fn serve(a: &ServeArgs) -> Result<()> {
     signals::install();
+    // Read (and refuse) the secret file before anything is attached to the NIC.
+    let cookie_secrets = a.cookie_secret_file.as_deref().map(FleetSecrets::load).transpose()?;
+    if let Some(p) = &a.cookie_secret_file {
+        println!(
+            "xdptcp: cookie, ISN and timestamp keys from {} (shared by the fleet); clock reads UNIX time",
+            p.display()
+        );
+    }
     let cfg = EngineConfig {
         iface: a.iface.clone().unwrap_or_default(),
         addrs: a.addrs.clone(),
@@ -40,6 +49,7 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
             ..XskConfig::default()
         },
         directory_slots: a.directory_slots,
+        cookie_secrets,
     };
     let cfg_iface = cfg.iface.clone();
     let ports: Vec<String> = cfg.apps.iter().map(|(p, k)| format!("{p}/{k:?}")).collect();

@@ -20,6 +20,7 @@ pub mod kernel_server;
 pub mod loadgen;
 pub mod nic;
 pub mod owners;
+pub mod secret_file;
 #[cfg(feature = "xdp")]
 pub mod xdp;
 

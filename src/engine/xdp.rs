@@ -1,6 +1,7 @@
 //! The AF_XDP engine: loads and attaches the steering program, binds one socket per queue, and
 //! runs one pinned thread per queue.
 
+use super::secret_file::{cookie_epoch, cookie_key, FleetClock, FleetSecrets};
 use super::{connect_cores, random_secrets, Control, Core, CoreStats, HandoverConfig, MonoClock};
 use crate::app::AppKind;
 use crate::io::xdp::{AddressMode, AttachMode, BindMode, SteerConfig, Steering, XdpLink, XskConfig};
@@ -16,7 +17,7 @@ use std::thread::JoinHandle;
 
 /// How often every core derives a fresh SYN-cookie key from the shared master secret (cookies
 /// made under the previous key stay valid for one more period).
-const COOKIE_KEY_PERIOD: Duration = Duration::from_secs(600);
+const COOKIE_KEY_PERIOD: Duration = super::secret_file::COOKIE_KEY_PERIOD;
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -36,6 +37,10 @@ pub struct EngineConfig {
     pub xsk: XskConfig,
     /// Slots of the flow directory shared by the cores (8 bytes each; see `engine::owners`).
     pub directory_slots: usize,
+    /// Secrets shared by a fleet (`--cookie-secret-file`, see `engine::secret_file`): the
+    /// cookie master, ISN and timestamp keys come from it instead of getrandom, and the clock
+    /// reads UNIX time so that cookie epochs agree between hosts. `None`: drawn at start.
+    pub cookie_secrets: Option<FleetSecrets>,
 }
 
 /// A running engine. Dropping it stops the threads and detaches the program.
@@ -103,9 +108,18 @@ impl Engine {
         let mut steering = Steering::load(&steer).context("load the XDP steering program")?;
         steering.attach(&cfg.iface, cfg.attach).with_context(|| format!("attach XDP to {}", cfg.iface))?;
 
-        let secrets = random_secrets().context("read random keys")?;
-        let mut master = [0u8; 16];
-        super::os_random(&mut master).context("read random keys")?;
+        // A fleet shares the keys, and its clock reads UNIX time (FleetClock says why).
+        let (secrets, master, clock) = match &cfg.cookie_secrets {
+            Some(f) => {
+                let clock = FleetClock::unix_aligned();
+                (f.shard_secrets(cookie_epoch(clock.now())), *f.cookie_master(), clock)
+            }
+            None => {
+                let mut master = [0u8; 16];
+                super::os_random(&mut master).context("read random keys")?;
+                (random_secrets().context("read random keys")?, master, FleetClock::monotonic())
+            }
+        };
         let tcp_cfg = cfg.tcp.clone();
         let mut cores: Vec<Core> = (0..cfg.queues as usize)
             .map(|i| {
@@ -138,7 +152,6 @@ impl Engine {
         };
         connect_cores(&mut cores, &handover);
 
-        let clock = MonoClock::new();
         let mut threads = Vec::new();
         let mut ctl = Vec::new();
         for (q, core) in cores.into_iter().enumerate() {
@@ -210,18 +223,6 @@ impl Drop for Engine {
     }
 }
 
-fn cookie_key(master: &[u8; 16], epoch: u64) -> [u8; 16] {
-    use core::hash::Hasher;
-    let mut out = [0u8; 16];
-    for (i, half) in out.chunks_mut(8).enumerate() {
-        let mut h = siphasher::sip::SipHasher24::new_with_key(master);
-        h.write_u64(epoch);
-        h.write_u8(i as u8);
-        half.copy_from_slice(&h.finish().to_le_bytes());
-    }
-    out
-}
-
 #[allow(clippy::too_many_arguments)]
 fn core_thread(
     mut core: Core,
@@ -229,7 +230,7 @@ fn core_thread(
     pin: usize,
     iface: String,
     xsk: XskConfig,
-    clock: MonoClock,
+    clock: FleetClock,
     master: [u8; 16],
     ctl: Receiver<Control>,
     fd_tx: Sender<Result<i32, String>>,
