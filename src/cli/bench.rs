@@ -122,9 +122,17 @@ pub struct CompareArgs {
     /// Output directory for report.json and report.svg.
     #[arg(long, default_value = "bench-report")]
     pub out: String,
-    /// Core the server is pinned to (the load generator takes the other ones).
+    /// Core the server is pinned to (the load generator takes the other ones); with --queues N
+    /// the server takes N cores from this one on.
     #[arg(long, default_value_t = 0)]
     pub server_core: usize,
+    /// Receive queues of the bed's veth pair. The stack serves them on as many cores (one
+    /// queue each); the kernel backend runs as many threads on the same cores, with RPS
+    /// spreading the server veth's receive processing over them. Above 1, the connection-rate
+    /// scenario uses kernel-socket clients, whose flows veth spreads over the queues (the AF_XDP
+    /// client sends on queue 0 only).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub queues: u32,
 }
 
 fn kv_parse(s: &str) -> BTreeMap<String, f64> {
@@ -322,6 +330,7 @@ impl Backend {
 
 struct BenchBed {
     dir: std::path::PathBuf,
+    queues: u32,
     server: Option<Child>,
 }
 
@@ -332,10 +341,11 @@ impl BenchBed {
             .env("XDPTCP_NS_SRV", NS_SRV)
             .env("XDPTCP_NS_CLI", NS_CLI)
             .env("XDPTCP_DEV_SRV", DEV_SRV)
-            .env("XDPTCP_DEV_CLI", DEV_CLI);
+            .env("XDPTCP_DEV_CLI", DEV_CLI)
+            .env("XDPTCP_QUEUES", self.queues.to_string());
         c
     }
-    fn up() -> Result<BenchBed> {
+    fn up(queues: u32) -> Result<BenchBed> {
         let dir = std::env::temp_dir().join(format!("xdptcp-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         for (n, b) in [
@@ -345,7 +355,7 @@ impl BenchBed {
         ] {
             std::fs::write(dir.join(n), b)?;
         }
-        let bed = BenchBed { dir, server: None };
+        let bed = BenchBed { dir, queues, server: None };
         if !bed.cmd("bed-up.sh").status().context("bed-up.sh")?.success() {
             bail!("bed-up.sh failed");
         }
@@ -369,15 +379,20 @@ impl BenchBed {
         // steer it to the server's core with RPS, as a NIC's IRQ affinity would.
         Ok(bed)
     }
-    fn start(&mut self, exe: &str, b: Backend, core: usize) -> Result<()> {
+    /// Starts `serve` on `cores`: the stack on one queue per core, the kernel backend with one
+    /// thread per core.
+    fn start(&mut self, exe: &str, b: Backend, cores: &[usize]) -> Result<()> {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", NS_SRV, exe, "serve"]);
         match b {
             Backend::Kernel => c.args(["--backend", "kernel"]),
             Backend::Xdp => c.args(["--iface", DEV_SRV]),
         };
+        if b == Backend::Xdp && self.queues > 1 {
+            c.args(["--queues", &self.queues.to_string()]);
+        }
         c.args(["--addr", SRV_IP, "--port", "80", "--app", "http", "--also", "9:discard", "--quiet"])
-            .args(["--cores", &core.to_string()])
+            .args(["--cores", &cpu_list(cores)])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         self.server = Some(c.spawn().context("start serve")?);
@@ -433,6 +448,11 @@ fn clk_tck() -> f64 {
     }
 }
 
+/// "0,1,...": a `--cores` / `taskset -c` list.
+fn cpu_list(cores: &[usize]) -> String {
+    cores.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",")
+}
+
 fn run_kv(exe: &str, client_cores: &str, args: &[&str]) -> Result<BTreeMap<String, f64>> {
     let o = Command::new("ip")
         .args(["netns", "exec", NS_CLI, "taskset", "-c", client_cores, exe])
@@ -453,29 +473,18 @@ fn measure(exe: &str, a: &CompareArgs, client_cores: &str) -> Result<BTreeMap<St
     let mut m = BTreeMap::new();
     // Connection rate, with machine-wide CPU per connection.
     let (b0, _) = cpu_jiffies();
-    // The generator is the stack itself on AF_XDP (the kernel's TCP as client would be the
-    // bottleneck); the server closes first, the short-connection HTTP pattern.
-    let c = run_kv(
-        exe,
-        client_cores,
-        &[
-            "bench",
-            "connect",
-            "--target",
-            &target,
-            "--concurrency",
-            &conc,
-            "--seconds",
-            &secs,
-            "--xdp-iface",
-            DEV_CLI,
-            "--local",
-            "198.18.0.2",
-            "--dst-mac",
-            "02:18:00:00:00:01",
-            "--kv",
-        ],
-    )?;
+    // With one queue the generator is the stack itself on AF_XDP (the kernel's TCP as client
+    // would be the bottleneck); the server closes first, the short-connection HTTP pattern.
+    // With several, kernel-socket clients: veth puts a flow on the receive queue of the
+    // sender's transmit queue, and the AF_XDP client sends on queue 0 only (every flow would
+    // reach queue 0 of the server, and replies a kernel server sent on another queue would
+    // reach no AF_XDP socket on the client's side).
+    let mut connect = vec!["bench", "connect", "--target", &target, "--concurrency", &conc, "--seconds", &secs];
+    if a.queues == 1 {
+        connect.extend_from_slice(&["--xdp-iface", DEV_CLI, "--local", "198.18.0.2", "--dst-mac", "02:18:00:00:00:01"]);
+    }
+    connect.push("--kv");
+    let c = run_kv(exe, client_cores, &connect)?;
     let (b1, _) = cpu_jiffies();
     let conns = c.get("completed").copied().unwrap_or(0.0);
     m.insert("conn_per_sec".into(), c.get("conn_per_sec").copied().unwrap_or(0.0));
@@ -565,26 +574,39 @@ pub fn compare(a: &CompareArgs) -> Result<()> {
     xdptcp::engine::signals::install();
     let exe = std::env::current_exe()?.to_string_lossy().to_string();
     let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    let client_cores: String =
-        (0..ncpu).filter(|c| *c != a.server_core).map(|c| c.to_string()).collect::<Vec<_>>().join(",");
-    let client_cores = if client_cores.is_empty() { "0".to_string() } else { client_cores };
+    let queues = a.queues as usize;
+    if a.server_core >= ncpu || queues > ncpu {
+        bail!("--server-core {} --queues {queues}: this machine has {ncpu} CPUs", a.server_core);
+    }
+    // The server's cores: N from --server-core on (wrapping); the generator takes the others,
+    // or shares all of them when the server takes every core.
+    let server_cores: Vec<usize> = (0..queues).map(|i| (a.server_core + i) % ncpu).collect();
+    let client_cores = cpu_list(&(0..ncpu).filter(|c| !server_cores.contains(c)).collect::<Vec<_>>());
+    let client_cores = if client_cores.is_empty() { cpu_list(&(0..ncpu).collect::<Vec<_>>()) } else { client_cores };
+    eprintln!(
+        "bench compare: {queues} queue(s), server on core(s) {}, load generator on {client_cores}",
+        cpu_list(&server_cores)
+    );
     // A fresh bed for every run: the kernel keeps TIME-WAIT state per namespace, and a run must
     // not meet the previous run's (a new client's timestamps fail PAWS against it).
     let fresh_bed = || -> Result<BenchBed> {
-        let bed = BenchBed::up()?;
+        let bed = BenchBed::up(a.queues)?;
         // veth runs the receiver's rx path in the sender's softirq: steer the server side's
-        // kernel work to the server's core with RPS, as a NIC's IRQ affinity would (DESIGN.md).
-        let mask = format!("{:x}", 1u64 << a.server_core);
-        let _ = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                NS_SRV,
-                "sh",
-                "-c",
-                &format!("echo {mask} > /sys/class/net/{DEV_SRV}/queues/rx-0/rps_cpus"),
-            ])
-            .status();
+        // kernel work to the server's cores with RPS, as a NIC's IRQ affinity would (DESIGN.md),
+        // on every receive queue.
+        let mask = format!("{:x}", server_cores.iter().fold(0u64, |m, c| m | 1u64 << c));
+        for q in 0..a.queues {
+            let _ = Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    NS_SRV,
+                    "sh",
+                    "-c",
+                    &format!("echo {mask} > /sys/class/net/{DEV_SRV}/queues/rx-{q}/rps_cpus"),
+                ])
+                .status();
+        }
         Ok(bed)
     };
     let mut results: BTreeMap<&str, Vec<BTreeMap<String, f64>>> = BTreeMap::new();
@@ -595,7 +617,7 @@ pub fn compare(a: &CompareArgs) -> Result<()> {
             }
             eprintln!("bench compare: round {}/{}: {} ...", round + 1, a.rounds, b.name());
             let mut bed = fresh_bed()?;
-            bed.start(&exe, b, a.server_core)?;
+            bed.start(&exe, b, &server_cores)?;
             let r = measure(&exe, a, &client_cores);
             bed.stop();
             drop(bed);
@@ -611,7 +633,7 @@ pub fn compare(a: &CompareArgs) -> Result<()> {
         0.0
     });
     drop(bed);
-    write_report(a, &results, ceiling)
+    write_report(a, &server_cores, &results, ceiling)
 }
 
 fn measure_ceiling(exe: &str, a: &CompareArgs, client_cores: &str) -> Result<f64> {
@@ -647,7 +669,12 @@ fn measure_ceiling(exe: &str, a: &CompareArgs, client_cores: &str) -> Result<f64
     Ok(r?.get("synacks_per_sec").copied().unwrap_or(0.0))
 }
 
-fn write_report(a: &CompareArgs, results: &BTreeMap<&str, Vec<BTreeMap<String, f64>>>, ceiling: f64) -> Result<()> {
+fn write_report(
+    a: &CompareArgs,
+    server_cores: &[usize],
+    results: &BTreeMap<&str, Vec<BTreeMap<String, f64>>>,
+    ceiling: f64,
+) -> Result<()> {
     std::fs::create_dir_all(&a.out)?;
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -663,17 +690,26 @@ fn write_report(a: &CompareArgs, results: &BTreeMap<&str, Vec<BTreeMap<String, f
             results.get(b).map(|rs| rs.iter().filter_map(|r| r.get(k).copied()).collect()).unwrap_or_default();
         median(&mut v)
     };
+    let connect_client = if a.queues == 1 { "xdptcp on AF_XDP (queue 0)" } else { "kernel sockets" };
     let mut json = String::new();
     let _ = write!(
         json,
-        "{{\n  \"machine\": {{\"cpu\": \"{cpu}\", \"cpus\": {}, \"kernel\": \"{kernel}\"}},\n  \"rounds\": {}, \"seconds\": {}, \"concurrency\": {},\n  \"metrics\": {{\n",
+        "{{\n  \"machine\": {{\"cpu\": \"{cpu}\", \"cpus\": {}, \"kernel\": \"{kernel}\"}},\n  \"rounds\": {}, \"seconds\": {}, \"concurrency\": {},\n  \"queues\": {}, \"server_cores\": [{}], \"connect_client\": \"{connect_client}\",\n  \"metrics\": {{\n",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         a.rounds,
         a.seconds,
-        a.concurrency
+        a.concurrency,
+        a.queues,
+        cpu_list(server_cores).replace(',', ", ")
     );
     let mut rows = Vec::new();
-    let mut table = String::from("| metric | kernel | xdptcp | xdptcp / kernel | target |\n|---|---|---|---|---|\n");
+    let mut table = format!(
+        "{} queue(s): xdptcp serves one per core, the kernel runs one thread per core with RPS over the same \
+         cores ({}); connection-rate client: {connect_client}.\n\n",
+        a.queues,
+        cpu_list(server_cores)
+    );
+    table.push_str("| metric | kernel | xdptcp | xdptcp / kernel | target |\n|---|---|---|---|---|\n");
     for (i, (k, label, higher, target)) in METRICS.iter().enumerate() {
         let (kv, xv) = (med("kernel", k), med("xdptcp", k));
         let ratio = if kv > 0.0 { xv / kv } else { 0.0 };
@@ -722,7 +758,7 @@ fn write_report(a: &CompareArgs, results: &BTreeMap<&str, Vec<BTreeMap<String, f
     rows.push(("SYN-ACKs vs XDP_TX ceiling".to_string(), ceil_ratio, 0.8, true));
     std::fs::write(format!("{}/report.json", a.out), &json)?;
     std::fs::write(format!("{}/report.md", a.out), &table)?;
-    plot(&format!("{}/report.svg", a.out), &rows)?;
+    plot(&format!("{}/report.svg", a.out), a.queues, &rows)?;
     println!("{table}");
     println!(
         "machine: {cpu}, {} CPUs, Linux {kernel}",
@@ -733,14 +769,17 @@ fn write_report(a: &CompareArgs, results: &BTreeMap<&str, Vec<BTreeMap<String, f
 }
 
 /// A bar per metric: the ratio xdptcp / kernel, with the target marked.
-fn plot(path: &str, rows: &[(String, f64, f64, bool)]) -> Result<()> {
+fn plot(path: &str, queues: u32, rows: &[(String, f64, f64, bool)]) -> Result<()> {
     use plotters::prelude::*;
     let root = SVGBackend::new(path, (900, 80 + 50 * rows.len() as u32)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
     let max = rows.iter().map(|r| r.1.max(r.2)).fold(1.0f64, f64::max) * 1.15;
     let n = rows.len() as i32;
     let mut chart = ChartBuilder::on(&root)
-        .caption("xdptcp / Linux kernel, same bed, same run; red: target; green: target met", ("sans-serif", 18))
+        .caption(
+            format!("xdptcp / Linux kernel, {queues} queue(s), same bed, same run; red: target; green: target met"),
+            ("sans-serif", 18),
+        )
         .margin(12)
         .x_label_area_size(30)
         .y_label_area_size(260)
