@@ -58,7 +58,7 @@ fn ip_of(frame: &[u8]) -> Vec<u8> {
 }
 
 fn server_cores(n: usize) -> Vec<Core> {
-    server_cores_with(n, plain_cfg(), HandoverConfig::new([5; 16]))
+    server_cores_with(n, plain_cfg(), HandoverConfig::default())
 }
 
 fn server_cores_with(n: usize, cfg: Config, handover: HandoverConfig) -> Vec<Core> {
@@ -165,7 +165,7 @@ fn deliver_all(h: &mut Host, q: &mut Queue) -> Vec<Seg> {
 #[test]
 fn cookie_ack_is_validated_where_it_lands() {
     let cfg = Config { syncookies: xdptcp::tcp::SynCookies::Always, ..plain_cfg() };
-    let mut cores = server_cores_with(2, cfg, HandoverConfig::new([5; 16]));
+    let mut cores = server_cores_with(2, cfg, HandoverConfig::default());
     let mut queues = vec![Queue::default(), Queue::default()];
     let mut c = client(9);
     let now = c.now;
@@ -216,7 +216,7 @@ fn syn_retransmitted_onto_the_other_queue_leaves_one_entry() {
 fn port_reuse_through_time_wait_on_the_other_core_completes() {
     for cookies in [xdptcp::tcp::SynCookies::Always, xdptcp::tcp::SynCookies::OnOverflow] {
         let cfg = Config { syncookies: cookies, ..plain_cfg() };
-        let mut cores = server_cores_with(2, cfg, HandoverConfig::new([5; 16]));
+        let mut cores = server_cores_with(2, cfg, HandoverConfig::default());
         let mut queues = vec![Queue::default(), Queue::default()];
         let mut c = client(9);
         let server: std::net::SocketAddr = "198.18.0.1:7".parse().unwrap();
@@ -303,7 +303,7 @@ fn flow_that_changes_queue_mid_transfer_completes() {
 /// holds are dropped and counted, never queued without bound; TCP recovers them.
 #[test]
 fn a_full_handover_queue_drops_and_counts() {
-    let handover = HandoverConfig { depth: 2, ..HandoverConfig::new([5; 16]) };
+    let handover = HandoverConfig { depth: 2, ..HandoverConfig::default() };
     let mut cores = server_cores_with(2, plain_cfg(), handover);
     let mut queues = vec![Queue::default(), Queue::default()];
     let mut c = client(9);

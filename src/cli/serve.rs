@@ -140,11 +140,10 @@ pub fn report(s: &CoreStats, secs: f64) -> String {
     if s.directory_full > 0 {
         let _ = writeln!(o, "directory_full           {}", s.directory_full);
     }
-    // CPU time the loops spent on turns that received frames, per frame: the stack's own cost
-    // of a frame, whatever the loops spent spinning idle or waiting preempted.
-    let _ = writeln!(o, "busy_ns                  {}", s.busy_ns);
-    if s.io.rx_frames > 0 {
-        let _ = writeln!(o, "busy_ns_per_rx_frame     {:.0}", s.busy_ns as f64 / s.io.rx_frames as f64);
+    // What the stack spent on a received frame (a timed sample): its own cost, whatever the
+    // loops spent spinning idle.
+    if let Some(ns) = s.frame_ns() {
+        let _ = writeln!(o, "rx_frame_ns              {ns:.0}");
     }
     o
 }

@@ -9,7 +9,7 @@ use crate::app::{self, Handler};
 use crate::io::{FrameIo, IoStats};
 use crate::net::{FrameSink, FrameVerdict, Net, NetCounters};
 use crate::tcp::{Counters, Shard, Verdict};
-use crate::time::Instant;
+use crate::time::{Clock, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use owners::OwnerDirectory;
 use std::sync::Arc;
@@ -47,13 +47,11 @@ pub struct HandoverConfig {
     pub depth: usize,
     /// Largest frame (the UMEM frame size).
     pub frame_size: usize,
-    /// Key of the directory's hash (random in production).
-    pub key: [u8; 16],
 }
 
-impl HandoverConfig {
-    pub fn new(key: [u8; 16]) -> Self {
-        HandoverConfig { directory_slots: 1 << 20, depth: 256, frame_size: 4096, key }
+impl Default for HandoverConfig {
+    fn default() -> Self {
+        HandoverConfig { directory_slots: 1 << 20, depth: 256, frame_size: 4096 }
     }
 }
 
@@ -82,11 +80,19 @@ pub struct Core<H: Handler + ?Sized = dyn Handler + Send> {
     /// Frames that could not be handed over: the owner's inbox was full, or every buffer of
     /// this core's pool was in flight. Dropped (TCP retransmits them).
     pub handover_dropped: u64,
-    /// CPU nanoseconds of loop turns that received frames (kept by the thread that runs the
-    /// loop).
-    pub busy_ns: u64,
+    /// The clock that times a sample of received frames (one in [`WORK_SAMPLE`]): what the
+    /// stack spends on a frame, from parsing to the reply or the hand-over. None: not timed.
+    pub work_clock: Option<MonoClock>,
+    /// Nanoseconds spent on the timed frames, and how many were timed.
+    pub work_ns: u64,
+    pub work_samples: u64,
     last_housekeeping: Instant,
 }
+
+/// One received frame in this many is timed for [`CoreStats::frame_ns`].
+pub const WORK_SAMPLE: u64 = 8;
+/// A timed frame that took this long was preempted or interrupted: left out of the mean.
+const WORK_SAMPLE_PREEMPTED_NS: u64 = 50_000;
 
 /// What a core reports.
 #[derive(Debug, Clone, Default)]
@@ -102,8 +108,10 @@ pub struct CoreStats {
     pub handover_dropped: u64,
     /// Flows this core could not record in the directory (its bucket was full).
     pub directory_full: u64,
-    /// CPU nanoseconds of loop turns that received frames.
-    pub busy_ns: u64,
+    /// Nanoseconds spent on the sampled received frames, and how many were sampled (see
+    /// [`CoreStats::frame_ns`]).
+    pub work_ns: u64,
+    pub work_samples: u64,
 }
 
 impl CoreStats {
@@ -133,9 +141,17 @@ impl CoreStats {
             t.forwarded += s.forwarded;
             t.handover_dropped += s.handover_dropped;
             t.directory_full += s.directory_full;
-            t.busy_ns += s.busy_ns;
+            t.work_ns += s.work_ns;
+            t.work_samples += s.work_samples;
         }
         t
+    }
+
+    /// Mean nanoseconds the stack spent on a received frame (parse, TCP, the reply written or
+    /// the frame handed over), from a sample of one frame in [`WORK_SAMPLE`]; none if nothing
+    /// was timed. Per-turn costs (the application, timers, ring syscalls) are not in it.
+    pub fn frame_ns(&self) -> Option<f64> {
+        (self.work_samples > 0).then(|| self.work_ns as f64 / self.work_samples as f64)
     }
 }
 
@@ -149,7 +165,9 @@ impl<H: Handler + ?Sized> Core<H> {
             links: None,
             forwarded: 0,
             handover_dropped: 0,
-            busy_ns: 0,
+            work_clock: None,
+            work_ns: 0,
+            work_samples: 0,
             last_housekeeping: Instant::ZERO,
         }
     }
@@ -159,14 +177,27 @@ impl<H: Handler + ?Sized> Core<H> {
     /// received.
     pub fn poll(&mut self, now: Instant, io: &mut dyn FrameIo) -> usize {
         self.poll_inbox(now, io.tx());
-        let Core { index, shard, net, links, forwarded, handover_dropped, .. } = self;
+        let Core { index, shard, net, links, forwarded, handover_dropped, work_clock, work_ns, work_samples, .. } =
+            self;
         let me = *index as u16;
+        let mut seen = 0u64;
         let n = io.rx_burst(RX_BATCH, &mut |frame: &[u8], tx: &mut dyn FrameSink| {
+            seen += 1;
+            let timed = work_clock.as_ref().filter(|_| seen % WORK_SAMPLE == 1);
+            let t0 = timed.map(|c| c.now());
             if let FrameVerdict::Tcp(Verdict::Foreign(owner)) = net.handle_frame(now, frame, shard, tx) {
                 // A flow that moved queue: one hop to its owner, in a pooled buffer.
                 match links.as_ref().map(|l| l.hand_over(me, owner, frame)) {
                     Some(true) => *forwarded += 1,
                     _ => *handover_dropped += 1,
+                }
+            }
+            if let (Some(c), Some(t0)) = (timed, t0) {
+                // A sample that long was preempted (the cores are shared): not the frame's cost.
+                let ns = c.now().saturating_since(t0).as_nanos();
+                if ns < WORK_SAMPLE_PREEMPTED_NS {
+                    *work_ns += ns;
+                    *work_samples += 1;
                 }
             }
         });
@@ -219,7 +250,8 @@ impl<H: Handler + ?Sized> Core<H> {
             forwarded: self.forwarded,
             handover_dropped: self.handover_dropped,
             directory_full: self.links.as_ref().map_or(0, |l| l.dir.full_of(self.index)),
-            busy_ns: self.busy_ns,
+            work_ns: self.work_ns,
+            work_samples: self.work_samples,
         }
     }
 }
@@ -254,7 +286,7 @@ impl Links {
 /// preallocated hand-over links between every pair. Returns the directory.
 pub fn connect_cores<H: Handler + ?Sized>(cores: &mut [Core<H>], cfg: &HandoverConfig) -> Arc<OwnerDirectory> {
     let n = cores.len();
-    let dir = OwnerDirectory::new(cfg.directory_slots, n, cfg.key);
+    let dir = OwnerDirectory::new(cfg.directory_slots, n);
     if n <= 1 {
         return dir;
     }

@@ -10,46 +10,115 @@
 //! appears or goes (a SYN-queue entry, TCB or TIME-WAIT entry: [`FlowOwners::claim`] and
 //! [`FlowOwners::release`], called by the shard), and read only for segments that match no
 //! local state. Buckets of eight 64-bit slots, one cache line each; a slot holds a 48-bit
-//! fingerprint of the 4-tuple and the owner's index + 1. Each tuple has two candidate buckets
-//! (two-choice hashing: a flow goes to the emptier one, so buckets overflow only near full
-//! load). The fingerprint and both buckets come from SipHash-1-3 under a random key, so a
-//! peer cannot aim tuples at one bucket. Only the owner writes a slot it holds
-//! (compare-and-swap to take an empty one); readers never write.
+//! fingerprint of the 4-tuple and the owner's index + 1. Each tuple has two candidate buckets: a
+//! flow goes to its first bucket while that has room, else to its second, and the first is then
+//! marked as having spilled (a byte per bucket, in a table 1/64 the size). A lookup reads the
+//! first bucket, and the second only behind a spilled mark: a segment that matches nothing, a
+//! flood's, costs one hash, one byte and one cache line. The fingerprint and both buckets come
+//! from a keyed hash with a random per-process seed (hashbrown's default), so a peer cannot aim
+//! tuples at one bucket. Only the owner writes a slot it holds (compare-and-swap to take an
+//! empty one); readers never write.
 //!
-//! Cost: 8 bytes per flow held by any core, two atomic writes per flow over its life, one
-//! hash and one or two cache line reads per segment that matches nothing locally (whatever the
-//! number of cores). When both buckets are full a claim is refused (counted as `full`): that
-//! flow is still served on the queue it arrives on; only if it then moved queue would it be
-//! judged as unknown there.
+//! Cost: 8 bytes (+1/8 byte) per slot, a flow held by any core takes one; two atomic writes
+//! per flow over its life. When both buckets are full a claim is refused (counted as `full`):
+//! that flow is still served on the queue it arrives on; only if it then moved queue would it
+//! be judged as unknown there.
 
 use crate::tcp::{FlowOwners, FourTuple};
-use core::hash::Hasher;
+use core::hash::{BuildHasher, Hasher};
 use core::net::IpAddr;
-use siphasher::sip::SipHasher13;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 /// Slots per bucket: 8 x 8 bytes, one cache line.
 const BUCKET: usize = 8;
 
+/// Slots in memory that asks for huge pages (transparent huge pages, `madvise`): a flood of
+/// segments from random tuples reads a random bucket each, and with 4 KiB pages each read is
+/// also a TLB miss (a nested page walk under a hypervisor). Falls back to the heap.
+enum SlotMem {
+    Mapped { ptr: core::ptr::NonNull<AtomicU64>, len: usize, bytes: usize },
+    Heap(Box<[AtomicU64]>),
+}
+
+// SAFETY: the mapping is owned by this value alone, and AtomicU64 is Sync.
+unsafe impl Send for SlotMem {}
+// SAFETY: as above; shared access goes through atomics only.
+unsafe impl Sync for SlotMem {}
+
+const HUGE_PAGE: usize = 2 << 20;
+
+impl SlotMem {
+    fn zeroed(len: usize) -> SlotMem {
+        let bytes = (len * core::mem::size_of::<AtomicU64>()).div_ceil(HUGE_PAGE) * HUGE_PAGE;
+        // SAFETY: an anonymous private mapping with no address hint; the result is checked.
+        let p = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return SlotMem::Heap((0..len).map(|_| AtomicU64::new(0)).collect());
+        }
+        // SAFETY: `p` is the start of the `bytes`-long mapping made above. A refusal (no THP)
+        // leaves ordinary pages, which is fine.
+        unsafe {
+            libc::madvise(p, bytes, libc::MADV_HUGEPAGE);
+        }
+        match core::ptr::NonNull::new(p.cast::<AtomicU64>()) {
+            Some(ptr) => SlotMem::Mapped { ptr, len, bytes },
+            None => SlotMem::Heap((0..len).map(|_| AtomicU64::new(0)).collect()),
+        }
+    }
+
+    fn as_slice(&self) -> &[AtomicU64] {
+        match self {
+            // SAFETY: the mapping holds `len` zero-initialised u64s (a valid AtomicU64 each),
+            // page-aligned, alive as long as `self`.
+            SlotMem::Mapped { ptr, len, .. } => unsafe { core::slice::from_raw_parts(ptr.as_ptr(), *len) },
+            SlotMem::Heap(b) => b,
+        }
+    }
+}
+
+impl Drop for SlotMem {
+    fn drop(&mut self) {
+        if let SlotMem::Mapped { ptr, bytes, .. } = self {
+            // SAFETY: unmaps exactly the mapping `zeroed` made; no reference outlives `self`.
+            unsafe {
+                libc::munmap(ptr.as_ptr().cast(), *bytes);
+            }
+        }
+    }
+}
+
 /// The table shared by an engine's cores.
 pub struct OwnerDirectory {
-    slots: Box<[AtomicU64]>,
+    slots: SlotMem,
+    /// Per bucket: some flow whose first bucket this is lives in its second bucket.
+    spilled: Box<[AtomicU8]>,
     /// Buckets - 1 (a power of two minus one).
     mask: u64,
-    key: [u8; 16],
+    hasher: hashbrown::DefaultHashBuilder,
     /// Claims refused because their bucket was full, per claiming core.
     full: Box<[AtomicU64]>,
 }
 
 impl OwnerDirectory {
     /// A directory of at least `slots` slots (rounded up to a power of two, at least one
-    /// bucket) for `cores` cores. `key` keys the hash.
-    pub fn new(slots: usize, cores: usize, key: [u8; 16]) -> Arc<OwnerDirectory> {
+    /// bucket) for `cores` cores. The hash is seeded at random.
+    pub fn new(slots: usize, cores: usize) -> Arc<OwnerDirectory> {
         let buckets = (slots.max(BUCKET) / BUCKET).next_power_of_two();
-        let slots: Box<[AtomicU64]> = (0..buckets * BUCKET).map(|_| AtomicU64::new(0)).collect();
+        let slots = SlotMem::zeroed(buckets * BUCKET);
+        let spilled = (0..buckets).map(|_| AtomicU8::new(0)).collect();
         let full = (0..cores.max(1)).map(|_| AtomicU64::new(0)).collect();
-        Arc::new(OwnerDirectory { slots, mask: buckets as u64 - 1, key, full })
+        let hasher = hashbrown::DefaultHashBuilder::default();
+        Arc::new(OwnerDirectory { slots, spilled, mask: buckets as u64 - 1, hasher, full })
     }
 
     /// The view core `me` gives its shard.
@@ -59,12 +128,12 @@ impl OwnerDirectory {
 
     /// Slots in all.
     pub fn capacity(&self) -> usize {
-        self.slots.len()
+        self.slots.as_slice().len()
     }
 
     /// Bytes the table takes.
     pub fn bytes(&self) -> usize {
-        self.slots.len() * core::mem::size_of::<AtomicU64>()
+        core::mem::size_of_val(self.slots.as_slice())
     }
 
     /// Claims refused because a bucket was full, all cores.
@@ -79,7 +148,7 @@ impl OwnerDirectory {
 
     /// Slots in use (a scan: for statistics, not the fast path).
     pub fn len(&self) -> usize {
-        self.slots.iter().filter(|s| s.load(Ordering::Relaxed) != 0).count()
+        self.slots.as_slice().iter().filter(|s| s.load(Ordering::Relaxed) != 0).count()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -89,7 +158,7 @@ impl OwnerDirectory {
     /// (first bucket, second bucket, fingerprint) of a tuple. The fingerprint is never 0 (0
     /// marks an empty slot).
     fn locate(&self, t: &FourTuple) -> ([usize; 2], u64) {
-        let mut h = SipHasher13::new_with_key(&self.key);
+        let mut h = self.hasher.build_hasher();
         for a in [t.local, t.remote] {
             match a.ip() {
                 IpAddr::V4(v) => h.write(&v.octets()),
@@ -104,17 +173,25 @@ impl OwnerDirectory {
         ([first, second], fp)
     }
 
-    /// The slots of both candidate buckets, first bucket first.
-    fn slots_of(&self, b: [usize; 2]) -> impl Iterator<Item = &AtomicU64> {
-        let one = |start: usize| self.slots.get(start..start + BUCKET).unwrap_or(&[]);
-        let second = if b[1] == b[0] { &[][..] } else { one(b[1]) };
-        one(b[0]).iter().chain(second.iter())
+    fn bucket(&self, start: usize) -> &[AtomicU64] {
+        self.slots.as_slice().get(start..start + BUCKET).unwrap_or(&[])
+    }
+
+    fn has_spilled(&self, first: usize) -> bool {
+        self.spilled.get(first / BUCKET).is_some_and(|f| f.load(Ordering::Acquire) != 0)
+    }
+
+    /// The slots a flow of these buckets may be in: the first bucket, and the second if the
+    /// first has ever spilled (or `always`).
+    fn slots_of(&self, b: [usize; 2], always: bool) -> impl Iterator<Item = &AtomicU64> {
+        let second = if b[1] != b[0] && (always || self.has_spilled(b[0])) { self.bucket(b[1]) } else { &[] };
+        self.bucket(b[0]).iter().chain(second.iter())
     }
 
     /// The core that holds `t`, if any.
     pub fn owner(&self, t: &FourTuple) -> Option<u16> {
         let (b, fp) = self.locate(t);
-        self.slots_of(b).find_map(|s| {
+        self.slots_of(b, false).find_map(|s| {
             let v = s.load(Ordering::Acquire);
             (v != 0 && v >> 16 == fp).then(|| ((v & 0xffff) as u16).wrapping_sub(1))
         })
@@ -124,7 +201,7 @@ impl OwnerDirectory {
         let (b, fp) = self.locate(t);
         let mine = (fp << 16) | (u64::from(me) + 1);
         // Already recorded (for this core or, after a race, another): point it here.
-        for s in self.slots_of(b) {
+        for s in self.slots_of(b, false) {
             let v = s.load(Ordering::Acquire);
             if v != 0 && v >> 16 == fp {
                 if v != mine {
@@ -133,12 +210,20 @@ impl OwnerDirectory {
                 return;
             }
         }
-        // Two choices: the emptier bucket first.
-        let free = |start: usize| self.slots_of([start, start]).filter(|s| s.load(Ordering::Relaxed) == 0).count();
-        let order = if free(b[1]) > free(b[0]) { [b[1], b[0]] } else { b };
-        for s in self.slots_of(order) {
+        for s in self.bucket(b[0]) {
             if s.compare_exchange(0, mine, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
                 return;
+            }
+        }
+        // The first bucket is full: the second, with the first marked so lookups go on there.
+        if b[1] != b[0] {
+            if let Some(f) = self.spilled.get(b[0] / BUCKET) {
+                f.store(1, Ordering::Release);
+            }
+            for s in self.bucket(b[1]) {
+                if s.compare_exchange(0, mine, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                    return;
+                }
             }
         }
         if let Some(c) = self.full.get(usize::from(me)) {
@@ -149,7 +234,7 @@ impl OwnerDirectory {
     fn release(&self, t: &FourTuple, me: u16) {
         let (b, fp) = self.locate(t);
         let mine = (fp << 16) | (u64::from(me) + 1);
-        for s in self.slots_of(b) {
+        for s in self.slots_of(b, true) {
             if s.compare_exchange(mine, 0, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
                 return;
             }
@@ -185,7 +270,7 @@ mod tests {
 
     #[test]
     fn claim_lookup_release() {
-        let d = OwnerDirectory::new(1024, 2, [7; 16]);
+        let d = OwnerDirectory::new(1024, 2);
         let (a, b) = (d.for_core(0), d.for_core(1));
         a.claim(&tuple(1));
         assert_eq!(b.owner_elsewhere(&tuple(1)), Some(0));
@@ -203,7 +288,7 @@ mod tests {
 
     #[test]
     fn a_moved_claim_points_at_the_new_core() {
-        let d = OwnerDirectory::new(64, 4, [1; 16]);
+        let d = OwnerDirectory::new(64, 4);
         d.for_core(0).claim(&tuple(9));
         d.for_core(3).claim(&tuple(9));
         assert_eq!(d.owner(&tuple(9)), Some(3));
@@ -213,7 +298,7 @@ mod tests {
     #[test]
     fn full_buckets_refuse_and_count() {
         // One bucket (both choices are the same one): the ninth flow finds no room.
-        let d = OwnerDirectory::new(8, 1, [3; 16]);
+        let d = OwnerDirectory::new(8, 1);
         let a = d.for_core(0);
         for p in 0..9 {
             a.claim(&tuple(p));
@@ -228,8 +313,8 @@ mod tests {
 
     #[test]
     fn many_flows_spread_over_buckets() {
-        // Two thirds full: two-choice hashing still finds every flow a slot.
-        let d = OwnerDirectory::new(1 << 15, 4, [9; 16]);
+        // Well past half full: the second choice finds every flow a slot.
+        let d = OwnerDirectory::new(1 << 15, 4);
         for p in 0..20_000u16 {
             d.for_core(p % 4).claim(&tuple(p));
         }

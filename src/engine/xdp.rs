@@ -143,12 +143,10 @@ impl Engine {
                 )
             })
             .collect();
-        let mut dir_key = [0u8; 16];
-        super::os_random(&mut dir_key).context("read random keys")?;
         let handover = HandoverConfig {
             directory_slots: cfg.directory_slots,
             frame_size: cfg.xsk.frame_size as usize,
-            ..HandoverConfig::new(dir_key)
+            ..HandoverConfig::default()
         };
         connect_cores(&mut cores, &handover);
 
@@ -250,6 +248,7 @@ fn core_thread(
     if go.recv() != Ok(true) {
         return;
     }
+    core.work_clock = Some(MonoClock::new());
     let mut epoch = u64::MAX;
     let mut idle = 0u32;
     loop {
@@ -262,11 +261,7 @@ fn core_thread(
             core.shard.rotate_cookie_key(cookie_key(&master, e));
             epoch = e;
         }
-        let cpu0 = thread_cpu_ns();
         let n = core.poll(now, &mut link);
-        if n > 0 {
-            core.busy_ns += thread_cpu_ns().saturating_sub(cpu0);
-        }
         match ctl.try_recv() {
             Ok(Control::Snapshot(reply)) => {
                 let _ = reply.send(core.stats(&link));
@@ -287,18 +282,6 @@ fn core_thread(
             idle = 0;
         }
     }
-}
-
-/// CPU time of the calling thread, in nanoseconds: what a turn of the loop cost, without the
-/// time the thread was preempted (the bed's two cores are shared with the peer and the load).
-fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes one timespec to the valid pointer we pass.
-    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if r != 0 {
-        return 0;
-    }
-    (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
 }
 
 /// A SYN flood sent through an AF_XDP socket (the stack's own datapath as the generator, so the

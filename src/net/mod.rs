@@ -314,15 +314,17 @@ impl Net {
             return FrameVerdict::NotOurs;
         }
         let body = p.payload();
-        self.neigh.learn_from(src, src_mac, now, is_pure_syn(ip.protocol, body));
         self.reply_hint = Some((src, src_mac));
         match ip.protocol {
             ip_proto::TCP => {
                 self.counters.rx_tcp += 1;
                 let pseudo = checksum::pseudo_header_v4(ip.src, ip.dst, ip_proto::TCP, body.len() as u16);
-                self.tcp(now, src, dst, body, pseudo, shard, link)
+                let v = self.tcp(now, src, dst, body, pseudo, shard, link);
+                self.learn_from_tcp(now, src, src_mac, ip.protocol, body, v);
+                v
             }
             ip_proto::ICMP => {
+                self.neigh.learn_from(src, src_mac, now, false);
                 self.counters.rx_icmp += 1;
                 match IcmpRepr::parse_v4(body, true) {
                     Ok(m) => self.on_icmp(now, src, dst, m, shard, link),
@@ -363,15 +365,17 @@ impl Net {
             self.counters.rx_not_ours += 1;
             return FrameVerdict::NotOurs;
         }
-        self.neigh.learn_from(src, src_mac, now, is_pure_syn(ip.next_header, body));
         self.reply_hint = Some((src, src_mac));
         let pseudo = checksum::pseudo_header_v6(ip.src, ip.dst, ip.next_header, body.len() as u32);
         match ip.next_header {
             ip_proto::TCP => {
                 self.counters.rx_tcp += 1;
-                self.tcp(now, src, dst, body, pseudo, shard, link)
+                let v = self.tcp(now, src, dst, body, pseudo, shard, link);
+                self.learn_from_tcp(now, src, src_mac, ip.next_header, body, v);
+                v
             }
             ip_proto::ICMPV6 => {
+                self.neigh.learn_from(src, src_mac, now, false);
                 self.counters.rx_icmp += 1;
                 match IcmpRepr::parse_v6(body, pseudo, true) {
                     Ok(m) => self.on_icmp(now, src, dst, m, shard, link),
@@ -475,6 +479,24 @@ impl Net {
         };
         let mut tx = self.tx(now, link);
         FrameVerdict::Tcp(shard.handle_segment(now, dst, src, &seg, &mut tx))
+    }
+
+    /// Learns the sender of a TCP segment the shard took (a flow it holds or just made). A
+    /// segment that matched nothing (an ACK or RST flood from spoofed sources) teaches nothing:
+    /// its RST, if any, went back to the MAC it came from (`reply_hint`), and the cache keeps
+    /// its room for real peers. A bare SYN is a weak source (at most half the cache).
+    fn learn_from_tcp(
+        &mut self,
+        now: Instant,
+        src: IpAddr,
+        mac: EthernetAddress,
+        proto: u8,
+        body: &[u8],
+        v: FrameVerdict,
+    ) {
+        if v == FrameVerdict::Tcp(Verdict::Consumed) {
+            self.neigh.learn_from(src, mac, now, is_pure_syn(proto, body));
+        }
     }
 
     /// ICMP: answer echo for owned addresses; hand errors that quote TCP to the shard.
