@@ -13,4 +13,4 @@ echo "== installing packages (apt-get)"
 apt-get update -qq
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	clang m4 libelf-dev zlib1g-dev pkg-config make iproute2 ethtool curl iputils-ping \
-	python3 >/dev/null
+	python3 procps >/dev/null
