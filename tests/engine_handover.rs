@@ -12,7 +12,7 @@ use xdptcp::app::AppKind;
 use xdptcp::engine::{connect_cores, Core, HandoverConfig};
 use xdptcp::io::{FrameIo, IoStats};
 use xdptcp::net::{FrameSink, Net, NetConfig};
-use xdptcp::tcp::{Config, Secrets, Shard, State};
+use xdptcp::tcp::{Config, FourTuple, Secrets, Shard, State, SynCookies};
 use xdptcp::time::Duration;
 use xdptcp::wire::{EtherType, EthernetAddress, EthernetFrame, EthernetRepr};
 
@@ -220,29 +220,7 @@ fn port_reuse_through_time_wait_on_the_other_core_completes() {
         let mut queues = vec![Queue::default(), Queue::default()];
         let mut c = client(9);
         let server: std::net::SocketAddr = "198.18.0.1:7".parse().unwrap();
-        let now = c.now;
-        // First connection, all on queue 0; the client asks the server to close first.
-        let id = c.connect(40000, server);
-        let mut asked = false;
-        for _ in 0..6 {
-            push(&mut queues[0], &mut c);
-            turn(&mut cores, &mut queues, now);
-            deliver_all(&mut c, &mut queues[0]);
-            if c.state(id) == Some(State::Established) && !asked {
-                c.shard.send(id, b"CLOSE\n").unwrap();
-                c.flush();
-                asked = true;
-            }
-            for ev in c.take_events() {
-                if let xdptcp::tcp::Event::PeerClosed(i) = ev {
-                    assert_eq!(c.recv_all(i), b"CLOSE\n");
-                    c.close(i);
-                }
-            }
-        }
-        push(&mut queues[0], &mut c);
-        turn(&mut cores, &mut queues, now);
-        assert_eq!(cores[0].shard.time_wait_len(), 1, "{cookies:?}: server-side TIME-WAIT on core 0");
+        time_wait_on_core0(&mut cores, &mut queues, &mut c);
         // A new connection on the same port, a little later; everything now lands on queue 1.
         c.advance(Duration::from_secs(2));
         let now = c.now;
@@ -324,4 +302,112 @@ fn a_full_handover_queue_drops_and_counts() {
     cores[1].poll(now, &mut queues[1]);
     assert_eq!(cores[1].forwarded, 2);
     assert_eq!(cores[1].handover_dropped, 8);
+}
+
+/// The first connection, all on queue 0, closed by the server first: core 0 holds TIME-WAIT.
+fn time_wait_on_core0(cores: &mut [Core], queues: &mut [Queue], c: &mut Host) {
+    let server: std::net::SocketAddr = "198.18.0.1:7".parse().unwrap();
+    let now = c.now;
+    let id = c.connect(40000, server);
+    let mut asked = false;
+    for _ in 0..6 {
+        push(&mut queues[0], c);
+        turn(cores, queues, now);
+        deliver_all(c, &mut queues[0]);
+        if c.state(id) == Some(State::Established) && !asked {
+            c.shard.send(id, b"CLOSE\n").unwrap();
+            c.flush();
+            asked = true;
+        }
+        for ev in c.take_events() {
+            if let xdptcp::tcp::Event::PeerClosed(i) = ev {
+                assert_eq!(c.recv_all(i), b"CLOSE\n");
+                c.close(i);
+            }
+        }
+    }
+    push(&mut queues[0], c);
+    turn(cores, queues, now);
+    assert_eq!(cores[0].shard.time_wait_len(), 1, "server-side TIME-WAIT on core 0");
+}
+
+/// `--syncookies 1` (on overflow), core 0's SYN queue full (a flood on its queue), core 1 quiet.
+/// The client reuses its port through core 0's TIME-WAIT; its SYN lands on queue 1 and is
+/// handed to core 0, which answers with a cookie (its queue is full) and ends TIME-WAIT. The
+/// client's ACK lands on queue 1 like its SYN: core 1 must check the cookie although it sent
+/// none itself (the engine shares one "cookies went out" stamp per port, as Linux does for a
+/// SO_REUSEPORT group, `synq_overflow_ts`), and the connection is made there.
+#[test]
+fn cookie_from_the_time_wait_holder_is_validated_where_the_ack_lands() {
+    let cfg = Config { syncookies: SynCookies::OnOverflow, max_syn_backlog: 1, ..plain_cfg() };
+    let mut cores = server_cores_with(2, cfg, HandoverConfig::default());
+    let mut queues = vec![Queue::default(), Queue::default()];
+    let mut c = client(9);
+    time_wait_on_core0(&mut cores, &mut queues, &mut c);
+    // A flood SYN fills core 0's SYN queue (max_syn_backlog 1).
+    let flood = craft("198.18.0.9:1234".parse().unwrap(), "198.18.0.1:7".parse().unwrap(), 5, 0, SYN, b"");
+    queues[0].rx.push_back(ethernet(&flood));
+    turn(&mut cores, &mut queues, c.now);
+    queues[0].tx.clear();
+    assert_eq!(cores[0].shard.syn_queue_len(), 1);
+    // Port reuse; everything of the new connection lands on queue 1.
+    c.advance(Duration::from_secs(2));
+    let now = c.now;
+    let id2 = c.connect(40000, "198.18.0.1:7".parse().unwrap());
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        push(&mut queues[1], &mut c);
+        turn(&mut cores, &mut queues, now);
+        seen.extend(deliver_all(&mut c, &mut queues[0]));
+        seen.extend(deliver_all(&mut c, &mut queues[1]));
+    }
+    let syncookies_sent: u64 = cores.iter().map(|k| k.shard.counters().tcp_ext_syncookies_sent).sum();
+    assert!(syncookies_sent >= 1, "core 0 answered the reusing SYN with a cookie");
+    assert!(seen.iter().all(|s| !s.flags.rst()), "RST from a server core: {seen:?}");
+    assert_eq!(c.state(id2), Some(State::Established));
+    assert_eq!(cores.iter().map(|k| k.shard.conn_count()).sum::<usize>(), 1);
+}
+
+/// Without TIME-WAIT: core 0 is flooded (cookies on overflow), the client's SYN gets a cookie
+/// there, and its ACK reaches queue 1 (the flow moved: veth rehash after a SYN timeout, or
+/// `ethtool -X`). Core 1 never sent a cookie itself, and checks it all the same (the shared
+/// stamp; Linux `reuse->synq_overflow_ts`).
+#[test]
+fn cookie_ack_on_a_quiet_core_is_validated() {
+    let cfg = Config { syncookies: SynCookies::OnOverflow, max_syn_backlog: 1, ..plain_cfg() };
+    let mut cores = server_cores_with(2, cfg, HandoverConfig::default());
+    let mut queues = vec![Queue::default(), Queue::default()];
+    let mut c = client(9);
+    let now = c.now;
+    let flood = craft("198.18.0.9:1234".parse().unwrap(), "198.18.0.1:7".parse().unwrap(), 5, 0, SYN, b"");
+    queues[0].rx.push_back(ethernet(&flood));
+    turn(&mut cores, &mut queues, now);
+    queues[0].tx.clear();
+    let id = c.connect(40000, "198.18.0.1:7".parse().unwrap());
+    push(&mut queues[0], &mut c);
+    turn(&mut cores, &mut queues, now);
+    deliver_all(&mut c, &mut queues[0]);
+    assert_eq!(cores[0].shard.counters().tcp_ext_syncookies_sent, 1);
+    assert_eq!(c.state(id), Some(State::Established));
+    c.shard.send(id, b"hi\n").unwrap();
+    c.flush();
+    push(&mut queues[1], &mut c);
+    turn(&mut cores, &mut queues, now);
+    let back = deliver_all(&mut c, &mut queues[1]);
+    assert!(back.iter().all(|s| !s.flags.rst()), "core 1 reset a valid cookie ACK: {back:?}");
+    assert!(back.iter().any(|s| s.payload == b"hi\n"), "{back:?}");
+}
+
+/// An active open on core 1 for a tuple core 0 holds in TIME-WAIT is refused (the directory
+/// knows the tuple): two cores never hold state for one tuple.
+#[test]
+fn active_open_refuses_a_tuple_another_core_holds() {
+    let mut cores = server_cores_with(2, plain_cfg(), HandoverConfig::default());
+    let mut queues = vec![Queue::default(), Queue::default()];
+    let mut c = client(9);
+    time_wait_on_core0(&mut cores, &mut queues, &mut c);
+    let t = FourTuple::new("198.18.0.1:7".parse().unwrap(), "198.18.0.2:40000".parse().unwrap());
+    assert_eq!(cores[1].shard.connect(c.now, t.local, t.remote), Err(xdptcp::tcp::ApiError::AlreadyExists));
+    let holders = cores.iter().filter(|k| k.shard.state_of(&t).is_some()).count();
+    assert_eq!(holders, 1);
 }

@@ -62,6 +62,15 @@ pub struct FloodArgs {
     pub kind: FloodKindArg,
 }
 
+/// `--directory-slots`: 8 (one bucket) to 2^31 slots (16 GiB).
+fn parse_directory_slots(v: &str) -> Result<usize, String> {
+    let n: usize = v.parse().map_err(|e| format!("{e}"))?;
+    if !(8..=1 << 31).contains(&n) {
+        return Err("must be between 8 and 2147483648 (8 bytes each)".into());
+    }
+    Ok(n)
+}
+
 #[derive(clap::ValueEnum, Debug, Clone, Copy)]
 pub enum FloodKindArg {
     Syn,
@@ -201,7 +210,7 @@ pub struct ServeArgs {
     pub own_address: bool,
     /// Slots of the flow directory the cores share to find a flow whose packets moved queue
     /// (8 bytes each; a flow held by any core takes one).
-    #[arg(long, default_value_t = 1 << 20)]
+    #[arg(long, default_value_t = 1 << 20, value_parser = parse_directory_slots)]
     pub directory_slots: usize,
     /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
     #[arg(long)]

@@ -55,6 +55,46 @@ impl Default for HandoverConfig {
     }
 }
 
+/// Wakes a core that sleeps in poll(2) (its queue idle) when a frame is handed to it: an
+/// eventfd it polls beside its AF_XDP socket, written only while it says it sleeps.
+#[derive(Debug)]
+pub struct Waker {
+    fd: Option<std::os::fd::OwnedFd>,
+    sleeping: std::sync::atomic::AtomicBool,
+}
+
+impl Waker {
+    fn new() -> Waker {
+        // SAFETY: eventfd(2) with constant flags; the result is checked before it is owned.
+        let raw = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        // SAFETY: `raw` is a fresh descriptor this value alone owns.
+        let fd = (raw >= 0).then(|| unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) });
+        Waker { fd, sleeping: std::sync::atomic::AtomicBool::new(false) }
+    }
+
+    fn wake(&self) {
+        use std::os::fd::AsRawFd;
+        if !self.sleeping.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
+        if let Some(fd) = &self.fd {
+            let one: u64 = 1;
+            // SAFETY: writes 8 bytes from a valid u64 to an eventfd we own.
+            let _ = unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        }
+    }
+
+    /// Empties the eventfd after a sleep.
+    fn drain(&self) {
+        use std::os::fd::AsRawFd;
+        if let Some(fd) = &self.fd {
+            let mut v: u64 = 0;
+            // SAFETY: reads 8 bytes into a valid u64 from a non-blocking eventfd we own.
+            let _ = unsafe { libc::read(fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
+        }
+    }
+}
+
 /// One core's ends of the hand-over links.
 pub struct Links {
     /// Inboxes of all cores, index-aligned (bounded, preallocated).
@@ -64,6 +104,8 @@ pub struct Links {
     inbox: Receiver<Handover>,
     pool: Receiver<Vec<u8>>,
     dir: Arc<OwnerDirectory>,
+    /// Wakers of all cores, index-aligned.
+    wakers: Vec<Arc<Waker>>,
 }
 
 /// One core's state: everything its loop touches. `H` is the application (a trait object for
@@ -174,9 +216,9 @@ impl<H: Handler + ?Sized> Core<H> {
 
     /// One turn of the loop at instant `now` (read once per batch): frames handed over by other
     /// cores, a receive burst, the application, transmission, timers, flush. Returns the frames
-    /// received.
+    /// received, handed-over ones included.
     pub fn poll(&mut self, now: Instant, io: &mut dyn FrameIo) -> usize {
-        self.poll_inbox(now, io.tx());
+        let handed = self.poll_inbox(now, io.tx());
         let Core { index, shard, net, links, forwarded, handover_dropped, work_clock, work_ns, work_samples, .. } =
             self;
         let me = *index as u16;
@@ -212,7 +254,7 @@ impl<H: Handler + ?Sized> Core<H> {
             let ttl = self.net.cfg.neighbour_ttl;
             self.net.neigh.expire(now, ttl);
         }
-        n
+        n + handed
     }
 
     fn run_app_and_transmit(&mut self, now: Instant, link: &mut dyn FrameSink) {
@@ -224,10 +266,12 @@ impl<H: Handler + ?Sized> Core<H> {
 
     /// Frames other cores handed over: processed here whatever the directory says by now (a
     /// flow that went meanwhile meets LISTEN or CLOSED here), then their buffers go home.
-    fn poll_inbox(&mut self, now: Instant, link: &mut dyn FrameSink) {
-        let Some(links) = self.links.as_ref() else { return };
+    fn poll_inbox(&mut self, now: Instant, link: &mut dyn FrameSink) -> usize {
+        let Some(links) = self.links.as_ref() else { return 0 };
+        let mut got = 0;
         for _ in 0..HANDOVER_BURST {
             let Ok(h) = links.inbox.try_recv() else { break };
+            got += 1;
             self.shard.count_foreign();
             self.shard.set_defer(false);
             self.net.handle_frame(now, &h.buf, &mut self.shard, link);
@@ -236,6 +280,28 @@ impl<H: Handler + ?Sized> Core<H> {
                 let _ = home.try_send(h.buf);
             }
         }
+        got
+    }
+
+    /// The descriptor to poll beside the AF_XDP socket while the core sleeps: it becomes
+    /// readable when a frame is handed to this core. Call [`Core::sleeping`] around the wait.
+    pub fn wake_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.links.as_ref().and_then(|l| l.wakers.get(self.index)).and_then(|w| w.fd.as_ref()).map(|f| f.as_fd())
+    }
+
+    /// Says whether the core is about to sleep (true: hand-overs write its eventfd) or woke up
+    /// (false: the eventfd is drained). Returns false when going to sleep would miss frames
+    /// already handed over.
+    pub fn sleeping(&self, on: bool) -> bool {
+        let Some(l) = self.links.as_ref() else { return true };
+        let Some(w) = l.wakers.get(self.index) else { return true };
+        w.sleeping.store(on, std::sync::atomic::Ordering::SeqCst);
+        if on {
+            return l.inbox.is_empty();
+        }
+        w.drain();
+        true
     }
 
     pub fn stats(&self, io: &dyn FrameIo) -> CoreStats {
@@ -273,7 +339,12 @@ impl Links {
         buf.clear();
         buf.extend_from_slice(frame);
         match inbox.try_send(Handover { buf, from: me }) {
-            Ok(()) => true,
+            Ok(()) => {
+                if let Some(w) = self.wakers.get(usize::from(owner)) {
+                    w.wake();
+                }
+                true
+            }
             Err(e) => {
                 let _ = home.map(|p| p.try_send(e.into_inner().buf));
                 false
@@ -297,9 +368,17 @@ pub fn connect_cores<H: Handler + ?Sized>(cores: &mut [Core<H>], cfg: &HandoverC
             let _ = p.try_send(Vec::with_capacity(cfg.frame_size));
         }
     }
+    let wakers: Vec<Arc<Waker>> = (0..n).map(|_| Arc::new(Waker::new())).collect();
     for ((c, inbox), pool) in cores.iter_mut().zip(inbox_rx).zip(pool_rx) {
         c.shard.set_owners(Box::new(dir.for_core(c.index as u16)));
-        c.links = Some(Links { inboxes: inboxes.clone(), pools: pools.clone(), inbox, pool, dir: Arc::clone(&dir) });
+        c.links = Some(Links {
+            inboxes: inboxes.clone(),
+            pools: pools.clone(),
+            inbox,
+            pool,
+            dir: Arc::clone(&dir),
+            wakers: wakers.clone(),
+        });
     }
     dir
 }

@@ -25,6 +25,7 @@
 //! be judged as unknown there.
 
 use crate::tcp::{FlowOwners, FourTuple};
+use crate::time::Instant;
 use core::hash::{BuildHasher, Hasher};
 use core::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -107,7 +108,15 @@ pub struct OwnerDirectory {
     hasher: hashbrown::DefaultHashBuilder,
     /// Claims refused because their bucket was full, per claiming core.
     full: Box<[AtomicU64]>,
+    /// Per listening port: when a core last sent a SYN cookie (nanoseconds of the engine's
+    /// clock + 1; 0: never). Mapped lazily: only the pages of ports in use are touched.
+    cookie_sent: SlotMem,
 }
+
+/// How much a core's cookie stamp may lag before it is written again: the stamp only has to say
+/// "cookies went out within the last two minutes", and a SYN flood must not make every core
+/// write one shared cache line per cookie.
+const COOKIE_STAMP_SLACK_NS: u64 = 1_000_000_000;
 
 impl OwnerDirectory {
     /// A directory of at least `slots` slots (rounded up to a power of two, at least one
@@ -118,7 +127,23 @@ impl OwnerDirectory {
         let spilled = (0..buckets).map(|_| AtomicU8::new(0)).collect();
         let full = (0..cores.max(1)).map(|_| AtomicU64::new(0)).collect();
         let hasher = hashbrown::DefaultHashBuilder::default();
-        Arc::new(OwnerDirectory { slots, spilled, mask: buckets as u64 - 1, hasher, full })
+        let cookie_sent = SlotMem::zeroed(1 << 16);
+        Arc::new(OwnerDirectory { slots, spilled, mask: buckets as u64 - 1, hasher, full, cookie_sent })
+    }
+
+    fn note_cookie(&self, port: u16, now: Instant) {
+        if let Some(c) = self.cookie_sent.as_slice().get(usize::from(port)) {
+            let v = now.as_nanos().saturating_add(1);
+            if c.load(Ordering::Relaxed).saturating_add(COOKIE_STAMP_SLACK_NS) < v {
+                c.store(v, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn last_cookie(&self, port: u16) -> Option<Instant> {
+        let v = self.cookie_sent.as_slice().get(usize::from(port))?.load(Ordering::Relaxed);
+        // The stamp may lag by the slack: report it as that much later, never as older.
+        (v != 0).then(|| Instant::from_nanos((v - 1).saturating_add(COOKIE_STAMP_SLACK_NS)))
     }
 
     /// The view core `me` gives its shard.
@@ -258,6 +283,12 @@ impl FlowOwners for CoreOwners {
     fn release(&self, t: &FourTuple) {
         self.dir.release(t, self.me);
     }
+    fn cookie_sent(&self, port: u16, now: Instant) {
+        self.dir.note_cookie(port, now);
+    }
+    fn last_cookie(&self, port: u16) -> Option<Instant> {
+        self.dir.last_cookie(port)
+    }
 }
 
 #[cfg(test)]
@@ -284,6 +315,18 @@ mod tests {
         a.release(&tuple(1));
         assert_eq!(b.owner_elsewhere(&tuple(1)), None);
         assert!(d.is_empty());
+    }
+
+    /// A cookie sent by one core is known to every core (within the stamp's slack, rounded
+    /// towards "recent").
+    #[test]
+    fn cookie_stamps_are_shared() {
+        let d = OwnerDirectory::new(64, 2);
+        assert_eq!(d.for_core(1).last_cookie(80), None);
+        d.for_core(0).cookie_sent(80, Instant::from_secs(100));
+        let seen = d.for_core(1).last_cookie(80).unwrap();
+        assert!(seen >= Instant::from_secs(100) && seen <= Instant::from_secs(101));
+        assert_eq!(d.for_core(1).last_cookie(81), None);
     }
 
     #[test]

@@ -273,15 +273,32 @@ fn core_thread(
             idle = idle.saturating_add(1);
             // Busy-poll while traffic flows; after a short idle spell, sleep in poll(2) until a
             // frame arrives or the next timer is due (at most 2 ms, so control stays prompt).
-            if idle > 256 {
+            if idle > 256 && core.sleeping(true) {
                 let until = core.shard.poll_timeout().map(|t| t.saturating_since(clock.now()).as_millis());
                 let ms = until.unwrap_or(2).min(2) as i32;
-                let _ = link.wait_rx(ms);
+                // A frame handed over by another core wakes the sleep too (its eventfd).
+                match core.wake_fd() {
+                    Some(wake) => wait_either(&link, wake, ms),
+                    None => {
+                        let _ = link.wait_rx(ms);
+                    }
+                }
+                core.sleeping(false);
             }
         } else {
             idle = 0;
         }
     }
+}
+
+/// Sleeps in poll(2) until the AF_XDP socket has frames, `wake` is written, or `ms` pass.
+fn wait_either(link: &XdpLink, wake: BorrowedFd<'_>, ms: i32) {
+    let mut fds = [
+        libc::pollfd { fd: link.as_fd().as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        libc::pollfd { fd: wake.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+    ];
+    // SAFETY: `fds` is a valid array of two pollfd for the duration of the call.
+    let _ = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
 }
 
 /// A SYN flood sent through an AF_XDP socket (the stack's own datapath as the generator, so the
@@ -419,7 +436,15 @@ pub fn xdp_connect_bench(cfg: &XdpClientConfig) -> Result<(crate::app::client::C
     let ports: Vec<u16> = match super::nic::rss_config(&cfg.iface) {
         Ok(rss) => super::nic::port_pool(&rss, cfg.local, cfg.remote, cfg.ports.clone(), 0),
         Err(e) => {
-            eprintln!("xdptcp: {}: no RSS key to read ({e}); client ports are not chosen by queue", cfg.iface);
+            let queues = super::nic::queue_count(&cfg.iface).map(|q| q.rx_queues()).unwrap_or(1);
+            if queues > 1 {
+                bail!(
+                    "{}: {queues} receive queues and no RSS key to read ({e}): replies would land on \
+                     queues this client does not serve; give the interface one queue (ethtool -L)",
+                    cfg.iface
+                );
+            }
+            eprintln!("xdptcp: {}: no RSS key to read ({e}); one queue, every port of the range", cfg.iface);
             cfg.ports.clone().collect()
         }
     };

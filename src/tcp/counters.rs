@@ -148,14 +148,12 @@ pub enum DropReason {
     IcmpOutOfWindow,
     /// ICMP error for no connection.
     IcmpNoConnection,
-    /// Segment for a flow another shard owns.
-    ForeignShard,
     /// Receive buffer full: data beyond the window.
     RcvBufFull,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 24;
+    pub const COUNT: usize = 23;
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::Malformed,
         DropReason::BadChecksum,
@@ -179,7 +177,6 @@ impl DropReason {
         DropReason::TimeWaitRst,
         DropReason::IcmpOutOfWindow,
         DropReason::IcmpNoConnection,
-        DropReason::ForeignShard,
         DropReason::RcvBufFull,
     ];
 
@@ -211,7 +208,6 @@ impl DropReason {
             DropReason::TimeWaitRst => "time_wait_rst",
             DropReason::IcmpOutOfWindow => "icmp_out_of_window",
             DropReason::IcmpNoConnection => "icmp_no_connection",
-            DropReason::ForeignShard => "foreign_shard",
             DropReason::RcvBufFull => "rcv_buf_full",
         }
     }

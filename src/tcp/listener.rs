@@ -154,6 +154,9 @@ impl Shard {
             if let Some(l) = self.listeners.get_mut(&port) {
                 l.last_cookie = Some(now);
             }
+            if let Some(o) = &self.owners {
+                o.cookie_sent(port, now);
+            }
             self.counters.tcp_ext_syncookies_sent += 1;
             // Without timestamps the cookie cannot carry window scale or SACK-permitted, so the
             // SYN-ACK must not offer them (Linux `tcp_clear_options` for such a cookie).
@@ -269,8 +272,9 @@ impl Shard {
         // round); a valid cookie replaces the entry. Anything else: <SEQ=SEG.ACK><CTL=RST>.
         if f.ack() && seg.ack != snd_nxt {
             if let Ok(c) = self.check_cookie(now, &t, seg) {
-                self.remove_syn_entry(&t);
-                return self.complete_passive(now, t, c.iss, c.irs, c.neg, c.rcv_wscale, seg, tx, false);
+                // The cookie's connection replaces the entry (`from_queue` removes it once the
+                // connection holds the tuple).
+                return self.complete_passive(now, t, c.iss, c.irs, c.neg, c.rcv_wscale, seg, tx, true);
             }
             self.send_rst_for(&t, seg, tx);
             return self.dropped(DropReason::InvalidAck);
@@ -318,11 +322,10 @@ impl Shard {
     /// the current or the previous period. Counts a checked cookie that fails.
     fn check_cookie(&mut self, now: Instant, t: &FourTuple, seg: &TcpRepr<'_>) -> Result<CookieHandshake, DropReason> {
         use super::config::SynCookies;
-        let recent = self
-            .listeners
-            .get(&t.local.port())
-            .and_then(|l| l.last_cookie)
-            .is_some_and(|c| now.saturating_since(c) <= COOKIE_WINDOW);
+        let port = t.local.port();
+        let here = self.listeners.get(&port).and_then(|l| l.last_cookie);
+        let anywhere = self.owners.as_ref().and_then(|o| o.last_cookie(port));
+        let recent = [here, anywhere].into_iter().flatten().any(|c| now.saturating_since(c) <= COOKIE_WINDOW);
         let checking = match self.cfg.syncookies {
             SynCookies::Off => false,
             SynCookies::Always => true,
@@ -396,16 +399,18 @@ impl Shard {
         if self.conn_count() >= self.cfg.max_connections {
             return self.dropped(DropReason::TableFull);
         }
-        if from_queue {
-            self.remove_syn_entry(&t);
-        }
         let tso = ts_offset(&self.secrets.ts_key, &t);
         let id = self.alloc_id();
         let mut tcb = Tcb::established_passive(id, t, &self.cfg, iss, irs, neg, rcv_wscale, tso, seg, now);
         tcb.listener = Some(port);
         self.counters.tcp_passive_opens += 1;
         self.counters.tcp_curr_estab += 1;
+        // The connection first, then the SYN-queue entry goes: the flow directory never sees
+        // the tuple held by nobody in between (a segment on another core would be reset).
         self.insert_tcb(tcb);
+        if from_queue {
+            self.remove_syn_entry(&t);
+        }
         let became_ready = match self.listeners.get_mut(&port) {
             Some(l) => {
                 l.accept_queue.push_back(id);

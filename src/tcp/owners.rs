@@ -8,6 +8,7 @@
 //! engine's (shared by the cores); the shard only reports what it holds.
 
 use super::tuple::FourTuple;
+use crate::time::Instant;
 
 /// The engine's flow directory, as one shard sees it.
 pub trait FlowOwners: Send {
@@ -17,4 +18,10 @@ pub trait FlowOwners: Send {
     fn claim(&self, t: &FourTuple);
     /// This shard no longer holds state for `t` (idempotent).
     fn release(&self, t: &FourTuple);
+    /// This shard answered a SYN to listening port `port` with a cookie at `now`.
+    fn cookie_sent(&self, port: u16, now: Instant);
+    /// When any shard last answered a SYN to `port` with a cookie: a cookie ACK may land on
+    /// another core than the one that sent the cookie, and must be checked there (Linux keeps
+    /// one overflow stamp for a SO_REUSEPORT group, `synq_overflow_ts`).
+    fn last_cookie(&self, port: u16) -> Option<Instant>;
 }

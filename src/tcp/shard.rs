@@ -68,7 +68,7 @@ pub struct Shard {
     pub(crate) events: VecDeque<Event>,
     dirty: Vec<ConnId>,
     /// The engine's flow directory when it runs several shards (see [`FlowOwners`]).
-    owners: Option<Box<dyn FlowOwners>>,
+    pub(crate) owners: Option<Box<dyn FlowOwners>>,
     /// Ask the directory about flows held nowhere here (off for a frame another shard handed
     /// over: it is judged here, whatever the directory says by now).
     defer: bool,
@@ -220,7 +220,7 @@ impl Shard {
             return Err(ApiError::BadAddress);
         }
         let t = FourTuple::new(local, remote);
-        if self.conns.contains_key(&t) || self.syn_queue.contains_key(&t) || self.time_wait.contains_key(&t) {
+        if self.owns(&t) || self.owners.as_ref().is_some_and(|o| o.owner_elsewhere(&t).is_some()) {
             return Err(ApiError::AlreadyExists);
         }
         if self.conn_count() >= self.cfg.max_connections {
@@ -404,6 +404,8 @@ impl Shard {
         // TIME-WAIT decides a retransmitted or reusing SYN.
         if tw_iss.is_none() {
             if let Some(o) = self.elsewhere(&t) {
+                // Counted where it is processed.
+                self.counters.tcp_in_segs = self.counters.tcp_in_segs.saturating_sub(1);
                 return Verdict::Foreign(o);
             }
         }
@@ -513,10 +515,9 @@ impl Shard {
         }
     }
 
-    /// Counts a segment that arrived on this shard for a flow another shard owns.
+    /// Counts a segment another shard received and handed to this one, the flow's holder.
     pub fn count_foreign(&mut self) {
         self.counters.tcp_ext_foreign_shard += 1;
-        self.counters.drop(DropReason::ForeignShard);
     }
 
     // -------------------------------------------------------------------------------------
