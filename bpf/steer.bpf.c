@@ -156,6 +156,23 @@ static __always_inline int classify_icmp4_error(struct hdr_cursor nh, void *data
 	return classify_tcp_quote(cfg, STEER_FAMILY_IPV4, &qiph->saddr, quote->source);
 }
 
+/* An IPv6 extension header (RFC 8200 §4) the program does not walk. */
+static __always_inline int is_ipv6_ext(int nexthdr)
+{
+	switch (nexthdr) {
+	case IPPROTO_HOPOPTS:
+	case IPPROTO_ROUTING:
+	case IPPROTO_FRAGMENT:
+	case IPPROTO_DSTOPTS:
+	case IPPROTO_AH:
+	case IPPROTO_ESP:
+	case IPPROTO_MH:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 /* The ICMPv6 counterpart (RFC 4443 §3.1-3.4). `nh` is a copy, as above. */
 static __always_inline int classify_icmp6_error(struct hdr_cursor nh, void *data_end,
 						const struct steer_config *cfg)
@@ -175,25 +192,15 @@ static __always_inline int classify_icmp6_error(struct hdr_cursor nh, void *data
 	nexthdr = parse_ip6hdr(&nh, data_end, &qip6h);
 	if (nexthdr < 0)
 		return class_of_parse_error(nexthdr);
-	switch (nexthdr) {
-	case IPPROTO_TCP:
-		break;
-	case IPPROTO_HOPOPTS:
-	case IPPROTO_ROUTING:
-	case IPPROTO_FRAGMENT:
-	case IPPROTO_DSTOPTS:
-	case IPPROTO_AH:
-	case IPPROTO_ESP:
-	case IPPROTO_MH:
-		/*
-		 * XXX: extension headers in the quote are not walked either (see classify_ipv6):
-		 * the error passes to the kernel. The stack sends none, so a quote with one is
-		 * about someone else's packet or was rewritten on the way.
-		 */
+	/*
+	 * XXX: extension headers in the quote are not walked either (see classify_ipv6): the
+	 * error passes to the kernel. The stack sends none, so a quote with one is about someone
+	 * else's packet or was rewritten on the way.
+	 */
+	if (is_ipv6_ext(nexthdr))
 		return CLASS_IPV6_EXT;
-	default:
+	if (nexthdr != IPPROTO_TCP)
 		return CLASS_KERNEL;
-	}
 	err = parse_tcp_quote(&nh, data_end, &quote);
 	if (err < 0)
 		return class_of_parse_error(err);
@@ -274,21 +281,13 @@ static __always_inline int classify_ipv6(struct hdr_cursor *nh, void *data_end,
 		if (ns->type == ICMPV6_NEIGHBOUR_SOLICIT && is_owned6(&ns->target))
 			return CLASS_ICMP;
 		return class;
-	case IPPROTO_HOPOPTS:
-	case IPPROTO_ROUTING:
-	case IPPROTO_FRAGMENT:
-	case IPPROTO_DSTOPTS:
-	case IPPROTO_AH:
-	case IPPROTO_ESP:
-	case IPPROTO_MH:
+	default:
 		/*
 		 * XXX: extension headers are not walked: such segments pass to the kernel. A
 		 * bounded walk (as in xdp-tools' parsing_helpers.h) would steer them; no TCP
 		 * peer we serve sends them today.
 		 */
-		return CLASS_IPV6_EXT;
-	default:
-		return CLASS_KERNEL;
+		return is_ipv6_ext(nexthdr) ? CLASS_IPV6_EXT : CLASS_KERNEL;
 	}
 }
 
