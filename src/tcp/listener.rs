@@ -114,6 +114,13 @@ impl Shard {
         }
         let queue_full = syn_len >= backlog || self.syn_queue.len() >= self.cfg.max_syn_backlog;
         use super::config::SynCookies;
+        // Deviation: Linux never answers a SYN that reuses a TIME-WAIT tuple with a cookie
+        // (`tcp_conn_request`: `&& !isn`), so the new incarnation starts at ISS = the old
+        // SND.NXT + 65537 (`tw_iss`). Here a cookie may answer it: with several cores the SYN
+        // was handed to the core holding TIME-WAIT, and a cookie lets the connection be made
+        // where the client's packets land, instead of living on that core with every segment
+        // handed over. The cookie's ISS is not above the old SND.NXT; timestamps (PAWS) keep
+        // old duplicates out, as RFC 6191 relies on.
         let want_cookie = match self.cfg.syncookies {
             SynCookies::Always => true,
             SynCookies::OnOverflow => queue_full,
