@@ -10,16 +10,15 @@
 //! appears or goes (a SYN-queue entry, TCB or TIME-WAIT entry: [`FlowOwners::claim`] and
 //! [`FlowOwners::release`], called by the shard), and read only for segments that match no
 //! local state. Buckets of eight 64-bit slots, one cache line each; a slot holds a 48-bit
-//! fingerprint of the 4-tuple and the owner's index + 1. Each tuple has two candidate buckets: a
-//! flow goes to its first bucket while that has room, else to its second, and the first is then
-//! marked as having spilled. Beside the slots, 16 bits per bucket (a table 1/32 the size, small
-//! enough to stay in cache): the spill mark and an 8-bit filter of the fingerprints the bucket
-//! holds. A lookup reads the filter, and a bucket's slots only when the filter says the
-//! fingerprint may be there: a segment that matches nothing, a flood's, costs one hash and
-//! mostly just the filter's cache line, not a random line of the large table. The fingerprint and both buckets come
-//! from a keyed hash with a random per-process seed (hashbrown's default), so a peer cannot aim
-//! tuples at one bucket. Only the owner writes a slot it holds (compare-and-swap to take an
-//! empty one); readers never write.
+//! fingerprint of the 4-tuple and the owner's index + 1. Each tuple has two candidate buckets and
+//! goes to the emptier one (two-choice hashing: buckets overflow only near full load). Beside
+//! the slots, an 8-bit filter per bucket of the fingerprints it holds (a table 1/64 the size,
+//! small enough to stay in cache). A lookup reads the two filters, and a bucket's slots only
+//! when its filter says the fingerprint may be there: a segment that matches nothing, a flood's, costs one hash and
+//! mostly just the filter's cache line, not a random line of the large table. The fingerprint
+//! and both buckets come from a keyed hash with random seeds (folded multiplies), so a peer
+//! cannot aim tuples at one bucket. Only the owner writes a slot it holds (compare-and-swap to
+//! take an empty one); readers never write.
 //!
 //! Cost: 8 bytes (+1/8 byte) per slot, a flow held by any core takes one; two atomic writes
 //! per flow over its life. When both buckets are full a claim is refused (counted as `full`):
@@ -28,18 +27,23 @@
 
 use crate::tcp::{FlowOwners, FourTuple};
 use crate::time::Instant;
-use core::hash::{BuildHasher, Hasher};
+use core::hash::BuildHasher;
 use core::net::IpAddr;
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 /// Slots per bucket: 8 x 8 bytes, one cache line.
 const BUCKET: usize = 8;
-/// In a bucket's marks: some flow whose first bucket this is went to its second.
-const SPILLED: u16 = 1 << 8;
+
+/// The folded multiply of wyhash and foldhash: the 128-bit product's halves xored. A keyed mix
+/// that costs a few instructions, also in an unoptimised build.
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let p = u128::from(a).wrapping_mul(u128::from(b));
+    (p as u64) ^ ((p >> 64) as u64)
+}
 
 /// The bit a fingerprint sets in its bucket's filter.
-fn fp_bit(fp: u64) -> u16 {
+fn fp_bit(fp: u64) -> u8 {
     1 << ((fp >> 1) & 7)
 }
 
@@ -110,12 +114,12 @@ impl Drop for SlotMem {
 /// The table shared by an engine's cores.
 pub struct OwnerDirectory {
     slots: SlotMem,
-    /// Per bucket: [`SPILLED`] (some flow whose first bucket this is lives in its second) and
-    /// a filter of the fingerprints held (bit `fp_bit(fp)` set for each).
-    marks: Box<[AtomicU16]>,
+    /// Per bucket: a filter of the fingerprints held (bit `fp_bit(fp)` set for each).
+    marks: Box<[AtomicU8]>,
     /// Buckets - 1 (a power of two minus one).
     mask: u64,
-    hasher: hashbrown::DefaultHashBuilder,
+    /// Random per directory: a peer cannot aim tuples at one bucket without them.
+    seeds: [u64; 4],
     /// Claims refused because their bucket was full, per claiming core.
     full: Box<[AtomicU64]>,
     /// Per listening port: when a core last sent a SYN cookie (nanoseconds of the engine's
@@ -134,11 +138,13 @@ impl OwnerDirectory {
     pub fn new(slots: usize, cores: usize) -> Arc<OwnerDirectory> {
         let buckets = (slots.max(BUCKET) / BUCKET).next_power_of_two();
         let slots = SlotMem::zeroed(buckets * BUCKET);
-        let marks = (0..buckets).map(|_| AtomicU16::new(0)).collect();
+        let marks = (0..buckets).map(|_| AtomicU8::new(0)).collect();
         let full = (0..cores.max(1)).map(|_| AtomicU64::new(0)).collect();
-        let hasher = hashbrown::DefaultHashBuilder::default();
+        // Random seeds from the standard library's per-process random hasher keys.
+        let rs = std::collections::hash_map::RandomState::new();
+        let seeds = [0u64, 1, 2, 3].map(|i| rs.hash_one(i) | 1);
         let cookie_sent = SlotMem::zeroed(1 << 16);
-        Arc::new(OwnerDirectory { slots, marks, mask: buckets as u64 - 1, hasher, full, cookie_sent })
+        Arc::new(OwnerDirectory { slots, marks, mask: buckets as u64 - 1, seeds, full, cookie_sent })
     }
 
     fn note_cookie(&self, port: u16, now: Instant) {
@@ -193,15 +199,27 @@ impl OwnerDirectory {
     /// (first bucket, second bucket, fingerprint) of a tuple. The fingerprint is never 0 (0
     /// marks an empty slot).
     fn locate(&self, t: &FourTuple) -> ([usize; 2], u64) {
-        let mut h = self.hasher.build_hasher();
-        for a in [t.local, t.remote] {
-            match a.ip() {
-                IpAddr::V4(v) => h.write(&v.octets()),
-                IpAddr::V6(v) => h.write(&v.octets()),
+        let ports = u64::from(t.local.port()) << 16 | u64::from(t.remote.port());
+        let [k0, k1, k2, k3] = self.seeds;
+        let x = match (t.local.ip(), t.remote.ip()) {
+            // IPv4, the common case: two words through two folded multiplies.
+            (IpAddr::V4(l), IpAddr::V4(r)) => {
+                let ips = u64::from(u32::from(l)) << 32 | u64::from(u32::from(r));
+                fold_mul(fold_mul(ips ^ k0, ports ^ k1) ^ k2, k3)
             }
-            h.write_u16(a.port());
-        }
-        let x = h.finish();
+            (l, r) => {
+                let words = |a: IpAddr| -> u128 {
+                    match a {
+                        IpAddr::V4(v) => u128::from(u32::from(v)),
+                        IpAddr::V6(v) => u128::from(v),
+                    }
+                };
+                let (l, r) = (words(l), words(r));
+                let a = fold_mul((l as u64) ^ k0, ((l >> 64) as u64) ^ k1);
+                let b = fold_mul((r as u64) ^ k2, ((r >> 64) as u64) ^ k3);
+                fold_mul(a ^ ports ^ k1, b ^ k2)
+            }
+        };
         let first = (x & self.mask) as usize * BUCKET;
         let second = ((x >> 40) & self.mask) as usize * BUCKET;
         let fp = (x >> 16) | 1;
@@ -212,11 +230,11 @@ impl OwnerDirectory {
         self.slots.as_slice().get(start..start + BUCKET).unwrap_or(&[])
     }
 
-    fn marks_of(&self, start: usize) -> Option<&AtomicU16> {
+    fn marks_of(&self, start: usize) -> Option<&AtomicU8> {
         self.marks.get(start / BUCKET)
     }
 
-    fn marks(&self, start: usize) -> u16 {
+    fn marks(&self, start: usize) -> u8 {
         self.marks_of(start).map_or(0, |m| m.load(Ordering::SeqCst))
     }
 
@@ -228,24 +246,27 @@ impl OwnerDirectory {
         })
     }
 
+    /// The distinct candidate buckets of a tuple.
+    fn candidates(b: &[usize; 2]) -> &[usize] {
+        if b[1] != b[0] {
+            &b[..]
+        } else {
+            &b[..1]
+        }
+    }
+
     /// The core that holds `t`, if any.
     pub fn owner(&self, t: &FourTuple) -> Option<u16> {
         let (b, fp) = self.locate(t);
         let bit = fp_bit(fp);
-        let first = self.marks(b[0]);
-        if first & bit != 0 {
-            if let Some(o) = self.scan(b[0], fp) {
-                return Some(o);
-            }
-        }
-        if first & SPILLED != 0 && b[1] != b[0] && self.marks(b[1]) & bit != 0 {
-            return self.scan(b[1], fp);
-        }
-        None
+        Self::candidates(&b)
+            .iter()
+            .filter(|start| self.marks(**start) & bit != 0)
+            .find_map(|start| self.scan(*start, fp))
     }
 
     /// Takes an empty slot of the bucket at `start` for `v`, and sets its filter bit.
-    fn insert(&self, start: usize, v: u64, bit: u16) -> bool {
+    fn insert(&self, start: usize, v: u64, bit: u8) -> bool {
         for s in self.bucket(start) {
             if s.compare_exchange(0, v, Ordering::SeqCst, Ordering::Relaxed).is_ok() {
                 if let Some(m) = self.marks_of(start) {
@@ -257,32 +278,30 @@ impl OwnerDirectory {
         false
     }
 
+    fn free_slots(&self, start: usize) -> usize {
+        self.bucket(start).iter().filter(|s| s.load(Ordering::Relaxed) == 0).count()
+    }
+
     fn claim(&self, t: &FourTuple, me: u16) {
         let (b, fp) = self.locate(t);
         let mine = (fp << 16) | (u64::from(me) + 1);
         let bit = fp_bit(fp);
         // Already recorded (for this core or, after a race, another): point it here.
-        let second = if b[1] != b[0] { self.bucket(b[1]) } else { &[] };
-        for s in self.bucket(b[0]).iter().chain(second.iter()) {
-            let v = s.load(Ordering::Acquire);
-            if v != 0 && v >> 16 == fp {
-                if v != mine {
-                    let _ = s.compare_exchange(v, mine, Ordering::AcqRel, Ordering::Relaxed);
+        for start in Self::candidates(&b) {
+            for s in self.bucket(*start) {
+                let v = s.load(Ordering::Acquire);
+                if v != 0 && v >> 16 == fp {
+                    if v != mine {
+                        let _ = s.compare_exchange(v, mine, Ordering::AcqRel, Ordering::Relaxed);
+                    }
+                    return;
                 }
-                return;
             }
         }
-        if self.insert(b[0], mine, bit) {
+        // Two choices: the emptier bucket first.
+        let order = if self.free_slots(b[1]) > self.free_slots(b[0]) { [b[1], b[0]] } else { b };
+        if Self::candidates(&order).iter().any(|start| self.insert(*start, mine, bit)) {
             return;
-        }
-        // The first bucket is full: the second, with the first marked so lookups go on there.
-        if b[1] != b[0] {
-            if let Some(m) = self.marks_of(b[0]) {
-                m.fetch_or(SPILLED, Ordering::SeqCst);
-            }
-            if self.insert(b[1], mine, bit) {
-                return;
-            }
         }
         if let Some(c) = self.full.get(usize::from(me)) {
             c.fetch_add(1, Ordering::Relaxed);
@@ -292,7 +311,7 @@ impl OwnerDirectory {
     fn release(&self, t: &FourTuple, me: u16) {
         let (b, fp) = self.locate(t);
         let mine = (fp << 16) | (u64::from(me) + 1);
-        for start in if b[1] != b[0] { &b[..] } else { &b[..1] } {
+        for start in Self::candidates(&b) {
             for s in self.bucket(*start) {
                 if s.compare_exchange(mine, 0, Ordering::SeqCst, Ordering::Relaxed).is_ok() {
                     self.refilter(*start);
@@ -312,12 +331,9 @@ impl OwnerDirectory {
                 .iter()
                 .map(|s| s.load(Ordering::SeqCst))
                 .filter(|v| *v != 0)
-                .fold(0u16, |f, v| f | fp_bit(v >> 16))
+                .fold(0u8, |f, v| f | fp_bit(v >> 16))
         };
-        let mut old = m.load(Ordering::SeqCst);
-        while let Err(now) = m.compare_exchange(old, (old & SPILLED) | filter(), Ordering::SeqCst, Ordering::SeqCst) {
-            old = now;
-        }
+        m.store(filter(), Ordering::SeqCst);
         m.fetch_or(filter(), Ordering::SeqCst);
     }
 }
@@ -398,9 +414,12 @@ mod tests {
             let port = (x % 48) as u16;
             let core = ((x >> 20) % 4) as u16;
             let h = d.for_core(core);
-            if x >> 40 & 1 == 0 && d.len() < 40 {
+            if x >> 40 & 1 == 0 {
+                let refused = d.full();
                 h.claim(&tuple(port));
-                model.insert(port, core);
+                if d.full() == refused {
+                    model.insert(port, core);
+                }
             } else if model.get(&port) == Some(&core) {
                 h.release(&tuple(port));
                 model.remove(&port);
