@@ -51,7 +51,7 @@ pub struct HandoverConfig {
 
 impl Default for HandoverConfig {
     fn default() -> Self {
-        HandoverConfig { directory_slots: 1 << 20, depth: 256, frame_size: 4096 }
+        HandoverConfig { directory_slots: 1 << 20, depth: 1024, frame_size: 4096 }
     }
 }
 
