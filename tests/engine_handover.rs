@@ -8,7 +8,9 @@
 mod common;
 use common::*;
 use std::collections::VecDeque;
+use std::sync::Arc;
 use xdptcp::app::AppKind;
+use xdptcp::engine::owners::OwnerDirectory;
 use xdptcp::engine::{connect_cores, Core, HandoverConfig};
 use xdptcp::io::{FrameIo, IoStats};
 use xdptcp::net::{FrameSink, Net, NetConfig};
@@ -62,6 +64,11 @@ fn server_cores(n: usize) -> Vec<Core> {
 }
 
 fn server_cores_with(n: usize, cfg: Config, handover: HandoverConfig) -> Vec<Core> {
+    server_engine(n, cfg, handover).0
+}
+
+/// `n` server cores (echo on port 7) joined as `serve` joins them, and their flow directory.
+fn server_engine(n: usize, cfg: Config, handover: HandoverConfig) -> (Vec<Core>, Arc<OwnerDirectory>) {
     let mut cores: Vec<Core> = (0..n)
         .map(|i| {
             let mut shard = Shard::new(cfg.clone(), Secrets::from_seed(42));
@@ -76,8 +83,8 @@ fn server_cores_with(n: usize, cfg: Config, handover: HandoverConfig) -> Vec<Cor
             Core::new(i, shard, net, AppKind::Echo.build())
         })
         .collect();
-    connect_cores(&mut cores, &handover);
-    cores
+    let dir = connect_cores(&mut cores, &handover);
+    (cores, dir)
 }
 
 /// Runs every core once (frames handed over arrive on the next turn).
@@ -446,21 +453,7 @@ fn unmatched_segment_costs_the_same_on_one_and_two_cores() {
     let mut cost: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     for _round in 0..5 {
         for (i, n) in [1usize, 2].into_iter().enumerate() {
-            let mut cores: Vec<Core> = (0..n)
-                .map(|k| {
-                    let mut shard = Shard::new(plain_cfg(), Secrets::from_seed(42));
-                    shard.listen(7, None, 128).unwrap();
-                    let net = Net::new(NetConfig {
-                        mac: SERVER_MAC,
-                        addrs: vec!["198.18.0.1".parse().unwrap()],
-                        own_address: false,
-                        vlan: None,
-                        neighbour_ttl: Duration::from_secs(60),
-                    });
-                    Core::new(k, shard, net, AppKind::Echo.build())
-                })
-                .collect();
-            let dir = connect_cores(&mut cores, &HandoverConfig::default());
+            let (mut cores, dir) = server_engine(n, plain_cfg(), HandoverConfig::default());
             if n == 2 {
                 let other = dir.for_core(1);
                 for p in 0..20_000u32 {

@@ -8,7 +8,7 @@
 #![cfg(feature = "xdp")]
 
 mod bed;
-use bed::privileged;
+use bed::{counter, privileged};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -132,16 +132,6 @@ impl Drop for Bed {
         self.env(&mut c);
         let _ = c.status();
     }
-}
-
-fn counter(summary: &str, name: &str) -> u64 {
-    summary
-        .lines()
-        .find_map(|l| {
-            let mut w = l.split_whitespace();
-            (w.next() == Some(name)).then(|| w.next().and_then(|v| v.parse().ok())).flatten()
-        })
-        .unwrap_or(0)
 }
 
 /// Handshake and echo; 16 MiB each way with content checked; 1,000 sequential and 200

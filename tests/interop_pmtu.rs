@@ -20,7 +20,7 @@
 #![cfg(feature = "xdp")]
 
 mod bed;
-use bed::privileged;
+use bed::{counter, privileged};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -228,16 +228,6 @@ impl Drop for Bed {
             let _ = Command::new("ip").args(["netns", "del", n]).stderr(Stdio::null()).status();
         }
     }
-}
-
-fn counter(summary: &str, name: &str) -> u64 {
-    summary
-        .lines()
-        .find_map(|l| {
-            let mut w = l.split_whitespace();
-            (w.next() == Some(name)).then(|| w.next().and_then(|v| v.parse().ok())).flatten()
-        })
-        .unwrap_or(0)
 }
 
 fn delta(a: &BTreeMap<String, u64>, b: &BTreeMap<String, u64>, k: &str) -> u64 {

@@ -34,6 +34,18 @@ pub fn privileged(test: &str) -> bool {
     false
 }
 
+/// The value of counter `name` in `serve`'s summary or stats file (`name value` lines), 0 when
+/// absent.
+pub fn counter(summary: &str, name: &str) -> u64 {
+    summary
+        .lines()
+        .find_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some(name)).then(|| w.next().and_then(|v| v.parse().ok())).flatten()
+        })
+        .unwrap_or(0)
+}
+
 pub const MAC_PEER: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x02]);
 pub const MAC_STACK: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x01]);
 pub const IP4_STACK: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
