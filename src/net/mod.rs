@@ -553,34 +553,6 @@ fn is_pure_syn(proto: u8, l4: &[u8]) -> bool {
     proto == ip_proto::TCP && l4.get(13).is_some_and(|f| f & 0x12 == 0x02)
 }
 
-/// The 4-tuple of a TCP segment in an Ethernet frame, from the receiver's side, if it is one.
-/// Reads only what it needs; checksums are not verified here.
-pub fn frame_tuple(frame: &[u8]) -> Option<crate::tcp::FourTuple> {
-    use core::net::SocketAddr;
-    let eth = EthernetFrame::new_checked(frame).ok()?;
-    let payload = eth.payload();
-    let (src, dst, l4) = match eth.ethertype() {
-        EtherType::Ipv4 => {
-            let p = Ipv4Packet::new_checked(payload).ok()?;
-            if p.protocol() != ip_proto::TCP || p.is_fragment() {
-                return None;
-            }
-            (IpAddr::V4(p.src_addr()), IpAddr::V4(p.dst_addr()), p.payload())
-        }
-        EtherType::Ipv6 => {
-            let p = Ipv6Packet::new_checked(payload).ok()?;
-            let r = Ipv6Repr::parse(&p).ok()?;
-            if r.next_header != ip_proto::TCP {
-                return None;
-            }
-            (IpAddr::V6(r.src), IpAddr::V6(r.dst), payload.get(r.upper_offset..)?)
-        }
-        _ => return None,
-    };
-    let t = TcpPacket::new_checked(l4).ok()?;
-    Some(crate::tcp::FourTuple::new(SocketAddr::new(dst, t.dst_port()), SocketAddr::new(src, t.src_port())))
-}
-
 fn emit_icmp_reply(buf: &mut [u8], src: IpAddr, dst: IpAddr, reply: &IcmpRepr<'_>, len: usize, ttl: u8) {
     match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {

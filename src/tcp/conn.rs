@@ -978,9 +978,6 @@ impl Tcb {
                 return Err(DropReason::InvalidAck);
             }
         }
-        if self.state == State::TimeWait {
-            return Ok(());
-        }
         self.process_ack(ctx, seg, wnd_shift, orig.payload.is_empty() && !orig.flags.fin() && !orig.flags.syn());
         // Keepalive: any acceptable segment proves the peer alive.
         if ctx.cfg.keepalive {
@@ -1757,9 +1754,6 @@ impl Tcb {
         } else {
             None
         }
-    }
-    pub fn ts_offset(&self) -> u32 {
-        self.ts_offset
     }
 }
 
