@@ -200,8 +200,13 @@ fn syn_frame(i: u32) -> Vec<u8> {
         options,
         payload: (&[], &[]),
     };
+    client_frame(src, &seg)
+}
+
+/// Ethernet + IPv4 frame of `seg` from `src` to the server's port, as the client sends it.
+fn client_frame(src: SocketAddr, seg: &OutSegment<'_>) -> Vec<u8> {
     let mut ip: Vec<Vec<u8>> = Vec::new();
-    assert!(emit(&mut ip, &FourTuple::new(src, SocketAddr::new(SERVER.into(), PORT)), &seg, 64));
+    assert!(emit(&mut ip, &FourTuple::new(src, SocketAddr::new(SERVER.into(), PORT)), seg, 64));
     let eth = EthernetRepr { src: CLIENT_MAC, dst: SERVER_MAC, vlan: None, ethertype: EtherType::Ipv4 };
     let mut f = vec![0u8; eth.header_len()];
     eth.emit(&mut f);
@@ -365,13 +370,7 @@ fn stray_ack_frame(rng: &mut u64) -> Vec<u8> {
         options: TcpOptions::default(),
         payload: (&[], &[]),
     };
-    let mut ip: Vec<Vec<u8>> = Vec::new();
-    assert!(emit(&mut ip, &FourTuple::new(src, SocketAddr::new(SERVER.into(), PORT)), &seg, 64));
-    let eth = EthernetRepr { src: CLIENT_MAC, dst: SERVER_MAC, vlan: None, ethertype: EtherType::Ipv4 };
-    let mut f = vec![0u8; eth.header_len()];
-    eth.emit(&mut f);
-    f.extend_from_slice(&ip[0]);
-    f
+    client_frame(src, &seg)
 }
 
 fn bench_unmatched(c: &mut Criterion) {

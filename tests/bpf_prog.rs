@@ -96,6 +96,18 @@ fn load(mode: AddressMode) -> Option<Steering> {
     Some(Steering::load(&config(mode)).expect("load the steering program"))
 }
 
+/// An (unbound) AF_XDP socket put in `xsks_map` for queue 0: what makes a match XDP_REDIRECT.
+/// Keep it alive for as long as the map entry is needed.
+fn socket_on_queue_0(s: &Steering) -> OwnedFd {
+    // SAFETY: plain socket(2) call; the result is checked before use.
+    let fd = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW, 0) };
+    assert!(fd >= 0, "socket(AF_XDP): {}", std::io::Error::last_os_error());
+    // SAFETY: `fd` is a fresh descriptor owned by nothing else.
+    let xsk = unsafe { OwnedFd::from_raw_fd(fd) };
+    s.register_xsk(0, xsk.as_fd()).expect("insert an AF_XDP socket into xsks_map");
+    xsk
+}
+
 #[test]
 fn listen_exact_and_wildcard_match_ipv4_and_ipv6() {
     if !privileged("listen_exact_and_wildcard_match_ipv4_and_ipv6") {
@@ -279,12 +291,7 @@ fn a_socket_in_the_map_gives_xdp_redirect() {
     let Some(s) = load(AddressMode::Shared) else {
         return;
     };
-    // SAFETY: plain socket(2) call; the result is checked before use.
-    let fd = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW, 0) };
-    assert!(fd >= 0, "socket(AF_XDP): {}", std::io::Error::last_os_error());
-    // SAFETY: `fd` is a fresh descriptor owned by nothing else.
-    let xsk = unsafe { OwnedFd::from_raw_fd(fd) };
-    s.register_xsk(0, xsk.as_fd()).expect("insert an AF_XDP socket into xsks_map");
+    let _xsk = socket_on_queue_0(&s);
 
     let (v, d) = run(&s, &syn4(None, IP4_STACK, LISTEN_PORT));
     assert_eq!(v, XDP_REDIRECT, "owned flow with a socket on queue 0");
@@ -602,12 +609,7 @@ fn an_icmp_error_with_a_socket_in_the_map_gives_xdp_redirect() {
     let Some(s) = load(AddressMode::Shared) else {
         return;
     };
-    // SAFETY: plain socket(2) call; the result is checked before use.
-    let fd = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW, 0) };
-    assert!(fd >= 0, "socket(AF_XDP): {}", std::io::Error::last_os_error());
-    // SAFETY: `fd` is a fresh descriptor owned by nothing else.
-    let xsk = unsafe { OwnedFd::from_raw_fd(fd) };
-    s.register_xsk(0, xsk.as_fd()).expect("insert an AF_XDP socket into xsks_map");
+    let _xsk = socket_on_queue_0(&s);
     let (v, d) = run(&s, &icmp4_error(IP4_STACK, 3, 4, MTU4, &sent4(IP4_STACK, LISTEN_PORT)));
     assert_eq!(v, XDP_REDIRECT, "frag needed about a listen port, socket on queue 0");
     assert_eq!((d.of(XskStat::MatchIcmpError), d.of(XskStat::Redirected)), (1, 1));

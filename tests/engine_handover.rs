@@ -158,6 +158,16 @@ fn push(q: &mut Queue, h: &mut Host) {
     }
 }
 
+/// The client connects to port 7; its SYN lands on queue 0 and the answer is delivered back.
+fn connect_on_queue_0(cores: &mut [Core], queues: &mut [Queue], c: &mut Host) -> xdptcp::tcp::ConnId {
+    let now = c.now;
+    let id = c.connect(40000, "198.18.0.1:7".parse().unwrap());
+    push(&mut queues[0], c);
+    turn(cores, queues, now);
+    deliver_all(c, &mut queues[0]);
+    id
+}
+
 fn deliver_all(h: &mut Host, q: &mut Queue) -> Vec<Seg> {
     let segs: Vec<Vec<u8>> = q.tx.drain(..).map(|f| ip_of(&f)).collect();
     let parsed = segs.iter().map(|p| Seg::parse(p)).collect();
@@ -176,10 +186,7 @@ fn cookie_ack_is_validated_where_it_lands() {
     let mut queues = vec![Queue::default(), Queue::default()];
     let mut c = client(9);
     let now = c.now;
-    let id = c.connect(40000, "198.18.0.1:7".parse().unwrap());
-    push(&mut queues[0], &mut c);
-    turn(&mut cores, &mut queues, now);
-    deliver_all(&mut c, &mut queues[0]);
+    let id = connect_on_queue_0(&mut cores, &mut queues, &mut c);
     assert_eq!(c.state(id), Some(State::Established));
     assert_eq!(cores[0].shard.syn_queue_len(), 0, "a cookie: no state on core 0");
     c.shard.send(id, b"hi\n").unwrap();
@@ -293,10 +300,7 @@ fn a_full_handover_queue_drops_and_counts() {
     let mut queues = vec![Queue::default(), Queue::default()];
     let mut c = client(9);
     let now = c.now;
-    let id = c.connect(40000, "198.18.0.1:7".parse().unwrap());
-    push(&mut queues[0], &mut c);
-    turn(&mut cores, &mut queues, now);
-    deliver_all(&mut c, &mut queues[0]);
+    let id = connect_on_queue_0(&mut cores, &mut queues, &mut c);
     push(&mut queues[0], &mut c);
     turn(&mut cores, &mut queues, now);
     assert_eq!(cores[0].shard.conn_count(), 1);
@@ -390,10 +394,7 @@ fn cookie_ack_on_a_quiet_core_is_validated() {
     queues[0].rx.push_back(ethernet(&flood));
     turn(&mut cores, &mut queues, now);
     queues[0].tx.clear();
-    let id = c.connect(40000, "198.18.0.1:7".parse().unwrap());
-    push(&mut queues[0], &mut c);
-    turn(&mut cores, &mut queues, now);
-    deliver_all(&mut c, &mut queues[0]);
+    let id = connect_on_queue_0(&mut cores, &mut queues, &mut c);
     assert_eq!(cores[0].shard.counters().tcp_ext_syncookies_sent, 1);
     assert_eq!(c.state(id), Some(State::Established));
     c.shard.send(id, b"hi\n").unwrap();
