@@ -13,7 +13,8 @@
 //! fingerprint of the 4-tuple and the owner's index + 1. Each tuple has two candidate buckets and
 //! goes to the emptier one (two-choice hashing: buckets overflow only near full load). Beside
 //! the slots, an 8-bit filter per bucket of the fingerprints it holds (a table 1/64 the size,
-//! small enough to stay in cache). A lookup reads the two filters, and a bucket's slots only
+//! small enough to stay in cache; a tuple's two buckets are picked among 64 whose filters
+//! share a cache line). A lookup reads the two filters, and a bucket's slots only
 //! when its filter says the fingerprint may be there: a segment that matches nothing, a flood's, costs one hash and
 //! mostly just the filter's cache line, not a random line of the large table. The fingerprint
 //! and both buckets come from a keyed hash with random seeds (folded multiplies), so a peer
@@ -29,7 +30,7 @@ use crate::tcp::{FlowOwners, FourTuple};
 use crate::time::Instant;
 use core::hash::BuildHasher;
 use core::net::IpAddr;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Slots per bucket: 8 x 8 bytes, one cache line.
@@ -37,6 +38,7 @@ const BUCKET: usize = 8;
 
 /// The folded multiply of wyhash and foldhash: the 128-bit product's halves xored. A keyed mix
 /// that costs a few instructions, also in an unoptimised build.
+#[inline]
 fn fold_mul(a: u64, b: u64) -> u64 {
     let p = u128::from(a).wrapping_mul(u128::from(b));
     (p as u64) ^ ((p >> 64) as u64)
@@ -115,7 +117,9 @@ impl Drop for SlotMem {
 pub struct OwnerDirectory {
     slots: SlotMem,
     /// Per bucket: a filter of the fingerprints held (bit `fp_bit(fp)` set for each).
-    marks: Box<[AtomicU8]>,
+    /// Eight buckets' filters per word, in page-aligned memory so that 64 buckets' filters
+    /// share one cache line.
+    marks: SlotMem,
     /// Buckets - 1 (a power of two minus one).
     mask: u64,
     /// Random per directory: a peer cannot aim tuples at one bucket without them.
@@ -138,7 +142,7 @@ impl OwnerDirectory {
     pub fn new(slots: usize, cores: usize) -> Arc<OwnerDirectory> {
         let buckets = (slots.max(BUCKET) / BUCKET).next_power_of_two();
         let slots = SlotMem::zeroed(buckets * BUCKET);
-        let marks = (0..buckets).map(|_| AtomicU8::new(0)).collect();
+        let marks = SlotMem::zeroed(buckets.div_ceil(8));
         let full = (0..cores.max(1)).map(|_| AtomicU64::new(0)).collect();
         // Random seeds from the standard library's per-process random hasher keys.
         let rs = std::collections::hash_map::RandomState::new();
@@ -198,6 +202,7 @@ impl OwnerDirectory {
 
     /// (first bucket, second bucket, fingerprint) of a tuple. The fingerprint is never 0 (0
     /// marks an empty slot).
+    #[inline]
     fn locate(&self, t: &FourTuple) -> ([usize; 2], u64) {
         let ports = u64::from(t.local.port()) << 16 | u64::from(t.remote.port());
         let [k0, k1, k2, k3] = self.seeds;
@@ -220,8 +225,12 @@ impl OwnerDirectory {
                 fold_mul(a ^ ports ^ k1, b ^ k2)
             }
         };
-        let first = (x & self.mask) as usize * BUCKET;
-        let second = ((x >> 40) & self.mask) as usize * BUCKET;
+        // The second choice lies among the 64 buckets whose filters share the first's cache
+        // line: a lookup for a flow nobody holds reads one line of filters, not two.
+        let first_bucket = x & self.mask;
+        let second_bucket = (first_bucket ^ ((x >> 40) & 63)) & self.mask;
+        let first = first_bucket as usize * BUCKET;
+        let second = second_bucket as usize * BUCKET;
         let fp = (x >> 16) | 1;
         ([first, second], fp)
     }
@@ -230,12 +239,15 @@ impl OwnerDirectory {
         self.slots.as_slice().get(start..start + BUCKET).unwrap_or(&[])
     }
 
-    fn marks_of(&self, start: usize) -> Option<&AtomicU8> {
-        self.marks.get(start / BUCKET)
+    /// The word holding the filter of the bucket at `start`, and the filter's shift in it.
+    fn marks_of(&self, start: usize) -> Option<(&AtomicU64, u32)> {
+        let b = start / BUCKET;
+        Some((self.marks.as_slice().get(b / 8)?, (b % 8) as u32 * 8))
     }
 
+    #[inline]
     fn marks(&self, start: usize) -> u8 {
-        self.marks_of(start).map_or(0, |m| m.load(Ordering::SeqCst))
+        self.marks_of(start).map_or(0, |(m, sh)| (m.load(Ordering::SeqCst) >> sh) as u8)
     }
 
     /// The owner recorded under `fp` in the bucket at `start`.
@@ -259,18 +271,23 @@ impl OwnerDirectory {
     pub fn owner(&self, t: &FourTuple) -> Option<u16> {
         let (b, fp) = self.locate(t);
         let bit = fp_bit(fp);
-        Self::candidates(&b)
-            .iter()
-            .filter(|start| self.marks(**start) & bit != 0)
-            .find_map(|start| self.scan(*start, fp))
+        if self.marks(b[0]) & bit != 0 {
+            if let Some(o) = self.scan(b[0], fp) {
+                return Some(o);
+            }
+        }
+        if b[1] != b[0] && self.marks(b[1]) & bit != 0 {
+            return self.scan(b[1], fp);
+        }
+        None
     }
 
     /// Takes an empty slot of the bucket at `start` for `v`, and sets its filter bit.
     fn insert(&self, start: usize, v: u64, bit: u8) -> bool {
         for s in self.bucket(start) {
             if s.compare_exchange(0, v, Ordering::SeqCst, Ordering::Relaxed).is_ok() {
-                if let Some(m) = self.marks_of(start) {
-                    m.fetch_or(bit, Ordering::SeqCst);
+                if let Some((m, sh)) = self.marks_of(start) {
+                    m.fetch_or(u64::from(bit) << sh, Ordering::SeqCst);
                 }
                 return true;
             }
@@ -325,7 +342,7 @@ impl OwnerDirectory {
     /// cleared by recomputing). A claim that lands meanwhile sets its bit after its slot, so the
     /// second pass below, which runs after the store, sees that slot and puts its bit back.
     fn refilter(&self, start: usize) {
-        let Some(m) = self.marks_of(start) else { return };
+        let Some((m, sh)) = self.marks_of(start) else { return };
         let filter = || {
             self.bucket(start)
                 .iter()
@@ -333,8 +350,15 @@ impl OwnerDirectory {
                 .filter(|v| *v != 0)
                 .fold(0u8, |f, v| f | fp_bit(v >> 16))
         };
-        m.store(filter(), Ordering::SeqCst);
-        m.fetch_or(filter(), Ordering::SeqCst);
+        let mut old = m.load(Ordering::SeqCst);
+        loop {
+            let new = (old & !(0xff << sh)) | (u64::from(filter()) << sh);
+            match m.compare_exchange(old, new, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => break,
+                Err(now) => old = now,
+            }
+        }
+        m.fetch_or(u64::from(filter()) << sh, Ordering::SeqCst);
     }
 }
 
