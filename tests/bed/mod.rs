@@ -2,6 +2,8 @@
 //! crate's own emitters.
 #![allow(dead_code)]
 
+pub mod serve_bed;
+
 use std::io::Write;
 use std::net::{Ipv4Addr, Ipv6Addr};
 

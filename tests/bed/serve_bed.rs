@@ -1,0 +1,161 @@
+//! The serve bed: a veth pair between two namespaces built by `deploy/bed-up.sh`, `xdptcp
+//! serve` on one end and the Linux kernel's TCP on the other. Shared by the privileged tests
+//! that drive the binary; each test picks a unique tag (interface and namespace names).
+#![allow(dead_code)]
+
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_xdptcp");
+/// One bed at a time: the tests share addresses and the 2 cores.
+pub static SERIAL: Mutex<()> = Mutex::new(());
+
+pub struct Bed {
+    pub tag: &'static str,
+    pub server: Option<Child>,
+}
+
+impl Bed {
+    pub fn env(&self, c: &mut Command) {
+        c.env("XDPTCP_NS_SRV", self.ns_srv())
+            .env("XDPTCP_NS_CLI", self.ns_cli())
+            .env("XDPTCP_DEV_SRV", self.dev_srv())
+            .env("XDPTCP_DEV_CLI", format!("xt{}-p", self.tag));
+    }
+    pub fn ns_srv(&self) -> String {
+        format!("xdptest-{}-srv", self.tag)
+    }
+    pub fn ns_cli(&self) -> String {
+        format!("xdptest-{}-cli", self.tag)
+    }
+    pub fn dev_srv(&self) -> String {
+        format!("xt{}-s", self.tag)
+    }
+
+    pub fn up(tag: &'static str, addr_mode: &str) -> Bed {
+        Bed::up_queues(tag, addr_mode, 1)
+    }
+
+    pub fn up_queues(tag: &'static str, addr_mode: &str, queues: u32) -> Bed {
+        let bed = Bed { tag, server: None };
+        let mut c = Command::new("bash");
+        c.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/bed-up.sh"))
+            .env("XDPTCP_ADDR_MODE", addr_mode)
+            .env("XDPTCP_QUEUES", queues.to_string());
+        bed.env(&mut c);
+        let st = c.status().expect("run bed-up.sh");
+        assert!(st.success(), "bed-up.sh failed");
+        bed
+    }
+
+    pub fn serve(&mut self, extra: &[&str]) {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.ns_srv(), BIN, "serve", "--iface", &self.dev_srv(), "--addr", "198.18.0.1"])
+            .args(["--port", "7", "--app", "echo", "--also", "80:http", "--quiet"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        self.server = Some(c.spawn().expect("start serve"));
+        std::thread::sleep(Duration::from_millis(1500));
+        if let Some(Ok(Some(st))) = self.server.as_mut().map(|s| s.try_wait()) {
+            panic!("serve exited early: {st}");
+        }
+    }
+
+    /// Runs a command in the kernel peer's namespace.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new("ip").args(["netns", "exec", &self.ns_cli()]).args(args).output().expect("run in peer ns")
+    }
+
+    pub fn kclient(&self, args: &[&str]) -> String {
+        self.kclient_to("198.18.0.1:7", args)
+    }
+
+    pub fn kclient_to(&self, target: &str, args: &[&str]) -> String {
+        let mut a = vec![BIN, "kclient", "--target", target];
+        a.extend_from_slice(args);
+        let o = self.cli(&a);
+        let out = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "kclient {args:?} failed:\n{out}");
+        out
+    }
+
+    /// Stops `serve` with SIGINT and returns its summary.
+    pub fn stop(&mut self) -> String {
+        let Some(c) = self.server.take() else { return String::new() };
+        // SAFETY: kill(2) on our child.
+        unsafe {
+            libc::kill(c.id() as libc::pid_t, libc::SIGINT);
+        }
+        let o = c.wait_with_output().expect("wait serve");
+        assert!(o.status.success(), "serve exit: {}", o.status);
+        String::from_utf8_lossy(&o.stdout).to_string()
+    }
+
+    pub fn xdp_attached(&self) -> bool {
+        let o = Command::new("ip")
+            .args(["netns", "exec", &self.ns_srv(), "ip", "link", "show", "dev", &self.dev_srv()])
+            .output()
+            .expect("ip link");
+        // `prog/xdp id N` (native) or `prog/xdpgeneric`; the flags line says "xdp" too.
+        String::from_utf8_lossy(&o.stdout).contains("prog/xdp")
+    }
+
+    /// Kernel socket states in the peer namespace.
+    pub fn ss_states(&self) -> std::collections::BTreeMap<String, usize> {
+        let o = self.cli(&["ss", "-Htan"]);
+        let mut m = std::collections::BTreeMap::new();
+        for l in String::from_utf8_lossy(&o.stdout).lines() {
+            if let Some(s) = l.split_whitespace().next() {
+                *m.entry(s.to_string()).or_default() += 1;
+            }
+        }
+        m
+    }
+}
+
+impl Drop for Bed {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.server.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let mut c = Command::new("bash");
+        c.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/bed-down.sh"));
+        self.env(&mut c);
+        let _ = c.status();
+    }
+}
+
+impl Bed {
+    /// `serve`'s pid (`ip netns exec` execs into it).
+    pub fn server_pid(&self) -> u32 {
+        self.server.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// Resident memory of `serve`, in kB.
+    pub fn server_rss_kb(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.server_pid()))
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(|l| l.to_string()))
+            .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+            .unwrap_or(0)
+    }
+
+    /// Runs `xdptcp flood` from the peer's namespace and returns its output.
+    pub fn flood(&self, args: &[&str]) -> String {
+        let mut a = vec![BIN, "flood", "--target", "198.18.0.1:7"];
+        a.extend_from_slice(args);
+        let o = self.cli(&a);
+        let out = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "flood {args:?}: {out}");
+        out
+    }
+
+    /// The counters `serve` writes each second to `file` (waits for a fresh write).
+    pub fn stats(&self, file: &str) -> String {
+        std::thread::sleep(Duration::from_millis(1300));
+        std::fs::read_to_string(file).unwrap_or_default()
+    }
+}
