@@ -8,6 +8,8 @@ use xdptcp::engine::kernel::{run_echo_clients, ClientPlan, Closer};
 use xdptcp::tcp::SynCookies;
 
 pub mod bench;
+#[cfg(feature = "xdp")]
+pub mod console;
 pub mod demo;
 #[cfg(feature = "xdp")]
 pub mod serve;
@@ -141,13 +143,13 @@ pub struct ServeArgs {
     #[arg(long, value_enum, default_value_t = BackendArg::Xdp)]
     pub backend: BackendArg,
     /// Network interface to attach to (the xdp backend).
-    #[arg(long, required_if_eq("backend", "xdp"))]
+    #[arg(long)]
     pub iface: Option<String>,
     /// Address to serve (repeatable). Omit to serve every address on the port.
     #[arg(long = "addr")]
     pub addrs: Vec<IpAddr>,
-    /// Port to listen on.
-    #[arg(long, default_value_t = 7)]
+    /// Port to listen on (1-65535).
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
     /// Application on --port.
     #[arg(long, value_enum, default_value_t = AppArg::Echo)]
@@ -165,8 +167,8 @@ pub struct ServeArgs {
     /// Cores to pin the queue threads to, comma-separated (default 0,1,...).
     #[arg(long, value_delimiter = ',')]
     pub cores: Vec<usize>,
-    /// Listen backlog (accept queue and SYN queue bound), capped by --somaxconn.
-    #[arg(long, default_value_t = 4096)]
+    /// Listen backlog (accept queue and SYN queue bound), capped by --somaxconn; at least 1.
+    #[arg(long, default_value_t = 4096, value_parser = parse_at_least_one)]
     pub backlog: usize,
     /// net.ipv4.tcp_syncookies: 0 off, 1 on SYN-queue overflow, 2 always.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=2))]
@@ -221,6 +223,10 @@ pub struct ServeArgs {
     /// Do not print the per-second line.
     #[arg(long)]
     pub quiet: bool,
+    /// On SIGTERM: seconds the open connections get to finish after the listeners close
+    /// (new SYNs are refused meanwhile); what is still open then is reset. SIGINT stops at once.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub drain_timeout: u64,
     /// Secrets shared by every host behind one ECMP/anycast address (48 random bytes, mode 0600,
     /// owned by the serving user; make with `(umask 077; head -c 48 /dev/urandom > PATH)`): any
     /// host then validates the SYN cookies of any other, with the same ISN and timestamp keys,
@@ -230,13 +236,65 @@ pub struct ServeArgs {
 }
 
 fn parse_port_app(s: &str) -> Result<(u16, AppArg), String> {
-    let (p, a) = s.split_once(':').ok_or("expected PORT:APP")?;
-    let port: u16 = p.parse().map_err(|e| format!("port: {e}"))?;
+    let (p, a) = s.split_once(':').ok_or("expected PORT:APP, e.g. 80:http")?;
+    let port: u16 = p.parse().map_err(|e| format!("port {p:?}: {e} (1-65535)"))?;
+    if port == 0 {
+        return Err("port 0: a listener needs a port between 1 and 65535".into());
+    }
     let app = AppArg::from_str(a, true)?;
     Ok((port, app))
 }
 
+fn parse_at_least_one(v: &str) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{e}")),
+    }
+}
+
 impl ServeArgs {
+    /// What clap cannot check alone: one line naming the flag and the fix. Runs before anything
+    /// touches the NIC, so a refused start leaves nothing attached.
+    pub fn validate(&self) -> Result<()> {
+        if self.backend == BackendArg::Xdp {
+            match self.iface.as_deref() {
+                None | Some("") => bail!(
+                    "--iface is required with the xdp backend: name the interface to attach to (see `ip -br link`), \
+                     e.g. --iface eth1"
+                ),
+                Some(i) if !std::path::Path::new("/sys/class/net").join(i).exists() => {
+                    bail!("--iface {i}: no such interface in this network namespace (see `ip -br link`)")
+                }
+                Some(_) => {}
+            }
+        }
+        let name = |a: &AppArg| a.to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default();
+        let mut seen: Vec<(u16, String)> =
+            vec![(self.port, format!("--port {} (--app {})", self.port, name(&self.app)))];
+        for (p, app) in &self.also {
+            let app = name(app);
+            if let Some((_, first)) = seen.iter().find(|(q, _)| q == p) {
+                bail!("--also {p}:{app}: port {p} is already served by {first}; pick another port for it");
+            }
+            seen.push((*p, format!("--also {p}:{app}")));
+        }
+        let mut cores = self.cores.clone();
+        cores.sort_unstable();
+        if let Some(w) = cores.windows(2).find(|w| w[0] == w[1]) {
+            bail!("--cores: core {} is listed twice; each queue needs a core of its own", w[0]);
+        }
+        // The kernel backend writes no stats file.
+        if let Some(p) = (self.backend == BackendArg::Xdp && self.stats_file != "none").then_some(&self.stats_file) {
+            let path = std::path::Path::new(p);
+            xdptcp::engine::stats_file::write(path, xdptcp::engine::stats_file::WriterState::Running, "")
+                .with_context(|| {
+                    format!("--stats-file {p}: cannot write it; create its directory or pass --stats-file none")
+                })?;
+        }
+        Ok(())
+    }
+
     pub fn apps(&self) -> Vec<(u16, AppKind)> {
         let kind = |a: AppArg| match a {
             AppArg::Echo => AppKind::Echo,
@@ -358,6 +416,7 @@ pub fn serve_kernel(a: &ServeArgs) -> Result<()> {
     if let Some(p) = &a.cookie_secret_file {
         bail!("--cookie-secret-file {}: the kernel backend uses the kernel's own SYN-cookie keys, which cannot be set; use --backend xdp or drop the flag", p.display());
     }
+    a.validate()?;
     xdptcp::engine::signals::install();
     let addr = a.addrs.first().copied().unwrap_or(IpAddr::from([0u8, 0, 0, 0]));
     let threads = if a.cores.is_empty() { a.queues.unwrap_or(1).max(1) as usize } else { a.cores.len() };
@@ -432,9 +491,30 @@ pub fn xdp_attach(a: &XdpAttachArgs) -> Result<()> {
     Ok(())
 }
 
+/// Prints the counters; says so on stderr and fails (exit 1) when they are not those of a
+/// running instance: the writer exited or was killed, or the file has not been rewritten for 3 s.
 pub fn stats(a: &StatsArgs) -> Result<()> {
+    use xdptcp::engine::stats_file::{freshness, unix_ms, Freshness};
     let s = std::fs::read_to_string(&a.file)
         .with_context(|| format!("read {} (is `serve --stats-file` running?)", a.file))?;
     print!("{s}");
-    Ok(())
+    let secs = |ms: u64| ms as f64 / 1000.0;
+    match freshness(&s, unix_ms()) {
+        Freshness::Fresh => Ok(()),
+        Freshness::Final { pid, age_ms } => {
+            bail!("{}: final counters of pid {pid}, which exited {:.1}s ago; nothing is running", a.file, secs(age_ms))
+        }
+        Freshness::WriterGone { pid, age_ms } => bail!(
+            "{}: stale: its writer (pid {pid}) is gone without a clean exit (killed or crashed); last written {:.1}s ago",
+            a.file,
+            secs(age_ms)
+        ),
+        Freshness::Old { pid, age_ms } => bail!(
+            "{}: stale: not rewritten for {:.1}s (the writer, pid {pid}, updates it every second: stuck, or a pid of \
+             another namespace)",
+            a.file,
+            secs(age_ms)
+        ),
+        Freshness::Unstamped => bail!("{}: no writer stamp (not written by this version of `serve`)", a.file),
+    }
 }

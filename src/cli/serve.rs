@@ -1,15 +1,18 @@
 //! `xdptcp serve`: the AF_XDP engine with per-second counters and a summary on exit.
 
+use super::console::Console;
 use super::{BindArg, ServeArgs, XdpModeArg};
 use anyhow::Result;
 use std::fmt::Write as _;
 use xdptcp::engine::secret_file::FleetSecrets;
 use xdptcp::engine::signals;
+use xdptcp::engine::stats_file::{self, WriterState};
 use xdptcp::engine::xdp::{Engine, EngineConfig};
 use xdptcp::engine::CoreStats;
 use xdptcp::io::xdp::{AddressMode, AttachMode, BindMode, XskConfig};
 
 pub fn serve(a: &ServeArgs) -> Result<()> {
+    a.validate()?;
     signals::install();
     // Read (and refuse) the secret file before anything is attached to the NIC.
     let cookie_secrets = a.cookie_secret_file.as_deref().map(FleetSecrets::load).transpose()?;
@@ -53,43 +56,114 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
     };
     let cfg_iface = cfg.iface.clone();
     let ports: Vec<String> = cfg.apps.iter().map(|(p, k)| format!("{p}/{k:?}")).collect();
+    let stats_path = (a.stats_file != "none").then(|| std::path::PathBuf::from(&a.stats_file));
     let engine = Engine::start(cfg)?;
-    println!("xdptcp: serving {} on {} ({} queue(s)); Ctrl-C to stop", ports.join(", "), cfg_iface, engine.queues());
+    // From here on nothing the main thread does waits for stdout or stderr (see `console`).
+    let out = Console::stdout();
+    let err = Console::with_writer(Box::new(std::io::stderr()));
+    out.line(format!(
+        "xdptcp: serving {} on {} ({} queue(s)); SIGINT stops, SIGTERM drains (up to {}s)",
+        ports.join(", "),
+        cfg_iface,
+        engine.queues(),
+        a.drain_timeout
+    ));
     #[allow(clippy::disallowed_methods)] // wall clock for the report only
     let start = std::time::Instant::now();
     let mut last = CoreStats::default();
-    let mut tick = 0u64;
-    loop {
-        for _ in 0..10 {
-            std::thread::sleep(std::time::Duration::from_millis(100));
-            if signals::stop_requested() {
-                break;
+    let mut next_tick = start + TICK;
+    let mut ticks = 0u64;
+    let mut drain_deadline: Option<std::time::Instant> = None;
+    let mut checksum_warned = false;
+    let how = loop {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        #[allow(clippy::disallowed_methods)]
+        let now = std::time::Instant::now();
+        if signals::immediate_stop_requested() {
+            break "SIGINT";
+        }
+        if signals::drain_requested() && drain_deadline.is_none() {
+            engine.stop_listening();
+            drain_deadline = Some(now + std::time::Duration::from_secs(a.drain_timeout));
+            let open = CoreStats::total(&engine.snapshot()).conns;
+            out.line(format!(
+                "xdptcp: SIGTERM: listeners closed; draining {open} connection(s) for at most {}s",
+                a.drain_timeout
+            ));
+        }
+        if let Some(d) = drain_deadline {
+            let open = CoreStats::total(&engine.snapshot()).conns;
+            if open == 0 {
+                break "SIGTERM, drained";
+            }
+            if now >= d {
+                out.line(format!("xdptcp: drain timeout: resetting {open} connection(s)"));
+                break "SIGTERM, drain timeout";
             }
         }
-        tick += 1;
-        let now = CoreStats::total(&engine.snapshot());
+        if now < next_tick {
+            continue;
+        }
+        next_tick += TICK;
+        ticks += 1;
+        let now_stats = CoreStats::total(&engine.snapshot());
         if !a.quiet {
-            println!("{}", per_second(&now, &last));
+            out.line(per_second(&now_stats, &last));
         }
-        if a.stats_file != "none" {
-            let _ = std::fs::write(&a.stats_file, report(&now, start.elapsed().as_secs_f64()));
+        if !checksum_warned && checksum_offload_suspected(&now_stats, &last) {
+            checksum_warned = true;
+            err.line(CHECKSUM_WARNING.replace("{iface}", &cfg_iface));
         }
-        last = now;
-        if signals::stop_requested() || a.duration.is_some_and(|d| tick >= d) {
-            break;
+        if let Some(p) = &stats_path {
+            let body = report(&now_stats, start.elapsed().as_secs_f64(), out.dropped());
+            if let Err(e) = stats_file::write(p, WriterState::Running, &body) {
+                err.line(format!("xdptcp: write --stats-file {}: {e}", p.display()));
+            }
         }
-    }
+        last = now_stats;
+        if drain_deadline.is_none() && a.duration.is_some_and(|d| ticks >= d) {
+            break "--duration";
+        }
+    };
+    // What is still open is reset before the last count, so the summary shows those RSTs.
+    engine.abort_all();
     let per_core = engine.snapshot();
     let total = CoreStats::total(&per_core);
-    println!("--- summary after {:.1}s ---", start.elapsed().as_secs_f64());
-    print!("{}", report(&total, start.elapsed().as_secs_f64()));
-    for (name, v) in engine.steering_stats() {
+    let steering = engine.steering_stats();
+    engine.stop();
+    let secs = start.elapsed().as_secs_f64();
+    let mut summary = format!("--- summary after {secs:.1}s (stopped by {how}) ---\n");
+    summary += &report(&total, secs, out.dropped());
+    for (name, v) in steering {
         if v > 0 {
-            println!("xdp_{name:<24} {v}");
+            let _ = writeln!(summary, "xdp_{name:<24} {v}");
         }
     }
-    engine.stop();
+    if let Some(p) = &stats_path {
+        let _ = stats_file::write(p, WriterState::Final, &summary);
+    }
+    out.text(summary);
+    // The summary goes where it can: a stdout nobody reads gets half a second.
+    out.flush(std::time::Duration::from_millis(500));
+    err.flush(std::time::Duration::from_millis(100));
     Ok(())
+}
+
+/// The per-second line and the stats file.
+const TICK: std::time::Duration = std::time::Duration::from_secs(1);
+
+const CHECKSUM_WARNING: &str = "xdptcp: warning: most TCP segments received on {iface} fail their checksum \
+(counter drop_bad_checksum). The sender is likely a veth or container interface with transmit checksum \
+offload on, which leaves checksums to hardware that never computes them; turn it off on the sending side \
+(`ethtool -K <peer-interface> tx off`, inside the peer's namespace). See README, Running in production.";
+
+/// Bad checksums dominate what arrived in the last second: at least 8 of them, and more than
+/// half of the TCP segments received.
+fn checksum_offload_suspected(now: &CoreStats, last: &CoreStats) -> bool {
+    use xdptcp::tcp::DropReason;
+    let bad = now.tcp.drops_of(DropReason::BadChecksum).saturating_sub(last.tcp.drops_of(DropReason::BadChecksum));
+    let tcp = now.net.rx_tcp.saturating_sub(last.net.rx_tcp);
+    bad >= 8 && bad * 2 > tcp
 }
 
 fn per_second(now: &CoreStats, last: &CoreStats) -> String {
@@ -112,7 +186,7 @@ fn per_second(now: &CoreStats, last: &CoreStats) -> String {
 }
 
 /// Every non-zero counter, `nstat` style, plus drop reasons and gauges.
-pub fn report(s: &CoreStats, secs: f64) -> String {
+pub fn report(s: &CoreStats, secs: f64, stdout_dropped: u64) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "uptime_seconds           {secs:.1}");
     let _ = writeln!(o, "connections              {}", s.conns);
@@ -144,6 +218,9 @@ pub fn report(s: &CoreStats, secs: f64) -> String {
     // loops spent spinning idle.
     if let Some(ns) = s.frame_ns() {
         let _ = writeln!(o, "rx_frame_ns              {ns:.0}");
+    }
+    if stdout_dropped > 0 {
+        let _ = writeln!(o, "stdout_lines_dropped     {stdout_dropped}");
     }
     o
 }

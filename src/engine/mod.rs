@@ -20,7 +20,9 @@ pub mod kernel_server;
 pub mod loadgen;
 pub mod nic;
 pub mod owners;
+pub mod preflight;
 pub mod secret_file;
+pub mod stats_file;
 #[cfg(feature = "xdp")]
 pub mod xdp;
 
@@ -304,6 +306,30 @@ impl<H: Handler + ?Sized> Core<H> {
         true
     }
 
+    /// Graceful stop, first step: every listener closes (new SYNs meet a closed port, and
+    /// connections not yet accepted are reset, see [`Shard::unlisten`]); accepted connections
+    /// go on until they finish or [`Core::abort_all`] ends them. Returns how many pending
+    /// connections were reset or dropped.
+    pub fn stop_listening(&mut self, now: Instant, io: &mut dyn FrameIo) -> usize {
+        let Core { shard, net, .. } = self;
+        let mut n = 0;
+        for port in shard.listening_ports() {
+            n += shard.unlisten(now, port, &mut net.tx(now, io.tx())).unwrap_or(0);
+        }
+        self.run_app_and_transmit(now, io.tx());
+        io.flush();
+        n
+    }
+
+    /// Ends every connection with a RST (the engine stops) and sends the RSTs at once.
+    pub fn abort_all(&mut self, now: Instant, io: &mut dyn FrameIo) -> usize {
+        let Core { shard, net, .. } = self;
+        let n = shard.abort_all(now, &mut net.tx(now, io.tx()));
+        self.run_app_and_transmit(now, io.tx());
+        io.flush();
+        n
+    }
+
     pub fn stats(&self, io: &dyn FrameIo) -> CoreStats {
         CoreStats {
             core: self.index,
@@ -387,6 +413,12 @@ pub fn connect_cores<H: Handler + ?Sized>(cores: &mut [Core<H>], cfg: &HandoverC
 #[derive(Debug)]
 pub enum Control {
     Snapshot(Sender<CoreStats>),
+    /// Graceful stop, first step: close the listeners ([`Core::stop_listening`]); the loop
+    /// goes on serving the open connections.
+    StopListening,
+    /// Reset every open connection ([`Core::abort_all`]); the loop goes on.
+    AbortAll,
+    /// Reset every open connection and leave the loop.
     Stop,
 }
 
@@ -422,31 +454,60 @@ pub fn random_secrets() -> std::io::Result<crate::tcp::Secrets> {
     Ok(crate::tcp::Secrets { isn_key: key(0), ts_key: key(1), cookie_key: key(2), cookie_key_prev: key(3) })
 }
 
-/// SIGINT / SIGTERM as a flag the loops poll.
+/// SIGINT and SIGTERM as flags the main thread polls (signal-hook registers the handlers: an
+/// atomic store each, async-signal-safe).
+///
+/// SIGTERM asks for a graceful stop (listeners close, open connections get a deadline); SIGINT
+/// for an immediate one (every connection reset). A second signal of the same kind ends the
+/// process at once (exit status 130 / 143): an operator who repeats it wants out now, and the
+/// kernel detaches the XDP program with the last descriptor of its link.
 pub mod signals {
     use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, OnceLock};
 
-    static STOP: AtomicBool = AtomicBool::new(false);
+    struct Flags {
+        int: Arc<AtomicBool>,
+        term: Arc<AtomicBool>,
+    }
 
-    extern "C" fn on_signal(_: libc::c_int) {
-        STOP.store(true, Ordering::SeqCst);
+    static FLAGS: OnceLock<Flags> = OnceLock::new();
+
+    fn flags() -> &'static Flags {
+        FLAGS.get_or_init(|| Flags { int: Arc::new(AtomicBool::new(false)), term: Arc::new(AtomicBool::new(false)) })
     }
 
     /// Installs the handlers (idempotent).
     pub fn install() {
-        for sig in [libc::SIGINT, libc::SIGTERM] {
-            // SAFETY: `on_signal` is async-signal-safe (one atomic store) and lives forever.
-            unsafe {
-                libc::signal(sig, on_signal as *const () as libc::sighandler_t);
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            let f = flags();
+            for (sig, flag) in [(libc::SIGINT, &f.int), (libc::SIGTERM, &f.term)] {
+                // Order matters: the exit hook checks the flag before the flag is set, so the
+                // first signal only sets it and the second one exits.
+                let _ = signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, Arc::clone(flag));
+                let _ = signal_hook::flag::register(sig, Arc::clone(flag));
             }
-        }
+        });
     }
 
+    /// SIGINT or SIGTERM arrived (or [`request_stop`] was called).
     pub fn stop_requested() -> bool {
-        STOP.load(Ordering::SeqCst)
+        let f = flags();
+        f.int.load(Ordering::SeqCst) || f.term.load(Ordering::SeqCst)
     }
 
+    /// SIGINT arrived: stop now, without a drain.
+    pub fn immediate_stop_requested() -> bool {
+        flags().int.load(Ordering::SeqCst)
+    }
+
+    /// SIGTERM arrived: a graceful stop.
+    pub fn drain_requested() -> bool {
+        flags().term.load(Ordering::SeqCst)
+    }
+
+    /// Asks for an immediate stop, as SIGINT does.
     pub fn request_stop() {
-        STOP.store(true, Ordering::SeqCst);
+        flags().int.store(true, Ordering::SeqCst);
     }
 }

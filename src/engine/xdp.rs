@@ -43,6 +43,9 @@ pub struct EngineConfig {
     pub cookie_secrets: Option<FleetSecrets>,
 }
 
+/// How long stopping waits for the core threads.
+pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_millis(1500);
+
 /// A running engine. Dropping it stops the threads and detaches the program.
 pub struct Engine {
     threads: Vec<JoinHandle<()>>,
@@ -55,7 +58,7 @@ pub struct Engine {
 /// How many queues to serve on `iface`: all of its receive queues when `asked` is 0, else
 /// `asked`, which must be that number. Fewer would leave the flows the NIC hashes onto the
 /// other queues with no socket (DESIGN.md: every packet is handled where it lands); more do
-/// not exist. Also says what steers flows to queues: the RSS key and table, when readable.
+/// not exist.
 fn served_queues(iface: &str, asked: u32) -> Result<u32> {
     let nic = super::nic::queue_count(iface).with_context(|| format!("read the queue count of {iface}"))?;
     let have = nic.rx_queues();
@@ -71,18 +74,22 @@ fn served_queues(iface: &str, asked: u32) -> Result<u32> {
     if asked > have {
         bail!("--queues {asked}: {iface} has only {have} receive queue(s); omit --queues to serve all of them");
     }
+    Ok(have)
+}
+
+/// What steers flows to queues: the RSS key and table, when readable.
+fn rss_note(iface: &str) -> String {
     match super::nic::rss_config(iface) {
-        Ok(rss) => eprintln!(
+        Ok(rss) => format!(
             "xdptcp: {iface}: RSS Toeplitz key {} bytes, indirection table {} entries",
             rss.key.len(),
             rss.indir.len()
         ),
-        Err(e) => eprintln!(
+        Err(e) => format!(
             "xdptcp: {iface}: no RSS key to read ({e}); flows land where the device puts them, and a \
              segment that reaches a core not holding its flow is handed over"
         ),
     }
-    Ok(have)
 }
 
 /// The MAC address of an interface, from sysfs.
@@ -94,8 +101,22 @@ pub fn iface_mac(iface: &str) -> Result<EthernetAddress> {
 
 impl Engine {
     pub fn start(cfg: EngineConfig) -> Result<Engine> {
+        use super::preflight;
+        // Everything that can be refused is refused before the program is loaded.
+        let caps = preflight::effective_caps().unwrap_or(u64::MAX);
+        preflight::check_capabilities(caps)?;
         let queues = served_queues(&cfg.iface, cfg.queues)?;
         let cfg = EngineConfig { queues, ..cfg };
+        preflight::check_cores(&cfg.cores, queues, &preflight::allowed_cpus())?;
+        if cfg.address_mode == AddressMode::Shared && !cfg.addrs.is_empty() {
+            let have =
+                preflight::iface_addrs(&cfg.iface).with_context(|| format!("read the addresses of {}", cfg.iface))?;
+            preflight::check_shared_addrs(&cfg.iface, &cfg.addrs, &have)?;
+        }
+        let umem = u64::from(cfg.xsk.frame_count) * u64::from(cfg.xsk.frame_size) * u64::from(queues);
+        preflight::check_memlock(caps, umem, preflight::memlock_limit())?;
+        crate::io::xdp::quiet_libbpf();
+        eprintln!("{}", rss_note(&cfg.iface));
         let mac = iface_mac(&cfg.iface)?;
         let ports: Vec<u16> = cfg.apps.iter().map(|a| a.0).collect();
         let listen: Vec<SocketAddr> = if cfg.addrs.is_empty() {
@@ -106,7 +127,7 @@ impl Engine {
         let steer =
             SteerConfig { listen, client_ports: None, owned: cfg.addrs.clone(), address_mode: cfg.address_mode };
         let mut steering = Steering::load(&steer).context("load the XDP steering program")?;
-        steering.attach(&cfg.iface, cfg.attach).with_context(|| format!("attach XDP to {}", cfg.iface))?;
+        steering.attach(&cfg.iface, cfg.attach)?;
 
         // A fleet shares the keys, and its clock reads UNIX time (FleetClock says why).
         let (secrets, master, clock) = match &cfg.cookie_secrets {
@@ -182,18 +203,28 @@ impl Engine {
         self.queues
     }
 
-    /// Statistics of every core.
+    /// Statistics of every core (a core that does not answer within 250 ms is left out: the
+    /// caller's loop must not stall on one).
+    #[allow(clippy::disallowed_methods)] // a wall-clock bound on waiting for the cores
     pub fn snapshot(&self) -> Vec<CoreStats> {
-        let mut out = Vec::new();
+        let asked: Vec<_> = self
+            .ctl
+            .iter()
+            .filter_map(|c| {
+                let (tx, rx) = bounded(1);
+                c.try_send(Control::Snapshot(tx)).is_ok().then_some(rx)
+            })
+            .collect();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(250);
+        asked.into_iter().filter_map(|rx| rx.recv_deadline(deadline).ok()).collect()
+    }
+
+    /// Graceful stop, first step: every core closes its listeners (new SYNs meet a closed
+    /// port; connections not yet accepted are reset) and goes on serving open connections.
+    pub fn stop_listening(&self) {
         for c in &self.ctl {
-            let (tx, rx) = bounded(1);
-            if c.send(Control::Snapshot(tx)).is_ok() {
-                if let Ok(s) = rx.recv_timeout(std::time::Duration::from_secs(2)) {
-                    out.push(s);
-                }
-            }
+            let _ = c.send(Control::StopListening);
         }
-        out
     }
 
     /// The steering program's per-CPU counters, summed.
@@ -201,16 +232,36 @@ impl Engine {
         self.steering.stats().map(|s| s.iter().collect()).unwrap_or_default()
     }
 
+    /// Resets every open connection on every core (the cores keep running: a snapshot taken
+    /// after this counts the RSTs).
+    pub fn abort_all(&self) {
+        for c in &self.ctl {
+            let _ = c.send(Control::AbortAll);
+        }
+    }
+
     pub fn stop(mut self) {
         self.stop_threads();
     }
 
+    /// Tells every core to reset its connections and leave its loop, and waits for them at
+    /// most [`STOP_GRACE`]: a core that has not left by then (it cannot be, short of a kernel
+    /// stall) is left behind, and the process exit ends it; stopping never hangs.
+    #[allow(clippy::disallowed_methods)] // a wall-clock bound on joining threads
     fn stop_threads(&mut self) {
         for c in &self.ctl {
             let _ = c.send(Control::Stop);
         }
+        let deadline = std::time::Instant::now() + STOP_GRACE;
         for t in self.threads.drain(..) {
-            let _ = t.join();
+            while !t.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            } else {
+                eprintln!("xdptcp: a core thread did not stop within {STOP_GRACE:?}; leaving it to the process exit");
+            }
         }
     }
 }
@@ -266,7 +317,16 @@ fn core_thread(
             Ok(Control::Snapshot(reply)) => {
                 let _ = reply.send(core.stats(&link));
             }
-            Ok(Control::Stop) | Err(crossbeam_channel::TryRecvError::Disconnected) => return,
+            Ok(Control::StopListening) => {
+                core.stop_listening(now, &mut link);
+            }
+            Ok(Control::AbortAll) => {
+                core.abort_all(now, &mut link);
+            }
+            Ok(Control::Stop) | Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                core.abort_all(clock.now(), &mut link);
+                return;
+            }
             Err(crossbeam_channel::TryRecvError::Empty) => {}
         }
         if n == 0 {

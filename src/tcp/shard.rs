@@ -299,6 +299,51 @@ impl Shard {
         Ok(())
     }
 
+    /// CLOSE of a listener (RFC 9293 §3.10.4, LISTEN state): `port` stops accepting, and from
+    /// now on a SYN to it meets a closed port (RST, §3.10.7.1). As Linux does when a listening
+    /// socket closes (`inet_csk_listen_stop`), connections the application has not accepted yet
+    /// are reset, and half-open SYN-queue entries are dropped (their final ACK then finds no
+    /// listener and is answered with RST). Accepted connections are untouched. Returns how
+    /// many were reset or dropped.
+    pub fn unlisten(&mut self, now: Instant, port: u16, tx: &mut dyn TxSink) -> Result<usize, ApiError> {
+        let l = self.listeners.remove(&port).ok_or(ApiError::NoConnection)?;
+        let mut n = 0;
+        for id in l.accept_queue {
+            if self.with_tcb(now, id, tx, |tcb, ctx| tcb.abort(ctx)).is_some() {
+                n += 1;
+                self.settle(id);
+            }
+        }
+        let half_open: Vec<FourTuple> =
+            self.syn_queue.iter().filter(|(_, e)| e.port == port).map(|(t, _)| *t).collect();
+        for t in half_open {
+            self.remove_syn_entry(&t);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// The ports in LISTEN.
+    pub fn listening_ports(&self) -> Vec<u16> {
+        self.listeners.keys().copied().collect()
+    }
+
+    /// ABORT of every connection with a TCB (an engine that stops: RST to each synchronized
+    /// peer, RFC 9293 §3.10.5, rather than leaving it to half-open discovery). TIME-WAIT and
+    /// SYN-queue entries hold no peer that waits for data and are left as they are. Returns
+    /// how many were aborted.
+    pub fn abort_all(&mut self, now: Instant, tx: &mut dyn TxSink) -> usize {
+        let ids: Vec<ConnId> = self.conns.values().copied().collect();
+        let mut n = 0;
+        for id in ids {
+            if self.with_tcb(now, id, tx, |tcb, ctx| tcb.abort(ctx)).is_some() {
+                n += 1;
+                self.settle(id);
+            }
+        }
+        n
+    }
+
     /// STATUS (RFC 9293 §3.10.6).
     pub fn state(&self, id: ConnId) -> Option<State> {
         self.tcb(id).map(|t| t.state)

@@ -49,18 +49,46 @@ impl Bed {
         bed
     }
 
-    pub fn serve(&mut self, extra: &[&str]) {
+    /// The `serve` command line of [`Bed::serve`], for a test that wants its own stdio.
+    pub fn serve_command(&self, extra: &[&str]) -> Command {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.ns_srv(), BIN, "serve", "--iface", &self.dev_srv(), "--addr", "198.18.0.1"])
             .args(["--port", "7", "--app", "echo", "--also", "80:http", "--quiet"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .args(extra);
+        c
+    }
+
+    pub fn serve(&mut self, extra: &[&str]) {
+        let mut c = self.serve_command(extra);
+        c.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        self.serve_with(c);
+    }
+
+    /// Starts `c` (a [`Bed::serve_command`]) as the server and waits until it is up.
+    pub fn serve_with(&mut self, mut c: Command) {
         self.server = Some(c.spawn().expect("start serve"));
         std::thread::sleep(Duration::from_millis(1500));
         if let Some(Ok(Some(st))) = self.server.as_mut().map(|s| s.try_wait()) {
             panic!("serve exited early: {st}");
         }
+    }
+
+    /// A kernel TCP connection from the peer's namespace (the socket is made by a thread that
+    /// joined that namespace; a socket stays in the namespace it was made in).
+    pub fn peer_connect(&self, to: &str) -> std::io::Result<std::net::TcpStream> {
+        let ns = format!("/var/run/netns/{}", self.ns_cli());
+        let to: std::net::SocketAddr = to.parse().expect("socket address");
+        std::thread::spawn(move || {
+            use std::os::fd::AsRawFd;
+            let f = std::fs::File::open(&ns)?;
+            // SAFETY: setns(2) on a namespace file we opened; it changes this thread only.
+            if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            std::net::TcpStream::connect_timeout(&to, Duration::from_secs(5))
+        })
+        .join()
+        .expect("connect thread")
     }
 
     /// Runs a command in the kernel peer's namespace.

@@ -27,7 +27,7 @@ const STAT_ANSWERED: u32 = 0;
 const STAT_PASSED: u32 = 1;
 
 fn bpf_err(op: &'static str) -> impl FnOnce(libbpf_rs::Error) -> XdpError {
-    move |source| XdpError::Bpf { op: op.to_owned(), source }
+    move |cause| XdpError::Bpf { op: op.to_owned(), cause }
 }
 
 /// Opens `bpf/synack_tx.bpf.c` and loads only the program `want` (the verifier runs here).

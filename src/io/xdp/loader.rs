@@ -172,9 +172,36 @@ impl fmt::Debug for Steering {
     }
 }
 
+/// The last lines libbpf printed (its warnings and the verifier's log), kept instead of printed.
+static LIBBPF_LOG: std::sync::Mutex<std::collections::VecDeque<String>> =
+    std::sync::Mutex::new(std::collections::VecDeque::new());
+const LIBBPF_LOG_LINES: usize = 40;
+
+fn keep_libbpf_line(_level: libbpf_rs::PrintLevel, msg: String) {
+    if let Ok(mut log) = LIBBPF_LOG.lock() {
+        if log.len() == LIBBPF_LOG_LINES {
+            log.pop_front();
+        }
+        log.push_back(msg.trim_end().to_owned());
+    }
+}
+
+/// Routes libbpf's own messages away from stderr: an operator gets one line that says what
+/// failed and what to do, and a load the verifier refuses carries the verifier's last lines in
+/// its error ([`Steering::load`]). Before this, a start without privileges printed four libbpf
+/// lines ahead of the real error.
+pub fn quiet_libbpf() {
+    libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Warn, keep_libbpf_line)));
+}
+
+/// Takes what libbpf printed since the last call.
+fn take_libbpf_log() -> Vec<String> {
+    LIBBPF_LOG.lock().map(|mut l| l.drain(..).collect()).unwrap_or_default()
+}
+
 fn bpf_err(op: impl Into<String>) -> impl FnOnce(libbpf_rs::Error) -> XdpError {
     let op = op.into();
-    move |source| XdpError::Bpf { op, source }
+    move |cause| XdpError::Bpf { op, cause }
 }
 
 /// The index of interface `ifname` in the calling thread's network namespace.
@@ -183,7 +210,7 @@ pub fn ifindex(ifname: &str) -> Result<u32, XdpError> {
     // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
     let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
     if idx == 0 {
-        return Err(XdpError::Os { op: format!("find interface {ifname}"), source: io::Error::last_os_error() });
+        return Err(XdpError::Os { op: format!("find interface {ifname}"), cause: io::Error::last_os_error() });
     }
     Ok(idx)
 }
@@ -205,7 +232,7 @@ fn query_ifindex(ifname: &str, ifindex: u32) -> Result<Option<AttachedProgram>, 
     if rc < 0 {
         return Err(XdpError::Os {
             op: format!("query XDP programs on {ifname}"),
-            source: io::Error::from_raw_os_error(-rc),
+            cause: io::Error::from_raw_os_error(-rc),
         });
     }
     let (prog_id, mode) = match u32::from(opts.attach_mode) {
@@ -228,7 +255,17 @@ impl Steering {
         // skeleton's Drop) keeps `Steering` free of a self-referential struct and of unsafe.
         let storage: &'static mut MaybeUninit<OpenObject> = Box::leak(Box::new(MaybeUninit::uninit()));
         let open = SteerSkelBuilder::default().open(storage).map_err(bpf_err("open the XDP object"))?;
-        let skel = open.load().map_err(bpf_err("load the XDP program (see the verifier log above)"))?;
+        let _ = take_libbpf_log();
+        let skel = open.load().map_err(|cause| {
+            let denied = matches!(cause.kind(), libbpf_rs::ErrorKind::PermissionDenied);
+            let log = take_libbpf_log();
+            let op = if denied || log.is_empty() {
+                "load the XDP program".to_owned()
+            } else {
+                format!("load the XDP program (libbpf and verifier said:\n  {})\n", log.join("\n  "))
+            };
+            XdpError::Bpf { op, cause }
+        })?;
         let s = Steering { attachment: None, skel };
         s.write_config(cfg.raw())?;
         for l in &cfg.listen {
@@ -413,14 +450,23 @@ pub(crate) fn attach_xdp_link(
                 return Err(XdpError::AlreadyAttached { ifname: ifname.to_owned(), prog_id: p.prog_id, mode: p.mode });
             }
         }
+        let mtu = std::fs::read_to_string(format!("/sys/class/net/{ifname}/mtu")).unwrap_or_default();
         let hint = if mode == AttachMode::Native && errno == libc::EOPNOTSUPP {
-            " (the driver has no native XDP; generic mode works everywhere)"
+            " (the driver has no native XDP; generic mode works everywhere)".to_owned()
+        } else if errno == libc::ERANGE {
+            // The driver refuses a program that cannot take the largest frame its MTU allows
+            // in one buffer (veth: a page minus headroom and skb_shared_info).
+            format!(
+                " (the MTU of {ifname}, {}, or on a veth pair its peer's, is above what XDP allows on \
+                 this driver: about 3,500 bytes; lower it on both ends, e.g. `ip link set dev {ifname} mtu 1500`)",
+                mtu.trim()
+            )
         } else {
-            ""
+            String::new()
         };
         return Err(XdpError::Os {
             op: format!("attach XDP to {ifname} in {mode} mode{hint}"),
-            source: io::Error::from_raw_os_error(errno),
+            cause: io::Error::from_raw_os_error(errno),
         });
     }
     // SAFETY: `fd` was just returned by BPF_LINK_CREATE and is owned by nothing else.

@@ -31,7 +31,8 @@ mod xsk;
 pub use abi::XskStat;
 pub use ceiling::{Ceiling, PassProgram};
 pub use loader::{
-    attached_program, ifindex, AddressMode, AttachMode, AttachedProgram, SteerConfig, SteerStats, Steering,
+    attached_program, ifindex, quiet_libbpf, AddressMode, AttachMode, AttachedProgram, SteerConfig, SteerStats,
+    Steering,
 };
 pub use umem::FrameCounts;
 pub use xsk::{BindMode, XdpLink, XskConfig, XskKernelStats};
@@ -52,20 +53,13 @@ pub enum XdpError {
          removed with `ip link set dev {ifname} xdp off`)"
     )]
     AlreadyAttached { ifname: String, prog_id: u32, mode: &'static str },
-    /// A libbpf operation failed.
-    #[error("{op}: {source}")]
-    Bpf {
-        op: String,
-        #[source]
-        source: libbpf_rs::Error,
-    },
-    /// A system call failed.
-    #[error("{op}: {source}")]
-    Os {
-        op: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// A libbpf operation failed. The cause is part of the message and not a `source()`, so
+    /// that an error chain (`{:#}`) names it once.
+    #[error("{op}: {cause}")]
+    Bpf { op: String, cause: libbpf_rs::Error },
+    /// A system call failed (the cause as for `Bpf`).
+    #[error("{op}: {cause}")]
+    Os { op: String, cause: std::io::Error },
     /// An xsk-rs (libxdp) operation failed; `cause` is the error chain, flattened.
     #[error("{op}: {cause}")]
     Xsk { op: String, cause: String },
