@@ -15,7 +15,9 @@
 //!   zero-length segment (a pure ACK, the usual flood) is never retransmitted by TCP and
 //!   nobody waits on its answer. Zero-length segments may only spend the tokens above a reserve
 //!   (a quarter of the burst), so a pure-ACK flood, however many sources it spoofs, leaves the
-//!   reserve, refilled at the full rate, to the segments that matter.
+//!   reserve, refilled at the full rate, to the segments that matter. (An idle peer's
+//!   keepalive probe is zero-length and may go unanswered during a flood; the peer sends
+//!   `tcp_keepalive_probes` of them, and its next data segment is answered.)
 //! * Per-source share for the priority class. One source (hashed into one of
 //!   [`SOURCE_SLOTS`] small buckets; an IPv6 source by its /64) may spend at most half the
 //!   rate and half the burst, so a single host sending data to dead connections cannot take
