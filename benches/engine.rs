@@ -339,7 +339,9 @@ impl FrameIo for Ring {
 fn server_cores(n: usize) -> Vec<Core> {
     let mut cores: Vec<Core> = (0..n)
         .map(|i| {
-            let mut shard = Shard::new(Config::default(), Secrets::from_seed(1));
+            // The RST limit off: `unmatched_ack_rst` times the full answer, one RST per ACK.
+            let cfg = Config { rst_rate_limit: 0, ..Config::default() };
+            let mut shard = Shard::new(cfg, Secrets::from_seed(1));
             shard.listen(PORT, None, 4096).unwrap();
             Core::new(i, shard, net(SERVER_MAC, SERVER), AppKind::Echo.build())
         })

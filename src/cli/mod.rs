@@ -233,6 +233,11 @@ pub struct ServeArgs {
     /// and cookie epochs follow UNIX time. Default: keys drawn at start (this host only).
     #[arg(long, value_name = "PATH")]
     pub cookie_secret_file: Option<std::path::PathBuf>,
+    /// RSTs per second each core sends to segments that match nothing (a stray-ACK flood),
+    /// with a burst of one second's worth; 0: no limit. Suppressed ones count in
+    /// XdptcpRstRateLimited. Default 200, as FreeBSD's net.inet.icmp.icmplim.
+    #[arg(long, default_value_t = 200)]
+    pub rst_limit: u32,
 }
 
 fn parse_port_app(s: &str) -> Result<(u16, AppArg), String> {
@@ -315,6 +320,8 @@ impl ServeArgs {
             synack_retries: self.synack_retries,
             fin_timeout: xdptcp::time::Duration::from_secs(self.fin_timeout),
             abort_on_overflow: self.abort_on_overflow,
+            rst_rate_limit: self.rst_limit,
+            rst_rate_burst: self.rst_limit,
             ..xdptcp::tcp::Config::default()
         }
     }

@@ -90,6 +90,19 @@ pub struct Config {
     pub initial_cwnd: u32,
     /// IP TTL / hop limit of emitted packets.
     pub ttl: u8,
+    /// RSTs per second this shard sends in answer to segments that match nothing (no
+    /// connection, no SYN-queue entry, a bad ACK or SYN-ACK to a listener); 0: no limit, RFC
+    /// 9293 §3.10.7.1's one RST per segment. Default 200, FreeBSD's `net.inet.icmp.icmplim`
+    /// (its `badport_bandlim()` limits closed-port and open-port RSTs); Linux has no such limit.
+    /// Suppressed RSTs count in `XdptcpRstRateLimited`. Segments carrying data, SYN or FIN (what
+    /// a peer whose connection we lost retransmits) keep a reserve that pure ACKs cannot spend,
+    /// and one source gets at most half the rate: see [`super::rst_limit`]. RSTs of a
+    /// connection (SYN-SENT's answer to a bad ACK, aborts) are never limited; challenge ACKs and
+    /// TIME-WAIT ACKs have their own per-connection limit (`invalid_ratelimit`).
+    pub rst_rate_limit: u32,
+    /// Tokens of that bucket: the most RSTs sent at once after a quiet spell (default one
+    /// second's worth, as FreeBSD counts per second). At most `burst + rate × seconds` go out.
+    pub rst_rate_burst: u32,
 }
 
 impl Default for Config {
@@ -127,6 +140,8 @@ impl Default for Config {
             max_tw_buckets: 1 << 18,
             initial_cwnd: 10,
             ttl: 64,
+            rst_rate_limit: 200,
+            rst_rate_burst: 200,
         }
     }
 }

@@ -101,6 +101,9 @@ counters! {
     tcp_ext_foreign_shard => "XdptcpForeignShard",
     /// Transmit attempts refused for lack of a frame.
     tcp_ext_tx_no_frame => "XdptcpTxNoFrame",
+    /// RSTs not sent to segments that matched nothing, by the `rst_rate_limit` bucket (cf.
+    /// FreeBSD's "Limiting closed port RST response"; Linux has no such counter).
+    tcp_ext_rst_rate_limited => "XdptcpRstRateLimited",
 }
 
 /// Why a segment was dropped. Every drop bumps `Counters::drops[reason.index()]`.

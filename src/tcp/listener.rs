@@ -79,8 +79,9 @@ impl Shard {
             return self.on_cookie_ack(now, t, seg, tx);
         }
         if f.ack() {
-            // A SYN-ACK to a listener (Figure 11, line 3): reset it.
-            self.send_rst_for(&t, seg, tx);
+            // A SYN-ACK to a listener (Figure 11, line 3): reset it (rate-limited: it matches
+            // nothing).
+            self.send_rst_unmatched(now, &t, seg, tx);
             return self.dropped(DropReason::NoListener);
         }
         // Third, check for a SYN.
@@ -283,7 +284,9 @@ impl Shard {
                 // connection holds the tuple).
                 return self.complete_passive(now, t, c.iss, c.irs, c.neg, c.rcv_wscale, seg, tx, true);
             }
-            self.send_rst_for(&t, seg, tx);
+            // Rate-limited as a segment that matches nothing: one spoofed SYN makes an entry,
+            // and a flood of bad ACKs to it would otherwise be reflected 1:1 past the bucket.
+            self.send_rst_unmatched(now, &t, seg, tx);
             return self.dropped(DropReason::InvalidAck);
         }
         // First, the sequence number must be in the window; an unacceptable segment (a SYN
@@ -317,8 +320,9 @@ impl Shard {
             Ok(c) => self.complete_passive(now, t, c.iss, c.irs, c.neg, c.rcv_wscale, seg, tx, false),
             Err(reason) => {
                 // Not checked, or a forged or stale cookie (which never creates a
-                // connection): the ACK is then what LISTEN says it is, bad, and reset.
-                self.send_rst_for(&t, seg, tx);
+                // connection): the ACK is then what LISTEN says it is, bad, and reset, within
+                // the `rst_rate_limit` bucket (a stray-ACK flood lands here).
+                self.send_rst_unmatched(now, &t, seg, tx);
                 self.dropped(reason)
             }
         }

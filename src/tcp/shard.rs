@@ -14,6 +14,7 @@ use super::event::Event;
 use super::icmp::IcmpError;
 use super::listener::{Listener, SynEntry};
 use super::owners::FlowOwners;
+use super::rst_limit::RstLimiter;
 use super::secrets::{isn, ts_offset, Key, Secrets};
 use super::state::State;
 use super::time_wait::TwEntry;
@@ -72,6 +73,8 @@ pub struct Shard {
     /// Ask the directory about flows held nowhere here (off for a frame another shard handed
     /// over: it is judged here, whatever the directory says by now).
     defer: bool,
+    /// The bucket of RSTs to segments that match nothing (`rst_rate_limit`).
+    rst_limit: Box<RstLimiter>,
 }
 
 impl Shard {
@@ -91,6 +94,7 @@ impl Shard {
             dirty: Vec::new(),
             owners: None,
             defer: false,
+            rst_limit: Box::default(),
         }
     }
 
@@ -471,16 +475,32 @@ impl Shard {
             self.time_wait_keep(now, &t, tx);
             return Verdict::Consumed;
         }
-        self.reset_unknown(&t, seg, tx)
+        self.reset_unknown(now, &t, seg, tx)
     }
 
-    /// RFC 9293 §3.10.7.1 CLOSED: answer anything but a RST with a RST.
-    pub fn reset_unknown(&mut self, t: &FourTuple, seg: &TcpRepr<'_>, tx: &mut dyn TxSink) -> Verdict {
+    /// RFC 9293 §3.10.7.1 CLOSED: answer anything but a RST with a RST, within the
+    /// `rst_rate_limit` bucket.
+    pub fn reset_unknown(&mut self, now: Instant, t: &FourTuple, seg: &TcpRepr<'_>, tx: &mut dyn TxSink) -> Verdict {
         if seg.flags.rst() {
             return self.dropped(DropReason::RstNoConnection);
         }
-        self.send_rst_for(t, seg, tx);
+        self.send_rst_unmatched(now, t, seg, tx);
         self.dropped(DropReason::NoListener)
+    }
+
+    /// [`Shard::send_rst_for`] for a segment that matches nothing (CLOSED, or a bad ACK to a
+    /// listener or a SYN-queue entry), if the `rst_rate_limit` bucket allows; otherwise only
+    /// counted (see [`super::rst_limit`]).
+    pub(crate) fn send_rst_unmatched(&mut self, now: Instant, t: &FourTuple, seg: &TcpRepr<'_>, tx: &mut dyn TxSink) {
+        if seg.flags.rst() {
+            return;
+        }
+        let (rate, burst) = (self.cfg.rst_rate_limit, self.cfg.rst_rate_burst);
+        if !self.rst_limit.allow(now, t.remote.ip(), seg.segment_len() > 0, rate, burst) {
+            self.counters.tcp_ext_rst_rate_limited += 1;
+            return;
+        }
+        self.send_rst_for(t, seg, tx);
     }
 
     /// The reset of RFC 9293 §3.10.7.1 for an offending segment: <SEQ=SEG.ACK><CTL=RST> if it
