@@ -53,7 +53,7 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
     };
     let cfg_iface = cfg.iface.clone();
     let ports: Vec<String> = cfg.apps.iter().map(|(p, k)| format!("{p}/{k:?}")).collect();
-    let engine = Engine::start(cfg)?;
+    let engine = Engine::start_with(cfg, &a.ops())?;
     println!("xdptcp: serving {} on {} ({} queue(s)); Ctrl-C to stop", ports.join(", "), cfg_iface, engine.queues());
     #[allow(clippy::disallowed_methods)] // wall clock for the report only
     let start = std::time::Instant::now();
