@@ -21,10 +21,14 @@
 //! # What a listing costs a core
 //!
 //! Cores answer from their loop ([`super::Control::List`]), one page of at most
-//! [`LIST_PAGE`] entries per request, into a buffer the requester lends and gets back: a big
-//! table is streamed page by page, each page one short pause of one loop turn, and never the
-//! whole table at once. Pages are not a snapshot: like `ss` reading `/proc/net/tcp`, an entry
-//! that moves while the listing runs may be missed or shown twice.
+//! [`LIST_PAGE`] entries per request and one request per loop turn, into a buffer the
+//! requester lends and gets back: a big table is streamed page by page, never copied whole.
+//! A page costs its entries plus, in the SYN-queue and TIME-WAIT hash tables, a walk over the
+//! entries before it (hashbrown has no seek; the slab of connections has one), so the pause
+//! grows with the position in those tables, not with the number of pages asked. An idle
+//! core sleeps up to 2 ms between turns, which bounds how fast a listing advances there.
+//! Pages are not a snapshot: like `ss` reading `/proc/net/tcp`, an entry that moves while the
+//! listing runs may be missed or shown twice.
 
 use super::{Control, ListPage};
 use crate::tcp::shard::SockEntry;
@@ -210,10 +214,28 @@ impl Drop for ControlServer {
 
 fn answer(conn: UnixStream, ctl: &[Sender<Control>]) -> std::io::Result<()> {
     conn.set_nonblocking(false)?;
-    conn.set_read_timeout(Some(IO_TIMEOUT))?;
     conn.set_write_timeout(Some(IO_TIMEOUT))?;
-    let mut line = String::new();
-    BufReader::new(std::io::Read::take(&conn, 1024)).read_line(&mut line)?;
+    // The request is one short line: read byte-bounded, and bounded in time as a whole (a
+    // client trickling bytes gets no more than IO_TIMEOUT).
+    let mut line = Vec::with_capacity(64);
+    let mut chunk = [0u8; 64];
+    #[allow(clippy::disallowed_methods)] // a management-socket deadline, not the datapath's clock
+    let deadline = std::time::Instant::now() + IO_TIMEOUT;
+    while !line.contains(&b'\n') && line.len() < 1024 {
+        #[allow(clippy::disallowed_methods)]
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        conn.set_read_timeout(Some(left))?;
+        let n = std::io::Read::read(&mut &conn, &mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        line.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
+    }
+    let line = String::from_utf8_lossy(&line);
+    let line = line.split('\n').next().unwrap_or("");
     let mut out = std::io::BufWriter::new(&conn);
     let filter = match Filter::parse(line.trim()) {
         Ok(f) => f,

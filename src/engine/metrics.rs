@@ -266,11 +266,20 @@ fn route(head: &str) -> (&'static str, bool) {
 /// Reads one request head and answers it; the connection then closes.
 fn answer(mut conn: TcpStream, body: &mut dyn FnMut() -> String) -> std::io::Result<()> {
     conn.set_nonblocking(false)?;
-    conn.set_read_timeout(Some(IO_TIMEOUT))?;
     conn.set_write_timeout(Some(IO_TIMEOUT))?;
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
+    // One deadline for the whole request head, so a client trickling bytes cannot hold the
+    // endpoint for longer than a single slow read could.
+    #[allow(clippy::disallowed_methods)] // a management-socket deadline, not the datapath's clock
+    let deadline = std::time::Instant::now() + IO_TIMEOUT;
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_REQUEST {
+        #[allow(clippy::disallowed_methods)]
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        conn.set_read_timeout(Some(left))?;
         let n = conn.read(&mut buf)?;
         if n == 0 {
             break;
