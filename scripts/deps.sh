@@ -11,6 +11,9 @@ if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
 fi
 echo "== installing packages (apt-get)"
 apt-get update -qq
+# tshark (tests/ops_observe.rs reads --pcap files) asks whether non-root users may capture;
+# noninteractive keeps its default (no). python3-prometheus-client is the reference parser of
+# the metrics text format, used under /usr/bin/python3.
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	clang m4 libelf-dev zlib1g-dev pkg-config make iproute2 ethtool curl iputils-ping \
-	python3 procps >/dev/null
+	python3 procps tshark python3-prometheus-client >/dev/null

@@ -15,6 +15,7 @@ fn main() {
         cli::Cmd::Demo(a) => cli::demo::demo(a),
         cli::Cmd::Kclient(a) => cli::kclient(a),
         cli::Cmd::Stats(a) => cli::stats(a),
+        cli::Cmd::Ss(a) => cli::ss::ss(a),
         cli::Cmd::Flood(a) => cli::flood(a),
         #[cfg(feature = "xdp")]
         cli::Cmd::XdpAttach(a) => cli::xdp_attach(a),

@@ -13,6 +13,7 @@ pub mod console;
 pub mod demo;
 #[cfg(feature = "xdp")]
 pub mod serve;
+pub mod ss;
 
 #[derive(Parser, Debug)]
 #[command(name = "xdptcp", version, about = "A kernel-bypass TCP stack on AF_XDP")]
@@ -33,6 +34,9 @@ pub enum Cmd {
     Kclient(KclientArgs),
     /// Print the counters a running `serve` writes to its stats file.
     Stats(StatsArgs),
+    /// List the connections of a running `serve`, as `ss -tan` does (read from its control
+    /// socket).
+    Ss(ss::SsArgs),
     /// A bounded SYN flood from spoofed 198.18.0.0/15 sources (raw socket; needs root).
     Flood(FloodArgs),
     /// Load generators and the side-by-side comparison with the Linux kernel.
@@ -238,6 +242,25 @@ pub struct ServeArgs {
     /// XdptcpRstRateLimited. Default 200, as FreeBSD's net.inet.icmp.icmplim.
     #[arg(long, default_value_t = 200)]
     pub rst_limit: u32,
+    /// Serve the counters in the Prometheus text format at http://ADDR:PORT/metrics (a kernel
+    /// socket on the management network, e.g. 127.0.0.1:9100). Off by default.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<SocketAddr>,
+    /// Unix socket that `xdptcp ss` reads the connection table from (mode 0600; `none` to
+    /// disable) [default: /run/xdptcp.sock, skipped with a warning when another instance has it]
+    #[arg(long, value_name = "PATH")]
+    pub control_socket: Option<std::path::PathBuf>,
+    /// Capture every frame the stack receives and sends to FILE (pcap, nanosecond timestamps;
+    /// frames the writer cannot keep up with are counted in pcap_dropped, never waited for).
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<std::path::PathBuf>,
+    /// Rotate the capture when FILE reaches N MB (10^6 bytes, as tcpdump -C): FILE becomes
+    /// FILE.1, FILE.1 becomes FILE.2, ...
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub pcap_max_mb: u64,
+    /// Capture files kept, FILE included (as tcpdump -W).
+    #[arg(long, value_name = "K", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub pcap_files: u32,
 }
 
 fn parse_port_app(s: &str) -> Result<(u16, AppArg), String> {
@@ -298,6 +321,27 @@ impl ServeArgs {
                 })?;
         }
         Ok(())
+    }
+
+    /// The side channels of `serve` (metrics, control socket, capture).
+    #[cfg(feature = "xdp")]
+    pub fn ops(&self) -> xdptcp::engine::ops::OpsConfig {
+        use xdptcp::engine::ops::DEFAULT_CONTROL_SOCKET;
+        let control_socket = match &self.control_socket {
+            Some(p) if p.as_os_str() == "none" => None,
+            Some(p) => Some(p.clone()),
+            None => Some(DEFAULT_CONTROL_SOCKET.into()),
+        };
+        xdptcp::engine::ops::OpsConfig {
+            metrics: self.metrics,
+            control_socket,
+            control_socket_is_default: self.control_socket.is_none(),
+            pcap: self.pcap.as_ref().map(|p| xdptcp::engine::pcap::PcapConfig {
+                path: p.clone(),
+                max_bytes: self.pcap_max_mb * 1_000_000,
+                files: self.pcap_files,
+            }),
+        }
     }
 
     pub fn apps(&self) -> Vec<(u16, AppKind)> {
@@ -420,6 +464,11 @@ pub fn kclient(a: &KclientArgs) -> Result<()> {
 pub fn serve_kernel(a: &ServeArgs) -> Result<()> {
     use std::sync::atomic::{AtomicBool, Ordering};
     use xdptcp::engine::kernel_server::{run, KernelServeConfig};
+    if a.metrics.is_some() || a.pcap.is_some() {
+        bail!(
+            "--metrics and --pcap need the xdp backend (the kernel's own counters are in nstat, its frames in tcpdump)"
+        );
+    }
     if let Some(p) = &a.cookie_secret_file {
         bail!("--cookie-secret-file {}: the kernel backend uses the kernel's own SYN-cookie keys, which cannot be set; use --backend xdp or drop the flag", p.display());
     }

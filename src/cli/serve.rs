@@ -57,7 +57,7 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
     let cfg_iface = cfg.iface.clone();
     let ports: Vec<String> = cfg.apps.iter().map(|(p, k)| format!("{p}/{k:?}")).collect();
     let stats_path = (a.stats_file != "none").then(|| std::path::PathBuf::from(&a.stats_file));
-    let engine = Engine::start(cfg)?;
+    let engine = Engine::start_with(cfg, &a.ops())?;
     // From here on nothing the main thread does waits for stdout or stderr (see `console`).
     let out = Console::stdout();
     let err = Console::with_writer(Box::new(std::io::stderr()));

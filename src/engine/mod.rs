@@ -15,11 +15,15 @@ use owners::OwnerDirectory;
 use std::sync::Arc;
 
 pub mod clock;
+pub mod control;
 pub mod kernel;
 pub mod kernel_server;
 pub mod loadgen;
+pub mod metrics;
 pub mod nic;
+pub mod ops;
 pub mod owners;
+pub mod pcap;
 pub mod preflight;
 pub mod secret_file;
 pub mod stats_file;
@@ -156,6 +160,8 @@ pub struct CoreStats {
     /// [`CoreStats::frame_ns`]).
     pub work_ns: u64,
     pub work_samples: u64,
+    /// Frames `--pcap` could not capture: its writer was behind.
+    pub pcap_dropped: u64,
 }
 
 impl CoreStats {
@@ -187,6 +193,7 @@ impl CoreStats {
             t.directory_full += s.directory_full;
             t.work_ns += s.work_ns;
             t.work_samples += s.work_samples;
+            t.pcap_dropped += s.pcap_dropped;
         }
         t
     }
@@ -344,6 +351,7 @@ impl<H: Handler + ?Sized> Core<H> {
             directory_full: self.links.as_ref().map_or(0, |l| l.dir.full_of(self.index)),
             work_ns: self.work_ns,
             work_samples: self.work_samples,
+            pcap_dropped: 0,
         }
     }
 }
@@ -420,6 +428,45 @@ pub enum Control {
     AbortAll,
     /// Reset every open connection and leave the loop.
     Stop,
+    /// One page of the core's socket listing (`xdptcp ss`, see [`control`]).
+    List(ListPage),
+}
+
+/// A request for one page of a core's socket listing: the core appends up to `max` entries
+/// from position `from` to `buf` ([`Shard::list_sockets`]) and sends the buffer back with the
+/// position to continue from (`None`: done). The requester lends the buffer, so the core
+/// allocates nothing to answer.
+#[derive(Debug)]
+pub struct ListPage {
+    pub from: usize,
+    pub max: usize,
+    pub buf: Vec<crate::tcp::shard::SockEntry>,
+    pub reply: Sender<(Vec<crate::tcp::shard::SockEntry>, Option<usize>)>,
+}
+
+impl ListPage {
+    /// Answers from `shard` (called by a core from its loop).
+    pub fn answer(self, shard: &Shard) {
+        let ListPage { from, max, mut buf, reply } = self;
+        let next = shard.list_sockets(from, max, &mut buf);
+        let _ = reply.try_send((buf, next));
+    }
+}
+
+/// Statistics of every core behind `ctl` that answers within `timeout` (in core order).
+#[allow(clippy::disallowed_methods)] // a wall-clock bound on waiting for the cores
+pub fn snapshot_of(ctl: &[Sender<Control>], timeout: std::time::Duration) -> Vec<CoreStats> {
+    // Ask every core first, then wait for all under one deadline: a core that does not
+    // answer (or whose control queue is full) is left out, and the caller never stalls on it.
+    let asked: Vec<_> = ctl
+        .iter()
+        .filter_map(|c| {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            c.try_send(Control::Snapshot(tx)).is_ok().then_some(rx)
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + timeout;
+    asked.into_iter().filter_map(|rx| rx.recv_deadline(deadline).ok()).collect()
 }
 
 /// Fills `buf` from the kernel's random source (getrandom(2)): the keys of ISNs, timestamps and

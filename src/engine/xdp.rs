@@ -1,8 +1,10 @@
 //! The AF_XDP engine: loads and attaches the steering program, binds one socket per queue, and
 //! runs one pinned thread per queue.
 
+use super::ops::{Ops, OpsConfig};
+use super::pcap::{Tap, Tapped};
 use super::secret_file::{cookie_epoch, cookie_key, FleetClock, FleetSecrets};
-use super::{connect_cores, random_secrets, Control, Core, CoreStats, HandoverConfig, MonoClock};
+use super::{connect_cores, random_secrets, snapshot_of, Control, Core, CoreStats, HandoverConfig, MonoClock};
 use crate::app::AppKind;
 use crate::io::xdp::{AddressMode, AttachMode, BindMode, SteerConfig, Steering, XdpLink, XskConfig};
 use crate::net::{Net, NetConfig};
@@ -13,6 +15,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use core::net::{IpAddr, SocketAddr};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 /// How often every core derives a fresh SYN-cookie key from the shared master secret (cookies
@@ -51,8 +54,11 @@ pub struct Engine {
     threads: Vec<JoinHandle<()>>,
     ctl: Vec<Sender<Control>>,
     queues: u32,
-    // Declared last: detach only after the sockets are gone.
-    steering: Steering,
+    /// Metrics endpoint, control socket, capture (`serve --metrics/--control-socket/--pcap`).
+    ops: Option<Ops>,
+    // Declared last: detach only after the sockets are gone (the metrics thread holds a
+    // reference until it is joined, which happens before the fields drop).
+    steering: Arc<Steering>,
 }
 
 /// How many queues to serve on `iface`: all of its receive queues when `asked` is 0, else
@@ -101,6 +107,13 @@ pub fn iface_mac(iface: &str) -> Result<EthernetAddress> {
 
 impl Engine {
     pub fn start(cfg: EngineConfig) -> Result<Engine> {
+        Engine::start_with(cfg, &OpsConfig::default())
+    }
+
+    /// [`Engine::start`] with the operator's side channels: they are bound first, so a bad
+    /// `--metrics` address or `--pcap` path is refused before the NIC is touched.
+    pub fn start_with(cfg: EngineConfig, ops: &OpsConfig) -> Result<Engine> {
+        let bound = ops.bind()?;
         use super::preflight;
         // Everything that can be refused is refused before the program is loaded.
         let caps = preflight::effective_caps().unwrap_or(u64::MAX);
@@ -181,9 +194,10 @@ impl Engine {
             let iface = cfg.iface.clone();
             let mut xsk = cfg.xsk;
             xsk.bind = cfg.bind;
+            let tap = bound.tap();
             let h = std::thread::Builder::new()
                 .name(format!("xdptcp-q{q}"))
-                .spawn(move || core_thread(core, q as u32, pin, iface, xsk, clock, master, ctl_rx, fd_tx, go_rx))
+                .spawn(move || core_thread(core, q as u32, pin, iface, xsk, clock, master, ctl_rx, fd_tx, go_rx, tap))
                 .context("spawn core thread")?;
             let fd = fd_rx.recv().map_err(|_| anyhow!("core thread {q} exited"))?.map_err(|e| anyhow!("{e}"))?;
             // SAFETY: the socket stays open until the thread is told to go or to quit, which
@@ -195,7 +209,10 @@ impl Engine {
             threads.push(h);
             ctl.push(ctl_tx);
         }
-        Ok(Engine { threads, ctl, steering, queues })
+        let steering = Arc::new(steering);
+        let st = Arc::clone(&steering);
+        let ops = bound.start(ctl.clone(), move || st.stats().map(|s| s.iter().collect()).unwrap_or_default())?;
+        Ok(Engine { threads, ctl, steering, queues, ops: Some(ops) })
     }
 
     /// The queues served (one core each).
@@ -207,16 +224,7 @@ impl Engine {
     /// caller's loop must not stall on one).
     #[allow(clippy::disallowed_methods)] // a wall-clock bound on waiting for the cores
     pub fn snapshot(&self) -> Vec<CoreStats> {
-        let asked: Vec<_> = self
-            .ctl
-            .iter()
-            .filter_map(|c| {
-                let (tx, rx) = bounded(1);
-                c.try_send(Control::Snapshot(tx)).is_ok().then_some(rx)
-            })
-            .collect();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(250);
-        asked.into_iter().filter_map(|rx| rx.recv_deadline(deadline).ok()).collect()
+        snapshot_of(&self.ctl, std::time::Duration::from_millis(250))
     }
 
     /// Graceful stop, first step: every core closes its listeners (new SYNs meet a closed
@@ -249,6 +257,9 @@ impl Engine {
     /// stall) is left behind, and the process exit ends it; stopping never hangs.
     #[allow(clippy::disallowed_methods)] // a wall-clock bound on joining threads
     fn stop_threads(&mut self) {
+        if let Some(o) = self.ops.as_mut() {
+            o.stop_servers();
+        }
         for c in &self.ctl {
             let _ = c.send(Control::Stop);
         }
@@ -262,6 +273,10 @@ impl Engine {
             } else {
                 eprintln!("xdptcp: a core thread did not stop within {STOP_GRACE:?}; leaving it to the process exit");
             }
+        }
+        // The taps went with the core threads: the writer drains and closes the file.
+        if let Some(mut o) = self.ops.take() {
+            o.finish_capture();
         }
     }
 }
@@ -284,6 +299,7 @@ fn core_thread(
     ctl: Receiver<Control>,
     fd_tx: Sender<Result<i32, String>>,
     go: Receiver<bool>,
+    mut tap: Option<Tap>,
 ) {
     if !core_affinity::set_for_current(core_affinity::CoreId { id: pin }) {
         eprintln!("xdptcp: queue {queue}: could not pin to core {pin}; running unpinned");
@@ -312,11 +328,19 @@ fn core_thread(
             core.shard.rotate_cookie_key(cookie_key(&master, e));
             epoch = e;
         }
-        let n = core.poll(now, &mut link);
+        // Capture off: one branch per turn, nothing per frame.
+        let n = match tap.as_mut() {
+            None => core.poll(now, &mut link),
+            Some(t) => core.poll(now, &mut Tapped::new(&mut link, t)),
+        };
         match ctl.try_recv() {
             Ok(Control::Snapshot(reply)) => {
-                let _ = reply.send(core.stats(&link));
+                let mut s = core.stats(&link);
+                s.pcap_dropped = tap.as_ref().map_or(0, |t| t.dropped);
+                let _ = reply.send(s);
             }
+            // One page (at most `control::LIST_PAGE` entries) per turn.
+            Ok(Control::List(page)) => page.answer(&core.shard),
             Ok(Control::StopListening) => {
                 core.stop_listening(now, &mut link);
             }

@@ -40,6 +40,20 @@ pub enum Verdict {
     Foreign(u16),
 }
 
+/// One line of a socket listing ([`Shard::list_sockets`]), as `ss -tan` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SockEntry {
+    pub state: State,
+    /// Local address (`None`: a listener on every address) and port.
+    pub local: (Option<IpAddr>, u16),
+    /// The peer; `None` for a listener.
+    pub remote: Option<SocketAddr>,
+    /// LISTEN: connections in the accept queue. Otherwise: bytes received and not yet read.
+    pub recv_q: u32,
+    /// LISTEN: the backlog. Otherwise: bytes sent and not acknowledged, plus bytes queued.
+    pub send_q: u32,
+}
+
 /// What a timer-heap entry points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum TimerKey {
@@ -383,6 +397,73 @@ impl Shard {
     /// Is `t` a flow this shard holds state for (connection, SYN queue, TIME-WAIT)?
     pub fn owns(&self, t: &FourTuple) -> bool {
         self.conns.contains_key(t) || self.syn_queue.contains_key(t) || self.time_wait.contains_key(t)
+    }
+
+    /// A read-only page of the socket listing (`ss -tan`): up to `max` entries from position
+    /// `from` appended to `out`. Returns the position to continue from, or `None` once the
+    /// listing is complete. Positions run over listeners, then the connection slab, then the
+    /// SYN queue, then TIME-WAIT; a page never reorders anything, so its cost is `max` entries
+    /// plus, in the two hash tables, a walk over the `from` entries before it (hashbrown has
+    /// no seek). Like `ss` reading `/proc/net/tcp`, pages taken while the tables change may
+    /// miss or repeat an entry that moved meanwhile. Allocates nothing beyond `out`.
+    pub fn list_sockets(&self, from: usize, max: usize, out: &mut Vec<SockEntry>) -> Option<usize> {
+        let (nl, ns, nq) = (self.listeners.len(), self.slab.len(), self.syn_queue.len());
+        let mut pos = from;
+        let mut room = max;
+        // Listeners (LISTEN): Recv-Q is the accept queue, Send-Q the backlog, as Linux shows.
+        if pos < nl {
+            for l in self.listeners.values().skip(pos).take(room) {
+                out.push(SockEntry {
+                    state: State::Listen,
+                    local: (l.addr, l.port),
+                    remote: None,
+                    recv_q: l.accept_queue.len() as u32,
+                    send_q: l.backlog as u32,
+                });
+                pos += 1;
+                room -= 1;
+            }
+        }
+        // TCBs by slab index (an O(1) seek): only the one the table holds for its tuple, so
+        // a TCB in TIME-WAIT or CLOSED that the application still holds is not shown twice.
+        while room > 0 && pos >= nl && pos < nl + ns {
+            let slot = self.slab.get(pos - nl);
+            pos += 1;
+            let Some(tcb) = slot.and_then(|s| s.tcb.as_deref()) else { continue };
+            if self.conns.get(&tcb.tuple) != Some(&tcb.id) {
+                continue;
+            }
+            out.push(SockEntry {
+                state: tcb.state,
+                local: (Some(tcb.tuple.local.ip()), tcb.tuple.local.port()),
+                remote: Some(tcb.tuple.remote),
+                recv_q: tcb.rcvbuf.len() as u32,
+                send_q: tcb.sndbuf.len() as u32,
+            });
+            room -= 1;
+        }
+        let compact = |t: &FourTuple, state: State| SockEntry {
+            state,
+            local: (Some(t.local.ip()), t.local.port()),
+            remote: Some(t.remote),
+            recv_q: 0,
+            send_q: 0,
+        };
+        if room > 0 && pos >= nl + ns && pos < nl + ns + nq {
+            for t in self.syn_queue.keys().skip(pos - nl - ns).take(room) {
+                out.push(compact(t, State::SynReceived));
+                pos += 1;
+                room -= 1;
+            }
+        }
+        let end = nl + ns + nq + self.time_wait.len();
+        if room > 0 && pos >= nl + ns + nq && pos < end {
+            for t in self.time_wait.keys().skip(pos - nl - ns - nq).take(room) {
+                out.push(compact(t, State::TimeWait));
+                pos += 1;
+            }
+        }
+        (pos < end).then_some(pos)
     }
 
     /// The next application event.
