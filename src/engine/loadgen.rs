@@ -3,8 +3,9 @@
 //! changes the server's stack and nothing else.
 
 use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
-use std::io;
+use std::io::{self, IsTerminal};
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
@@ -32,7 +33,7 @@ pub struct ConnectPlan {
     /// Most connections to start per second (0 = as fast as the loops go).
     pub rate: u64,
     pub timeout: Duration,
-    /// Draw a progress bar on stderr.
+    /// Draw a progress bar on stderr (when it is a terminal).
     pub progress: bool,
 }
 
@@ -249,6 +250,23 @@ fn errno() -> i32 {
     io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
+/// The bar of `bench connect` on stderr, over the run's duration in milliseconds; hidden when
+/// not wanted or when stderr is not a terminal (a log file gets no control characters).
+fn progress_bar(wanted: bool, duration: Duration) -> ProgressBar {
+    if !wanted || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(
+        Some(duration.as_millis().min(u128::from(u64::MAX)) as u64),
+        ProgressDrawTarget::stderr(),
+    );
+    // The template is a constant: it parses.
+    if let Ok(style) = ProgressStyle::with_template("[{bar:40}] {percent:>3}%  {msg}") {
+        bar.set_style(style.progress_chars("#>-"));
+    }
+    bar
+}
+
 /// Runs the connect scenario: `concurrency` connections in flight at all times (or as `rate`
 /// allows) for `duration`.
 #[allow(clippy::disallowed_methods)] // a real load generator measures wall-clock time
@@ -263,22 +281,21 @@ pub fn run_connect(plan: &ConnectPlan) -> io::Result<ConnectReport> {
     let mut started = 0u64;
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
     let mut buf = vec![0u8; 65536];
+    let bar = progress_bar(plan.progress, plan.duration);
     let mut last_bar = start;
     loop {
         let now = Instant::now();
-        if plan.progress && now.duration_since(last_bar) >= Duration::from_millis(500) {
+        // indicatif limits its redraws itself; this limits the message formatting in the loop.
+        if !bar.is_hidden() && now.duration_since(last_bar) >= Duration::from_millis(200) {
             last_bar = now;
-            let frac = (now.duration_since(start).as_secs_f64() / plan.duration.as_secs_f64().max(1e-9)).min(1.0);
-            let w = (frac * 40.0) as usize;
-            eprint!(
-                "\r[{}{}] {:>3.0}%  {} done, {} errors, {:.0} conn/s   ",
-                "#".repeat(w),
-                " ".repeat(40 - w),
-                frac * 100.0,
+            let run = now.duration_since(start);
+            bar.set_position(run.min(plan.duration).as_millis().min(u128::from(u64::MAX)) as u64);
+            bar.set_message(format!(
+                "{} done, {} errors, {:.0} conn/s",
                 rep.completed,
                 rep.errors.total(),
-                rep.completed as f64 / now.duration_since(start).as_secs_f64().max(1e-9)
-            );
+                rep.completed as f64 / run.as_secs_f64().max(1e-9)
+            ));
         }
         let running = now.duration_since(start) < plan.duration;
         // Keep `concurrency` connections in flight.
@@ -378,9 +395,8 @@ pub fn run_connect(plan: &ConnectPlan) -> io::Result<ConnectReport> {
             rep.errors.timeout += 1;
         }
     }
-    if plan.progress {
-        eprintln!();
-    }
+    // The last figures, with the stragglers counted.
+    bar.finish_with_message(format!("{} done, {} errors", rep.completed, rep.errors.total()));
     // Rates are over the window in which connections were started.
     rep.elapsed = plan.duration.min(start.elapsed());
     Ok(rep)
@@ -595,6 +611,15 @@ mod tests {
         assert_eq!(l.len(), 1000);
         assert_eq!(l.percentile(0.5), 500);
         assert_eq!(l.percentile(0.99), 990);
+    }
+
+    /// `--kv` output and a stderr that is a file or a pipe get no bar (no control characters).
+    #[test]
+    fn progress_bar_hidden_unless_wanted_on_a_terminal() {
+        assert!(progress_bar(false, Duration::from_secs(1)).is_hidden());
+        if !std::io::stderr().is_terminal() {
+            assert!(progress_bar(true, Duration::from_secs(1)).is_hidden());
+        }
     }
 
     #[test]
