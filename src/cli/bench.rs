@@ -559,6 +559,8 @@ fn measure(exe: &str, a: &CompareArgs, client_cores: &str) -> Result<BTreeMap<St
     Ok(m)
 }
 
+/// The median of a few rounds' figures (the upper middle for an even count). A sort of a
+/// handful of values, not a latency distribution: no histogram needed here.
 fn median(v: &mut [f64]) -> f64 {
     if v.is_empty() {
         return 0.0;
