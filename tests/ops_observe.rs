@@ -281,7 +281,7 @@ fn serve_refuses_busy_metrics_address_and_bad_control_socket() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = busy.local_addr().unwrap().to_string();
     let o = Command::new(BIN)
-        .args(["serve", "--iface", "nonexistent0", "--metrics", &addr, "--control-socket", "none"])
+        .args(["serve", "--iface", "lo", "--metrics", &addr, "--control-socket", "none", "--stats-file", "none"])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
@@ -293,7 +293,7 @@ fn serve_refuses_busy_metrics_address_and_bad_control_socket() {
     let plain = dir.join("not-a-socket");
     std::fs::write(&plain, b"keep me").unwrap();
     let o = Command::new(BIN)
-        .args(["serve", "--iface", "nonexistent0", "--control-socket"])
+        .args(["serve", "--iface", "lo", "--control-socket"])
         .arg(&plain)
         .args(["--stats-file", "none"])
         .output()

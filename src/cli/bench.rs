@@ -163,7 +163,7 @@ pub fn connect(a: &ConnectArgs) -> Result<()> {
     if !a.kv {
         eprintln!("bench connect: {} loops against {} for {}s ...", a.concurrency, a.target, a.seconds);
     }
-    let mut r = match &a.xdp_iface {
+    let r = match &a.xdp_iface {
         Some(iface) => xdp_client(a, iface, exchange)?,
         None => run_connect(&plan).context("run the connect load")?,
     };
@@ -229,8 +229,10 @@ fn xdp_client(a: &ConnectArgs, iface: &str, x: Exchange) -> Result<xdptcp::engin
             other: s.other,
         },
         elapsed,
-        connect_us: s.connect_us,
-        request_us: s.request_us,
+        // The AF_XDP client (app::client) keeps its samples in Vecs; they go into the same
+        // histograms so both clients report alike.
+        connect_us: s.connect_us.as_slice().into(),
+        request_us: s.request_us.as_slice().into(),
     })
 }
 
@@ -428,24 +430,33 @@ impl Drop for BenchBed {
     }
 }
 
-/// Busy and total jiffies of all CPUs, from /proc/stat.
-fn cpu_jiffies() -> (u64, u64) {
-    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let Some(l) = s.lines().find(|l| l.starts_with("cpu ")) else { return (0, 0) };
-    let v: Vec<u64> = l.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
-    let total: u64 = v.iter().take(8).sum();
-    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-    (total - idle, total)
+/// Busy clock ticks of all CPUs since boot, from the `cpu` line of /proc/stat: user, nice,
+/// system, irq, softirq and steal (what is neither idle nor iowait; guest time is already inside
+/// user). 0 when /proc/stat cannot be read.
+fn cpu_busy_ticks() -> u64 {
+    use procfs::CurrentSI;
+    let Ok(stat) = procfs::KernelStats::current() else { return 0 };
+    let t = stat.total;
+    t.user + t.nice + t.system + t.irq.unwrap_or(0) + t.softirq.unwrap_or(0) + t.steal.unwrap_or(0)
 }
 
+/// Clock ticks per second (sysconf(_SC_CLK_TCK), the unit of /proc/stat).
 fn clk_tck() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as f64
-    } else {
-        100.0
-    }
+    procfs::ticks_per_second().max(1) as f64
+}
+
+/// The CPU model of the first processor in /proc/cpuinfo ("" when there is none, as on some
+/// ARM kernels).
+fn cpu_model() -> String {
+    use procfs::Current;
+    procfs::CpuInfo::current().ok().and_then(|c| c.model_name(0).map(str::to_string)).unwrap_or_default()
+}
+
+/// The running kernel's release string, e.g. "6.1.0-31-amd64". Read by hand on purpose: it is a
+/// one-line sysctl file, and procfs's `sys::kernel::Version` parses it into numbers, dropping
+/// the distribution suffix that identifies the build.
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string()
 }
 
 /// "0,1,...": a `--cores` / `taskset -c` list.
@@ -472,7 +483,7 @@ fn measure(exe: &str, a: &CompareArgs, client_cores: &str) -> Result<BTreeMap<St
     let target = format!("{SRV_IP}:80");
     let mut m = BTreeMap::new();
     // Connection rate, with machine-wide CPU per connection.
-    let (b0, _) = cpu_jiffies();
+    let b0 = cpu_busy_ticks();
     // With one queue the generator is the stack itself on AF_XDP (the kernel's TCP as client
     // would be the bottleneck); the server closes first, the short-connection HTTP pattern.
     // With several, kernel-socket clients: veth puts a flow on the receive queue of the
@@ -485,12 +496,12 @@ fn measure(exe: &str, a: &CompareArgs, client_cores: &str) -> Result<BTreeMap<St
     }
     connect.push("--kv");
     let c = run_kv(exe, client_cores, &connect)?;
-    let (b1, _) = cpu_jiffies();
+    let b1 = cpu_busy_ticks();
     let conns = c.get("completed").copied().unwrap_or(0.0);
     m.insert("conn_per_sec".into(), c.get("conn_per_sec").copied().unwrap_or(0.0));
     m.insert("connect_errors".into(), c.get("errors").copied().unwrap_or(0.0));
     m.insert("connect_p99_us".into(), c.get("connect_p99_us").copied().unwrap_or(0.0));
-    m.insert("cpu_s_per_kconn".into(), (b1 - b0) as f64 / clk_tck() / (conns / 1000.0).max(1e-9));
+    m.insert("cpu_s_per_kconn".into(), b1.saturating_sub(b0) as f64 / clk_tck() / (conns / 1000.0).max(1e-9));
     // SYN flood, with legitimate clients at a modest rate alongside.
     let ns_flood = std::thread::spawn({
         let exe = exe.to_string();
@@ -548,6 +559,8 @@ fn measure(exe: &str, a: &CompareArgs, client_cores: &str) -> Result<BTreeMap<St
     Ok(m)
 }
 
+/// The median of a few rounds' figures (the upper middle for an even count). A sort of a
+/// handful of values, not a latency distribution: no histogram needed here.
 fn median(v: &mut [f64]) -> f64 {
     if v.is_empty() {
         return 0.0;
@@ -669,6 +682,157 @@ fn measure_ceiling(exe: &str, a: &CompareArgs, client_cores: &str) -> Result<f64
     Ok(r?.get("synacks_per_sec").copied().unwrap_or(0.0))
 }
 
+/// The machine a report was measured on.
+#[derive(Debug, Clone, serde::Serialize)]
+struct Machine {
+    cpu: String,
+    cpus: usize,
+    kernel: String,
+}
+
+/// One metric of `report.json`: every round's value per backend, the medians and their ratio.
+#[derive(Debug, Clone, serde::Serialize)]
+struct MetricReport {
+    label: &'static str,
+    higher_is_better: bool,
+    kernel: Vec<f64>,
+    xdptcp: Vec<f64>,
+    kernel_median: f64,
+    xdptcp_median: f64,
+    ratio: f64,
+    target_ratio: f64,
+}
+
+/// The metrics as a JSON object in `METRICS` order (a map would sort them by name).
+#[derive(Debug, Clone)]
+struct Metrics(Vec<(&'static str, MetricReport)>);
+
+impl serde::Serialize for Metrics {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+struct Medians {
+    kernel_median: f64,
+    xdptcp_median: f64,
+}
+
+/// `report.json` of `bench compare`.
+#[derive(Debug, Clone, serde::Serialize)]
+struct Report {
+    machine: Machine,
+    rounds: usize,
+    seconds: u64,
+    concurrency: usize,
+    queues: u32,
+    server_cores: Vec<usize>,
+    connect_client: &'static str,
+    metrics: Metrics,
+    flood_syns_offered_per_sec: Medians,
+    xdp_tx_ceiling_synacks_per_sec: f64,
+    xdptcp_vs_ceiling: f64,
+}
+
+/// Three decimals are all a noisy bed's figures carry; the JSON stays readable.
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// The report's figures from every round's measurements (no I/O, so it can be tested).
+fn build_report(
+    a: &CompareArgs,
+    machine: Machine,
+    server_cores: &[usize],
+    results: &BTreeMap<&str, Vec<BTreeMap<String, f64>>>,
+    ceiling: f64,
+) -> Report {
+    let med = |b: &str, k: &str| {
+        let mut v: Vec<f64> =
+            results.get(b).map(|rs| rs.iter().filter_map(|r| r.get(k).copied()).collect()).unwrap_or_default();
+        median(&mut v)
+    };
+    let all = |b: &str, k: &str| -> Vec<f64> {
+        results
+            .get(b)
+            .map(|rs| rs.iter().map(|r| round3(r.get(k).copied().unwrap_or(0.0))).collect())
+            .unwrap_or_default()
+    };
+    let metrics = METRICS
+        .iter()
+        .map(|&(k, label, higher_is_better, target_ratio)| {
+            let (kv, xv) = (med("kernel", k), med("xdptcp", k));
+            let ratio = if kv > 0.0 { xv / kv } else { 0.0 };
+            let m = MetricReport {
+                label,
+                higher_is_better,
+                kernel: all("kernel", k),
+                xdptcp: all("xdptcp", k),
+                kernel_median: round3(kv),
+                xdptcp_median: round3(xv),
+                ratio: round3(ratio),
+                target_ratio: round3(target_ratio),
+            };
+            (k, m)
+        })
+        .collect();
+    let xdp_synacks = med("xdptcp", "flood_synacks_per_sec");
+    Report {
+        machine,
+        rounds: a.rounds,
+        seconds: a.seconds,
+        concurrency: a.concurrency,
+        queues: a.queues,
+        server_cores: server_cores.to_vec(),
+        connect_client: if a.queues == 1 { "xdptcp on AF_XDP (queue 0)" } else { "kernel sockets" },
+        metrics: Metrics(metrics),
+        flood_syns_offered_per_sec: Medians {
+            kernel_median: round3(med("kernel", "flood_syns_per_sec")),
+            xdptcp_median: round3(med("xdptcp", "flood_syns_per_sec")),
+        },
+        xdp_tx_ceiling_synacks_per_sec: round3(ceiling),
+        xdptcp_vs_ceiling: round3(if ceiling > 0.0 { xdp_synacks / ceiling } else { 0.0 }),
+    }
+}
+
+/// The report as a Markdown table, and the rows of the plot.
+fn report_table(r: &Report) -> (String, Vec<(String, f64, f64, bool)>) {
+    let cores = cpu_list(&r.server_cores);
+    let mut table = format!(
+        "{} queue(s): xdptcp serves one per core, the kernel runs one thread per core with RPS over the same \
+         cores ({cores}); connection-rate client: {}.\n\n",
+        r.queues, r.connect_client
+    );
+    table.push_str("| metric | kernel | xdptcp | xdptcp / kernel | target |\n|---|---|---|---|---|\n");
+    let mut rows = Vec::new();
+    for (_, m) in &r.metrics.0 {
+        let cmp = if m.higher_is_better { ">=" } else { "<=" };
+        let _ = writeln!(
+            table,
+            "| {} | {:.2} | {:.2} | {:.2} | {cmp} {:.2} |",
+            m.label, m.kernel_median, m.xdptcp_median, m.ratio, m.target_ratio
+        );
+        rows.push((m.label.to_string(), m.ratio, m.target_ratio, m.higher_is_better));
+    }
+    // The offered load: when both backends answer about what was sent, the generator (not the
+    // server) set the figure.
+    let _ = writeln!(
+        table,
+        "| SYNs/s offered by the flood generator | {:.0} | {:.0} | | |",
+        r.flood_syns_offered_per_sec.kernel_median, r.flood_syns_offered_per_sec.xdptcp_median
+    );
+    let xdp_synacks =
+        r.metrics.0.iter().find(|(k, _)| *k == "flood_synacks_per_sec").map_or(0.0, |(_, m)| m.xdptcp_median);
+    let _ = writeln!(
+        table,
+        "| SYN-ACKs/s vs the XDP_TX ceiling ({:.0}/s) | | {xdp_synacks:.0} | {:.2} | >= 0.80 |",
+        r.xdp_tx_ceiling_synacks_per_sec, r.xdptcp_vs_ceiling
+    );
+    rows.push(("SYN-ACKs vs XDP_TX ceiling".to_string(), r.xdptcp_vs_ceiling, 0.8, true));
+    (table, rows)
+}
+
 fn write_report(
     a: &CompareArgs,
     server_cores: &[usize],
@@ -676,94 +840,16 @@ fn write_report(
     ceiling: f64,
 ) -> Result<()> {
     std::fs::create_dir_all(&a.out)?;
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
-    let med = |b: &str, k: &str| {
-        let mut v: Vec<f64> =
-            results.get(b).map(|rs| rs.iter().filter_map(|r| r.get(k).copied()).collect()).unwrap_or_default();
-        median(&mut v)
-    };
-    let connect_client = if a.queues == 1 { "xdptcp on AF_XDP (queue 0)" } else { "kernel sockets" };
-    let mut json = String::new();
-    let _ = write!(
-        json,
-        "{{\n  \"machine\": {{\"cpu\": \"{cpu}\", \"cpus\": {}, \"kernel\": \"{kernel}\"}},\n  \"rounds\": {}, \"seconds\": {}, \"concurrency\": {},\n  \"queues\": {}, \"server_cores\": [{}], \"connect_client\": \"{connect_client}\",\n  \"metrics\": {{\n",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-        a.rounds,
-        a.seconds,
-        a.concurrency,
-        a.queues,
-        cpu_list(server_cores).replace(',', ", ")
-    );
-    let mut rows = Vec::new();
-    let mut table = format!(
-        "{} queue(s): xdptcp serves one per core, the kernel runs one thread per core with RPS over the same \
-         cores ({}); connection-rate client: {connect_client}.\n\n",
-        a.queues,
-        cpu_list(server_cores)
-    );
-    table.push_str("| metric | kernel | xdptcp | xdptcp / kernel | target |\n|---|---|---|---|---|\n");
-    for (i, (k, label, higher, target)) in METRICS.iter().enumerate() {
-        let (kv, xv) = (med("kernel", k), med("xdptcp", k));
-        let ratio = if kv > 0.0 { xv / kv } else { 0.0 };
-        let all = |b: &str| {
-            results
-                .get(b)
-                .map(|rs| {
-                    rs.iter()
-                        .map(|r| format!("{:.3}", r.get(*k).copied().unwrap_or(0.0)))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .unwrap_or_default()
-        };
-        let _ = writeln!(
-            json,
-            "    \"{k}\": {{\"label\": \"{label}\", \"higher_is_better\": {higher}, \"kernel\": [{}], \"xdptcp\": [{}], \"kernel_median\": {kv:.3}, \"xdptcp_median\": {xv:.3}, \"ratio\": {ratio:.3}, \"target_ratio\": {target:.3}}}{}",
-            all("kernel"),
-            all("xdptcp"),
-            if i + 1 < METRICS.len() { "," } else { "" }
-        );
-        let cmp = if *higher { ">=" } else { "<=" };
-        let _ = writeln!(table, "| {label} | {kv:.2} | {xv:.2} | {ratio:.2} | {cmp} {target:.2} |");
-        rows.push((label.to_string(), ratio, *target, *higher));
-    }
-    // The offered load: when both backends answer about what was sent, the generator (not the
-    // server) set the figure.
-    let _ = writeln!(
-        table,
-        "| SYNs/s offered by the flood generator | {:.0} | {:.0} | | |",
-        med("kernel", "flood_syns_per_sec"),
-        med("xdptcp", "flood_syns_per_sec")
-    );
-    let xdp_synacks = med("xdptcp", "flood_synacks_per_sec");
-    let ceil_ratio = if ceiling > 0.0 { xdp_synacks / ceiling } else { 0.0 };
-    let _ = writeln!(
-        json,
-        "  }},\n  \"flood_syns_offered_per_sec\": {{\"kernel_median\": {:.1}, \"xdptcp_median\": {:.1}}},\n  \"xdp_tx_ceiling_synacks_per_sec\": {ceiling:.1},\n  \"xdptcp_vs_ceiling\": {ceil_ratio:.3}\n}}",
-        med("kernel", "flood_syns_per_sec"),
-        med("xdptcp", "flood_syns_per_sec")
-    );
-    let _ = writeln!(
-        table,
-        "| SYN-ACKs/s vs the XDP_TX ceiling ({ceiling:.0}/s) | | {xdp_synacks:.0} | {ceil_ratio:.2} | >= 0.80 |"
-    );
-    rows.push(("SYN-ACKs vs XDP_TX ceiling".to_string(), ceil_ratio, 0.8, true));
-    std::fs::write(format!("{}/report.json", a.out), &json)?;
+    let (cpu, kernel) = (cpu_model(), kernel_release());
+    let machine = Machine { cpu, cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), kernel };
+    let report = build_report(a, machine, server_cores, results, ceiling);
+    let json = serde_json::to_string_pretty(&report).context("serialize the report")?;
+    let (table, rows) = report_table(&report);
+    std::fs::write(format!("{}/report.json", a.out), json + "\n")?;
     std::fs::write(format!("{}/report.md", a.out), &table)?;
     plot(&format!("{}/report.svg", a.out), a.queues, &rows)?;
     println!("{table}");
-    println!(
-        "machine: {cpu}, {} CPUs, Linux {kernel}",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
-    );
+    println!("machine: {}, {} CPUs, Linux {}", report.machine.cpu, report.machine.cpus, report.machine.kernel);
     println!("wrote {0}/report.json, {0}/report.md, {0}/report.svg", a.out);
     Ok(())
 }
@@ -815,4 +901,57 @@ fn plot(path: &str, queues: u32, rows: &[(String, f64, f64, bool)]) -> Result<()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> CompareArgs {
+        CompareArgs { rounds: 2, seconds: 4, concurrency: 32, out: String::new(), server_core: 0, queues: 1 }
+    }
+
+    fn results() -> BTreeMap<&'static str, Vec<BTreeMap<String, f64>>> {
+        let round = |cps: f64| BTreeMap::from([("conn_per_sec".to_string(), cps)]);
+        BTreeMap::from([("kernel", vec![round(100.0), round(300.0)]), ("xdptcp", vec![round(900.0), round(600.0)])])
+    }
+
+    /// A CPU model string with a quote and a backslash (hypervisors put odd things there) comes
+    /// back from the JSON unchanged, and the metrics keep their table order.
+    /// The machine line's sources on this (Linux) machine: procfs reads them.
+    #[test]
+    fn machine_facts_come_from_proc() {
+        assert!(!kernel_release().is_empty());
+        assert!(clk_tck() >= 1.0);
+        // A booted machine has spent some ticks busy, and the count only grows.
+        let a = cpu_busy_ticks();
+        assert!(a > 0);
+        assert!(cpu_busy_ticks() >= a);
+        // x86 kernels always have "model name"; others may not.
+        if cfg!(target_arch = "x86_64") {
+            assert!(!cpu_model().is_empty());
+        }
+    }
+
+    #[test]
+    fn report_json_escapes_the_cpu_model_and_parses_back() {
+        let cpu = r#"Fancy "Turbo" CPU \ 3.0GHz\"#.to_string();
+        let machine = Machine { cpu: cpu.clone(), cpus: 2, kernel: "6.1.0-\"x\"".to_string() };
+        let r = build_report(&args(), machine, &[0], &results(), 0.0);
+        let json = serde_json::to_string_pretty(&r).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["machine"]["cpu"].as_str(), Some(cpu.as_str()));
+        assert_eq!(v["machine"]["kernel"].as_str(), Some("6.1.0-\"x\""));
+        let keys: Vec<&str> = v["metrics"].as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys.len(), METRICS.len());
+        let at = |k: &str| json.find(&format!("\"{k}\"")).unwrap();
+        assert!(at("conn_per_sec") < at("bulk_gbit_per_sec"), "METRICS order, not sorted: {json}");
+        let cps = &v["metrics"]["conn_per_sec"];
+        assert_eq!(cps["kernel"], serde_json::json!([100.0, 300.0]));
+        // median() takes the upper middle of an even count.
+        assert_eq!(cps["kernel_median"].as_f64(), Some(300.0));
+        assert_eq!(cps["xdptcp_median"].as_f64(), Some(900.0));
+        assert_eq!(cps["ratio"].as_f64(), Some(3.0));
+        assert_eq!(v["server_cores"], serde_json::json!([0]));
+    }
 }
