@@ -54,6 +54,13 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
     let cfg_iface = cfg.iface.clone();
     let ports: Vec<String> = cfg.apps.iter().map(|(p, k)| format!("{p}/{k:?}")).collect();
     let engine = Engine::start(cfg)?;
+    // Attached and bound: the main thread's capabilities go too (the core threads' already went).
+    xdptcp::engine::caps::drop_capabilities()?;
+    if let Ok(held) = xdptcp::engine::caps::threads_with_capabilities().map(|t| t.join(", ")) {
+        if !held.is_empty() {
+            eprintln!("xdptcp: warning: threads still holding capabilities: {held}");
+        }
+    }
     println!("xdptcp: serving {} on {} ({} queue(s)); Ctrl-C to stop", ports.join(", "), cfg_iface, engine.queues());
     #[allow(clippy::disallowed_methods)] // wall clock for the report only
     let start = std::time::Instant::now();

@@ -244,6 +244,11 @@ fn core_thread(
             return;
         }
     };
+    // The bound socket was this thread's last privileged step (engine::caps says why per thread).
+    if let Err(e) = super::caps::drop_capabilities() {
+        let _ = fd_tx.send(Err(format!("queue {queue}: {e}")));
+        return;
+    }
     let _ = fd_tx.send(Ok(link.as_fd().as_raw_fd()));
     if go.recv() != Ok(true) {
         return;
