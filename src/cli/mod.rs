@@ -8,6 +8,7 @@ use xdptcp::engine::kernel::{run_echo_clients, ClientPlan, Closer};
 use xdptcp::tcp::SynCookies;
 
 pub mod bench;
+pub mod config;
 pub mod demo;
 #[cfg(feature = "xdp")]
 pub mod serve;
@@ -227,6 +228,14 @@ pub struct ServeArgs {
     /// and cookie epochs follow UNIX time. Default: keys drawn at start (this host only).
     #[arg(long, value_name = "PATH")]
     pub cookie_secret_file: Option<std::path::PathBuf>,
+    /// Settings from a TOML file: keys are these flags' long names and the sysctl names they
+    /// mirror (`"net.ipv4.tcp_syncookies" = 2`, or `[net.ipv4]` tables); flags given on the
+    /// command line win. See cli/config.rs.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+    /// Print the effective settings (as a config file, with where each came from) and exit.
+    #[arg(long)]
+    pub print_config: bool,
 }
 
 fn parse_port_app(s: &str) -> Result<(u16, AppArg), String> {
