@@ -53,7 +53,7 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
     };
     let cfg_iface = cfg.iface.clone();
     let ports: Vec<String> = cfg.apps.iter().map(|(p, k)| format!("{p}/{k:?}")).collect();
-    let engine = Engine::start(cfg)?;
+    let engine = Engine::start(cfg).map_err(xdptcp::engine::caps::explain_start_error)?;
     // Attached and bound: the main thread's capabilities go too (the core threads' already went).
     xdptcp::engine::caps::drop_capabilities()?;
     if let Ok(held) = xdptcp::engine::caps::threads_with_capabilities().map(|t| t.join(", ")) {
