@@ -401,7 +401,9 @@ mod on_bed {
             (format!("-all,{set}"), format!("-all,{set}"))
         };
         let mut c = Command::new("ip");
-        c.args(["netns", "exec", &bed.ns_srv()]);
+        // On one CPU, the last one, as a cpuset would give it: serve's default pinning must
+        // follow (queue 0 on that CPU, not on CPU 0).
+        c.args(["netns", "exec", &bed.ns_srv(), "taskset", "-c", &last_cpu().to_string()]);
         // The unit's LimitMEMLOCK=infinity, where this root may raise the hard limit (it needs
         // CAP_SYS_RESOURCE, which some containers withhold); otherwise the UMEM is kept under
         // the limit there is (the default 8 MiB: 2048 frames of 2048 bytes use 4 MiB).
@@ -431,6 +433,13 @@ mod on_bed {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         c.spawn().expect("start serve as the unit does")
+    }
+
+    /// The highest CPU this test may run on.
+    fn last_cpu() -> usize {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let list = status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).unwrap_or("0").trim().to_string();
+        list.split([',', '-']).filter_map(|n| n.trim().parse().ok()).max().unwrap_or(0)
     }
 
     fn can_unlimit_memlock() -> bool {
@@ -525,6 +534,13 @@ mod on_bed {
         let uid = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         assert!(uid.lines().any(|l| l.starts_with("Uid:") && l.contains(NOBODY)), "runs as nobody: {uid}");
         assert_no_capabilities(pid, 2, false);
+        let q0 = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .expect("tasks")
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("status")).ok())
+            .find(|s| s.lines().any(|l| l.starts_with("Name:") && l.contains("xdptcp-q0")))
+            .expect("queue 0's thread");
+        let pinned = q0.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).unwrap_or("").trim().to_string();
+        assert_eq!(pinned, last_cpu().to_string(), "queue 0 pinned to the one CPU serve may use");
         let out = bed.kclient(&["--conns", "50", "--concurrency", "8", "--bytes", "1000"]);
         assert_eq!(out.matches(" 25 ok").count(), 2, "{out}");
 

@@ -163,7 +163,8 @@ pub struct ServeArgs {
     /// fewer is refused, since flows the NIC puts on an unserved queue would be lost.
     #[arg(long)]
     pub queues: Option<u32>,
-    /// Cores to pin the queue threads to, comma-separated (default 0,1,...).
+    /// Cores to pin the queue threads to, comma-separated (default: the CPUs serve may run on,
+    /// in order; 0,1,... unless a cpuset narrows them).
     #[arg(long, value_delimiter = ',')]
     pub cores: Vec<usize>,
     /// Listen backlog (accept queue and SYN queue bound), capped by --somaxconn.
