@@ -16,4 +16,13 @@ apt-get update -qq
 # the metrics text format, used under /usr/bin/python3.
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	clang m4 libelf-dev zlib1g-dev pkg-config make iproute2 ethtool curl iputils-ping \
-	python3 procps tshark python3-prometheus-client >/dev/null
+	python3 procps util-linux systemd python3-venv tshark python3-prometheus-client >/dev/null
+
+# tests/ops_deploy.rs validates deploy/k8s/*.yaml with kubernetes-validate (offline schemas),
+# from PyPI into a venv of its own so the system Python stays untouched. Idempotent.
+VENV=/opt/xdptcp-venv
+if [ ! -x "$VENV/bin/kubernetes-validate" ]; then
+	echo "== installing kubernetes-validate into $VENV (pip)"
+	[ -x "$VENV/bin/pip" ] || /usr/bin/python3 -m venv "$VENV"
+	"$VENV/bin/pip" install -q kubernetes-validate
+fi

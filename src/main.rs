@@ -1,11 +1,10 @@
 //! The `xdptcp` binary.
 
-use clap::Parser;
-
 mod cli;
 
 fn main() {
-    let args = cli::Cli::parse();
+    // `serve --config FILE` folds the file into the arguments before clap sees them.
+    let args = cli::config::parse_cli();
     let r = match &args.cmd {
         cli::Cmd::Serve(a) if a.backend == cli::BackendArg::Kernel => cli::serve_kernel(a),
         #[cfg(feature = "xdp")]

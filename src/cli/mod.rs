@@ -8,6 +8,7 @@ use xdptcp::engine::kernel::{run_echo_clients, ClientPlan, Closer};
 use xdptcp::tcp::SynCookies;
 
 pub mod bench;
+pub mod config;
 #[cfg(feature = "xdp")]
 pub mod console;
 pub mod demo;
@@ -23,6 +24,7 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once at start; boxing buys nothing
 pub enum Cmd {
     /// Serve a bundled application on AF_XDP sockets.
     Serve(ServeArgs),
@@ -168,7 +170,8 @@ pub struct ServeArgs {
     /// fewer is refused, since flows the NIC puts on an unserved queue would be lost.
     #[arg(long)]
     pub queues: Option<u32>,
-    /// Cores to pin the queue threads to, comma-separated (default 0,1,...).
+    /// Cores to pin the queue threads to, comma-separated (default: the CPUs serve may run on,
+    /// in order; 0,1,... unless a cpuset narrows them).
     #[arg(long, value_delimiter = ',')]
     pub cores: Vec<usize>,
     /// Listen backlog (accept queue and SYN queue bound), capped by --somaxconn; at least 1.
@@ -261,6 +264,14 @@ pub struct ServeArgs {
     /// Capture files kept, FILE included (as tcpdump -W).
     #[arg(long, value_name = "K", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub pcap_files: u32,
+    /// Settings from a TOML file: keys are these flags' long names and the sysctl names they
+    /// mirror (`"net.ipv4.tcp_syncookies" = 2`, or `[net.ipv4]` tables); flags given on the
+    /// command line win. See cli/config.rs.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+    /// Print the effective settings (as a config file, with where each came from) and exit.
+    #[arg(long)]
+    pub print_config: bool,
 }
 
 fn parse_port_app(s: &str) -> Result<(u16, AppArg), String> {

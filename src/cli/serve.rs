@@ -57,7 +57,10 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
     let cfg_iface = cfg.iface.clone();
     let ports: Vec<String> = cfg.apps.iter().map(|(p, k)| format!("{p}/{k:?}")).collect();
     let stats_path = (a.stats_file != "none").then(|| std::path::PathBuf::from(&a.stats_file));
-    let engine = Engine::start_with(cfg, &a.ops())?;
+    let engine = Engine::start_with(cfg, &a.ops()).map_err(xdptcp::engine::caps::explain_start_error)?;
+    // Attached and bound: the main thread's capabilities go too (the core threads' already went).
+    xdptcp::engine::caps::drop_capabilities()?;
+    let held = xdptcp::engine::caps::threads_with_capabilities().map(|t| t.join(", ")).unwrap_or_default();
     // From here on nothing the main thread does waits for stdout or stderr (see `console`).
     let out = Console::stdout();
     let err = Console::with_writer(Box::new(std::io::stderr()));
@@ -68,6 +71,9 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
         engine.queues(),
         a.drain_timeout
     ));
+    if !held.is_empty() {
+        err.line(format!("xdptcp: warning: threads still holding capabilities: {held}"));
+    }
     #[allow(clippy::disallowed_methods)] // wall clock for the report only
     let start = std::time::Instant::now();
     let mut last = CoreStats::default();

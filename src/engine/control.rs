@@ -187,6 +187,9 @@ impl ControlServer {
         stop: Arc<AtomicBool>,
     ) -> std::io::Result<ControlServer> {
         let thread = std::thread::Builder::new().name("xdptcp-control".into()).spawn(move || {
+            // Its socket or file is open already: nothing privileged is left to do here
+            // (capabilities are per thread, see engine::caps).
+            let _ = super::caps::drop_capabilities();
             while !stop.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((conn, _)) => {

@@ -14,6 +14,7 @@ use crossbeam_channel::{Receiver, Sender};
 use owners::OwnerDirectory;
 use std::sync::Arc;
 
+pub mod caps;
 pub mod clock;
 pub mod control;
 pub mod kernel;

@@ -30,7 +30,8 @@ pub struct EngineConfig {
     /// Listening ports and the application on each.
     pub apps: Vec<(u16, AppKind)>,
     pub queues: u32,
-    /// Cores to pin the queue threads to, in queue order (defaults to 0, 1, ...).
+    /// Cores to pin the queue threads to, in queue order (defaults to the CPUs the process may
+    /// run on, in order: 0, 1, ... unless a cpuset narrows them).
     pub cores: Vec<usize>,
     pub backlog: usize,
     pub tcp: tcp::Config,
@@ -184,13 +185,17 @@ impl Engine {
         };
         connect_cores(&mut cores, &handover);
 
+        // Unlisted queues go to the CPUs this process may run on, in order: 0, 1, ... on a
+        // free host, the exclusive CPUs of a cpuset otherwise (Kubernetes' static CPU manager,
+        // systemd's CPUAffinity=), where pinning to CPU q would fail.
+        let allowed: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
         let mut threads = Vec::new();
         let mut ctl = Vec::new();
         for (q, core) in cores.into_iter().enumerate() {
             let (ctl_tx, ctl_rx) = bounded::<Control>(16);
             let (fd_tx, fd_rx) = bounded::<Result<i32, String>>(1);
             let (go_tx, go_rx) = bounded::<bool>(1);
-            let pin = cfg.cores.get(q).copied().unwrap_or(q);
+            let pin = cfg.cores.get(q).or_else(|| allowed.get(q)).copied().unwrap_or(q);
             let iface = cfg.iface.clone();
             let mut xsk = cfg.xsk;
             xsk.bind = cfg.bind;
@@ -311,6 +316,11 @@ fn core_thread(
             return;
         }
     };
+    // The bound socket was this thread's last privileged step (engine::caps says why per thread).
+    if let Err(e) = super::caps::drop_capabilities() {
+        let _ = fd_tx.send(Err(format!("queue {queue}: {e}")));
+        return;
+    }
     let _ = fd_tx.send(Ok(link.as_fd().as_raw_fd()));
     if go.recv() != Ok(true) {
         return;
