@@ -220,7 +220,7 @@ fn bad_flags_are_refused_with_one_clear_line_and_nothing_attached() {
         (&[], vec!["--iface".into(), dev.clone(), "--addr".into(), "198.18.0.9".into()], "--addr 198.18.0.9"),
         (&[], vec![], "--iface is required"),
         (&[], vec!["--iface".into(), "xtnope".into()], "--iface xtnope: no such interface"),
-        (&nobody, with(&["--stats-file", "none"]), "missing capabilities: CAP_NET_ADMIN"),
+        (&nobody, with(&["--stats-file", "none"]), "missing capabilities: CAP_BPF"),
         (&caps_no_ipc_lock, with(&["--stats-file", "none", "--umem-frames", "8192"]), "memlock limit"),
     ];
     for (pre, flags, want) in &cases {

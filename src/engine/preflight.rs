@@ -4,21 +4,13 @@
 use anyhow::{bail, Result};
 use std::net::IpAddr;
 
-/// Capabilities by number (linux/capability.h).
+/// Capabilities by number (linux/capability.h) the checks below name.
 pub const CAP_NET_ADMIN: u32 = 12;
 pub const CAP_NET_RAW: u32 = 13;
 pub const CAP_IPC_LOCK: u32 = 14;
 pub const CAP_SYS_ADMIN: u32 = 21;
 pub const CAP_PERFMON: u32 = 38;
 pub const CAP_BPF: u32 = 39;
-
-/// What the AF_XDP datapath needs, and why (checked on Linux 6.18 by dropping one at a time).
-pub const NEEDED: [(u32, &str, &str); 4] = [
-    (CAP_NET_ADMIN, "CAP_NET_ADMIN", "attach the XDP program and query the NIC"),
-    (CAP_BPF, "CAP_BPF", "load the XDP program and create its maps"),
-    (CAP_PERFMON, "CAP_PERFMON", "the verifier refuses the program's pointer arithmetic without it"),
-    (CAP_NET_RAW, "CAP_NET_RAW", "open AF_XDP sockets"),
-];
 
 /// The effective capability set of this process (`CapEff` of /proc/self/status).
 pub fn effective_caps() -> Option<u64> {
@@ -34,7 +26,7 @@ fn has(caps: u64, cap: u32) -> bool {
 /// Refuses to start without the capabilities the datapath needs, naming the missing ones.
 /// CAP_SYS_ADMIN stands in for CAP_BPF and CAP_PERFMON (kernels before 5.8 know only it).
 pub fn check_capabilities(caps: u64) -> Result<()> {
-    let missing: Vec<String> = NEEDED
+    let missing: Vec<String> = super::caps::REQUIRED
         .iter()
         .filter(|(c, _, _)| !has(caps, *c) && !((*c == CAP_BPF || *c == CAP_PERFMON) && has(caps, CAP_SYS_ADMIN)))
         .map(|(_, name, why)| format!("{name} ({why})"))
@@ -80,11 +72,15 @@ pub fn check_memlock(caps: u64, umem_bytes: u64, limit: Option<u64>) -> Result<(
 /// `--cores`: one per served queue, each a CPU this process may run on.
 pub fn check_cores(cores: &[usize], queues: u32, allowed: &[usize]) -> Result<()> {
     if cores.is_empty() {
-        if let Some(q) = (0..queues as usize).find(|q| !allowed.contains(q)) {
+        // By default queue q goes to the q-th CPU this process may use (a cpuset or systemd's
+        // CPUAffinity= may leave fewer than there are queues).
+        if allowed.len() < queues as usize {
             bail!(
-                "queue {q} would be pinned to CPU {q}, which this process may not use (allowed: {}); \
-                 name the CPUs with --cores",
-                list(allowed)
+                "{queues} queues and only {} CPU(s) this process may use ({}); give the NIC fewer queues \
+                 (ethtool -L IFACE combined {}) or the process more CPUs",
+                allowed.len(),
+                list(allowed),
+                allowed.len().max(1)
             );
         }
         return Ok(());
@@ -194,7 +190,8 @@ mod tests {
     fn cores_one_per_queue_each_allowed() {
         assert!(check_cores(&[], 2, &[0, 1]).is_ok());
         assert!(check_cores(&[1, 0], 2, &[0, 1]).is_ok());
-        assert!(check_cores(&[], 2, &[0]).unwrap_err().to_string().contains("queue 1"));
+        assert!(check_cores(&[], 1, &[1]).is_ok(), "queue 0 on the one CPU allowed");
+        assert!(check_cores(&[], 2, &[1]).unwrap_err().to_string().contains("2 queues and only 1 CPU(s)"));
         let e = check_cores(&[7, 9], 2, &[0, 1]).unwrap_err().to_string();
         assert!(e.contains("--cores 7,9: CPU 7") && e.contains("allowed: 0,1"), "{e}");
         let e = check_cores(&[0], 2, &[0, 1]).unwrap_err().to_string();

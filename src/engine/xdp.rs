@@ -111,12 +111,11 @@ impl Engine {
         Engine::start_with(cfg, &OpsConfig::default())
     }
 
-    /// [`Engine::start`] with the operator's side channels: they are bound first, so a bad
-    /// `--metrics` address or `--pcap` path is refused before the NIC is touched.
+    /// [`Engine::start`] with the operator's side channels. Everything that can be refused
+    /// (privileges, flags, a bad `--metrics` address or `--pcap` path) is refused before the
+    /// program is loaded, so a refused start leaves nothing attached.
     pub fn start_with(cfg: EngineConfig, ops: &OpsConfig) -> Result<Engine> {
-        let bound = ops.bind()?;
         use super::preflight;
-        // Everything that can be refused is refused before the program is loaded.
         let caps = preflight::effective_caps().unwrap_or(u64::MAX);
         preflight::check_capabilities(caps)?;
         let queues = served_queues(&cfg.iface, cfg.queues)?;
@@ -129,6 +128,7 @@ impl Engine {
         }
         let umem = u64::from(cfg.xsk.frame_count) * u64::from(cfg.xsk.frame_size) * u64::from(queues);
         preflight::check_memlock(caps, umem, preflight::memlock_limit())?;
+        let bound = ops.bind()?;
         crate::io::xdp::quiet_libbpf();
         eprintln!("{}", rss_note(&cfg.iface));
         let mac = iface_mac(&cfg.iface)?;
@@ -188,7 +188,7 @@ impl Engine {
         // Unlisted queues go to the CPUs this process may run on, in order: 0, 1, ... on a
         // free host, the exclusive CPUs of a cpuset otherwise (Kubernetes' static CPU manager,
         // systemd's CPUAffinity=), where pinning to CPU q would fail.
-        let allowed: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
+        let allowed = preflight::allowed_cpus();
         let mut threads = Vec::new();
         let mut ctl = Vec::new();
         for (q, core) in cores.into_iter().enumerate() {
