@@ -282,3 +282,82 @@ fn checksum_offload_on_the_peer_is_reported_once() {
     assert_eq!(err.matches("fail their checksum").count(), 1, "{err}");
     assert!(err.contains(&"ethtool -K <peer-interface> tx off".to_string()), "{err}");
 }
+
+/// Two findings of a review. A second SIGTERM during a drain turns it into the immediate stop
+/// (it used to end the process on the spot: no summary, a stats file left "running", the peers
+/// never reset). And with the side threads on (metrics, control socket), no start warns of
+/// threads still holding capabilities: each drops them before the start returns.
+#[test]
+fn a_second_signal_stops_at_once_with_a_summary_and_no_false_capability_warning() {
+    if !privileged("a_second_signal_stops_at_once_with_a_summary_and_no_false_capability_warning") {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut bed = Bed::up("s6", "shared");
+    let dir = std::env::temp_dir().join(format!("xdptcp-test-{}-s6", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let stats = dir.join("s.stats").to_string_lossy().to_string();
+    let sock = dir.join("c.sock").to_string_lossy().to_string();
+    let mut c = bed.serve_command(&[
+        "--drain-timeout",
+        "60",
+        "--stats-file",
+        &stats,
+        "--metrics",
+        "127.0.0.1:9466",
+        "--control-socket",
+        &sock,
+    ]);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    bed.serve_with(c);
+    let mut held = bed.peer_connect("198.18.0.1:7").expect("connect");
+    held.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 5];
+    held.write_all(b"hello").unwrap();
+    held.read_exact(&mut buf).unwrap();
+    let mut server = bed.server.take().expect("server");
+    signal(&server, libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(server.try_wait().unwrap().is_none(), "draining for up to 60 s");
+    signal(&server, libc::SIGTERM);
+    let st = wait_for_exit(&mut server, Duration::from_secs(10));
+    assert!(st.is_some_and(|s| s.success()), "a second SIGTERM stops with exit 0: {st:?}");
+    let o = server.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(out.contains("stopped by SIGINT or a second signal"), "{out}");
+    assert!(!err.contains("still holding capabilities"), "{err}");
+    let r = held.read(&mut buf);
+    assert!(matches!(&r, Err(e) if e.kind() == ErrorKind::ConnectionReset), "the open connection is reset: {r:?}");
+    let fin = stats_cmd(&stats);
+    assert!(text(&fin).contains("final counters of pid"), "{}", text(&fin));
+    assert!(!std::path::Path::new(&sock).exists(), "the control socket is removed");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A review finding: `serve` without `--addr` took every SYN to the port away from the kernel
+/// (the XDP program steers the port on any address) and then dropped it, since the network
+/// layer knew no address of its own. It now serves every address the interface has, on one
+/// queue and on two.
+#[test]
+fn without_addr_every_address_of_the_interface_is_served() {
+    if !privileged("without_addr_every_address_of_the_interface_is_served") {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    for (tag, queues) in [("s7", 1u32), ("s8", 2)] {
+        let mut bed = Bed::up_queues(tag, "shared", queues);
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &bed.ns_srv(), BIN, "serve", "--iface", &bed.dev_srv(), "--port", "7"])
+            .args(["--quiet", "--stats-file", "none", "--control-socket", "none"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        bed.serve_with(c);
+        let out = bed.kclient(&["--conns", "40", "--concurrency", "4"]);
+        assert!(out.contains("20 ok"), "{queues} queue(s): {out}");
+        let out6 = bed.kclient_to("[fd00:1813::1]:7", &["--conns", "20", "--concurrency", "4"]);
+        assert!(out6.contains("10 ok"), "{queues} queue(s), IPv6: {out6}");
+        let summary = bed.stop();
+        assert_eq!(counter(&summary, "net_rx_not_ours"), 0, "{summary}");
+    }
+}

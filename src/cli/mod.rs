@@ -151,7 +151,8 @@ pub struct ServeArgs {
     /// Network interface to attach to (the xdp backend).
     #[arg(long)]
     pub iface: Option<String>,
-    /// Address to serve (repeatable). Omit to serve every address on the port.
+    /// Address to serve (repeatable). Omit to serve every address the interface has at start
+    /// (shared-address mode; --own-address needs it).
     #[arg(long = "addr")]
     pub addrs: Vec<IpAddr>,
     /// Port to listen on (1-65535).
@@ -326,10 +327,14 @@ impl ServeArgs {
         // The kernel backend writes no stats file.
         if let Some(p) = (self.backend == BackendArg::Xdp && self.stats_file != "none").then_some(&self.stats_file) {
             let path = std::path::Path::new(p);
-            xdptcp::engine::stats_file::write(path, xdptcp::engine::stats_file::WriterState::Running, "")
-                .with_context(|| {
-                    format!("--stats-file {p}: cannot write it; create its directory or pass --stats-file none")
-                })?;
+            if let Err(e) = xdptcp::engine::stats_file::check_writable(path) {
+                let fix = match e.kind() {
+                    std::io::ErrorKind::NotFound => "create its directory",
+                    std::io::ErrorKind::PermissionDenied => "make it (and its directory) writable by this user",
+                    _ => "choose a writable path",
+                };
+                bail!("--stats-file {p}: cannot write it ({e}); {fix}, or pass --stats-file none");
+            }
         }
         Ok(())
     }

@@ -86,7 +86,7 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
         #[allow(clippy::disallowed_methods)]
         let now = std::time::Instant::now();
         if signals::immediate_stop_requested() {
-            break "SIGINT";
+            break "SIGINT or a second signal";
         }
         if signals::drain_requested() && drain_deadline.is_none() {
             engine.stop_listening();
@@ -142,7 +142,7 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
     summary += &report(&total, secs, out.dropped());
     for (name, v) in steering {
         if v > 0 {
-            let _ = writeln!(summary, "xdp_{name:<24} {v}");
+            let _ = writeln!(summary, "xdp_{name:<20} {v}");
         }
     }
     if let Some(p) = &stats_path {
@@ -224,6 +224,14 @@ pub fn report(s: &CoreStats, secs: f64, stdout_dropped: u64) -> String {
     // loops spent spinning idle.
     if let Some(ns) = s.frame_ns() {
         let _ = writeln!(o, "rx_frame_ns              {ns:.0}");
+    }
+    // Frames the network layer turned away: for another address (e.g. an --addr the
+    // interface does not have) or unparsable.
+    if s.net.rx_not_ours > 0 {
+        let _ = writeln!(o, "net_rx_not_ours          {}", s.net.rx_not_ours);
+    }
+    if s.net.rx_malformed > 0 {
+        let _ = writeln!(o, "net_rx_malformed         {}", s.net.rx_malformed);
     }
     if stdout_dropped > 0 {
         let _ = writeln!(o, "stdout_lines_dropped     {stdout_dropped}");

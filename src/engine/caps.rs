@@ -211,6 +211,25 @@ pub fn status_holds_capabilities(status: &str) -> bool {
     })
 }
 
+/// Spawns a thread that drops every capability before it runs `f`, and returns only once it
+/// has: a check of the process's threads made after this (serve's warning) never sees it
+/// still privileged. For the side threads (metrics, control, capture), whose sockets and files
+/// are open before they start.
+pub fn spawn_unprivileged<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> io::Result<std::thread::JoinHandle<T>> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<()>(1);
+    let h = std::thread::Builder::new().name(name.to_owned()).spawn(move || {
+        // Nothing privileged is left for this thread to do (capabilities are per thread).
+        let _ = drop_capabilities();
+        let _ = ready_tx.send(());
+        f()
+    })?;
+    let _ = ready_rx.recv();
+    Ok(h)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

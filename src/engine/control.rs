@@ -186,10 +186,7 @@ impl ControlServer {
         ctl: Vec<Sender<Control>>,
         stop: Arc<AtomicBool>,
     ) -> std::io::Result<ControlServer> {
-        let thread = std::thread::Builder::new().name("xdptcp-control".into()).spawn(move || {
-            // Its socket or file is open already: nothing privileged is left to do here
-            // (capabilities are per thread, see engine::caps).
-            let _ = super::caps::drop_capabilities();
+        let thread = super::caps::spawn_unprivileged("xdptcp-control", move || {
             while !stop.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((conn, _)) => {

@@ -234,10 +234,7 @@ impl MetricsServer {
         mut body: impl FnMut() -> String + Send + 'static,
         stop: Arc<AtomicBool>,
     ) -> std::io::Result<JoinHandle<()>> {
-        std::thread::Builder::new().name("xdptcp-metrics".into()).spawn(move || {
-            // Its socket or file is open already: nothing privileged is left to do here
-            // (capabilities are per thread, see engine::caps).
-            let _ = super::caps::drop_capabilities();
+        super::caps::spawn_unprivileged("xdptcp-metrics", move || {
             while !stop.load(Ordering::Relaxed) {
                 match self.listener.accept() {
                     Ok((conn, _)) => {

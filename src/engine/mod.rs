@@ -502,60 +502,62 @@ pub fn random_secrets() -> std::io::Result<crate::tcp::Secrets> {
     Ok(crate::tcp::Secrets { isn_key: key(0), ts_key: key(1), cookie_key: key(2), cookie_key_prev: key(3) })
 }
 
-/// SIGINT and SIGTERM as flags the main thread polls (signal-hook registers the handlers: an
-/// atomic store each, async-signal-safe).
+/// SIGINT and SIGTERM as flags the main thread polls (signal-hook registers the handlers; each
+/// does atomic operations only, async-signal-safe).
 ///
 /// SIGTERM asks for a graceful stop (listeners close, open connections get a deadline); SIGINT
-/// for an immediate one (every connection reset). A second signal of the same kind ends the
-/// process at once (exit status 130 / 143): an operator who repeats it wants out now, and the
-/// kernel detaches the XDP program with the last descriptor of its link.
+/// for an immediate one (every connection reset). A second signal of either kind turns a drain
+/// into the immediate stop, which still resets the connections, writes the summary and marks
+/// the stats file final; only a third ends the process on the spot (exit status 128 + signal),
+/// for a stop that hangs. The kernel detaches the XDP program with the last descriptor of its
+/// link either way.
 pub mod signals {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{Arc, OnceLock};
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-    struct Flags {
-        int: Arc<AtomicBool>,
-        term: Arc<AtomicBool>,
-    }
-
-    static FLAGS: OnceLock<Flags> = OnceLock::new();
-
-    fn flags() -> &'static Flags {
-        FLAGS.get_or_init(|| Flags { int: Arc::new(AtomicBool::new(false)), term: Arc::new(AtomicBool::new(false)) })
-    }
+    static INT: AtomicBool = AtomicBool::new(false);
+    static TERM: AtomicBool = AtomicBool::new(false);
+    static RECEIVED: AtomicU32 = AtomicU32::new(0);
 
     /// Installs the handlers (idempotent).
     pub fn install() {
         static ONCE: std::sync::Once = std::sync::Once::new();
         ONCE.call_once(|| {
-            let f = flags();
-            for (sig, flag) in [(libc::SIGINT, &f.int), (libc::SIGTERM, &f.term)] {
-                // Order matters: the exit hook checks the flag before the flag is set, so the
-                // first signal only sets it and the second one exits.
-                let _ = signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, Arc::clone(flag));
-                let _ = signal_hook::flag::register(sig, Arc::clone(flag));
+            for sig in [libc::SIGINT, libc::SIGTERM] {
+                let action = move || {
+                    let n = RECEIVED.fetch_add(1, Ordering::SeqCst) + 1;
+                    if sig == libc::SIGTERM && n == 1 {
+                        TERM.store(true, Ordering::SeqCst);
+                    } else {
+                        INT.store(true, Ordering::SeqCst);
+                    }
+                    if n >= 3 {
+                        signal_hook::low_level::exit(128 + sig);
+                    }
+                };
+                // SAFETY: the action does atomic operations and, on the third signal, _exit(2):
+                // all async-signal-safe; it allocates nothing and takes no lock.
+                let _ = unsafe { signal_hook::low_level::register(sig, action) };
             }
         });
     }
 
     /// SIGINT or SIGTERM arrived (or [`request_stop`] was called).
     pub fn stop_requested() -> bool {
-        let f = flags();
-        f.int.load(Ordering::SeqCst) || f.term.load(Ordering::SeqCst)
+        INT.load(Ordering::SeqCst) || TERM.load(Ordering::SeqCst)
     }
 
-    /// SIGINT arrived: stop now, without a drain.
+    /// Stop now, without a drain: SIGINT, or a second signal.
     pub fn immediate_stop_requested() -> bool {
-        flags().int.load(Ordering::SeqCst)
+        INT.load(Ordering::SeqCst)
     }
 
-    /// SIGTERM arrived: a graceful stop.
+    /// SIGTERM arrived first: a graceful stop.
     pub fn drain_requested() -> bool {
-        flags().term.load(Ordering::SeqCst)
+        TERM.load(Ordering::SeqCst)
     }
 
     /// Asks for an immediate stop, as SIGINT does.
     pub fn request_stop() {
-        flags().int.store(true, Ordering::SeqCst);
+        INT.store(true, Ordering::SeqCst);
     }
 }

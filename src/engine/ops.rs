@@ -71,7 +71,14 @@ impl OpsConfig {
         let capture = self
             .pcap
             .as_ref()
-            .map(|c| Capture::start(c.clone()).with_context(|| format!("--pcap {}: create", c.path.display())))
+            .map(|c| {
+                Capture::start(c.clone()).with_context(|| {
+                    format!(
+                        "--pcap {}: cannot create it; create its directory or choose a writable path",
+                        c.path.display()
+                    )
+                })
+            })
             .transpose()?;
         Ok(Bound { metrics, control, capture })
     }

@@ -174,10 +174,7 @@ impl Capture {
         let (records, rx) = bounded::<Record>(CHANNEL_DEPTH);
         let (pool_tx, pool) = bounded::<Vec<u8>>(CHANNEL_DEPTH);
         let st = Arc::clone(&stats);
-        let thread = std::thread::Builder::new().name("xdptcp-pcap".into()).spawn(move || {
-            // Its socket or file is open already: nothing privileged is left to do here
-            // (capabilities are per thread, see engine::caps).
-            let _ = super::caps::drop_capabilities();
+        let thread = super::caps::spawn_unprivileged("xdptcp-pcap", move || {
             let mut failed = false;
             loop {
                 match rx.recv_timeout(std::time::Duration::from_millis(200)) {

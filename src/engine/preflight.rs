@@ -145,6 +145,19 @@ pub fn iface_addrs(iface: &str) -> std::io::Result<Vec<IpAddr>> {
     Ok(out)
 }
 
+/// The addresses shared-address mode serves: those asked for, which must be on `iface`
+/// ([`check_shared_addrs`]), or, when none is asked for, every address `iface` has.
+pub fn served_addrs(iface: &str, wanted: &[IpAddr], have: &[IpAddr]) -> Result<Vec<IpAddr>> {
+    if wanted.is_empty() {
+        if have.is_empty() {
+            bail!("{iface} has no address to serve: add one (`ip addr add ... dev {iface}`) or name it with --addr");
+        }
+        return Ok(have.to_vec());
+    }
+    check_shared_addrs(iface, wanted, have)?;
+    Ok(wanted.to_vec())
+}
+
 /// Shared-address mode serves addresses the host already has on `iface` (the kernel answers
 /// ARP and ICMP for them); one that is not there would never see a packet.
 pub fn check_shared_addrs(iface: &str, wanted: &[IpAddr], have: &[IpAddr]) -> Result<()> {
@@ -204,6 +217,14 @@ mod tests {
         assert!(check_shared_addrs("x", &have, &have).is_ok());
         let e = check_shared_addrs("x", &["198.18.0.9".parse().unwrap()], &have).unwrap_err().to_string();
         assert!(e.contains("--addr 198.18.0.9: not an address of x (it has: 198.18.0.1)"), "{e}");
+    }
+
+    #[test]
+    fn no_addr_serves_every_address_of_the_interface() {
+        let have: Vec<IpAddr> = vec!["198.18.0.1".parse().unwrap(), "fd00:1813::1".parse().unwrap()];
+        assert_eq!(served_addrs("x", &[], &have).unwrap(), have);
+        assert_eq!(served_addrs("x", &have[..1], &have).unwrap(), have[..1].to_vec());
+        assert!(served_addrs("x", &[], &[]).unwrap_err().to_string().contains("x has no address"));
     }
 
     #[test]

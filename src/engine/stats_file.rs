@@ -46,6 +46,23 @@ pub fn write(path: &Path, state: WriterState, body: &str) -> std::io::Result<()>
     })
 }
 
+/// Checks that `path` can be written, as [`write`] will (a temporary file beside it, then a
+/// rename), without touching what is there: a start refused later must not replace the last
+/// instance's final counters.
+pub fn check_writable(path: &Path) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp.{}", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    std::fs::write(&tmp, b"")?;
+    let _ = std::fs::remove_file(&tmp);
+    if path.exists() {
+        // Replacing it needs write access to the directory (checked above) only; a file that
+        // cannot be replaced shows here.
+        std::fs::OpenOptions::new().append(true).open(path).map(|_| ())?;
+    }
+    Ok(())
+}
+
 /// How a stats file reads now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Freshness {

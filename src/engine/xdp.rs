@@ -121,11 +121,18 @@ impl Engine {
         let queues = served_queues(&cfg.iface, cfg.queues)?;
         let cfg = EngineConfig { queues, ..cfg };
         preflight::check_cores(&cfg.cores, queues, &preflight::allowed_cpus())?;
-        if cfg.address_mode == AddressMode::Shared && !cfg.addrs.is_empty() {
+        let cfg = if cfg.address_mode == AddressMode::Shared {
             let have =
                 preflight::iface_addrs(&cfg.iface).with_context(|| format!("read the addresses of {}", cfg.iface))?;
-            preflight::check_shared_addrs(&cfg.iface, &cfg.addrs, &have)?;
-        }
+            // No --addr: every address the interface has (as a listener bound to 0.0.0.0 and
+            // [::] serves them), so the XDP program never takes a segment nobody here answers.
+            let addrs = preflight::served_addrs(&cfg.iface, &cfg.addrs, &have)?;
+            EngineConfig { addrs, ..cfg }
+        } else if cfg.addrs.is_empty() {
+            bail!("--own-address needs --addr: the addresses the stack answers ARP and ICMP for itself");
+        } else {
+            cfg
+        };
         let umem = u64::from(cfg.xsk.frame_count) * u64::from(cfg.xsk.frame_size) * u64::from(queues);
         preflight::check_memlock(caps, umem, preflight::memlock_limit())?;
         let bound = ops.bind()?;

@@ -452,7 +452,7 @@ pub(crate) fn attach_xdp_link(
         }
         let mtu = std::fs::read_to_string(format!("/sys/class/net/{ifname}/mtu")).unwrap_or_default();
         let hint = if mode == AttachMode::Native && errno == libc::EOPNOTSUPP {
-            " (the driver has no native XDP; generic mode works everywhere)".to_owned()
+            " (the driver has no native XDP; `--xdp-mode generic` works on any interface)".to_owned()
         } else if errno == libc::ERANGE {
             // The driver refuses a program that cannot take the largest frame its MTU allows
             // in one buffer (veth: a page minus headroom and skb_shared_info).
