@@ -310,13 +310,12 @@ fn integer_range(flag: &str) -> Option<String> {
             }
         }
     };
-    if !accepts("0") {
-        return None;
-    }
+    // Flags that refuse 0 (a port, a backlog) start at 1.
+    let lo = [0u64, 1].into_iter().find(|lo| accepts(&lo.to_string()))?;
     [u8::MAX as u64, u16::MAX as u64, u32::MAX as u64, u64::MAX]
         .into_iter()
         .find(|&max| accepts(&max.to_string()) && !accepts(&(u128::from(max) + 1).to_string()))
-        .map(|max| format!("an integer in 0..={max}"))
+        .map(|max| format!("an integer in {lo}..={max}"))
 }
 
 /// The command line, config file included: what `main` parses. Exits 2 on a bad file or a bad

@@ -118,7 +118,9 @@ fn bad_values_name_the_key_value_and_range() {
         "{e}"
     );
     let e = cli_of(&expand_with("iface = \"eth1\"\nport = 70000\n", &[]).expect("expands")).expect_err("refused");
-    assert!(e.contains("port = 70000: ") && e.contains("0..=65535"), "{e}");
+    assert!(e.contains("port = 70000: ") && e.contains("1..=65535"), "{e}");
+    let e = cli_of(&expand_with("iface = \"eth1\"\nport = \"seven\"\n", &[]).expect("expands")).expect_err("refused");
+    assert!(e.contains("port = \"seven\": ") && e.contains("1..=65535"), "{e}");
     let e =
         cli_of(&expand_with("iface = \"eth1\"\ndirectory-slots = 4\n", &[]).expect("expands")).expect_err("refused");
     assert!(e.contains("directory-slots = 4: must be between 8 and"), "{e}");
