@@ -73,6 +73,7 @@ impl Console {
     }
 
     /// Lines dropped because stdout did not keep up.
+    #[cfg_attr(not(feature = "xdp"), allow(dead_code))] // reported by the xdp backend's summary
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }

@@ -9,7 +9,6 @@ use xdptcp::tcp::SynCookies;
 
 pub mod bench;
 pub mod config;
-#[cfg(feature = "xdp")]
 pub mod console;
 pub mod demo;
 #[cfg(feature = "xdp")]
@@ -512,12 +511,18 @@ pub fn serve_kernel(a: &ServeArgs) -> Result<()> {
             stop.store(true, Ordering::SeqCst);
         })
     };
-    println!("xdptcp: serving {:?} on kernel sockets at {addr} ({threads} thread(s)); Ctrl-C to stop", cfg.apps);
+    // As the xdp backend: stdout never holds up a stop (see `console`).
+    let out = console::Console::stdout();
+    out.line(format!(
+        "xdptcp: serving {:?} on kernel sockets at {addr} ({threads} thread(s)); Ctrl-C to stop",
+        cfg.apps
+    ));
     let r = run(&cfg, &stop).context("kernel-socket server");
     stop.store(true, Ordering::SeqCst);
     let _ = watcher.join();
     let s = r?;
-    println!("--- summary ---\n{s:#?}");
+    out.line(format!("--- summary ---\n{s:#?}"));
+    out.flush(std::time::Duration::from_millis(500));
     Ok(())
 }
 
