@@ -77,6 +77,8 @@ scenarios! {
     rfc5961_ack_with_data,
     rfc5961_established,
     rfc5961_old_ack_after_data,
+    sack_blocks_order,
+    sack_timestamps,
     syn_queue_bad_ack,
     syn_retransmit_syn_queue,
     syncookie_always,
