@@ -4,8 +4,10 @@
 mod common;
 
 use common::*;
+use std::collections::HashSet;
+use xdptcp::tcp::sack::SCOREBOARD_RANGES;
 use xdptcp::tcp::{Config, ConnId, SynCookies};
-use xdptcp::wire::TcpOptions;
+use xdptcp::wire::{SeqNum, TcpOptions};
 
 const PEER: &str = "198.18.0.2";
 const PEER_PORT: u16 = 40000;
@@ -33,6 +35,15 @@ fn peer_addr() -> std::net::SocketAddr {
 
 fn rel(o: &TcpOptions, base: u32) -> Vec<(u32, u32)> {
     o.sack_blocks().iter().map(|(l, r)| (l.0.wrapping_sub(base), r.0.wrapping_sub(base))).collect()
+}
+
+fn sack_opts(blocks: &[(u32, u32)]) -> TcpOptions {
+    let mut o = TcpOptions::default();
+    for (slot, &(l, r)) in o.sack_blocks.iter_mut().zip(blocks) {
+        *slot = (SeqNum(l), SeqNum(r));
+    }
+    o.sack_count = blocks.len() as u8;
+    o
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -128,4 +139,160 @@ fn sack_off_sends_no_blocks() {
     h.deliver(&craft(peer_addr(), h.addr(80), 1101, sa.seq + 1, ACK, &[1u8; 100]));
     let a = Seg::parse(&h.take_one());
     assert_eq!((a.ack, a.options.sack_count), (1001, 0));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sender: RFC 6675 loss recovery
+
+/// Sends 20 full segments from a to b in one flight (IW 32), drops the first transmission of
+/// the segments at `holes`, and counts the round trips until everything is acknowledged after
+/// the first flight: each round delivers all of a's segments to b, then all of b's ACKs to a.
+fn recovery_rounds(sack: bool, holes: &[u32]) -> (u32, u64) {
+    let cfg = Config { sack, initial_cwnd: 32, snd_buf: 256 * 1024, rcv_buf: 256 * 1024, ..Config::default() };
+    let mut a = Host::new("198.18.0.1", cfg.clone(), 1);
+    let mut b = Host::new("198.18.0.2", cfg, 2);
+    let (ida, _idb) = handshake(&mut a, &mut b);
+    let info = a.shard.info(ida).unwrap();
+    assert_eq!(info.sack_ok, sack);
+    let (base, smss) = (info.snd_una.0, info.smss);
+    let data = vec![0x5au8; 20 * smss as usize];
+    assert_eq!(a.shard.send(ida, &data).unwrap(), data.len());
+    a.flush();
+    let mut dropped = HashSet::new();
+    let mut rounds = 0;
+    loop {
+        for p in a.take() {
+            let s = Seg::parse(&p);
+            let idx = s.seq.wrapping_sub(base) / smss;
+            if !s.payload.is_empty() && holes.contains(&idx) && dropped.insert(idx) {
+                continue;
+            }
+            b.deliver(&p);
+        }
+        for p in b.take() {
+            a.deliver(&p);
+        }
+        if a.shard.info(ida).unwrap().unacked == 0 {
+            break;
+        }
+        rounds += 1;
+        assert!(rounds < 10, "no progress");
+    }
+    assert_eq!(dropped.len(), holes.len());
+    (rounds, a.shard.counters().tcp_retrans_segs)
+}
+
+/// The acceptance test: with SACK a window with three holes is repaired in one round
+/// trip (RFC 6675 retransmits every lost segment the scoreboard shows), and only the three
+/// lost segments are sent again. NewReno (RFC 6582) needs one round trip per hole.
+#[test]
+fn three_holes_recover_in_one_round_trip_with_sack() {
+    let (rounds, retrans) = recovery_rounds(true, &[3, 8, 14]);
+    assert_eq!(rounds, 1, "round trips to recover a window with 3 holes");
+    assert_eq!(retrans, 3);
+    let (rounds, _) = recovery_rounds(false, &[3, 8, 14]);
+    assert_eq!(rounds, 3, "NewReno without SACK: one hole per round trip");
+}
+
+/// The counters say what happened: one SACK recovery, no timeout.
+#[test]
+fn sack_recovery_is_counted() {
+    let cfg = Config { initial_cwnd: 32, ..Config::default() };
+    let mut a = Host::new("198.18.0.1", cfg.clone(), 1);
+    let mut b = Host::new("198.18.0.2", cfg, 2);
+    let (ida, _) = handshake(&mut a, &mut b);
+    let smss = a.shard.info(ida).unwrap().smss as usize;
+    a.shard.send(ida, &vec![1u8; 12 * smss]).unwrap();
+    a.flush();
+    for (i, p) in a.take().into_iter().enumerate() {
+        if i != 2 {
+            b.deliver(&p);
+        }
+    }
+    for p in b.take() {
+        a.deliver(&p);
+    }
+    let c = a.shard.counters();
+    assert_eq!((c.tcp_ext_tcp_sack_recovery, c.tcp_ext_tcp_timeouts), (1, 0));
+    assert_eq!(c.tcp_retrans_segs, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sender: blocks are checked before they are believed (RFC 2018 §4, RFC 2883 §4)
+
+/// Blocks beyond SND.NXT, below SND.UNA, overlapping an earlier block, and four blocks that
+/// wrap the sequence space are ignored and counted; a valid one is recorded.
+#[test]
+fn established_invalid_sack_blocks_are_ignored_and_counted() {
+    let (mut h, id, iss1, p) = established(plain_cfg(), 1460);
+    h.shard.send(id, &vec![3u8; 8 * 1460]).unwrap();
+    h.flush();
+    assert_eq!(h.take().len(), 8);
+    let to = h.addr(80);
+    // Let 1460 bytes be acknowledged so that "below SND.UNA" exists.
+    let una = iss1 + 1460;
+    let nxt = iss1 + 8 * 1460;
+    let ack = |h: &mut Host, blocks: &[(u32, u32)]| {
+        h.deliver(&craft_opts(peer_addr(), to, p, una, ACK, &[], sack_opts(blocks), 65535));
+        h.take();
+    };
+    ack(&mut h, &[(una + 1460, una + 2920)]);
+    assert_eq!(h.shard.info(id).unwrap().sack_ranges, 1);
+    assert_eq!(h.shard.counters().tcp_ext_tcp_sack_discard, 0);
+    // First block valid, then: beyond SND.NXT, below SND.UNA (not a D-SACK: not first),
+    // overlapping the first.
+    ack(&mut h, &[(una + 4380, una + 5840), (nxt, nxt + 100), (iss1 - 100, iss1 + 10), (una + 5000, una + 6000)]);
+    assert_eq!(h.shard.counters().tcp_ext_tcp_sack_discard, 3);
+    assert_eq!(h.shard.info(id).unwrap().sack_ranges, 2);
+    // Four blocks that wrap the sequence space (each 2^30 long): none is believed.
+    let q = 1u32 << 30;
+    ack(
+        &mut h,
+        &[(una + 2920, una + 2920 + q), (una + q, una + 2 * q), (una + 2 * q, una + 3 * q), (una + 3 * q, una)],
+    );
+    assert_eq!(h.shard.counters().tcp_ext_tcp_sack_discard, 7);
+    assert_eq!(h.shard.info(id).unwrap().sack_ranges, 2);
+    // A D-SACK below the cumulative ACK is recognised, never recorded.
+    ack(&mut h, &[(iss1, iss1 + 100)]);
+    let c = h.shard.counters();
+    assert_eq!((c.tcp_ext_tcp_dsack_recv, c.tcp_ext_tcp_dsack_ignored_no_undo), (1, 1));
+    assert_eq!(h.shard.info(id).unwrap().sack_ranges, 2);
+}
+
+/// The CVE-2019-11477/11478 class: a peer with a tiny MSS and a stream of crafted SACK blocks
+/// (one-byte blocks all over the window) cannot grow our state or the work per ACK. The
+/// scoreboard stays within its fixed size, each ACK draws a bounded number of segments, and
+/// the connection still completes once the peer acknowledges everything.
+#[test]
+fn tiny_mss_and_crafted_sacks_stay_bounded() {
+    // Linux's `tcp_min_snd_mss` floor (48): the smallest MSS a peer can impose.
+    let cfg = Config { min_snd_mss: 48, initial_cwnd: 1000, ..plain_cfg() };
+    let (mut h, id, iss1, p) = established(cfg, 48);
+    // The stack's own floor for the payload per segment is 64 bytes.
+    let smss = h.shard.info(id).unwrap().smss;
+    assert!(smss <= 64, "smss {smss}");
+    let data = vec![9u8; smss as usize * 1000];
+    assert_eq!(h.shard.send(id, &data).unwrap(), data.len());
+    h.flush();
+    assert_eq!(h.take().len(), 1000);
+    let to = h.addr(80);
+    let mut x = 0x1234_5678u32;
+    let mut most = 0;
+    for _ in 0..5000 {
+        let mut blocks = [(0u32, 0u32); 4];
+        for b in &mut blocks {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let off = 1 + 2 * ((x >> 8) % (data.len() as u32 / 2 - 1));
+            *b = (iss1 + off, iss1 + off + 1);
+        }
+        h.deliver(&craft_opts(peer_addr(), to, p, iss1, ACK, &[], sack_opts(&blocks), 65535));
+        let sent = h.take().len();
+        most = most.max(sent);
+        assert!(h.shard.info(id).unwrap().sack_ranges as usize <= SCOREBOARD_RANGES);
+    }
+    assert!(most <= 66, "segments sent for one ACK: {most}");
+    // Everything acknowledged: the connection carries on.
+    h.deliver(&craft(peer_addr(), to, p, iss1 + data.len() as u32, ACK, &[]));
+    let i = h.shard.info(id).unwrap();
+    assert_eq!((i.unacked, i.sack_ranges), (0, 0));
 }
