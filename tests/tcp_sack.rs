@@ -194,6 +194,31 @@ fn three_holes_recover_in_one_round_trip_with_sack() {
     assert_eq!(rounds, 3, "NewReno without SACK: one hole per round trip");
 }
 
+/// A peer that negotiated SACK but sends no blocks: three duplicate ACKs still start a
+/// recovery, and each partial ACK has the next hole sent again (RFC 6582's rule), so the
+/// recovery needs no timeout.
+#[test]
+fn established_peer_without_blocks_still_recovers() {
+    let (mut h, id, iss1, p) = established(plain_cfg(), 1460);
+    h.shard.send(id, &vec![3u8; 8 * 1460]).unwrap();
+    h.flush();
+    assert_eq!(h.take().len(), 8);
+    let to = h.addr(80);
+    let seqs =
+        |h: &mut Host| h.take_segs().iter().filter(|s| !s.payload.is_empty()).map(|s| s.seq - iss1).collect::<Vec<_>>();
+    for _ in 0..3 {
+        h.deliver(&craft(peer_addr(), to, p, iss1, ACK, &[]));
+    }
+    assert_eq!(seqs(&mut h), vec![0]);
+    // Segment 0 arrived; 1 is missing too.
+    h.deliver(&craft(peer_addr(), to, p, iss1 + 1460, ACK, &[]));
+    assert_eq!(seqs(&mut h), vec![1460]);
+    h.deliver(&craft(peer_addr(), to, p, iss1 + 8 * 1460, ACK, &[]));
+    let i = h.shard.info(id).unwrap();
+    assert_eq!(i.unacked, 0);
+    assert_eq!(h.shard.counters().tcp_ext_tcp_timeouts, 0);
+}
+
 /// The counters say what happened: one SACK recovery, no timeout.
 #[test]
 fn sack_recovery_is_counted() {

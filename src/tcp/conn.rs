@@ -307,7 +307,9 @@ impl Tcb {
         t.snd_wl2 = ack_seg.ack;
         t.rcv_adv = t.rcv_nxt.add(t.rcv_space());
         t.rcv_edge_max = t.rcv_adv;
-        t.cc = NewReno::new(t.smss, cfg.initial_cwnd, t.snd_una);
+        // RFC 6582 §3.2: "recover" starts at the ISS. (SND.UNA = ISS + 1 here would keep a
+        // loss in the first window from ever starting a fast retransmit: SND.UNA - 1 < recover.)
+        t.cc = NewReno::new(t.smss, cfg.initial_cwnd, iss);
         t.state = State::Established;
         t.arm_keepalive(cfg, now);
         t
@@ -1087,6 +1089,7 @@ impl Tcb {
             if self.cc.on_ack(acked, self.snd_una, flight, self.smss) == CcAction::RetransmitFirst {
                 self.retransmit_first(ctx);
             }
+            self.sack_partial_ack(ctx);
             if self.want_writable && self.sndbuf.free() > 0 && !self.fin_queued {
                 self.want_writable = false;
                 self.raise(ctx, Event::Writable(self.id));
@@ -1201,6 +1204,9 @@ impl Tcb {
         }
         if off > 0 || had_holes {
             // RFC 5681 §4.2: out-of-order data, or data that fills a hole, is ACKed at once.
+            // Linux compresses SACK-carrying ACKs after the third for one RCV.NXT
+            // (`tcp_comp_sack_nr`, at most 1 ms late); we send each at once, as the RFC says
+            // (the differential scenarios set `tcp_comp_sack_nr=0`).
             if off > 0 {
                 ctx.counters.tcp_ext_tcp_ofo_queue += 1;
             }

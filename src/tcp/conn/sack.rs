@@ -104,6 +104,20 @@ impl Tcb {
         self.dirty = true;
     }
 
+    /// A partial ACK in a SACK recovery from a peer that sends no blocks (it negotiated SACK
+    /// and then did not use it): nothing on the scoreboard can point at the next hole, so
+    /// the segment at SND.UNA is sent again, as RFC 6582 §3.2 (3) would; Linux falls back to
+    /// Reno's rules for such a peer too (`tcp_is_reno` after `tcp_disable_sack`, loosely).
+    pub(super) fn sack_partial_ack(&mut self, ctx: &mut Ctx<'_>) {
+        if !(self.cc.in_recovery && self.cc.sack_mode && self.scoreboard.is_empty()) {
+            return;
+        }
+        if self.high_rxt.after(self.snd_una) || self.snd_una == self.snd_max {
+            return;
+        }
+        let _ = self.recovery_retransmit(ctx, self.snd_una, self.smss);
+    }
+
     /// RFC 6675 §5 (C): while cwnd - pipe >= 1 SMSS, send what NextSeg picks: a lost hole
     /// (rule 1), else new data (rule 2), else an unSACKed hole below the highest SACK (rule 3).
     pub(super) fn sack_recovery_send(&mut self, ctx: &mut Ctx<'_>) {
