@@ -78,6 +78,8 @@ scenarios! {
     rfc5961_established,
     rfc5961_old_ack_after_data,
     sack_blocks_order,
+    sack_recovery_sender,
+    sack_recovery_three_holes,
     sack_timestamps,
     syn_queue_bad_ack,
     syn_retransmit_syn_queue,

@@ -96,11 +96,7 @@ impl Tcb {
         let flight = self.flight();
         self.cc.enter_sack_recovery(self.snd_max, flight, self.smss);
         self.high_rxt = self.snd_una;
-        let n = self.retransmit_at(ctx, self.snd_una, self.smss);
-        if n > 0 {
-            ctx.counters.tcp_ext_tcp_fast_retrans += 1;
-            self.high_rxt = self.snd_una.add(n);
-        }
+        let _ = self.recovery_retransmit(ctx, self.snd_una, self.smss);
         self.dirty = true;
     }
 
@@ -152,6 +148,12 @@ impl Tcb {
         }
         ctx.counters.tcp_ext_tcp_fast_retrans += 1;
         self.high_rxt = s.add(n);
+        if s == self.snd_una {
+            // Linux `tcp_xmit_retransmit_queue` re-arms the retransmission timer when it
+            // re-sends the head: the timer then measures the retransmission, not the
+            // original, and does not fire right behind a fast retransmit.
+            self.restart_rto(ctx.now);
+        }
         true
     }
 
