@@ -153,8 +153,10 @@ pub struct Tcb {
     asm: Assembler,
     /// SACK blocks we report (RFC 2018 §4) and a pending D-SACK (RFC 2883).
     rsack: RcvSack,
-    /// What the peer has SACKed above SND.UNA (RFC 6675 §3).
-    scoreboard: Scoreboard,
+    /// What the peer has SACKed above SND.UNA (RFC 6675 §3). Made when the first SACK block
+    /// arrives and given back once it is empty outside a recovery, as the rings allocate
+    /// lazily: an idle connection does not pay its 132 bytes.
+    scoreboard: Option<Box<Scoreboard>>,
     /// RFC 6675 HighRxt, as the end (exclusive) of what this recovery retransmitted.
     high_rxt: SeqNum,
     rtt: RttEstimator,
@@ -240,7 +242,7 @@ impl Tcb {
             rcvbuf: Ring::new(cfg.rcv_buf),
             asm: Assembler::default(),
             rsack: RcvSack::default(),
-            scoreboard: Scoreboard::default(),
+            scoreboard: None,
             high_rxt: iss,
             rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
             rtt_timing: None,
@@ -496,7 +498,7 @@ impl Tcb {
         self.sndbuf.clear();
         self.asm.clear();
         self.rsack.clear();
-        self.scoreboard.clear();
+        self.scoreboard = None;
         // RFC 9293 says to flush the queues on a reset; Linux keeps what was received in order
         // (a read returns it, then ECONNRESET), and so do we: a relay passes on what the peer
         // sent before it reset. Only the application's own abort drops it.
@@ -1530,7 +1532,7 @@ impl Tcb {
         self.retries += 1;
         // RFC 2018 §8: after a timeout the SACKed bits are turned off (the receiver may have
         // reneged); go-back-N resends from SND.UNA.
-        self.scoreboard.clear();
+        self.scoreboard = None;
         self.rtt.backoff();
         self.rtt_timing = None;
         let flight = self.flight();
@@ -1816,7 +1818,7 @@ impl Tcb {
             rcv_wscale: self.rcv_wscale,
             ts_ok: self.ts_ok,
             sack_ok: self.sack_ok,
-            sack_ranges: self.scoreboard.ranges().len() as u8,
+            sack_ranges: self.sb().ranges().len() as u8,
             unacked: self.flight(),
             retries: self.retries,
             soft_error: self.soft_error,

@@ -204,6 +204,9 @@ pub fn is_dsack(blocks: &[(SeqNum, SeqNum)], ack: SeqNum) -> bool {
 }
 
 impl Scoreboard {
+    /// An empty scoreboard (what a connection without one reads).
+    pub const EMPTY: Scoreboard = Scoreboard { ranges: [(SeqNum(0), SeqNum(0)); SCOREBOARD_RANGES], n: 0 };
+
     pub fn ranges(&self) -> &[(SeqNum, SeqNum)] {
         self.ranges.get(..usize::from(self.n)).unwrap_or(&[])
     }

@@ -3,7 +3,7 @@
 //! `tcp/sack.rs`; this file connects them to the sequence variables.
 
 use super::{Ctx, Tcb};
-use crate::tcp::sack::{SackUpdate, DUP_THRESH};
+use crate::tcp::sack::{SackUpdate, Scoreboard, DUP_THRESH};
 use crate::wire::{SeqNum, TcpRepr};
 
 /// RFC 6675 §5 (C) runs NextSeg "while cwnd - pipe >= 1 SMSS"; a bound on the segments one
@@ -11,6 +11,11 @@ use crate::wire::{SeqNum, TcpRepr};
 const MAX_RECOVERY_SENDS: u32 = 64;
 
 impl Tcb {
+    /// The scoreboard, or an empty one when none was made.
+    pub(super) fn sb(&self) -> &Scoreboard {
+        self.scoreboard.as_deref().unwrap_or(&Scoreboard::EMPTY)
+    }
+
     fn dsack_on(&self, ctx: &Ctx<'_>) -> bool {
         self.sack_ok && ctx.cfg.dsack
     }
@@ -65,10 +70,15 @@ impl Tcb {
         let una = if seg.ack.after(self.snd_una) && !seg.ack.after(self.snd_max) { seg.ack } else { self.snd_una };
         let blocks = seg.options.sack_blocks();
         if !self.sack_ok || blocks.is_empty() {
-            self.scoreboard.advance(una);
+            if let Some(sb) = &mut self.scoreboard {
+                sb.advance(una);
+                if sb.is_empty() && !self.cc.in_recovery {
+                    self.scoreboard = None;
+                }
+            }
             return SackUpdate::default();
         }
-        let u = self.scoreboard.on_ack(blocks, seg.ack, una, self.snd_max);
+        let u = self.scoreboard.get_or_insert_with(Box::default).on_ack(blocks, seg.ack, una, self.snd_max);
         ctx.counters.tcp_ext_tcp_sack_discard += u64::from(u.discarded);
         if u.dsack {
             ctx.counters.tcp_ext_tcp_dsack_recv += 1;
@@ -88,7 +98,7 @@ impl Tcb {
         if !self.cc.may_recover(self.snd_una) || self.snd_una == self.snd_max || self.snd_nxt != self.snd_max {
             return;
         }
-        let lost = !self.scoreboard.is_empty() && self.scoreboard.is_lost(self.snd_una, self.smss);
+        let lost = !self.sb().is_empty() && self.sb().is_lost(self.snd_una, self.smss);
         if self.cc.dupacks < DUP_THRESH && !lost {
             return;
         }
@@ -105,7 +115,7 @@ impl Tcb {
     /// the segment at SND.UNA is sent again, as RFC 6582 §3.2 (3) would; Linux falls back to
     /// Reno's rules for such a peer too (`tcp_is_reno` after `tcp_disable_sack`, loosely).
     pub(super) fn sack_partial_ack(&mut self, ctx: &mut Ctx<'_>) {
-        if !(self.cc.in_recovery && self.cc.sack_mode && self.scoreboard.is_empty()) {
+        if !(self.cc.in_recovery && self.cc.sack_mode && self.sb().is_empty()) {
             return;
         }
         if self.high_rxt.after(self.snd_una) || self.snd_una == self.snd_max {
@@ -120,11 +130,11 @@ impl Tcb {
         for _ in 0..MAX_RECOVERY_SENDS {
             let una = self.snd_una;
             let high_rxt = self.high_rxt.max(una);
-            let pipe = self.scoreboard.pipe(una, self.snd_max, high_rxt, self.smss);
+            let pipe = self.sb().pipe(una, self.snd_max, high_rxt, self.smss);
             if pipe.saturating_add(self.smss) > self.cc.cwnd {
                 return;
             }
-            let rule1 = self.scoreboard.next_seg(una, self.snd_max, high_rxt, self.smss, false);
+            let rule1 = self.sb().next_seg(una, self.snd_max, high_rxt, self.smss, false);
             if let Some((s, len)) = rule1 {
                 if !self.recovery_retransmit(ctx, s, len) {
                     return;
@@ -134,7 +144,7 @@ impl Tcb {
             if self.send_new_one(ctx) {
                 continue;
             }
-            match self.scoreboard.next_seg(una, self.snd_max, high_rxt, self.smss, true) {
+            match self.sb().next_seg(una, self.snd_max, high_rxt, self.smss, true) {
                 Some((s, len)) if self.recovery_retransmit(ctx, s, len) => {}
                 _ => return,
             }
