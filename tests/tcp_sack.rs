@@ -284,6 +284,29 @@ fn established_invalid_sack_blocks_are_ignored_and_counted() {
     assert_eq!(h.shard.info(id).unwrap().sack_ranges, 2);
 }
 
+/// RFC 2018 §8: SACKed data stays queued until it is cumulatively acknowledged, and a timeout
+/// turns the SACKed bits off, so a receiver that reneges (drops what it SACKed) gets it again.
+#[test]
+fn established_reneging_peer_gets_sacked_data_after_a_timeout() {
+    let (mut h, id, iss1, p) = established(plain_cfg(), 1460);
+    h.shard.send(id, &vec![3u8; 4 * 1460]).unwrap();
+    h.flush();
+    assert_eq!(h.take().len(), 4);
+    let to = h.addr(80);
+    h.deliver(&craft_opts(peer_addr(), to, p, iss1, ACK, &[], sack_opts(&[(iss1 + 1460, iss1 + 4 * 1460)]), 65535));
+    h.take();
+    assert_eq!(h.shard.info(id).unwrap().sack_ranges, 1);
+    // No further ACK: the timer goes off and everything from SND.UNA is sent again (the
+    // window after a timeout is one segment, so the first goes now, the rest as ACKs come).
+    h.advance(xdptcp::time::Duration::from_secs(3));
+    let segs = h.take_segs();
+    assert_eq!(segs.first().map(|s| s.seq - iss1), Some(0));
+    assert_eq!(h.shard.info(id).unwrap().sack_ranges, 0);
+    h.deliver(&craft(peer_addr(), to, p, iss1 + 1460, ACK, &[]));
+    let again: Vec<u32> = h.take_segs().iter().filter(|s| !s.payload.is_empty()).map(|s| s.seq - iss1).collect();
+    assert_eq!(again, vec![1460, 2920], "the SACKed segments are sent again");
+}
+
 /// The CVE-2019-11477/11478 class: a peer with a tiny MSS and a stream of crafted SACK blocks
 /// (one-byte blocks all over the window) cannot grow our state or the work per ACK. The
 /// scoreboard stays within its fixed size, each ACK draws a bounded number of segments, and
