@@ -125,6 +125,24 @@ fn established_duplicate_segment_is_dsacked_once() {
     assert_eq!((a.ack - p, a.options.sack_count), (450, 0));
 }
 
+/// A data segment sent while blocks are reported carries less payload, so the packet still fits
+/// the MTU (Linux `tcp_current_mss` takes the option bytes off the MSS): 1460 - 4 blocks (36).
+#[test]
+fn established_data_with_sack_blocks_fits_the_mtu() {
+    let (mut h, id, iss1, p) = established(plain_cfg(), 1460);
+    let to = h.addr(80);
+    for k in 0..4u32 {
+        h.deliver(&craft(peer_addr(), to, p + 100 + 200 * k, iss1, ACK, &[1u8; 100]));
+    }
+    h.take();
+    h.shard.send(id, &vec![2u8; 3000]).unwrap();
+    h.flush();
+    let pkts = h.take();
+    assert!(pkts.iter().all(|x| x.len() <= 1500), "{:?}", pkts.iter().map(Vec::len).collect::<Vec<_>>());
+    let first = Seg::parse(&pkts[0]);
+    assert_eq!((first.options.sack_count, first.payload.len()), (4, 1460 - 36));
+}
+
 /// With SACK off (`tcp_sack=0`), no blocks, and no SACK-permitted either.
 #[test]
 fn sack_off_sends_no_blocks() {

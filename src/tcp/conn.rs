@@ -1357,7 +1357,8 @@ impl Tcb {
             let unsent = self.unsent_bytes();
             let wnd = self.snd_wnd.min(self.cc.cwnd);
             let usable = wnd.saturating_sub(self.flight());
-            let n = unsent.min(usable).min(self.smss);
+            let room = self.payload_room();
+            let n = unsent.min(usable).min(room);
             let fin_here = self.fin_queued && !self.fin_acked && n == unsent;
             if n == 0 {
                 // A bare FIN occupies one sequence number: it waits for window like data.
@@ -1370,7 +1371,7 @@ impl Tcb {
             // window (not the end of the queued data) goes only if it is at least half the
             // largest window the peer offered, or nothing is in flight (no ACK would come to
             // open the window further).
-            let window_cut = n < self.smss && n < unsent;
+            let window_cut = n < room && n < unsent;
             if window_cut && self.flight() > 0 && n < self.max_snd_wnd / 2 {
                 return;
             }
@@ -1437,7 +1438,7 @@ impl Tcb {
     /// the FIN if they reach it and it was sent. Returns the sequence space re-sent (0: none).
     fn retransmit_at(&mut self, ctx: &mut Ctx<'_>, seq: SeqNum, max_len: u32) -> u32 {
         let queued = (self.sndbuf.len() as u32).saturating_sub(seq.distance_from(self.data_seq()));
-        let len = queued.min(max_len);
+        let len = queued.min(max_len).min(self.payload_room());
         let fin = self.fin_queued && !self.fin_acked && len == queued && self.snd_max.after(self.fin_seq());
         if len == 0 && !fin {
             return 0;

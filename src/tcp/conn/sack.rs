@@ -4,7 +4,7 @@
 
 use super::{Ctx, Tcb};
 use crate::tcp::sack::{SackUpdate, Scoreboard, DUP_THRESH};
-use crate::wire::{SeqNum, TcpRepr};
+use crate::wire::{SeqNum, TcpOptions, TcpRepr};
 
 /// RFC 6675 §5 (C) runs NextSeg "while cwnd - pipe >= 1 SMSS"; a bound on the segments one
 /// call may send keeps the work per ACK bounded whatever the window.
@@ -14,6 +14,20 @@ impl Tcb {
     /// The scoreboard, or an empty one when none was made.
     pub(super) fn sb(&self) -> &Scoreboard {
         self.scoreboard.as_deref().unwrap_or(&Scoreboard::EMPTY)
+    }
+
+    /// Payload bytes the next segment can carry: SMSS (which allows for timestamps already)
+    /// less what the SACK blocks add to the options, so the segment still fits the MTU. Linux
+    /// `tcp_current_mss` takes the same option bytes off the MSS.
+    pub(super) fn payload_room(&self) -> u32 {
+        if !self.sack_ok {
+            return self.smss;
+        }
+        let mut o = TcpOptions { timestamps: self.ts_ok.then_some((0, 0)), ..TcpOptions::default() };
+        let base = o.buffer_len();
+        self.rsack.fill(&mut o);
+        let extra = o.buffer_len().saturating_sub(base) as u32;
+        self.smss.saturating_sub(extra).max(1)
     }
 
     fn dsack_on(&self, ctx: &Ctx<'_>) -> bool {
@@ -171,7 +185,8 @@ impl Tcb {
     fn send_new_one(&mut self, ctx: &mut Ctx<'_>) -> bool {
         let unsent = self.unsent_bytes();
         let room = self.snd_wnd.saturating_sub(self.flight());
-        let n = unsent.min(room).min(self.smss);
+        let most = self.payload_room();
+        let n = unsent.min(room).min(most);
         let fin_here = self.fin_queued && !self.fin_acked && n == unsent;
         if n == 0 {
             if fin_here && self.fin_due() && room > 0 {
@@ -181,7 +196,7 @@ impl Tcb {
             return false;
         }
         // Sender SWS avoidance as in `send_data` (RFC 9293 §3.8.6.2.1): data is in flight.
-        if n < self.smss && n < unsent && n < self.max_snd_wnd / 2 {
+        if n < most && n < unsent && n < self.max_snd_wnd / 2 {
             return false;
         }
         self.send_segment(ctx, self.snd_nxt, n, fin_here);
