@@ -422,7 +422,7 @@ impl Tcb {
             timestamps: if self.ts_ok { Some((self.ts_val(now), self.ts_recent)) } else { None },
             ..TcpOptions::default()
         };
-        if self.sack_ok {
+        if self.sack_ok && !self.rsack.is_empty() {
             self.rsack.fill(&mut o);
         }
         o

@@ -42,6 +42,11 @@ impl RcvSack {
         self.blocks.get(..usize::from(self.n)).unwrap_or(&[])
     }
 
+    /// Nothing to report: no block and no D-SACK.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0 && self.dsack.is_none()
+    }
+
     pub fn dsack(&self) -> Option<(SeqNum, SeqNum)> {
         self.dsack
     }

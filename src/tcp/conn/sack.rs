@@ -20,7 +20,7 @@ impl Tcb {
     /// less what the SACK blocks add to the options, so the segment still fits the MTU. Linux
     /// `tcp_current_mss` takes the same option bytes off the MSS.
     pub(super) fn payload_room(&self) -> u32 {
-        if !self.sack_ok {
+        if !self.sack_ok || self.rsack.is_empty() {
             return self.smss;
         }
         let mut o = TcpOptions { timestamps: self.ts_ok.then_some((0, 0)), ..TcpOptions::default() };
