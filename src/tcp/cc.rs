@@ -11,6 +11,9 @@ pub struct NewReno {
     /// RFC 6582 "recover": highest sequence sent when recovery began.
     pub recover: SeqNum,
     pub in_recovery: bool,
+    /// The recovery is RFC 6675's (SACK): the pipe, not window inflation, clocks what is sent,
+    /// and a partial ACK needs no retransmission of its own here.
+    pub sack_mode: bool,
     /// Bytes acknowledged in congestion avoidance not yet turned into window growth.
     acked_accum: u32,
 }
@@ -33,6 +36,7 @@ impl NewReno {
             dupacks: 0,
             recover: iss,
             in_recovery: false,
+            sack_mode: false,
             acked_accum: 0,
         }
     }
@@ -45,6 +49,11 @@ impl NewReno {
                 // RFC 6582 §3.2 (3): full acknowledgment; deflate to min(ssthresh, flight + MSS).
                 self.cwnd = self.ssthresh.min(flight.saturating_add(mss)).max(mss);
                 self.in_recovery = false;
+                self.sack_mode = false;
+                return CcAction::None;
+            }
+            if self.sack_mode {
+                // RFC 6675 §5 (C): the sender's NextSeg loop fills the holes.
                 return CcAction::None;
             }
             // RFC 6582 §3.2 (3): partial acknowledgment; retransmit the next hole, deflate by
@@ -77,8 +86,11 @@ impl NewReno {
     pub fn on_dupack(&mut self, snd_una: SeqNum, snd_max: SeqNum, flight: u32, mss: u32) -> CcAction {
         self.dupacks = self.dupacks.saturating_add(1);
         if self.in_recovery {
-            // RFC 5681 §3.2 (4): inflate for each further duplicate.
-            self.cwnd = self.cwnd.saturating_add(mss);
+            // RFC 5681 §3.2 (4): inflate for each further duplicate (RFC 6675 counts the
+            // pipe instead).
+            if !self.sack_mode {
+                self.cwnd = self.cwnd.saturating_add(mss);
+            }
             return CcAction::None;
         }
         // RFC 6582 §3.2 (2): enter fast retransmit only if the ACK covers more than "recover"
@@ -93,10 +105,35 @@ impl NewReno {
         CcAction::None
     }
 
+    /// A duplicate ACK (RFC 6675 §2 definition) when SACK is in use: only counted; the caller
+    /// decides on recovery from the scoreboard.
+    pub fn count_dupack(&mut self) {
+        self.dupacks = self.dupacks.saturating_add(1);
+    }
+
+    /// RFC 6675 §5 (4.1)/(4.2): enter SACK-based loss recovery. RecoveryPoint = HighData;
+    /// ssthresh = cwnd = FlightSize / 2 (RFC 5681 equation (4)). Linux reduces the window
+    /// gradually with PRR (RFC 6937, `tcp_cwnd_reduction`) instead; RFC 6675's step is what
+    /// the issue asks for and is simpler to reason about.
+    pub fn enter_sack_recovery(&mut self, snd_max: SeqNum, flight: u32, mss: u32) {
+        self.ssthresh = (flight / 2).max(mss.saturating_mul(2));
+        self.cwnd = self.ssthresh;
+        self.recover = snd_max;
+        self.in_recovery = true;
+        self.sack_mode = true;
+    }
+
+    /// RFC 6582 §3.2 (2) / RFC 6675 §5: a new recovery may start only once SND.UNA passed the
+    /// previous RecoveryPoint.
+    pub fn may_recover(&self, snd_una: SeqNum) -> bool {
+        !self.in_recovery && snd_una.sub(1).after_eq(self.recover)
+    }
+
     /// A further timeout for the same data: back to one segment, ssthresh kept.
     pub fn on_repeated_rto(&mut self, mss: u32) {
         self.cwnd = mss;
         self.in_recovery = false;
+        self.sack_mode = false;
         self.dupacks = 0;
         self.acked_accum = 0;
     }
@@ -107,6 +144,7 @@ impl NewReno {
         self.cwnd = mss;
         self.recover = snd_max;
         self.in_recovery = false;
+        self.sack_mode = false;
         self.dupacks = 0;
         self.acked_accum = 0;
     }

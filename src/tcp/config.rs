@@ -50,6 +50,8 @@ pub struct Config {
     /// `tcp_sack`: we advertise SACK-permitted only when we use SACK; receiving SACK blocks is
     /// understood either way.
     pub sack: bool,
+    /// `tcp_dsack`: report duplicate segments with a D-SACK block (RFC 2883). Only with SACK.
+    pub dsack: bool,
     /// `tcp_rfc1337`: a RST does not end TIME-WAIT (RFC 1337 §3). On by default here.
     pub rfc1337: bool,
     /// `tcp_invalid_ratelimit`: at most one challenge ACK / out-of-window ACK per connection per
@@ -120,7 +122,9 @@ impl Default for Config {
             time_wait: Duration::from_secs(60),
             timestamps: true,
             window_scaling: true,
-            sack: false,
+            // Linux `tcp_sack` = 1 and `tcp_dsack` = 1.
+            sack: true,
+            dsack: true,
             rfc1337: true,
             invalid_ratelimit: Duration::from_millis(500),
             keepalive: false,

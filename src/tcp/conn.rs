@@ -1,6 +1,7 @@
 //! One connection: the transmission control block and its per-state logic.
 //!
-//! Read RFC 9293 §3.10, RFC 5961, RFC 7323, RFC 6298 and RFC 5681 before editing.
+//! Read RFC 9293 §3.10, RFC 5961, RFC 7323, RFC 6298, RFC 5681, RFC 2018, RFC 2883 and
+//! RFC 6675 before editing (SACK lives in `conn/sack.rs` and `tcp/sack.rs`).
 //!
 //! Segment processing follows RFC 9293 §3.10.7.3 (SYN-SENT) and §3.10.7.4 step by step:
 //! [`Tcb::on_segment`] calls `check_sequence`, `check_rst`, `check_syn`, `check_ack`,
@@ -17,6 +18,7 @@ use super::emit::{emit, OutSegment};
 use super::event::{CloseReason, Event};
 use super::icmp::IcmpError;
 use super::rtt::RttEstimator;
+use super::sack::{RcvSack, Scoreboard};
 use super::secrets::ts_clock;
 use super::state::State;
 use super::time_wait::{self, TwEntry, TwVerdict};
@@ -25,6 +27,8 @@ use super::TxSink;
 use crate::time::{Duration, Instant};
 use crate::wire::{SeqNum, TcpFlags, TcpOptions, TcpRepr};
 use std::collections::VecDeque;
+
+mod sack;
 
 /// RFC 7323 §5.5: a TS.Recent older than 24 days is invalid for PAWS.
 const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
@@ -147,6 +151,14 @@ pub struct Tcb {
     pub sndbuf: Ring,
     pub rcvbuf: Ring,
     asm: Assembler,
+    /// SACK blocks we report (RFC 2018 §4) and a pending D-SACK (RFC 2883).
+    rsack: RcvSack,
+    /// What the peer has SACKed above SND.UNA (RFC 6675 §3). Made when the first SACK block
+    /// arrives and given back once it is empty outside a recovery, as the rings allocate
+    /// lazily: an idle connection does not pay its 132 bytes.
+    scoreboard: Option<Box<Scoreboard>>,
+    /// RFC 6675 HighRxt, as the end (exclusive) of what this recovery retransmitted.
+    high_rxt: SeqNum,
     rtt: RttEstimator,
     /// Karn's algorithm without timestamps: (sequence that completes the timed segment, when sent).
     rtt_timing: Option<(SeqNum, Instant)>,
@@ -229,6 +241,9 @@ impl Tcb {
             sndbuf: Ring::new(cfg.snd_buf),
             rcvbuf: Ring::new(cfg.rcv_buf),
             asm: Assembler::default(),
+            rsack: RcvSack::default(),
+            scoreboard: None,
+            high_rxt: iss,
             rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
             rtt_timing: None,
             cc: NewReno::new(u32::from(DEFAULT_MSS_V4), cfg.initial_cwnd, iss),
@@ -294,7 +309,9 @@ impl Tcb {
         t.snd_wl2 = ack_seg.ack;
         t.rcv_adv = t.rcv_nxt.add(t.rcv_space());
         t.rcv_edge_max = t.rcv_adv;
-        t.cc = NewReno::new(t.smss, cfg.initial_cwnd, t.snd_una);
+        // RFC 6582 §3.2: "recover" starts at the ISS. (SND.UNA = ISS + 1 here would keep a
+        // loss in the first window from ever starting a fast retransmit: SND.UNA - 1 < recover.)
+        t.cc = NewReno::new(t.smss, cfg.initial_cwnd, iss);
         t.state = State::Established;
         t.arm_keepalive(cfg, now);
         t
@@ -397,11 +414,18 @@ impl Tcb {
         ts_clock(now).wrapping_add(self.ts_offset)
     }
 
+    /// Options of every segment after the handshake: timestamps, and SACK blocks while the
+    /// out-of-order store has data or a D-SACK is pending (RFC 2018 §4: "SHOULD be included
+    /// in all ACKs which do not ACK the highest sequence number in the data receiver's queue").
     fn options(&self, now: Instant) -> TcpOptions {
-        TcpOptions {
+        let mut o = TcpOptions {
             timestamps: if self.ts_ok { Some((self.ts_val(now), self.ts_recent)) } else { None },
             ..TcpOptions::default()
+        };
+        if self.sack_ok && !self.rsack.is_empty() {
+            self.rsack.fill(&mut o);
         }
+        o
     }
 
     fn syn_options(&self, now: Instant, cfg: &Config, synack: bool) -> TcpOptions {
@@ -473,6 +497,8 @@ impl Tcb {
         self.timers.clear_all();
         self.sndbuf.clear();
         self.asm.clear();
+        self.rsack.clear();
+        self.scoreboard = None;
         // RFC 9293 says to flush the queues on a reset; Linux keeps what was received in order
         // (a read returns it, then ECONNRESET), and so do we: a relay passes on what the peer
         // sent before it reset. Only the application's own abort drops it.
@@ -579,6 +605,7 @@ impl Tcb {
             self.ack_now = false;
             self.unacked_segs = 0;
             self.timers.delack = None;
+            self.rsack.sent();
         }
     }
 
@@ -817,6 +844,7 @@ impl Tcb {
                 return Ok(());
             }
             ctx.counters.tcp_ext_paws_estab_rejected += 1;
+            self.dsack_old(ctx, seg.seq, seg.payload.len());
             self.send_oow_ack(ctx, false, seg);
             return Err(DropReason::Paws);
         }
@@ -889,6 +917,7 @@ impl Tcb {
         // RCV.NXT is processed for its ACK, its text is cut off below.
         let zero_window_ack = wnd == 0 && seg.seq == self.rcv_nxt && seg.flags.ack();
         if !acceptable && !zero_window_ack {
+            self.dsack_old(ctx, seg.seq, seg.payload.len());
             self.send_oow_ack(ctx, false, &seg);
             return Err(DropReason::OutOfWindow);
         }
@@ -903,6 +932,9 @@ impl Tcb {
                 seg.seq = seg.seq.add(1);
             }
             let c = (cut as usize).min(seg.payload.len());
+            // Linux `tcp_data_queue`: "Partial packet, seq < rcv_next < end_seq": D-SACK the
+            // old part.
+            self.dsack_old(ctx, seg.seq, c);
             seg.payload = seg.payload.get(c..).unwrap_or(&[]);
             seg.seq = seg.seq.add(c as u32);
             // Something old was retransmitted: our ACK was probably lost; repeat it.
@@ -1022,6 +1054,9 @@ impl Tcb {
         self.probes = 0;
         self.last_ack_rcvd = ctx.now;
         let old_una = self.snd_una;
+        // RFC 2018 / RFC 6675: the scoreboard first, against SND.UNA as this ACK leaves it
+        // (Linux `tcp_ack` updates SND.UNA before `tcp_sacktag_write_queue`).
+        let sack = self.sack_on_ack(ctx, seg);
         if ack.after(self.snd_una) {
             let mut acked = ack.distance_from(self.snd_una);
             self.rtt_sample_on_ack(ctx.now, seg);
@@ -1056,17 +1091,29 @@ impl Tcb {
             if self.cc.on_ack(acked, self.snd_una, flight, self.smss) == CcAction::RetransmitFirst {
                 self.retransmit_first(ctx);
             }
+            self.sack_partial_ack(ctx);
             if self.want_writable && self.sndbuf.free() > 0 && !self.fin_queued {
                 self.want_writable = false;
                 self.raise(ctx, Event::Writable(self.id));
             }
         } else if ack == self.snd_una && pure && wnd == self.snd_wnd && self.snd_max != self.snd_una {
-            // RFC 5681 §2: a duplicate ACK.
-            let flight = self.flight();
-            if self.cc.on_dupack(self.snd_una, self.snd_max, flight, self.smss) == CcAction::RetransmitFirst {
-                ctx.counters.tcp_ext_tcp_fast_retrans += 1;
-                self.retransmit_first(ctx);
+            // RFC 5681 §2: a duplicate ACK. With SACK, RFC 6675 §2 also asks that it SACK
+            // something new (an ACK without blocks still counts: a peer that stopped sending
+            // them must not leave us waiting for the timer).
+            if self.sack_ok {
+                if sack.newly_sacked > 0 || seg.options.sack_count == 0 {
+                    self.cc.count_dupack();
+                }
+            } else {
+                let flight = self.flight();
+                if self.cc.on_dupack(self.snd_una, self.snd_max, flight, self.smss) == CcAction::RetransmitFirst {
+                    ctx.counters.tcp_ext_tcp_fast_retrans += 1;
+                    self.retransmit_first(ctx);
+                }
             }
+        }
+        if self.sack_ok {
+            self.sack_maybe_recover(ctx);
         }
         // Window update: if SND.UNA =< SEG.ACK and (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and
         // SND.WL2 =< SEG.ACK)).
@@ -1129,11 +1176,18 @@ impl Tcb {
         if n < seg.payload.len() {
             ctx.counters.drop(DropReason::RcvBufFull);
         }
+        self.dsack_held(ctx, off, n);
         // RFC 9293 §3.10.7.4 seventh: in-order data is always taken; when the out-of-order
         // store is full, its far end gives way (never the data at RCV.NXT).
         match self.asm.add(off, off + n) {
-            AsmAdd::Added => {}
-            AsmAdd::AddedPruned => ctx.counters.tcp_ext_ofo_pruned += 1,
+            AsmAdd::Added => self.sack_stored(off, n),
+            AsmAdd::AddedPruned => {
+                ctx.counters.tcp_ext_ofo_pruned += 1;
+                // Linux `tcp_prune_ofo_queue` resets the SACK state: no block may claim
+                // data we dropped.
+                self.rsack.clear();
+                self.sack_stored(off, n);
+            }
             AsmAdd::Refused => {
                 ctx.counters.tcp_ext_tcp_ofo_drop += 1;
                 self.ack_now = true;
@@ -1144,6 +1198,7 @@ impl Tcb {
         if ready > 0 {
             self.rcvbuf.commit(ready);
             self.rcv_nxt = self.rcv_nxt.add(ready as u32);
+            self.rsack.on_rcv_nxt(self.rcv_nxt, self.asm.is_empty() && self.ooo_fin.is_none());
             if !self.readable_raised {
                 self.readable_raised = true;
                 self.raise(ctx, Event::Readable(self.id));
@@ -1151,6 +1206,9 @@ impl Tcb {
         }
         if off > 0 || had_holes {
             // RFC 5681 §4.2: out-of-order data, or data that fills a hole, is ACKed at once.
+            // Linux compresses SACK-carrying ACKs after the third for one RCV.NXT
+            // (`tcp_comp_sack_nr`, at most 1 ms late); we send each at once, as the RFC says
+            // (the differential scenarios set `tcp_comp_sack_nr=0`).
             if off > 0 {
                 ctx.counters.tcp_ext_tcp_ofo_queue += 1;
             }
@@ -1181,7 +1239,11 @@ impl Tcb {
         if fin_seq != self.rcv_nxt {
             if fin_seq.after(self.rcv_nxt) && !self.state.fin_received() {
                 // Ahead of missing data: remember it (FIN implies PUSH once the data is in).
+                // Linux queues it out of order, so its sequence number is SACKed too.
                 self.ooo_fin = Some(fin_seq);
+                if self.sack_ok {
+                    self.rsack.on_ofo(fin_seq, fin_seq.add(1));
+                }
                 self.ack_now = true;
             }
             return;
@@ -1197,6 +1259,7 @@ impl Tcb {
         }
         // Advance RCV.NXT over the FIN and acknowledge it.
         self.rcv_nxt = self.rcv_nxt.add(1);
+        self.rsack.on_rcv_nxt(self.rcv_nxt, self.asm.is_empty());
         self.ack_now = true;
         self.raise(ctx, Event::PeerClosed(self.id));
         match self.state {
@@ -1237,7 +1300,11 @@ impl Tcb {
             }
             _ => {}
         }
-        self.send_data(ctx);
+        if self.cc.in_recovery && self.cc.sack_mode {
+            self.sack_recovery_send(ctx);
+        } else {
+            self.send_data(ctx);
+        }
         if self.ack_now {
             self.send_ack(ctx);
         }
@@ -1290,7 +1357,8 @@ impl Tcb {
             let unsent = self.unsent_bytes();
             let wnd = self.snd_wnd.min(self.cc.cwnd);
             let usable = wnd.saturating_sub(self.flight());
-            let n = unsent.min(usable).min(self.smss);
+            let room = self.payload_room();
+            let n = unsent.min(usable).min(room);
             let fin_here = self.fin_queued && !self.fin_acked && n == unsent;
             if n == 0 {
                 // A bare FIN occupies one sequence number: it waits for window like data.
@@ -1303,7 +1371,7 @@ impl Tcb {
             // window (not the end of the queued data) goes only if it is at least half the
             // largest window the peer offered, or nothing is in flight (no ACK would come to
             // open the window further).
-            let window_cut = n < self.smss && n < unsent;
+            let window_cut = n < room && n < unsent;
             if window_cut && self.flight() > 0 && n < self.max_snd_wnd / 2 {
                 return;
             }
@@ -1363,13 +1431,20 @@ impl Tcb {
 
     /// Fast retransmit / NewReno partial ACK: re-send one segment at SND.UNA.
     fn retransmit_first(&mut self, ctx: &mut Ctx<'_>) {
-        let queued_from_una = (self.sndbuf.len() as u32).saturating_sub(self.snd_una.distance_from(self.data_seq()));
-        let len = queued_from_una.min(self.smss);
-        let fin = self.fin_queued && !self.fin_acked && len == queued_from_una && self.snd_max.after(self.fin_seq());
+        self.retransmit_at(ctx, self.snd_una, self.smss);
+    }
+
+    /// Re-sends up to `max_len` bytes of queued data from `seq` (at or after SND.UNA), with
+    /// the FIN if they reach it and it was sent. Returns the sequence space re-sent (0: none).
+    fn retransmit_at(&mut self, ctx: &mut Ctx<'_>, seq: SeqNum, max_len: u32) -> u32 {
+        let queued = (self.sndbuf.len() as u32).saturating_sub(seq.distance_from(self.data_seq()));
+        let len = queued.min(max_len).min(self.payload_room());
+        let fin = self.fin_queued && !self.fin_acked && len == queued && self.snd_max.after(self.fin_seq());
         if len == 0 && !fin {
-            return;
+            return 0;
         }
-        self.send_segment(ctx, self.snd_una, len, fin);
+        self.send_segment(ctx, seq, len, fin);
+        len + u32::from(fin)
     }
 
     // ---------------------------------------------------------------------------------------
@@ -1456,6 +1531,9 @@ impl Tcb {
         }
         let first = self.retries == 0;
         self.retries += 1;
+        // RFC 2018 §8: after a timeout the SACKed bits are turned off (the receiver may have
+        // reneged); go-back-N resends from SND.UNA.
+        self.scoreboard = None;
         self.rtt.backoff();
         self.rtt_timing = None;
         let flight = self.flight();
@@ -1741,6 +1819,7 @@ impl Tcb {
             rcv_wscale: self.rcv_wscale,
             ts_ok: self.ts_ok,
             sack_ok: self.sack_ok,
+            sack_ranges: self.sb().ranges().len() as u8,
             unacked: self.flight(),
             retries: self.retries,
             soft_error: self.soft_error,
@@ -1789,6 +1868,8 @@ pub struct TcbInfo {
     pub rcv_wscale: u8,
     pub ts_ok: bool,
     pub sack_ok: bool,
+    /// Ranges on the SACK scoreboard (bounded by [`super::sack::SCOREBOARD_RANGES`]).
+    pub sack_ranges: u8,
     pub unacked: u32,
     pub retries: u8,
     /// The last ICMP error reported and not acted on (RFC 9293 SHLD-25).

@@ -89,6 +89,19 @@ counters! {
     tcp_ext_tcp_ofo_drop => "TcpExtTCPOFODrop",
     /// Times the far end of the out-of-order store was forgotten to take nearer data.
     tcp_ext_ofo_pruned => "TcpExtOfoPruned",
+    /// SACK-based loss recoveries entered (RFC 6675).
+    tcp_ext_tcp_sack_recovery => "TcpExtTCPSackRecovery",
+    /// SACK blocks ignored as invalid: empty, wrapping, beyond SND.NXT, below SND.UNA, or
+    /// overlapping an earlier block of the same option.
+    tcp_ext_tcp_sack_discard => "TcpExtTCPSACKDiscard",
+    /// D-SACK blocks received (RFC 2883).
+    tcp_ext_tcp_dsack_recv => "TcpExtTCPDSACKRecv",
+    /// D-SACK blocks below SND.UNA: nothing to undo here (no undo state is kept).
+    tcp_ext_tcp_dsack_ignored_no_undo => "TcpExtTCPDSACKIgnoredNoUndo",
+    /// D-SACK blocks sent for data below RCV.NXT.
+    tcp_ext_tcp_dsack_old_sent => "TcpExtTCPDSACKOldSent",
+    /// D-SACK blocks sent for duplicate out-of-order data.
+    tcp_ext_tcp_dsack_ofo_sent => "TcpExtTCPDSACKOfoSent",
     tcp_ext_tcp_pure_acks => "TcpExtTCPPureAcks",
     tcp_ext_tcp_delayed_acks => "TcpExtDelayedACKs",
     tcp_ext_tcp_zero_window_probes => "TcpExtTCPWinProbe",

@@ -37,6 +37,7 @@ pub mod listener;
 pub mod owners;
 pub mod rst_limit;
 pub mod rtt;
+pub mod sack;
 pub mod secrets;
 pub mod shard;
 pub mod state;

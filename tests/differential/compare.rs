@@ -57,6 +57,10 @@ fn seg_diff(e: &Expect, l: &Obs, s: &Obs, l_miss: &[String], s_miss: &[String]) 
     if l.opts != s.opts {
         v.push(format!("options {} vs {}", l.opts, s.opts));
     }
+    // SACK blocks, edge by edge and in order (RFC 2018 §4: the most recent first).
+    if l.sack != s.sack {
+        v.push(format!("sack blocks {:?} vs {:?}", l.sack, s.sack));
+    }
     if l.len != s.len {
         v.push(format!("len {} vs {}", l.len, s.len));
     }

@@ -37,6 +37,8 @@ pub struct Obs {
     pub ack: i32,
     pub win: u16,
     pub opts: OptSet,
+    /// SACK blocks in the order sent, relative to the driver's ISN (they name driver data).
+    pub sack: Vec<(i64, i64)>,
     pub len: usize,
     /// Absolute, for the `.` checks.
     pub raw_seq: u32,
@@ -64,7 +66,12 @@ impl std::fmt::Display for Obs {
         if self.len > 0 {
             write!(f, " len={}", self.len)?;
         }
-        write!(f, " opts={}", self.opts)
+        write!(f, " opts={}", self.opts)?;
+        if !self.sack.is_empty() {
+            let b: Vec<String> = self.sack.iter().map(|(l, r)| format!("{l}-{r}")).collect();
+            write!(f, " sack={}", b.join(","))?;
+        }
+        Ok(())
     }
 }
 
@@ -216,6 +223,13 @@ impl Driver {
                 ts: o.timestamps.is_some(),
                 sack: o.sack_count > 0,
             },
+            sack: o
+                .sack_blocks()
+                .iter()
+                .map(|(l, r)| {
+                    (i64::from(l.0.wrapping_sub(self.isn) as i32), i64::from(r.0.wrapping_sub(self.isn) as i32))
+                })
+                .collect(),
             len: r.payload.len(),
             raw_seq: r.seq.0,
             raw_ack: r.ack.0,
@@ -261,6 +275,11 @@ impl Driver {
         if let Some(o) = e.opts {
             if obs.opts != o {
                 v.push(format!("options {} != {o}", obs.opts));
+            }
+        }
+        if let Some(b) = &e.sack {
+            if &obs.sack != b {
+                v.push(format!("sack blocks {:?} != {b:?}", obs.sack));
             }
         }
         if let Some(l) = e.len {

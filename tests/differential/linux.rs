@@ -28,8 +28,9 @@ const ETH_P_IP: u16 = 0x0800;
 pub const BASE_SYSCTLS: &[(&str, &str)] = &[
     ("net.ipv4.tcp_syncookies", "1"),
     ("net.ipv4.tcp_timestamps", "0"),
-    ("net.ipv4.tcp_sack", "0"),
-    ("net.ipv4.tcp_dsack", "0"),
+    // Linux's defaults: SACK and D-SACK on, as in the stack's `Config`; blocks are compared.
+    ("net.ipv4.tcp_sack", "1"),
+    ("net.ipv4.tcp_dsack", "1"),
     ("net.ipv4.tcp_window_scaling", "1"),
     ("net.ipv4.tcp_rfc1337", "1"),
     // No rate limit on challenge ACKs and out-of-window ACKs: every step is answered.
@@ -205,8 +206,20 @@ impl Bed {
             if total > f.len() - 14 {
                 continue;
             }
+            dump_frame(&f[..14 + total]);
             return Some(f[14..14 + total].to_vec());
         }
+    }
+}
+
+/// With `XDPTCP_DIFF_DUMP=<dir>`, every frame the kernel sent is written there as `NNN.bin`
+/// (how the SACK fixtures in `tests/data/` were captured; see its README).
+fn dump_frame(f: &[u8]) {
+    static N: AtomicU32 = AtomicU32::new(0);
+    if let Some(dir) = std::env::var_os("XDPTCP_DIFF_DUMP") {
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let path = std::path::Path::new(&dir).join(format!("{n:03}.bin"));
+        std::fs::write(&path, f).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     }
 }
 

@@ -95,6 +95,8 @@ pub struct Expect {
     pub ack: Num,
     pub win: Option<WinClass>,
     pub opts: Option<OptSet>,
+    /// The SACK blocks, in order, relative to the driver's ISN (`sack=L-R,L-R`).
+    pub sack: Option<Vec<(i64, i64)>>,
     pub len: Option<usize>,
     /// How long to wait for it.
     pub within_ms: u64,
@@ -224,6 +226,16 @@ fn opt_set(s: &str) -> Result<OptSet, String> {
     Ok(o)
 }
 
+/// `L-R,L-R`: SACK blocks relative to the driver's ISN.
+fn sack_blocks(v: &str) -> Result<Vec<(i64, i64)>, String> {
+    v.split(',')
+        .map(|b| {
+            let (l, r) = b.split_once('-').ok_or(format!("sack block {b:?} is not L-R"))?;
+            Ok((int(l)?, int(r)?))
+        })
+        .collect()
+}
+
 fn parse_send(words: &[&str]) -> Result<Send, String> {
     let (first, rest) = words.split_first().ok_or("--> needs flags")?;
     let flags = parse_flags(first)?;
@@ -255,12 +267,7 @@ fn parse_send(words: &[&str]) -> Result<Send, String> {
                     None => (int(v)?, None),
                 })
             }
-            "sack" => {
-                for b in v.split(',') {
-                    let (l, r) = b.split_once('-').ok_or(format!("sack block {b:?} is not L-R"))?;
-                    s.sack.push((int(l)?, int(r)?));
-                }
-            }
+            "sack" => s.sack = sack_blocks(v)?,
             _ => return Err(format!("unknown field {k:?}")),
         }
     }
@@ -280,8 +287,16 @@ fn parse_expect(words: &[&str]) -> Result<Step, String> {
         return Ok(Step::ExpectNone(ms));
     }
     let flags = parse_flags(first)?;
-    let mut e =
-        Expect { flags, seq: Num::Any, ack: Num::Any, win: None, opts: None, len: None, within_ms: EXPECT_WITHIN_MS };
+    let mut e = Expect {
+        flags,
+        seq: Num::Any,
+        ack: Num::Any,
+        win: None,
+        opts: None,
+        sack: None,
+        len: None,
+        within_ms: EXPECT_WITHIN_MS,
+    };
     for w in rest {
         let (k, v) = w.split_once('=').ok_or(format!("{w:?} is not key=value"))?;
         match k {
@@ -296,6 +311,7 @@ fn parse_expect(words: &[&str]) -> Result<Step, String> {
                 })
             }
             "opts" => e.opts = Some(opt_set(v)?),
+            "sack" => e.sack = Some(sack_blocks(v)?),
             "within" => e.within_ms = int(v)?,
             _ => return Err(format!("unknown field {k:?}")),
         }

@@ -24,6 +24,7 @@ pub fn config_for(sysctls: &[(String, String)]) -> Config {
             "tcp_syncookies" => c.syncookies = SynCookies::from_sysctl(n as u8).expect("tcp_syncookies is 0, 1 or 2"),
             "tcp_timestamps" => c.timestamps = n != 0,
             "tcp_sack" => c.sack = n != 0,
+            "tcp_dsack" => c.dsack = n != 0,
             "tcp_window_scaling" => c.window_scaling = n != 0,
             "tcp_rfc1337" => c.rfc1337 = n != 0,
             "tcp_invalid_ratelimit" => c.invalid_ratelimit = Duration::from_millis(n),

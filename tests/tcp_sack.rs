@@ -1,0 +1,364 @@
+//! SACK: what the receiver reports (RFC 2018 §4, RFC 2883 §4), what the sender believes
+//! (RFC 2018 §4 validation, the CVE-2019-11477 class), and RFC 6675 loss recovery.
+
+mod common;
+
+use common::*;
+use std::collections::HashSet;
+use xdptcp::tcp::sack::SCOREBOARD_RANGES;
+use xdptcp::tcp::{Config, ConnId, SynCookies};
+use xdptcp::wire::{SeqNum, TcpOptions};
+
+const PEER: &str = "198.18.0.2";
+const PEER_PORT: u16 = 40000;
+
+/// A listening host and a crafted peer that completed the handshake with SACK-permitted (no
+/// timestamps, so crafted segments need none). Returns (host, conn, our ISS + 1, peer ISN + 1).
+fn established(cfg: Config, peer_mss: u16) -> (Host, ConnId, u32, u32) {
+    let mut h = Host::new("198.18.0.1", cfg, 7);
+    h.shard.listen(80, None, 16).unwrap();
+    let peer = Host::new(PEER, plain_cfg(), 8).addr(PEER_PORT);
+    let o = TcpOptions { mss: Some(peer_mss), sack_permitted: true, ..TcpOptions::default() };
+    h.deliver(&craft_opts(peer, h.addr(80), 1000, 0, SYN, &[], o, 65535));
+    let sa = Seg::parse(&h.take_one());
+    assert!(sa.is(synack()));
+    assert!(sa.options.sack_permitted, "SYN-ACK must echo SACK-permitted");
+    h.deliver(&craft(peer, h.addr(80), 1001, sa.seq + 1, ACK, &[]));
+    let id = h.shard.accept(80).unwrap();
+    assert!(h.shard.info(id).unwrap().sack_ok);
+    (h, id, sa.seq + 1, 1001)
+}
+
+fn peer_addr() -> std::net::SocketAddr {
+    format!("{PEER}:{PEER_PORT}").parse().unwrap()
+}
+
+fn rel(o: &TcpOptions, base: u32) -> Vec<(u32, u32)> {
+    o.sack_blocks().iter().map(|(l, r)| (l.0.wrapping_sub(base), r.0.wrapping_sub(base))).collect()
+}
+
+fn sack_opts(blocks: &[(u32, u32)]) -> TcpOptions {
+    let mut o = TcpOptions::default();
+    for (slot, &(l, r)) in o.sack_blocks.iter_mut().zip(blocks) {
+        *slot = (SeqNum(l), SeqNum(r));
+    }
+    o.sack_count = blocks.len() as u8;
+    o
+}
+
+// ---------------------------------------------------------------------------------------------
+// Negotiation
+
+/// Linux's default `tcp_sack=1`: our SYN offers SACK-permitted (RFC 2018 §2).
+#[test]
+fn syn_sent_offers_sack_permitted_by_default() {
+    let mut a = Host::new("198.18.0.1", Config::default(), 1);
+    a.connect(40000, "198.18.0.2:80".parse().unwrap());
+    let syn = Seg::parse(&a.take_one());
+    assert!(syn.is(SYN) && syn.options.sack_permitted);
+}
+
+/// A cookie SYN-ACK carries SACK-permitted only when timestamps carry it in the cookie (Linux
+/// `cookie_init_timestamp`; without them `tcp_clear_options`).
+#[test]
+fn cookie_synack_sack_permitted_only_with_timestamps() {
+    for ts in [true, false] {
+        let cfg = Config { syncookies: SynCookies::Always, timestamps: true, ..Config::default() };
+        let mut h = Host::new("198.18.0.1", cfg, 3);
+        h.shard.listen(80, None, 16).unwrap();
+        let o = TcpOptions {
+            mss: Some(1460),
+            sack_permitted: true,
+            timestamps: ts.then_some((5, 0)),
+            ..TcpOptions::default()
+        };
+        h.deliver(&craft_opts(peer_addr(), h.addr(80), 1000, 0, SYN, &[], o, 65535));
+        let sa = Seg::parse(&h.take_one());
+        assert_eq!(sa.options.sack_permitted, ts, "timestamps {ts}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Receiver (RFC 2018 §4, RFC 2883 §4)
+
+/// RFC 2018 §4: every ACK while data is held out of order carries blocks, the one with the
+/// newest segment first; when the hole fills, the blocks go.
+#[test]
+fn established_out_of_order_data_is_sacked_newest_first() {
+    let (mut h, _id, iss1, p) = established(plain_cfg(), 1460);
+    let to = h.addr(80);
+    let send = |h: &mut Host, off: u32, len: usize| {
+        h.deliver(&craft(peer_addr(), to, p + off, iss1, ACK, &vec![7u8; len]));
+        Seg::parse(&h.take_one())
+    };
+    let a = send(&mut h, 100, 100);
+    assert_eq!((a.ack - p, rel(&a.options, p)), (0, vec![(100, 200)]));
+    let a = send(&mut h, 300, 100);
+    assert_eq!(rel(&a.options, p), vec![(300, 400), (100, 200)]);
+    let a = send(&mut h, 200, 100); // joins both
+    assert_eq!(rel(&a.options, p), vec![(100, 400)]);
+    let a = send(&mut h, 0, 100); // the hole: all in order
+    assert_eq!(a.ack - p, 400);
+    assert_eq!(a.options.sack_count, 0);
+}
+
+/// RFC 2883 §4 (1): a segment below RCV.NXT is reported with a D-SACK block, once.
+#[test]
+fn established_duplicate_segment_is_dsacked_once() {
+    let (mut h, _id, iss1, p) = established(plain_cfg(), 1460);
+    let to = h.addr(80);
+    h.deliver(&craft(peer_addr(), to, p, iss1, ACK, &[1u8; 100]));
+    h.deliver(&craft(peer_addr(), to, p + 100, iss1, ACK, &[1u8; 100]));
+    h.take();
+    h.deliver(&craft(peer_addr(), to, p, iss1, ACK, &[1u8; 100]));
+    let a = Seg::parse(&h.take_one());
+    assert_eq!((a.ack - p, rel(&a.options, p)), (200, vec![(0, 100)]));
+    assert_eq!(h.shard.counters().tcp_ext_tcp_dsack_old_sent, 1);
+    // A partly old segment: the old part only.
+    h.deliver(&craft(peer_addr(), to, p + 150, iss1, ACK, &[1u8; 100]));
+    let a = Seg::parse(&h.take_one());
+    assert_eq!((a.ack - p, rel(&a.options, p)), (250, vec![(150, 200)]));
+    // Nothing pending after that: the next in-order data is acknowledged without blocks.
+    h.deliver(&craft(peer_addr(), to, p + 250, iss1, ACK, &[1u8; 100]));
+    h.deliver(&craft(peer_addr(), to, p + 350, iss1, ACK, &[1u8; 100]));
+    let a = Seg::parse(&h.take_one());
+    assert_eq!((a.ack - p, a.options.sack_count), (450, 0));
+}
+
+/// A data segment sent while blocks are reported carries less payload, so the packet still fits
+/// the MTU (Linux `tcp_current_mss` takes the option bytes off the MSS): 1460 - 4 blocks (36).
+#[test]
+fn established_data_with_sack_blocks_fits_the_mtu() {
+    let (mut h, id, iss1, p) = established(plain_cfg(), 1460);
+    let to = h.addr(80);
+    for k in 0..4u32 {
+        h.deliver(&craft(peer_addr(), to, p + 100 + 200 * k, iss1, ACK, &[1u8; 100]));
+    }
+    h.take();
+    h.shard.send(id, &vec![2u8; 3000]).unwrap();
+    h.flush();
+    let pkts = h.take();
+    assert!(pkts.iter().all(|x| x.len() <= 1500), "{:?}", pkts.iter().map(Vec::len).collect::<Vec<_>>());
+    let first = Seg::parse(&pkts[0]);
+    assert_eq!((first.options.sack_count, first.payload.len()), (4, 1460 - 36));
+}
+
+/// With SACK off (`tcp_sack=0`), no blocks, and no SACK-permitted either.
+#[test]
+fn sack_off_sends_no_blocks() {
+    let cfg = Config { sack: false, ..plain_cfg() };
+    let mut h = Host::new("198.18.0.1", cfg, 7);
+    h.shard.listen(80, None, 16).unwrap();
+    let o = TcpOptions { mss: Some(1460), sack_permitted: true, ..TcpOptions::default() };
+    h.deliver(&craft_opts(peer_addr(), h.addr(80), 1000, 0, SYN, &[], o, 65535));
+    let sa = Seg::parse(&h.take_one());
+    assert!(!sa.options.sack_permitted);
+    h.deliver(&craft(peer_addr(), h.addr(80), 1001, sa.seq + 1, ACK, &[]));
+    h.deliver(&craft(peer_addr(), h.addr(80), 1101, sa.seq + 1, ACK, &[1u8; 100]));
+    let a = Seg::parse(&h.take_one());
+    assert_eq!((a.ack, a.options.sack_count), (1001, 0));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sender: RFC 6675 loss recovery
+
+/// Sends 20 full segments from a to b in one flight (IW 32), drops the first transmission of
+/// the segments at `holes`, and counts the round trips until everything is acknowledged after
+/// the first flight: each round delivers all of a's segments to b, then all of b's ACKs to a.
+fn recovery_rounds(sack: bool, holes: &[u32]) -> (u32, u64) {
+    let cfg = Config { sack, initial_cwnd: 32, snd_buf: 256 * 1024, rcv_buf: 256 * 1024, ..Config::default() };
+    let mut a = Host::new("198.18.0.1", cfg.clone(), 1);
+    let mut b = Host::new("198.18.0.2", cfg, 2);
+    let (ida, _idb) = handshake(&mut a, &mut b);
+    let info = a.shard.info(ida).unwrap();
+    assert_eq!(info.sack_ok, sack);
+    let (base, smss) = (info.snd_una.0, info.smss);
+    let data = vec![0x5au8; 20 * smss as usize];
+    assert_eq!(a.shard.send(ida, &data).unwrap(), data.len());
+    a.flush();
+    let mut dropped = HashSet::new();
+    let mut rounds = 0;
+    loop {
+        for p in a.take() {
+            let s = Seg::parse(&p);
+            let idx = s.seq.wrapping_sub(base) / smss;
+            if !s.payload.is_empty() && holes.contains(&idx) && dropped.insert(idx) {
+                continue;
+            }
+            b.deliver(&p);
+        }
+        for p in b.take() {
+            a.deliver(&p);
+        }
+        if a.shard.info(ida).unwrap().unacked == 0 {
+            break;
+        }
+        rounds += 1;
+        assert!(rounds < 10, "no progress");
+    }
+    assert_eq!(dropped.len(), holes.len());
+    (rounds, a.shard.counters().tcp_retrans_segs)
+}
+
+/// The acceptance test: with SACK a window with three holes is repaired in one round
+/// trip (RFC 6675 retransmits every lost segment the scoreboard shows), and only the three
+/// lost segments are sent again. NewReno (RFC 6582) needs one round trip per hole.
+#[test]
+fn three_holes_recover_in_one_round_trip_with_sack() {
+    let (rounds, retrans) = recovery_rounds(true, &[3, 8, 14]);
+    assert_eq!(rounds, 1, "round trips to recover a window with 3 holes");
+    assert_eq!(retrans, 3);
+    let (rounds, _) = recovery_rounds(false, &[3, 8, 14]);
+    assert_eq!(rounds, 3, "NewReno without SACK: one hole per round trip");
+}
+
+/// A peer that negotiated SACK but sends no blocks: three duplicate ACKs still start a
+/// recovery, and each partial ACK has the next hole sent again (RFC 6582's rule), so the
+/// recovery needs no timeout.
+#[test]
+fn established_peer_without_blocks_still_recovers() {
+    let (mut h, id, iss1, p) = established(plain_cfg(), 1460);
+    h.shard.send(id, &vec![3u8; 8 * 1460]).unwrap();
+    h.flush();
+    assert_eq!(h.take().len(), 8);
+    let to = h.addr(80);
+    let seqs =
+        |h: &mut Host| h.take_segs().iter().filter(|s| !s.payload.is_empty()).map(|s| s.seq - iss1).collect::<Vec<_>>();
+    for _ in 0..3 {
+        h.deliver(&craft(peer_addr(), to, p, iss1, ACK, &[]));
+    }
+    assert_eq!(seqs(&mut h), vec![0]);
+    // Segment 0 arrived; 1 is missing too.
+    h.deliver(&craft(peer_addr(), to, p, iss1 + 1460, ACK, &[]));
+    assert_eq!(seqs(&mut h), vec![1460]);
+    h.deliver(&craft(peer_addr(), to, p, iss1 + 8 * 1460, ACK, &[]));
+    let i = h.shard.info(id).unwrap();
+    assert_eq!(i.unacked, 0);
+    assert_eq!(h.shard.counters().tcp_ext_tcp_timeouts, 0);
+}
+
+/// The counters say what happened: one SACK recovery, no timeout.
+#[test]
+fn sack_recovery_is_counted() {
+    let cfg = Config { initial_cwnd: 32, ..Config::default() };
+    let mut a = Host::new("198.18.0.1", cfg.clone(), 1);
+    let mut b = Host::new("198.18.0.2", cfg, 2);
+    let (ida, _) = handshake(&mut a, &mut b);
+    let smss = a.shard.info(ida).unwrap().smss as usize;
+    a.shard.send(ida, &vec![1u8; 12 * smss]).unwrap();
+    a.flush();
+    for (i, p) in a.take().into_iter().enumerate() {
+        if i != 2 {
+            b.deliver(&p);
+        }
+    }
+    for p in b.take() {
+        a.deliver(&p);
+    }
+    let c = a.shard.counters();
+    assert_eq!((c.tcp_ext_tcp_sack_recovery, c.tcp_ext_tcp_timeouts), (1, 0));
+    assert_eq!(c.tcp_retrans_segs, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sender: blocks are checked before they are believed (RFC 2018 §4, RFC 2883 §4)
+
+/// Blocks beyond SND.NXT, below SND.UNA, overlapping an earlier block, and four blocks that
+/// wrap the sequence space are ignored and counted; a valid one is recorded.
+#[test]
+fn established_invalid_sack_blocks_are_ignored_and_counted() {
+    let (mut h, id, iss1, p) = established(plain_cfg(), 1460);
+    h.shard.send(id, &vec![3u8; 8 * 1460]).unwrap();
+    h.flush();
+    assert_eq!(h.take().len(), 8);
+    let to = h.addr(80);
+    // Let 1460 bytes be acknowledged so that "below SND.UNA" exists.
+    let una = iss1 + 1460;
+    let nxt = iss1 + 8 * 1460;
+    let ack = |h: &mut Host, blocks: &[(u32, u32)]| {
+        h.deliver(&craft_opts(peer_addr(), to, p, una, ACK, &[], sack_opts(blocks), 65535));
+        h.take();
+    };
+    ack(&mut h, &[(una + 1460, una + 2920)]);
+    assert_eq!(h.shard.info(id).unwrap().sack_ranges, 1);
+    assert_eq!(h.shard.counters().tcp_ext_tcp_sack_discard, 0);
+    // First block valid, then: beyond SND.NXT, below SND.UNA (not a D-SACK: not first),
+    // overlapping the first.
+    ack(&mut h, &[(una + 4380, una + 5840), (nxt, nxt + 100), (iss1 - 100, iss1 + 10), (una + 5000, una + 6000)]);
+    assert_eq!(h.shard.counters().tcp_ext_tcp_sack_discard, 3);
+    assert_eq!(h.shard.info(id).unwrap().sack_ranges, 2);
+    // Four blocks that wrap the sequence space (each 2^30 long): none is believed.
+    let q = 1u32 << 30;
+    ack(
+        &mut h,
+        &[(una + 2920, una + 2920 + q), (una + q, una + 2 * q), (una + 2 * q, una + 3 * q), (una + 3 * q, una)],
+    );
+    assert_eq!(h.shard.counters().tcp_ext_tcp_sack_discard, 7);
+    assert_eq!(h.shard.info(id).unwrap().sack_ranges, 2);
+    // A D-SACK below the cumulative ACK is recognised, never recorded.
+    ack(&mut h, &[(iss1, iss1 + 100)]);
+    let c = h.shard.counters();
+    assert_eq!((c.tcp_ext_tcp_dsack_recv, c.tcp_ext_tcp_dsack_ignored_no_undo), (1, 1));
+    assert_eq!(h.shard.info(id).unwrap().sack_ranges, 2);
+}
+
+/// RFC 2018 §8: SACKed data stays queued until it is cumulatively acknowledged, and a timeout
+/// turns the SACKed bits off, so a receiver that reneges (drops what it SACKed) gets it again.
+#[test]
+fn established_reneging_peer_gets_sacked_data_after_a_timeout() {
+    let (mut h, id, iss1, p) = established(plain_cfg(), 1460);
+    h.shard.send(id, &vec![3u8; 4 * 1460]).unwrap();
+    h.flush();
+    assert_eq!(h.take().len(), 4);
+    let to = h.addr(80);
+    h.deliver(&craft_opts(peer_addr(), to, p, iss1, ACK, &[], sack_opts(&[(iss1 + 1460, iss1 + 4 * 1460)]), 65535));
+    h.take();
+    assert_eq!(h.shard.info(id).unwrap().sack_ranges, 1);
+    // No further ACK: the timer goes off and everything from SND.UNA is sent again (the
+    // window after a timeout is one segment, so the first goes now, the rest as ACKs come).
+    h.advance(xdptcp::time::Duration::from_secs(3));
+    let segs = h.take_segs();
+    assert_eq!(segs.first().map(|s| s.seq - iss1), Some(0));
+    assert_eq!(h.shard.info(id).unwrap().sack_ranges, 0);
+    h.deliver(&craft(peer_addr(), to, p, iss1 + 1460, ACK, &[]));
+    let again: Vec<u32> = h.take_segs().iter().filter(|s| !s.payload.is_empty()).map(|s| s.seq - iss1).collect();
+    assert_eq!(again, vec![1460, 2920], "the SACKed segments are sent again");
+}
+
+/// The CVE-2019-11477/11478 class: a peer with a tiny MSS and a stream of crafted SACK blocks
+/// (one-byte blocks all over the window) cannot grow our state or the work per ACK. The
+/// scoreboard stays within its fixed size, each ACK draws a bounded number of segments, and
+/// the connection still completes once the peer acknowledges everything.
+#[test]
+fn tiny_mss_and_crafted_sacks_stay_bounded() {
+    // Linux's `tcp_min_snd_mss` floor (48): the smallest MSS a peer can impose.
+    let cfg = Config { min_snd_mss: 48, initial_cwnd: 1000, ..plain_cfg() };
+    let (mut h, id, iss1, p) = established(cfg, 48);
+    // The stack's own floor for the payload per segment is 64 bytes.
+    let smss = h.shard.info(id).unwrap().smss;
+    assert!(smss <= 64, "smss {smss}");
+    let data = vec![9u8; smss as usize * 1000];
+    assert_eq!(h.shard.send(id, &data).unwrap(), data.len());
+    h.flush();
+    assert_eq!(h.take().len(), 1000);
+    let to = h.addr(80);
+    let mut x = 0x1234_5678u32;
+    let mut most = 0;
+    for _ in 0..5000 {
+        let mut blocks = [(0u32, 0u32); 4];
+        for b in &mut blocks {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let off = 1 + 2 * ((x >> 8) % (data.len() as u32 / 2 - 1));
+            *b = (iss1 + off, iss1 + off + 1);
+        }
+        h.deliver(&craft_opts(peer_addr(), to, p, iss1, ACK, &[], sack_opts(&blocks), 65535));
+        let sent = h.take().len();
+        most = most.max(sent);
+        assert!(h.shard.info(id).unwrap().sack_ranges as usize <= SCOREBOARD_RANGES);
+    }
+    assert!(most <= 66, "segments sent for one ACK: {most}");
+    // Everything acknowledged: the connection carries on.
+    h.deliver(&craft(peer_addr(), to, p, iss1 + data.len() as u32, ACK, &[]));
+    let i = h.shard.info(id).unwrap();
+    assert_eq!((i.unacked, i.sack_ranges), (0, 0));
+}
