@@ -266,3 +266,92 @@ fn established_pto_follows_each_ack() {
     let waited = c.wait_for_send(c.rto()).expect("a probe");
     assert!(waited >= pto() && waited < pto() + RTT, "PTO {waited:?} after the ACK");
 }
+
+// ---------------------------------------------------------------------------------------------
+// RACK (RFC 8985 §6)
+
+/// The reordering window RACK starts with: RACK.min_RTT / 4 (Linux `tcp_rack_reo_wnd`).
+fn reo_wnd() -> Duration {
+    Duration(RTT.0 / 4)
+}
+
+/// RFC 8985 §6.2: segment A, then B a few milliseconds later (more than the reordering
+/// window). B's SACK arrives, A's ACK does not: A was sent more than reo_wnd before a segment
+/// that was delivered, so it is lost at once. RFC 6675 alone would wait for DupThresh
+/// duplicate ACKs (or the timer): one SACKed segment is not enough for IsLost.
+///
+///   t0        --> A
+///   t0+5ms    --> B
+///   t0+5ms+RTT <-- ACK (below A), SACK B
+///             --> A again, at once
+#[test]
+fn established_rack_marks_lost_after_a_later_segment_is_sacked() {
+    let mut c = Conn::new(plain_cfg(), true);
+    let a = MSS;
+    c.send(1);
+    assert_eq!(c.sent(), vec![a]);
+    let gap = reo_wnd().saturating_mul(2);
+    c.h.advance(gap);
+    c.send(1);
+    assert_eq!(c.sent(), vec![a + MSS]);
+    c.h.advance(RTT);
+    c.ack(a, &[(a + MSS, a + 2 * MSS)]);
+    assert_eq!(c.sent(), vec![a], "A is lost: B, sent {gap:?} later, arrived");
+    let k = c.h.shard.counters();
+    assert_eq!((k.tcp_ext_tcp_sack_recovery, k.tcp_ext_tcp_timeouts, k.tcp_ext_tcp_loss_probes), (1, 0, 0));
+}
+
+/// RFC 8985 §6.2: A and B go out together; B arrives first and A a moment later, within the
+/// reordering window. The SACK for B marks nothing lost; A's ACK then ends it: no
+/// retransmission at all.
+#[test]
+fn established_rack_reordering_within_reo_wnd_is_not_a_loss() {
+    let mut c = Conn::new(plain_cfg(), true);
+    let a = MSS;
+    c.send(2);
+    assert_eq!(c.sent(), vec![a, a + MSS]);
+    c.h.advance(RTT);
+    c.ack(a, &[(a + MSS, a + 2 * MSS)]);
+    c.h.expect_nothing();
+    c.h.advance(Duration(reo_wnd().0 / 2));
+    c.h.expect_nothing();
+    c.ack(a + 2 * MSS, &[]);
+    c.h.advance(RTT);
+    c.h.expect_nothing();
+    assert_eq!(c.unacked(), 0);
+    assert_eq!(c.h.shard.counters().tcp_retrans_segs, 0);
+}
+
+/// RFC 8985 §6.3: as above, but A never comes: the reordering timer fires reo_wnd after the
+/// SACK and A is sent again, long before the PTO or the RTO.
+#[test]
+fn established_rack_reordering_timer_marks_lost_after_reo_wnd() {
+    let mut c = Conn::new(plain_cfg(), true);
+    let a = MSS;
+    c.send(2);
+    c.sent();
+    c.h.advance(RTT);
+    c.ack(a, &[(a + MSS, a + 2 * MSS)]);
+    c.h.expect_nothing();
+    let waited = c.wait_for_send(c.rto()).expect("a retransmission");
+    assert!(waited >= reo_wnd() && waited < RTT, "reordering timer after {waited:?}, reo_wnd {:?}", reo_wnd());
+    assert_eq!(c.sent(), vec![a]);
+    let k = c.h.shard.counters();
+    assert_eq!((k.tcp_ext_tcp_loss_probes, k.tcp_ext_tcp_timeouts), (0, 0));
+}
+
+/// `rack: false` (Linux `tcp_recovery` = 0): one SACKed segment is not enough; nothing is
+/// re-sent at the SACK.
+#[test]
+fn established_rack_off_waits_for_dupthresh() {
+    let mut c = Conn::new(Config { rack: false, tlp: false, ..plain_cfg() }, true);
+    let a = MSS;
+    c.send(1);
+    c.sent();
+    c.h.advance(reo_wnd().saturating_mul(2));
+    c.send(1);
+    c.sent();
+    c.h.advance(RTT);
+    c.ack(a, &[(a + MSS, a + 2 * MSS)]);
+    c.h.expect_nothing();
+}

@@ -55,6 +55,9 @@ pub struct Config {
     /// `tcp_early_retrans` = 3 (Linux's default): Tail Loss Probes (RFC 8985 §7) on
     /// connections that use SACK. Off gives the RFC 6298 timer alone.
     pub tlp: bool,
+    /// `tcp_recovery` bit 1 (Linux's default): RACK loss detection (RFC 8985 §6) on
+    /// connections that use SACK.
+    pub rack: bool,
     /// `tcp_rfc1337`: a RST does not end TIME-WAIT (RFC 1337 §3). On by default here.
     pub rfc1337: bool,
     /// `tcp_invalid_ratelimit`: at most one challenge ACK / out-of-window ACK per connection per
@@ -129,6 +132,7 @@ impl Default for Config {
             sack: true,
             dsack: true,
             tlp: true,
+            rack: true,
             rfc1337: true,
             invalid_ratelimit: Duration::from_millis(500),
             keepalive: false,

@@ -17,6 +17,7 @@ use super::counters::{Counters, DropReason};
 use super::emit::{emit, OutSegment};
 use super::event::{CloseReason, Event};
 use super::icmp::IcmpError;
+use super::rack::{RackState, SentLog};
 use super::rtt::RttEstimator;
 use super::sack::{RcvSack, Scoreboard};
 use super::secrets::ts_clock;
@@ -28,6 +29,7 @@ use crate::time::{Duration, Instant};
 use crate::wire::{SeqNum, TcpFlags, TcpOptions, TcpRepr};
 use std::collections::VecDeque;
 
+mod rack;
 mod sack;
 mod tlp;
 
@@ -69,6 +71,8 @@ pub struct Timers {
     pub rto: Option<Instant>,
     /// RFC 8985 §7.2 probe timeout: armed in front of the RTO (never later than it).
     pub pto: Option<Instant>,
+    /// RFC 8985 §6.3 reordering timer.
+    pub rack: Option<Instant>,
     pub delack: Option<Instant>,
     pub persist: Option<Instant>,
     pub keepalive: Option<Instant>,
@@ -78,7 +82,7 @@ pub struct Timers {
 
 impl Timers {
     pub fn next(&self) -> Option<Instant> {
-        [self.rto, self.pto, self.delack, self.persist, self.keepalive, self.fin_wait2, self.time_wait]
+        [self.rto, self.pto, self.rack, self.delack, self.persist, self.keepalive, self.fin_wait2, self.time_wait]
             .into_iter()
             .flatten()
             .min()
@@ -164,6 +168,10 @@ pub struct Tcb {
     high_rxt: SeqNum,
     /// The open Tail Loss Probe episode (RFC 8985 §7.4), if any.
     tlp: Option<tlp::TlpEpisode>,
+    /// When data in flight was first sent (RFC 8985 §6; bounded, see `tcp/rack.rs`). Made
+    /// on the first send with SACK and RACK on.
+    sent_log: Option<Box<SentLog>>,
+    rack: RackState,
     rtt: RttEstimator,
     /// Karn's algorithm without timestamps: (sequence that completes the timed segment, when sent).
     rtt_timing: Option<(SeqNum, Instant)>,
@@ -250,6 +258,8 @@ impl Tcb {
             scoreboard: None,
             high_rxt: iss,
             tlp: None,
+            sent_log: None,
+            rack: RackState::default(),
             rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
             rtt_timing: None,
             cc: NewReno::new(u32::from(DEFAULT_MSS_V4), cfg.initial_cwnd, iss),
@@ -1120,6 +1130,7 @@ impl Tcb {
                 }
             }
         }
+        self.rack_on_ack(ctx, old_una, seg);
         if self.tlp.is_some() {
             let pure_dup = ack == old_una && pure && seg.options.sack_count == 0;
             self.tlp_on_ack(ctx, ack, sack, pure_dup);
@@ -1439,6 +1450,7 @@ impl Tcb {
         }
         self.arm_rto(ctx.now);
         if !is_retrans {
+            self.rack_on_send(ctx, end);
             // RFC 8985 §7.2: new data went out; the probe timer covers the new tail.
             self.schedule_loss_probe(ctx);
         }
@@ -1486,6 +1498,10 @@ impl Tcb {
         if due(self.timers.pto) {
             self.timers.pto = None;
             self.on_pto(ctx);
+        }
+        if due(self.timers.rack) {
+            self.timers.rack = None;
+            self.on_rack_timer(ctx);
         }
         if due(self.timers.rto) {
             self.timers.rto = None;
@@ -1557,6 +1573,7 @@ impl Tcb {
         // Linux `tcp_retransmit_timer`: a timeout ends any probe episode.
         self.tlp = None;
         self.timers.pto = None;
+        self.rack_on_rto();
         self.rtt.backoff();
         self.rtt_timing = None;
         let flight = self.flight();
