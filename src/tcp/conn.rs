@@ -17,7 +17,7 @@ use super::counters::{Counters, DropReason};
 use super::emit::{emit, OutSegment};
 use super::event::{CloseReason, Event};
 use super::icmp::IcmpError;
-use super::rack::{RackState, SentLog};
+use super::rack::Rack;
 use super::rtt::RttEstimator;
 use super::sack::{RcvSack, Scoreboard};
 use super::secrets::ts_clock;
@@ -168,10 +168,10 @@ pub struct Tcb {
     high_rxt: SeqNum,
     /// The open Tail Loss Probe episode (RFC 8985 §7.4), if any.
     tlp: Option<tlp::TlpEpisode>,
-    /// When data in flight was first sent (RFC 8985 §6; bounded, see `tcp/rack.rs`). Made
-    /// on the first send with SACK and RACK on.
-    sent_log: Option<Box<SentLog>>,
-    rack: RackState,
+    /// RACK's record of when data in flight was first sent, and its variables (RFC 8985
+    /// §6; bounded, see `tcp/rack.rs`). Made by the first send with SACK and RACK on, given
+    /// back once everything is acknowledged.
+    rack: Option<Box<Rack>>,
     rtt: RttEstimator,
     /// Karn's algorithm without timestamps: (sequence that completes the timed segment, when sent).
     rtt_timing: Option<(SeqNum, Instant)>,
@@ -258,8 +258,7 @@ impl Tcb {
             scoreboard: None,
             high_rxt: iss,
             tlp: None,
-            sent_log: None,
-            rack: RackState::default(),
+            rack: None,
             rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
             rtt_timing: None,
             cc: NewReno::new(u32::from(DEFAULT_MSS_V4), cfg.initial_cwnd, iss),
@@ -1100,6 +1099,7 @@ impl Tcb {
             if self.snd_una == self.snd_max {
                 self.timers.rto = None;
                 self.timers.pto = None;
+                self.rack = None;
             } else {
                 self.restart_rto(ctx.now);
                 self.schedule_loss_probe(ctx);

@@ -97,6 +97,16 @@ impl SentLog {
     }
 }
 
+/// What RACK keeps for a connection while data is in flight: the log and the RFC 8985 §6.1
+/// variables. Boxed by the TCB and given back when everything is acknowledged, as the send
+/// buffer is, so an idle connection does not pay for it; RACK.min_RTT then starts again
+/// from the next flight's first sample (Linux's own minimum expires too, after 5 minutes).
+#[derive(Debug, Clone, Default)]
+pub struct Rack {
+    pub log: SentLog,
+    pub state: RackState,
+}
+
 /// RFC 8985 §6.1 state: the most recently sent segment known delivered, and the RTT it gave.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RackState {

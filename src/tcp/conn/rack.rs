@@ -19,7 +19,7 @@ impl Tcb {
     /// New data up to `end` went out for the first time at `now`.
     pub(super) fn rack_on_send(&mut self, ctx: &Ctx<'_>, end: SeqNum) {
         if self.rack_on(ctx) {
-            self.sent_log.get_or_insert_with(Box::default).on_send(end, ctx.now);
+            self.rack.get_or_insert_with(Box::default).log.on_send(end, ctx.now);
         }
     }
 
@@ -31,7 +31,8 @@ impl Tcb {
         if !self.rack_on(ctx) {
             return;
         }
-        let Some(log) = self.sent_log.as_deref() else { return };
+        let una = self.snd_una;
+        let Some(r) = self.rack.as_deref_mut() else { return };
         // Original data goes out in sequence order (see `SentLog`): the most recently sent
         // octet delivered is the highest one, cumulatively or in a block of this ACK.
         let mut top = self.snd_una.after(old_una).then_some(self.snd_una);
@@ -41,13 +42,11 @@ impl Tcb {
             }
         }
         if let Some(end) = top {
-            if let Some(sent) = log.sent_at(end) {
-                self.rack.on_delivered(sent, end, ctx.now);
+            if let Some(sent) = r.log.sent_at(end) {
+                r.state.on_delivered(sent, end, ctx.now);
             }
         }
-        if let Some(log) = self.sent_log.as_deref_mut() {
-            log.advance(self.snd_una);
-        }
+        r.log.advance(una);
         self.rack_detect_loss(ctx);
     }
 
@@ -56,12 +55,13 @@ impl Tcb {
     /// first one still within that, the reordering timer is armed (§6.3).
     fn rack_detect_loss(&mut self, ctx: &mut Ctx<'_>) {
         self.timers.rack = None;
-        let (Some((rx_t, rx_end)), Some(log)) = (self.rack.xmit, self.sent_log.as_deref()) else { return };
+        let Some(r) = self.rack.as_deref() else { return };
+        let (Some((rx_t, rx_end)), log) = (r.state.xmit, &r.log) else { return };
         if self.sb().is_empty() || self.retries > 0 {
             return;
         }
-        let reo_wnd = self.rack.reo_wnd(self.rtt.srtt(), self.cc.in_recovery);
-        let wait = self.rack.rtt + reo_wnd;
+        let reo_wnd = r.state.reo_wnd(self.rtt.srtt(), self.cc.in_recovery);
+        let wait = r.state.rtt + reo_wnd;
         let (una, snd_max) = (self.snd_una, self.snd_max);
         let mut lost_to: Option<SeqNum> = None;
         let mut deadline: Option<Instant> = None;
