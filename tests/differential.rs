@@ -58,6 +58,7 @@ scenarios! {
     syn_queue_rst_ratelimit,
     sws_reopen_one_byte,
     zero_window_reopen_after_rto,
+    tlp_tail_probe,
     syn_queue_retx_syn_ratelimit,
     syn_queue_oow_ratelimit,
     syn_queue_inwindow_syn,

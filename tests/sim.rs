@@ -286,26 +286,39 @@ fn very_lossy_link() {
 
 /// SACK on (Linux's default) and off, at 1 %, 5 % and 20 % loss with reordering (delays
 /// spread over 1..30 ms) and duplication: every byte arrives once and in order either way (the
-/// checks in `run_with`). With SACK on, the losses are repaired by RFC 6675 recoveries; with
-/// it off, no SACK recovery can happen and none is counted.
+/// checks in `run_with`). With SACK on, the losses are repaired by RFC 6675 recoveries, which
+/// RACK (RFC 8985 §6) feeds, and Tail Loss Probes (§7) go out; the same runs with RACK-TLP
+/// off time out more often. With SACK off, no SACK recovery and no probe can happen.
 #[test]
 fn sack_on_and_off_under_loss_with_reordering() {
+    let (mut timeouts_rack_tlp, mut timeouts_plain, mut probes) = (0u64, 0u64, 0u64);
     for (loss, seeds) in [(0.01, 31..=32u64), (0.05, 33..=34), (0.20, 35..=35)] {
         let imp = Impairments { loss, dup: 0.02, min_delay_ms: 1, max_delay_ms: 30 };
         let conns = if loss > 0.1 { 8 } else { 20 };
         for seed in seeds {
-            for sack in [true, false] {
-                let cfg = Config { sack, ..Config::default() };
+            for (sack, rack_tlp) in [(true, true), (true, false), (false, true)] {
+                let cfg = Config { sack, tlp: rack_tlp, rack: rack_tlp, ..Config::default() };
                 let c = run_with(seed, conns, imp, Instant::from_secs(10), cfg);
                 if sack {
                     assert!(c.tcp_ext_tcp_sack_recovery > 0, "loss {loss} seed {seed}: no SACK recovery ran");
+                    if rack_tlp {
+                        timeouts_rack_tlp += c.tcp_ext_tcp_timeouts;
+                        probes += c.tcp_ext_tcp_loss_probes;
+                    } else {
+                        timeouts_plain += c.tcp_ext_tcp_timeouts;
+                        assert_eq!(c.tcp_ext_tcp_loss_probes, 0);
+                    }
                 } else {
                     assert_eq!(c.tcp_ext_tcp_sack_recovery, 0);
                     assert_eq!(c.tcp_ext_tcp_sack_discard, 0);
+                    assert_eq!(c.tcp_ext_tcp_loss_probes, 0, "no TLP without SACK");
                 }
             }
         }
     }
+    println!("timeouts: RACK-TLP {timeouts_rack_tlp}, without {timeouts_plain}; probes {probes}");
+    assert!(probes > 0, "no tail loss probe was sent");
+    assert!(timeouts_rack_tlp < timeouts_plain, "RACK-TLP {timeouts_rack_tlp} timeouts, without {timeouts_plain}");
 }
 
 /// The instant at which the client (secrets from `seed ^ 1`) picks `iss` for its connection from

@@ -123,6 +123,15 @@ impl NewReno {
         self.sack_mode = true;
     }
 
+    /// RFC 8985 §7.4.2: a loss probe repaired a loss, a congestion signal without a recovery
+    /// episode. Linux (`tcp_process_tlp_ack`) runs a one-shot CWR reduction: ssthresh from
+    /// the window, cwnd down to it; RFC 5681 equation (4) gives the same step here.
+    pub fn on_probe_repaired(&mut self, flight: u32, mss: u32) {
+        self.ssthresh = (self.cwnd.max(flight) / 2).max(mss.saturating_mul(2));
+        self.cwnd = self.cwnd.min(self.ssthresh);
+        self.acked_accum = 0;
+    }
+
     /// RFC 6582 §3.2 (2) / RFC 6675 §5: a new recovery may start only once SND.UNA passed the
     /// previous RecoveryPoint.
     pub fn may_recover(&self, snd_una: SeqNum) -> bool {

@@ -52,6 +52,12 @@ pub struct Config {
     pub sack: bool,
     /// `tcp_dsack`: report duplicate segments with a D-SACK block (RFC 2883). Only with SACK.
     pub dsack: bool,
+    /// `tcp_early_retrans` = 3 (Linux's default): Tail Loss Probes (RFC 8985 §7) on
+    /// connections that use SACK. Off gives the RFC 6298 timer alone.
+    pub tlp: bool,
+    /// `tcp_recovery` bit 1 (Linux's default): RACK loss detection (RFC 8985 §6) on
+    /// connections that use SACK.
+    pub rack: bool,
     /// `tcp_rfc1337`: a RST does not end TIME-WAIT (RFC 1337 §3). On by default here.
     pub rfc1337: bool,
     /// `tcp_invalid_ratelimit`: at most one challenge ACK / out-of-window ACK per connection per
@@ -125,6 +131,8 @@ impl Default for Config {
             // Linux `tcp_sack` = 1 and `tcp_dsack` = 1.
             sack: true,
             dsack: true,
+            tlp: true,
+            rack: true,
             rfc1337: true,
             invalid_ratelimit: Duration::from_millis(500),
             keepalive: false,

@@ -17,6 +17,7 @@ use super::counters::{Counters, DropReason};
 use super::emit::{emit, OutSegment};
 use super::event::{CloseReason, Event};
 use super::icmp::IcmpError;
+use super::rack::Rack;
 use super::rtt::RttEstimator;
 use super::sack::{RcvSack, Scoreboard};
 use super::secrets::ts_clock;
@@ -28,7 +29,9 @@ use crate::time::{Duration, Instant};
 use crate::wire::{SeqNum, TcpFlags, TcpOptions, TcpRepr};
 use std::collections::VecDeque;
 
+mod rack;
 mod sack;
+mod tlp;
 
 /// RFC 7323 §5.5: a TS.Recent older than 24 days is invalid for PAWS.
 const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
@@ -66,6 +69,10 @@ pub struct Negotiated {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Timers {
     pub rto: Option<Instant>,
+    /// RFC 8985 §7.2 probe timeout: armed in front of the RTO (never later than it).
+    pub pto: Option<Instant>,
+    /// RFC 8985 §6.3 reordering timer.
+    pub rack: Option<Instant>,
     pub delack: Option<Instant>,
     pub persist: Option<Instant>,
     pub keepalive: Option<Instant>,
@@ -75,7 +82,7 @@ pub struct Timers {
 
 impl Timers {
     pub fn next(&self) -> Option<Instant> {
-        [self.rto, self.delack, self.persist, self.keepalive, self.fin_wait2, self.time_wait]
+        [self.rto, self.pto, self.rack, self.delack, self.persist, self.keepalive, self.fin_wait2, self.time_wait]
             .into_iter()
             .flatten()
             .min()
@@ -159,6 +166,12 @@ pub struct Tcb {
     scoreboard: Option<Box<Scoreboard>>,
     /// RFC 6675 HighRxt, as the end (exclusive) of what this recovery retransmitted.
     high_rxt: SeqNum,
+    /// The open Tail Loss Probe episode (RFC 8985 §7.4), if any.
+    tlp: Option<tlp::TlpEpisode>,
+    /// RACK's record of when data in flight was first sent, and its variables (RFC 8985
+    /// §6; bounded, see `tcp/rack.rs`). Made by the first send with SACK and RACK on, given
+    /// back once everything is acknowledged.
+    rack: Option<Box<Rack>>,
     rtt: RttEstimator,
     /// Karn's algorithm without timestamps: (sequence that completes the timed segment, when sent).
     rtt_timing: Option<(SeqNum, Instant)>,
@@ -244,6 +257,8 @@ impl Tcb {
             rsack: RcvSack::default(),
             scoreboard: None,
             high_rxt: iss,
+            tlp: None,
+            rack: None,
             rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
             rtt_timing: None,
             cc: NewReno::new(u32::from(DEFAULT_MSS_V4), cfg.initial_cwnd, iss),
@@ -457,7 +472,7 @@ impl Tcb {
     }
 
     /// Sequence number our FIN has (or will have): just past all queued data.
-    fn fin_seq(&self) -> SeqNum {
+    pub(super) fn fin_seq(&self) -> SeqNum {
         self.data_seq().add(self.sndbuf.len() as u32)
     }
 
@@ -528,7 +543,7 @@ impl Tcb {
         }
     }
 
-    fn restart_rto(&mut self, now: Instant) {
+    pub(super) fn restart_rto(&mut self, now: Instant) {
         self.timers.rto = Some(now + self.rtt.rto());
     }
 
@@ -1083,8 +1098,11 @@ impl Tcb {
             // RFC 6298 (5.2)/(5.3): stop the timer when all is acked, else restart it.
             if self.snd_una == self.snd_max {
                 self.timers.rto = None;
+                self.timers.pto = None;
+                self.rack = None;
             } else {
                 self.restart_rto(ctx.now);
+                self.schedule_loss_probe(ctx);
             }
             acked = data;
             let flight = self.flight();
@@ -1111,6 +1129,11 @@ impl Tcb {
                     self.retransmit_first(ctx);
                 }
             }
+        }
+        self.rack_on_ack(ctx, old_una, seg);
+        if self.tlp.is_some() {
+            let pure_dup = ack == old_una && pure && seg.options.sack_count == 0;
+            self.tlp_on_ack(ctx, ack, sack, pure_dup);
         }
         if self.sack_ok {
             self.sack_maybe_recover(ctx);
@@ -1426,6 +1449,11 @@ impl Tcb {
             self.snd_max = self.snd_nxt;
         }
         self.arm_rto(ctx.now);
+        if !is_retrans {
+            self.rack_on_send(ctx, end);
+            // RFC 8985 §7.2: new data went out; the probe timer covers the new tail.
+            self.schedule_loss_probe(ctx);
+        }
         sent
     }
 
@@ -1436,7 +1464,7 @@ impl Tcb {
 
     /// Re-sends up to `max_len` bytes of queued data from `seq` (at or after SND.UNA), with
     /// the FIN if they reach it and it was sent. Returns the sequence space re-sent (0: none).
-    fn retransmit_at(&mut self, ctx: &mut Ctx<'_>, seq: SeqNum, max_len: u32) -> u32 {
+    pub(super) fn retransmit_at(&mut self, ctx: &mut Ctx<'_>, seq: SeqNum, max_len: u32) -> u32 {
         let queued = (self.sndbuf.len() as u32).saturating_sub(seq.distance_from(self.data_seq()));
         let len = queued.min(max_len).min(self.payload_room());
         let fin = self.fin_queued && !self.fin_acked && len == queued && self.snd_max.after(self.fin_seq());
@@ -1466,6 +1494,14 @@ impl Tcb {
             ctx.counters.tcp_ext_tcp_fin_wait2_timeouts += 1;
             self.enter_closed(ctx, CloseReason::TimedOut);
             return;
+        }
+        if due(self.timers.pto) {
+            self.timers.pto = None;
+            self.on_pto(ctx);
+        }
+        if due(self.timers.rack) {
+            self.timers.rack = None;
+            self.on_rack_timer(ctx);
         }
         if due(self.timers.rto) {
             self.timers.rto = None;
@@ -1534,6 +1570,10 @@ impl Tcb {
         // RFC 2018 §8: after a timeout the SACKed bits are turned off (the receiver may have
         // reneged); go-back-N resends from SND.UNA.
         self.scoreboard = None;
+        // Linux `tcp_retransmit_timer`: a timeout ends any probe episode.
+        self.tlp = None;
+        self.timers.pto = None;
+        self.rack_on_rto();
         self.rtt.backoff();
         self.rtt_timing = None;
         let flight = self.flight();

@@ -91,6 +91,11 @@ counters! {
     tcp_ext_ofo_pruned => "TcpExtOfoPruned",
     /// SACK-based loss recoveries entered (RFC 6675).
     tcp_ext_tcp_sack_recovery => "TcpExtTCPSackRecovery",
+    /// Tail Loss Probes sent (RFC 8985 §7.3).
+    tcp_ext_tcp_loss_probes => "TcpExtTCPLossProbes",
+    /// Loss probes that repaired a loss (RFC 8985 §7.4: the ACK passed the probe without a
+    /// D-SACK for it).
+    tcp_ext_tcp_loss_probe_recovery => "TcpExtTCPLossProbeRecovery",
     /// SACK blocks ignored as invalid: empty, wrapping, beyond SND.NXT, below SND.UNA, or
     /// overlapping an earlier block of the same option.
     tcp_ext_tcp_sack_discard => "TcpExtTCPSACKDiscard",

@@ -35,6 +35,7 @@ pub mod event;
 pub mod icmp;
 pub mod listener;
 pub mod owners;
+pub mod rack;
 pub mod rst_limit;
 pub mod rtt;
 pub mod sack;

@@ -178,6 +178,9 @@ pub const SCOREBOARD_RANGES: usize = 16;
 pub struct Scoreboard {
     ranges: [(SeqNum, SeqNum); SCOREBOARD_RANGES],
     n: u8,
+    /// Unsacked octets below this are lost whatever IsLost says: a loss probe sent after
+    /// them was SACKed (RFC 8985 §6.2, see `Tcb::tlp_on_ack`). Meaningless below SND.UNA.
+    lost_to: Option<SeqNum>,
 }
 
 /// What one ACK's SACK option amounted to.
@@ -210,7 +213,8 @@ pub fn is_dsack(blocks: &[(SeqNum, SeqNum)], ack: SeqNum) -> bool {
 
 impl Scoreboard {
     /// An empty scoreboard (what a connection without one reads).
-    pub const EMPTY: Scoreboard = Scoreboard { ranges: [(SeqNum(0), SeqNum(0)); SCOREBOARD_RANGES], n: 0 };
+    pub const EMPTY: Scoreboard =
+        Scoreboard { ranges: [(SeqNum(0), SeqNum(0)); SCOREBOARD_RANGES], n: 0, lost_to: None };
 
     pub fn ranges(&self) -> &[(SeqNum, SeqNum)] {
         self.ranges.get(..usize::from(self.n)).unwrap_or(&[])
@@ -224,6 +228,13 @@ impl Scoreboard {
     /// receiver may have reneged).
     pub fn clear(&mut self) {
         self.n = 0;
+        self.lost_to = None;
+    }
+
+    /// RFC 8985 §6.2: every unSACKed octet below `seq` was sent before a segment the peer has
+    /// SACKed, long enough before it that reordering cannot explain the gap: mark it lost.
+    pub fn mark_lost_to(&mut self, seq: SeqNum) {
+        self.lost_to = Some(self.lost_to.map_or(seq, |l| l.max(seq)));
     }
 
     /// The SACK option of an acceptable ACK. `una` is SND.UNA after this ACK's cumulative
@@ -359,6 +370,9 @@ impl Scoreboard {
     /// discontiguous SACKed ranges lie above it, or more than (DupThresh - 1) * SMSS SACKed
     /// bytes.
     pub fn is_lost(&self, seq: SeqNum, smss: u32) -> bool {
+        if self.lost_to.is_some_and(|l| seq.before(l)) {
+            return true;
+        }
         let (bytes, count) = self
             .ranges()
             .iter()

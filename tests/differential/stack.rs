@@ -25,6 +25,10 @@ pub fn config_for(sysctls: &[(String, String)]) -> Config {
             "tcp_timestamps" => c.timestamps = n != 0,
             "tcp_sack" => c.sack = n != 0,
             "tcp_dsack" => c.dsack = n != 0,
+            // Linux turns TLP on at 3 and 4 (`tcp_schedule_loss_probe`).
+            "tcp_early_retrans" => c.tlp = n >= 3,
+            // Bit 1 of `tcp_recovery`: RACK loss detection.
+            "tcp_recovery" => c.rack = n & 1 != 0,
             "tcp_window_scaling" => c.window_scaling = n != 0,
             "tcp_rfc1337" => c.rfc1337 = n != 0,
             "tcp_invalid_ratelimit" => c.invalid_ratelimit = Duration::from_millis(n),

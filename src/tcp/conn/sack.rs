@@ -117,6 +117,9 @@ impl Tcb {
             return;
         }
         ctx.counters.tcp_ext_tcp_sack_recovery += 1;
+        // Linux `tcp_init_cwnd_reduction`: a recovery ends the probe episode.
+        self.tlp = None;
+        self.timers.pto = None;
         let flight = self.flight();
         self.cc.enter_sack_recovery(self.snd_max, flight, self.smss);
         self.high_rxt = self.snd_una;
@@ -182,7 +185,7 @@ impl Tcb {
     }
 
     /// NextSeg rule (2): one segment of new data (or the FIN) if the peer's window has room.
-    fn send_new_one(&mut self, ctx: &mut Ctx<'_>) -> bool {
+    pub(super) fn send_new_one(&mut self, ctx: &mut Ctx<'_>) -> bool {
         let unsent = self.unsent_bytes();
         let room = self.snd_wnd.saturating_sub(self.flight());
         let most = self.payload_room();
