@@ -67,7 +67,8 @@ fn fin_wait_2_timeout_for_orphans() {
     assert_eq!(a.shard.counters().tcp_ext_tcp_fin_wait2_timeouts, 1);
 }
 
-/// LAST-ACK retransmits its FIN (RFC 6298 backoff) and gives up after `tcp_orphan_retries`.
+/// LAST-ACK retransmits its FIN (a loss probe, then RFC 6298 backoff) and gives up after
+/// `tcp_orphan_retries`.
 #[test]
 fn last_ack_fin_retransmission_and_limit() {
     let cfg = Config { orphan_retries: 3, ..plain_cfg() };
@@ -89,7 +90,10 @@ fn last_ack_fin_retransmission_and_limit() {
             resent.push(b.now);
         }
     }
-    assert_eq!(resent.len(), 3, "tcp_orphan_retries retransmissions: {resent:?}");
+    // One tail-loss probe first (RFC 8985 §7, on by default as in Linux, where it also counts
+    // for nothing against the retries), then `tcp_orphan_retries` timeouts.
+    assert_eq!(b.shard.counters().tcp_ext_tcp_loss_probes, 1);
+    assert_eq!(resent.len(), 1 + 3, "a probe and tcp_orphan_retries retransmissions: {resent:?}");
     assert_eq!(b.state_of(80, a.addr(40000)), None, "gave up");
     assert_eq!(b.shard.counters().tcp_ext_tcp_abort_on_timeout, 1);
 }
@@ -235,10 +239,14 @@ fn data_retries_then_abort() {
             n += 1;
         }
     }
-    assert_eq!(n, 4);
+    // A tail-loss probe (RFC 8985 §7), then `tcp_retries2` timeouts (the probe is not a retry,
+    // as in Linux).
+    assert_eq!(a.shard.counters().tcp_ext_tcp_loss_probes, 1);
+    assert_eq!(n, 1 + 4);
     assert_eq!(a.state(ida), Some(State::Closed));
     assert!(a.take_events().contains(&Event::Closed(ida, CloseReason::TimedOut)));
-    assert_eq!(a.shard.counters().tcp_retrans_segs, 4);
+    // The probe resent the segment too: Linux counts it in RetransSegs as well.
+    assert_eq!(a.shard.counters().tcp_retrans_segs, 1 + 4);
 }
 
 /// Keepalive (`tcp_keepalive_time/intvl/probes`): probes <SEQ=SND.UNA-1> while idle, then abort.

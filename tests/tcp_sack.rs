@@ -362,3 +362,41 @@ fn tiny_mss_and_crafted_sacks_stay_bounded() {
     let i = h.shard.info(id).unwrap();
     assert_eq!((i.unacked, i.sack_ranges), (0, 0));
 }
+
+/// A retransmission never reaches past SND.MAX. A segment that carried SACK blocks had 12 bytes
+/// less room; once the receive hole closed, the retransmission of that segment (no blocks) had
+/// room for 12 more bytes, never sent before. SND.MAX did not move for them, so the peer's ACK
+/// covering them read as acknowledging unsent data and was refused, and both ends wedged (seen
+/// on the bed at 5 % loss with echo traffic both ways).
+#[test]
+fn retransmission_after_the_sack_blocks_went_stays_within_snd_max() {
+    let (mut h, id, iss1, p) = established(plain_cfg(), 1460);
+    let to = h.addr(80);
+    let window = 1448;
+    // A hole at the front of the peer's data: our segments carry a SACK block from now on. The
+    // peer's window takes exactly one of our segments.
+    h.deliver(&craft_opts(peer_addr(), to, p + 100, iss1, ACK, &[7u8; 100], TcpOptions::default(), window));
+    h.take();
+    assert_eq!(h.shard.send(id, &[1u8; 3000]).unwrap(), 3000);
+    h.flush();
+    let first = h.take_segs();
+    let data: Vec<&Seg> = first.iter().filter(|s| !s.payload.is_empty()).collect();
+    assert_eq!(data.len(), 1, "{first:?}");
+    assert_eq!(data[0].options.sack_count, 1);
+    let sent = data[0].payload.len() as u32;
+    // The hole closes (no SACK blocks any more), our data still unacknowledged.
+    h.deliver(&craft_opts(peer_addr(), to, p, iss1, ACK, &[7u8; 100], TcpOptions::default(), window));
+    h.take();
+    // The retransmission timer: the retransmitted segment ends where the original did.
+    h.advance(xdptcp::time::Duration::from_secs(3));
+    let rtx: Vec<Seg> = h.take_segs().into_iter().filter(|s| !s.payload.is_empty()).collect();
+    assert!(!rtx.is_empty(), "a retransmission");
+    for s in &rtx {
+        let end = s.seq.wrapping_sub(iss1) + s.payload.len() as u32;
+        assert!(end <= sent, "retransmitted up to {end}, only {sent} were ever sent");
+    }
+    // The peer acknowledges it: taken, and the rest of the data follows.
+    h.deliver(&craft_opts(peer_addr(), to, p + 200, iss1 + sent, ACK, &[], TcpOptions::default(), 65535));
+    let next: Vec<Seg> = h.take_segs().into_iter().filter(|s| !s.payload.is_empty()).collect();
+    assert!(next.first().is_some_and(|s| s.seq == iss1 + sent), "{next:?}");
+}

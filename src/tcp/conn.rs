@@ -1466,7 +1466,13 @@ impl Tcb {
     /// the FIN if they reach it and it was sent. Returns the sequence space re-sent (0: none).
     pub(super) fn retransmit_at(&mut self, ctx: &mut Ctx<'_>, seq: SeqNum, max_len: u32) -> u32 {
         let queued = (self.sndbuf.len() as u32).saturating_sub(seq.distance_from(self.data_seq()));
-        let len = queued.min(max_len).min(self.payload_room());
+        // A retransmission never reaches past SND.MAX: bytes never sent would go out without
+        // SND.MAX moving, and the peer's ACK for them would then read as acknowledging unsent
+        // data (RFC 9293 §3.10.7.4) and be refused, wedging both ends. That happened when the
+        // original segment had been shortened to make room for SACK blocks and the
+        // retransmission, carrying none, had room for more.
+        let sent = self.snd_max.distance_from(seq);
+        let len = queued.min(max_len).min(self.payload_room()).min(sent);
         let fin = self.fin_queued && !self.fin_acked && len == queued && self.snd_max.after(self.fin_seq());
         if len == 0 && !fin {
             return 0;
