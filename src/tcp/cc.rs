@@ -46,8 +46,15 @@ impl NewReno {
         self.dupacks = 0;
         if self.in_recovery {
             if snd_una.after_eq(self.recover) {
-                // RFC 6582 §3.2 (3): full acknowledgment; deflate to min(ssthresh, flight + MSS).
-                self.cwnd = self.ssthresh.min(flight.saturating_add(mss)).max(mss);
+                // Full acknowledgment. SACK recovery ends at ssthresh, as Linux ends its
+                // reduction (`tcp_end_cwnd_reduction`); NewReno deflates by RFC 6582 §3.2 (3)
+                // option 1, min(ssthresh, max(FlightSize, SMSS) + SMSS): never below two
+                // segments, so an emptied flight does not restart at one.
+                self.cwnd = if self.sack_mode {
+                    self.ssthresh.max(mss)
+                } else {
+                    self.ssthresh.min(flight.max(mss).saturating_add(mss)).max(mss)
+                };
                 self.in_recovery = false;
                 self.sack_mode = false;
                 return CcAction::None;
@@ -135,7 +142,10 @@ impl NewReno {
     /// RFC 6582 §3.2 (2) / RFC 6675 §5: a new recovery may start only once SND.UNA passed the
     /// previous RecoveryPoint.
     pub fn may_recover(&self, snd_una: SeqNum) -> bool {
-        !self.in_recovery && snd_una.sub(1).after_eq(self.recover)
+        // `recover` is one past the highest byte sent when the last recovery began: an ACK
+        // that reaches it covers all of it (RFC 6582 "covers more than recover", RFC 6675
+        // RecoveryPoint = HighData), and the next loss may start a recovery at once.
+        !self.in_recovery && snd_una.after_eq(self.recover)
     }
 
     /// A further timeout for the same data: back to one segment, ssthresh kept.
@@ -161,6 +171,19 @@ impl NewReno {
 
 #[cfg(test)]
 mod tests {
+
+    /// A review finding: an ACK landing exactly on the previous recovery point must let the
+    /// next loss start a recovery (it used to need one byte more, leaving it to the RTO).
+    #[test]
+    fn a_new_recovery_may_start_once_snd_una_reaches_the_old_recovery_point() {
+        let mut cc = NewReno::new(1000, 10, SeqNum(0));
+        cc.enter_sack_recovery(SeqNum(10_000), 10_000, 1000);
+        assert!(!cc.may_recover(SeqNum(5_000)));
+        let _ = cc.on_ack(10_000, SeqNum(10_000), 0, 1000);
+        assert!(cc.may_recover(SeqNum(10_000)));
+        assert!(cc.cwnd >= cc.ssthresh, "SACK recovery ends at ssthresh, not one segment");
+    }
+
     use super::*;
 
     const MSS: u32 = 1000;
@@ -194,7 +217,8 @@ mod tests {
         assert!(c.in_recovery);
         assert_eq!(c.on_ack(8000, max, 0, MSS), CcAction::None);
         assert!(!c.in_recovery);
-        assert_eq!(c.cwnd, 1000);
+        // RFC 6582 §3.2 (3) option 1: min(ssthresh, max(FlightSize, SMSS) + SMSS).
+        assert_eq!(c.cwnd, 2000);
     }
 
     /// RFC 6582 §3.2 (2) after the sequence space wrapped: 3 GiB acknowledged without a loss
