@@ -25,6 +25,7 @@ fn main() {
             cli::bench::BenchCmd::Flood(a) => cli::bench::flood(a),
             cli::bench::BenchCmd::Bulk(a) => cli::bench::bulk(a),
             cli::bench::BenchCmd::Compare(a) => cli::bench::compare(a),
+            cli::bench::BenchCmd::Loss(a) => cli::bench::loss(a),
         },
     };
     if let Err(e) = r {

@@ -10,7 +10,7 @@ use std::net::{SocketAddr, SocketAddrV4};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use xdptcp::engine::kernel::{syn_flood, FloodPlan};
-use xdptcp::engine::loadgen::{run_bulk, run_connect, ConnectPlan, Exchange};
+use xdptcp::engine::loadgen::{run_bulk, run_connect, run_echo_check, ConnectPlan, Exchange};
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCmd {
@@ -23,6 +23,10 @@ pub enum BenchCmd {
     /// Builds the bed and runs every scenario against the kernel and the AF_XDP backend
     /// alternately; writes a JSON report and an SVG plot.
     Compare(CompareArgs),
+    /// Loss recovery: many connections echo a checked byte stream through random loss and
+    /// reordering. With --target, the client alone; without, builds the bed, impairs the peer's
+    /// side and runs the kernel backend, then the AF_XDP one: goodput of both and the ratio.
+    Loss(LossArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -105,6 +109,32 @@ pub struct BulkArgs {
     pub seconds: u64,
     #[arg(long, default_value_t = 1)]
     pub streams: usize,
+    #[arg(long)]
+    pub kv: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LossArgs {
+    /// An echo server to run the client against (no bed, no impairment).
+    #[arg(long)]
+    pub target: Option<SocketAddr>,
+    #[arg(long, default_value_t = 100)]
+    pub connections: usize,
+    /// Bytes each connection sends (and reads back).
+    #[arg(long, default_value_t = 8 << 20)]
+    pub bytes: u64,
+    /// A connection that makes no progress for this many seconds fails.
+    #[arg(long, default_value_t = 60)]
+    pub stall: u64,
+    /// Bed mode: percent of TCP packets dropped in each direction.
+    #[arg(long, default_value_t = 5)]
+    pub loss: u32,
+    /// Bed mode: percent of the peer's TCP packets sent through the slow (reordering) class.
+    #[arg(long, default_value_t = 2)]
+    pub reorder: u32,
+    /// Bed mode: kernel, AF_XDP rounds.
+    #[arg(long, default_value_t = 1)]
+    pub rounds: usize,
     #[arg(long)]
     pub kv: bool,
 }
@@ -305,6 +335,132 @@ pub fn bulk(a: &BulkArgs) -> Result<()> {
     Ok(())
 }
 
+pub fn loss(a: &LossArgs) -> Result<()> {
+    let Some(target) = a.target else { return loss_on_bed(a) };
+    let r = run_echo_check(target, a.connections, a.bytes, Duration::from_secs(a.stall));
+    if a.kv {
+        print!("{}", r.to_kv());
+    } else {
+        println!(
+            "loss: {}/{} connections verified, {} bytes in {:.2}s: {:.1} Mbit/s",
+            r.verified,
+            r.connections,
+            r.bytes,
+            r.elapsed.as_secs_f64(),
+            r.goodput_mbit()
+        );
+    }
+    for e in r.errors.iter().take(10) {
+        eprintln!("loss: {e}");
+    }
+    Ok(())
+}
+
+/// The impairments of the loss run, all on the kernel peer's side (AF_XDP transmit bypasses the
+/// qdisc and netfilter on the stack's side; this kernel has no netem, DESIGN.md):
+/// - `loss` % of TCP packets dropped by nftables `numgen random` on the peer interface's ingress
+///   (a real loss for what the server sent) and egress hooks. An egress drop is reported to the
+///   peer's own TCP as a local drop, which backs off and sends the segment again: on that side it
+///   costs the sender rate more than it makes holes;
+/// - `reorder` % of the peer's TCP packets get skb priority 1:20 (0x10020), which sends them through a slow
+///   HTB class on the peer's egress, so they arrive after packets sent later.
+pub fn impairment_script(dev: &str, loss: u32, reorder: u32) -> String {
+    format!(
+        "set -e\n\
+         nft -f - <<'EOF'\n\
+         table netdev xdptcp_loss {{\n\
+           chain rx {{ type filter hook ingress device \"{dev}\" priority 0; ip protocol tcp numgen random mod 100 < {loss} drop; }}\n\
+           chain tx {{ type filter hook egress device \"{dev}\" priority 0; ip protocol tcp numgen random mod 100 < {loss} drop; }}\n\
+         }}\n\
+         table ip xdptcp_reorder {{\n\
+           chain out {{ type filter hook output priority 0; ip protocol tcp numgen random mod 100 < {reorder} meta priority set 0x10020; }}\n\
+         }}\n\
+         EOF\n\
+         tc qdisc replace dev {dev} root handle 1: htb default 10\n\
+         tc class add dev {dev} parent 1: classid 1:10 htb rate 20gbit quantum 60000\n\
+         tc class add dev {dev} parent 1: classid 1:20 htb rate 200mbit quantum 60000\n"
+    )
+}
+
+fn loss_on_bed(a: &LossArgs) -> Result<()> {
+    // SAFETY: geteuid(2) has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("bench loss needs root (namespaces, XDP)");
+    }
+    xdptcp::engine::signals::install();
+    let exe = std::env::current_exe()?.to_string_lossy().to_string();
+    let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let client_cores = cpu_list(&(1..ncpu.max(2)).collect::<Vec<_>>());
+    let conns = a.connections.to_string();
+    let bytes = a.bytes.to_string();
+    let stall = a.stall.to_string();
+    let mut results: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    // The fewest connections verified in any round, per backend, and every round that lost one:
+    // the goodput of a run with stalled connections is reported but the run fails.
+    let mut verified: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut failed = Vec::new();
+    for round in 0..a.rounds {
+        for b in [Backend::Kernel, Backend::Xdp] {
+            if xdptcp::engine::signals::stop_requested() {
+                bail!("interrupted");
+            }
+            eprintln!("bench loss: round {}/{}: {} ...", round + 1, a.rounds, b.name());
+            let mut bed = BenchBed::up(1)?;
+            let st = Command::new("ip")
+                .args(["netns", "exec", NS_CLI, "bash", "-c", &impairment_script(DEV_CLI, a.loss, a.reorder)])
+                .status()
+                .context("impair the peer")?;
+            if !st.success() {
+                bail!("impairing the peer's side failed (nft and tc needed)");
+            }
+            bed.start(&exe, b, &[0])?;
+            let r = run_kv(
+                &exe,
+                &client_cores,
+                &["bench", "loss", "--target", &format!("{SRV_IP}:7"), "--connections", &conns, "--bytes", &bytes]
+                    .into_iter()
+                    .chain(["--stall", &stall, "--kv"])
+                    .collect::<Vec<_>>(),
+            );
+            bed.stop();
+            drop(bed);
+            let r = r?;
+            eprintln!("  {r:?}");
+            let v = r.get("verified").copied().unwrap_or(0.0) as usize;
+            if v < a.connections {
+                failed.push(format!(
+                    "{} round {}: {v} of {} connections echoed every byte intact",
+                    b.name(),
+                    round + 1,
+                    a.connections
+                ));
+            }
+            let least = verified.entry(b.name()).or_insert(a.connections);
+            *least = (*least).min(v);
+            results.entry(b.name()).or_default().push(r.get("goodput_mbit_per_sec").copied().unwrap_or(0.0));
+        }
+    }
+    let k = median(results.get_mut("kernel").map(|v| v.as_mut_slice()).unwrap_or(&mut []));
+    let x = median(results.get_mut("xdptcp").map(|v| v.as_mut_slice()).unwrap_or(&mut []));
+    let ratio = if k > 0.0 { x / k } else { 0.0 };
+    let (k_ok, x_ok) = (verified.get("kernel").copied().unwrap_or(0), verified.get("xdptcp").copied().unwrap_or(0));
+    if a.kv {
+        println!(
+            "kernel_goodput_mbit_per_sec={k:.1}\nxdptcp_goodput_mbit_per_sec={x:.1}\nratio={ratio:.3}\n\
+             kernel_verified_min={k_ok}\nxdptcp_verified_min={x_ok}"
+        );
+    } else {
+        println!(
+            "bench loss: {} x {} bytes, {} % loss, {} % reordered, {} round(s): kernel {k:.1} Mbit/s, xdptcp {x:.1} Mbit/s, ratio {ratio:.3}",
+            a.connections, a.bytes, a.loss, a.reorder, a.rounds
+        );
+    }
+    if !failed.is_empty() {
+        bail!("not every byte came back: {}", failed.join("; "));
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // compare
 // ---------------------------------------------------------------------------------------------
@@ -393,10 +549,22 @@ impl BenchBed {
         if b == Backend::Xdp && self.queues > 1 {
             c.args(["--queues", &self.queues.to_string()]);
         }
-        c.args(["--addr", SRV_IP, "--port", "80", "--app", "http", "--also", "9:discard", "--quiet"])
-            .args(["--cores", &cpu_list(cores)])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+        c.args([
+            "--addr",
+            SRV_IP,
+            "--port",
+            "80",
+            "--app",
+            "http",
+            "--also",
+            "9:discard",
+            "--also",
+            "7:echo",
+            "--quiet",
+        ])
+        .args(["--cores", &cpu_list(cores)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
         self.server = Some(c.spawn().context("start serve")?);
         std::thread::sleep(Duration::from_millis(1200));
         if let Some(Ok(Some(st))) = self.server.as_mut().map(|s| s.try_wait()) {

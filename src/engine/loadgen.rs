@@ -537,6 +537,126 @@ pub fn run_bulk(target: SocketAddr, duration: Duration, streams: usize) -> io::R
     Ok((total, start.elapsed()))
 }
 
+/// What [`run_echo_check`] saw: connections that returned every byte intact, and why the
+/// others did not.
+#[derive(Debug, Default)]
+pub struct EchoCheckReport {
+    pub connections: usize,
+    /// Connections whose echo came back complete and equal to what was sent, then EOF.
+    pub verified: usize,
+    /// Echoed bytes that matched, over all connections.
+    pub bytes: u64,
+    /// Connections whose echo differed from what was sent (first differing byte).
+    pub mismatches: usize,
+    /// Connect, read or write errors, timeouts, short echoes: one line each.
+    pub errors: Vec<String>,
+    pub elapsed: Duration,
+}
+
+impl EchoCheckReport {
+    /// Verified echoed bytes per second, in Mbit/s: the goodput of one direction.
+    pub fn goodput_mbit(&self) -> f64 {
+        self.bytes as f64 * 8.0 / self.elapsed.as_secs_f64().max(1e-9) / 1e6
+    }
+
+    pub fn to_kv(&self) -> String {
+        format!(
+            "connections={}\nverified={}\nbytes={}\nmismatches={}\nerrors={}\nelapsed_s={:.3}\ngoodput_mbit_per_sec={:.1}\n",
+            self.connections,
+            self.verified,
+            self.bytes,
+            self.mismatches,
+            self.errors.len(),
+            self.elapsed.as_secs_f64(),
+            self.goodput_mbit()
+        )
+    }
+}
+
+/// Byte `off` of connection `conn`'s stream: a hash of both, so a segment delivered at the wrong
+/// offset, or another connection's data, does not compare equal. The top bit is always set: the
+/// stream never holds a LF, so it cannot form the echo app's `CLOSE` line.
+pub fn echo_pattern(conn: u64, off: u64) -> u8 {
+    let h = (off ^ (conn << 40)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    0x80 | (h >> 57) as u8
+}
+
+/// `connections` concurrent connections each send `bytes` of [`echo_pattern`] to an echo server,
+/// half-close, and read the echo back to EOF, checking every byte. Blocking sockets, a writer
+/// and a reader thread per connection: the point is loss recovery, not client efficiency.
+/// `stall` bounds each read and write (a connection that makes no progress for that long fails).
+#[allow(clippy::disallowed_methods)] // wall-clock measurement
+pub fn run_echo_check(target: SocketAddr, connections: usize, bytes: u64, stall: Duration) -> EchoCheckReport {
+    use std::io::{Read, Write};
+    let start = Instant::now();
+    let one = move |conn: u64| -> Result<u64, (bool, String)> {
+        let err = |what: &str, e: io::Error| (false, format!("conn {conn}: {what}: {e}"));
+        let s = std::net::TcpStream::connect_timeout(&target, stall).map_err(|e| err("connect", e))?;
+        s.set_read_timeout(Some(stall)).map_err(|e| err("timeout", e))?;
+        s.set_write_timeout(Some(stall)).map_err(|e| err("timeout", e))?;
+        let mut w = s.try_clone().map_err(|e| err("clone", e))?;
+        let writer = std::thread::Builder::new()
+            .stack_size(128 * 1024)
+            .spawn(move || -> io::Result<()> {
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut off = 0u64;
+                while off < bytes {
+                    let n = (bytes - off).min(buf.len() as u64) as usize;
+                    for (i, b) in buf[..n].iter_mut().enumerate() {
+                        *b = echo_pattern(conn, off + i as u64);
+                    }
+                    w.write_all(&buf[..n])?;
+                    off += n as u64;
+                }
+                w.shutdown(std::net::Shutdown::Write)
+            })
+            .map_err(|e| err("spawn", e))?;
+        let mut r = s;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut got = 0u64;
+        let read = loop {
+            match r.read(&mut buf) {
+                Ok(0) => break Ok(()),
+                Ok(n) => {
+                    if let Some(i) = (0..n).find(|&i| buf[i] != echo_pattern(conn, got + i as u64)) {
+                        return Err((true, format!("conn {conn}: byte {} differs", got + i as u64)));
+                    }
+                    got += n as u64;
+                }
+                Err(e) => break Err(err("read", e)),
+            }
+        };
+        let wrote = writer.join().map_err(|_| (false, format!("conn {conn}: writer panicked")))?;
+        wrote.map_err(|e| err("write", e))?;
+        read?;
+        if got != bytes {
+            return Err((false, format!("conn {conn}: echo ended after {got} of {bytes} bytes")));
+        }
+        Ok(got)
+    };
+    let hs: Vec<_> = (0..connections as u64)
+        .map(|c| std::thread::Builder::new().stack_size(256 * 1024).spawn(move || one(c)))
+        .collect();
+    let mut rep = EchoCheckReport { connections, ..EchoCheckReport::default() };
+    for h in hs {
+        match h
+            .map_err(|e| (false, format!("spawn: {e}")))
+            .and_then(|h| h.join().unwrap_or_else(|_| Err((false, "connection thread panicked".to_string()))))
+        {
+            Ok(n) => {
+                rep.verified += 1;
+                rep.bytes += n;
+            }
+            Err((mismatch, why)) => {
+                rep.mismatches += usize::from(mismatch);
+                rep.errors.push(why);
+            }
+        }
+    }
+    rep.elapsed = start.elapsed();
+    rep
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -620,6 +740,18 @@ mod tests {
         if !std::io::stderr().is_terminal() {
             assert!(progress_bar(true, Duration::from_secs(1)).is_hidden());
         }
+    }
+
+    /// The echo stream never contains a LF (no `CLOSE` line) and differs between connections
+    /// and offsets.
+    #[test]
+    fn echo_pattern_has_no_line_feed_and_depends_on_both_inputs() {
+        let a: Vec<u8> = (0..4096).map(|o| echo_pattern(1, o)).collect();
+        let b: Vec<u8> = (0..4096).map(|o| echo_pattern(2, o)).collect();
+        let shifted: Vec<u8> = (1..4097).map(|o| echo_pattern(1, o)).collect();
+        assert!(!a.contains(&b'\n'));
+        assert_ne!(a, b);
+        assert_ne!(a, shifted);
     }
 
     #[test]
