@@ -355,3 +355,24 @@ fn established_rack_off_waits_for_dupthresh() {
     c.ack(a, &[(a + MSS, a + 2 * MSS)]);
     c.h.expect_nothing();
 }
+
+/// A review finding: with the peer's window shut (zero window, RFC 9293 §3.8.6.1), a probe of
+/// the last segment would go past the window edge. Linux's `__tcp_retransmit_skb` refuses a
+/// segment starting at or past the window's end unless it starts at SND.UNA; no probe goes out,
+/// and the RTO / persist path takes over.
+#[test]
+fn established_no_probe_past_a_zero_window() {
+    let mut c = Conn::new(plain_cfg(), true);
+    let base = MSS; // the warm-up segment
+    c.send(4);
+    assert_eq!(c.sent().len(), 4);
+    c.h.advance(RTT);
+    // The first of the four is acknowledged, and the window closes.
+    let to = c.h.addr(80);
+    c.h.deliver(&craft_opts(peer_addr(), to, c.p, c.iss1 + base + MSS, ACK, &[], TcpOptions::default(), 0));
+    let _ = c.h.take();
+    c.h.advance(pto() + RTT);
+    let sent = c.sent();
+    assert!(sent.iter().all(|&off| off == base + MSS), "only SND.UNA may go out into a zero window: {sent:?}");
+    assert_eq!(c.h.shard.counters().tcp_ext_tcp_loss_probes, 0);
+}

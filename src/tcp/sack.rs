@@ -347,6 +347,11 @@ impl Scoreboard {
 
     /// SND.UNA moved to `una`: ranges below it are gone, one straddling it is cut.
     pub fn advance(&mut self, una: SeqNum) {
+        // Losses marked below SND.UNA are repaired: forget the mark before serial comparison
+        // against a far-away SND.UNA could flip it (2^31 bytes later).
+        if self.lost_to.is_some_and(|l| !l.after(una)) {
+            self.lost_to = None;
+        }
         let mut k = 0usize;
         for i in 0..usize::from(self.n) {
             let Some(&(s, e)) = self.ranges.get(i) else { break };
@@ -464,6 +469,16 @@ impl Scoreboard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A review finding: a loss mark below SND.UNA is forgotten once SND.UNA passes it, so a
+    /// serial comparison 2^31 bytes later cannot flip it into marking new data lost.
+    #[test]
+    fn a_lost_mark_goes_once_snd_una_passes_it() {
+        let mut sb = Scoreboard::default();
+        sb.mark_lost_to(SeqNum(1500));
+        sb.advance(SeqNum(2000));
+        assert!(!sb.is_lost(SeqNum(2000u32.wrapping_add(1 << 31).wrapping_add(10)), 1000));
+    }
 
     fn s(a: u32, b: u32) -> (SeqNum, SeqNum) {
         (SeqNum(a), SeqNum(b))

@@ -81,7 +81,11 @@ impl Tcb {
             // A last segment the peer SACKed already needs no probe (its ACK came back); nor
             // does one that cannot be sent. The RTO, still armed behind the PTO, takes over.
             let sacked = self.sb().highest_sacked().is_some_and(|h| !h.before(data_end));
-            if sacked || self.retransmit_at(ctx, start, self.payload_room()) == 0 {
+            // Nor one that starts at or past the peer's window edge (a zero window): Linux's
+            // `__tcp_retransmit_skb` refuses it unless it starts at SND.UNA.
+            let wnd_end = self.snd_una.add(self.snd_wnd);
+            let beyond_window = start != self.snd_una && !start.before(wnd_end);
+            if sacked || beyond_window || self.retransmit_at(ctx, start, self.payload_room()) == 0 {
                 return;
             }
             retrans_from = Some(start);
