@@ -80,37 +80,32 @@ pub struct ThreadCaps {
     pub inheritable: u64,
 }
 
-/// What starting the engine needs (module docs), as `(number, name, what for)`.
+/// Capabilities by number (linux/capability.h).
+pub const CAP_NET_ADMIN: u32 = 12;
+pub const CAP_NET_RAW: u32 = 13;
+pub const CAP_IPC_LOCK: u32 = 14;
+pub const CAP_SYS_ADMIN: u32 = 21;
+pub const CAP_PERFMON: u32 = 38;
+pub const CAP_BPF: u32 = 39;
+
+/// What starting the engine needs (module docs), as `(number, name, what for)`; checked before
+/// anything is loaded by `engine::preflight::check_capabilities`.
 pub const REQUIRED: [(u32, &str, &str); 4] = [
-    (39, "CAP_BPF", "create the maps and load the program"),
-    (38, "CAP_PERFMON", "pass the verifier's pointer-arithmetic checks"),
-    (12, "CAP_NET_ADMIN", "create the XSKMAP and attach to the interface"),
-    (13, "CAP_NET_RAW", "create the AF_XDP sockets"),
+    (CAP_BPF, "CAP_BPF", "create the maps and load the program"),
+    (CAP_PERFMON, "CAP_PERFMON", "pass the verifier's pointer-arithmetic checks"),
+    (CAP_NET_ADMIN, "CAP_NET_ADMIN", "create the XSKMAP and attach to the interface"),
+    (CAP_NET_RAW, "CAP_NET_RAW", "create the AF_XDP sockets"),
 ];
 
-/// The names of the [`REQUIRED`] capabilities the calling thread lacks in its effective set.
-pub fn missing_for_start() -> Vec<&'static str> {
-    let eff = thread_caps().map(|c| c.effective).unwrap_or(0);
-    REQUIRED.iter().filter(|(n, _, _)| eff & (1 << n) == 0).map(|(_, name, _)| *name).collect()
-}
-
-/// Adds to a failed engine start what an operator can do about it, when the kernel refused for
-/// want of privilege (EPERM, EACCES: say which required capabilities are missing) or of locked
-/// memory (ENOBUFS creating the UMEM: RLIMIT_MEMLOCK). Other errors pass unchanged.
+/// Adds to a failed engine start what an operator can do about it when the kernel refused for
+/// want of locked memory (ENOBUFS creating the UMEM: RLIMIT_MEMLOCK, which other locked memory
+/// of the user can exhaust after the start checks passed). Missing capabilities never get this
+/// far: the start checks name them first. Other errors pass unchanged.
 pub fn explain_start_error(err: anyhow::Error) -> anyhow::Error {
     let errno = |want: i32| {
         err.chain().any(|c| c.downcast_ref::<io::Error>().and_then(io::Error::raw_os_error) == Some(want))
             || err.chain().any(|c| c.to_string().contains(&format!("(os error {want})")))
     };
-    let missing = missing_for_start();
-    if (errno(libc::EPERM) || errno(libc::EACCES)) && !missing.is_empty() {
-        let all: Vec<&str> = REQUIRED.iter().map(|r| r.1).collect();
-        return err.context(format!(
-            "missing {} (serve needs {}; README \"Deployment\")",
-            missing.join(", "),
-            all.join(", ")
-        ));
-    }
     if errno(libc::ENOBUFS) && err.chain().any(|c| c.to_string().contains("UMEM")) {
         return err.context(
             "the UMEM exceeds RLIMIT_MEMLOCK: raise it (LimitMEMLOCK=infinity, ulimit -l), grant CAP_IPC_LOCK, or lower --umem-frames",

@@ -4,19 +4,11 @@
 use anyhow::{bail, Result};
 use std::net::IpAddr;
 
-/// Capabilities by number (linux/capability.h) the checks below name.
-pub const CAP_NET_ADMIN: u32 = 12;
-pub const CAP_NET_RAW: u32 = 13;
-pub const CAP_IPC_LOCK: u32 = 14;
-pub const CAP_SYS_ADMIN: u32 = 21;
-pub const CAP_PERFMON: u32 = 38;
-pub const CAP_BPF: u32 = 39;
+pub use super::caps::{CAP_BPF, CAP_IPC_LOCK, CAP_NET_ADMIN, CAP_NET_RAW, CAP_PERFMON, CAP_SYS_ADMIN};
 
-/// The effective capability set of this process (`CapEff` of /proc/self/status).
+/// The effective capability set of the calling (main) thread, the one that loads and attaches.
 pub fn effective_caps() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let hex = s.lines().find_map(|l| l.strip_prefix("CapEff:"))?.trim();
-    u64::from_str_radix(hex, 16).ok()
+    super::caps::thread_caps().ok().map(|c| c.effective)
 }
 
 fn has(caps: u64, cap: u32) -> bool {

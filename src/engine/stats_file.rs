@@ -26,6 +26,13 @@ pub fn unix_ms() -> u64 {
     t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
+/// The temporary file a write goes through before it is renamed over `path`.
+fn temp_beside(path: &Path) -> std::path::PathBuf {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp.{}", std::process::id()));
+    tmp.into()
+}
+
 /// Writes `body` (the `name value` lines) under a stamp, atomically.
 pub fn write(path: &Path, state: WriterState, body: &str) -> std::io::Result<()> {
     let stamp = format!(
@@ -37,9 +44,7 @@ pub fn write(path: &Path, state: WriterState, body: &str) -> std::io::Result<()>
             WriterState::Final => "final",
         }
     );
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp.{}", std::process::id()));
-    let tmp = std::path::PathBuf::from(tmp);
+    let tmp = temp_beside(path);
     std::fs::write(&tmp, stamp + body)?;
     std::fs::rename(&tmp, path).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
@@ -50,9 +55,7 @@ pub fn write(path: &Path, state: WriterState, body: &str) -> std::io::Result<()>
 /// rename), without touching what is there: a start refused later must not replace the last
 /// instance's final counters.
 pub fn check_writable(path: &Path) -> std::io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp.{}", std::process::id()));
-    let tmp = std::path::PathBuf::from(tmp);
+    let tmp = temp_beside(path);
     std::fs::write(&tmp, b"")?;
     let _ = std::fs::remove_file(&tmp);
     if path.exists() {

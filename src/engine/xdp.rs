@@ -242,9 +242,7 @@ impl Engine {
     /// Graceful stop, first step: every core closes its listeners (new SYNs meet a closed
     /// port; connections not yet accepted are reset) and goes on serving open connections.
     pub fn stop_listening(&self) {
-        for c in &self.ctl {
-            let _ = c.send(Control::StopListening);
-        }
+        self.tell_every_core(|| Control::StopListening);
     }
 
     /// The steering program's per-CPU counters, summed.
@@ -252,12 +250,17 @@ impl Engine {
         self.steering.stats().map(|s| s.iter().collect()).unwrap_or_default()
     }
 
+    /// Sends each core a control message (`make` builds one per core: a message is not Clone).
+    fn tell_every_core(&self, make: impl Fn() -> Control) {
+        for c in &self.ctl {
+            let _ = c.send(make());
+        }
+    }
+
     /// Resets every open connection on every core (the cores keep running: a snapshot taken
     /// after this counts the RSTs).
     pub fn abort_all(&self) {
-        for c in &self.ctl {
-            let _ = c.send(Control::AbortAll);
-        }
+        self.tell_every_core(|| Control::AbortAll);
     }
 
     pub fn stop(mut self) {
@@ -272,9 +275,7 @@ impl Engine {
         if let Some(o) = self.ops.as_mut() {
             o.stop_servers();
         }
-        for c in &self.ctl {
-            let _ = c.send(Control::Stop);
-        }
+        self.tell_every_core(|| Control::Stop);
         let deadline = std::time::Instant::now() + STOP_GRACE;
         for t in self.threads.drain(..) {
             while !t.is_finished() && std::time::Instant::now() < deadline {
