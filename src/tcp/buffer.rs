@@ -2,7 +2,10 @@
 //!
 //! A ring allocates lazily, grows by doubling up to its limit, and gives its memory back when it
 //! drains, so an idle or short-lived connection costs no buffer memory (the many-short-connections
-//! workload this stack is for). Nothing here panics.
+//! workload this stack is for). Large allocations given back go to a small per-thread spare list
+//! first (see [`Spares`]). Nothing here panics.
+
+use std::cell::RefCell;
 
 /// A byte ring of at most `limit` bytes.
 #[derive(Debug, Default)]
@@ -17,6 +20,63 @@ pub struct Ring {
 const MIN_ALLOC: usize = 4096;
 /// An empty ring keeps an allocation up to this size; a larger one is returned.
 const KEEP_ALLOC: usize = 16 * 1024;
+
+/// Large ring allocations given back, kept for the next ring that grows on the same thread.
+///
+/// A busy receiver drains its ring after every receive batch (the application reads it all),
+/// and a ring given back and grown again by doubling cost a fresh zeroed allocation plus a copy
+/// per doubling for every batch: the bulk profile's largest item (about a quarter of the core's
+/// time into `discard`). A spare is taken as it is, without zeroing: a ring exposes only bytes
+/// written into it since it took the allocation (`len`, and out-of-order ranges the assembler
+/// recorded), so nothing of a previous owner's data is ever read.
+///
+/// Per thread because a core is one thread and owns its connections: no lock, no sharing, and
+/// the bound below holds per core. The list is small and bounded in count and bytes, so a
+/// burst of connections closing at once frees the rest at once as before.
+struct Spares {
+    bufs: Vec<Vec<u8>>,
+    bytes: usize,
+}
+
+/// At most this many spare allocations per thread...
+const SPARES_MAX: usize = 32;
+/// ...and at most this many bytes in them.
+const SPARE_BYTES_MAX: usize = 8 << 20;
+
+thread_local! {
+    static SPARES: RefCell<Spares> = const { RefCell::new(Spares { bufs: Vec::new(), bytes: 0 }) };
+}
+
+/// The largest spare of `need..=max` bytes, if any.
+fn take_spare(need: usize, max: usize) -> Option<Vec<u8>> {
+    SPARES.with(|s| {
+        let mut s = s.borrow_mut();
+        let i = s
+            .bufs
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| (need..=max).contains(&b.len()))
+            .max_by_key(|(_, b)| b.len())
+            .map(|(i, _)| i)?;
+        let b = s.bufs.swap_remove(i);
+        s.bytes -= b.len();
+        Some(b)
+    })
+}
+
+/// Keeps a given-back allocation above [`KEEP_ALLOC`] as a spare while the bounds allow.
+fn give_spare(buf: Vec<u8>) {
+    if buf.len() <= KEEP_ALLOC {
+        return;
+    }
+    SPARES.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.bufs.len() < SPARES_MAX && s.bytes + buf.len() <= SPARE_BYTES_MAX {
+            s.bytes += buf.len();
+            s.bufs.push(buf);
+        }
+    });
+}
 
 impl Ring {
     pub fn new(limit: usize) -> Self {
@@ -55,10 +115,12 @@ impl Ring {
         while cap < need {
             cap = cap.saturating_mul(2);
         }
-        let cap = cap.min(self.limit.max(need));
+        let max = self.limit.max(need);
+        let cap = cap.min(max);
+        // A spare as large as the limit allows saves this batch's further doublings.
+        let mut nb = take_spare(cap, max).unwrap_or_else(|| vec![0u8; cap]);
         // Copy the whole old allocation rotated to start at `head`: out-of-order bytes placed
         // past the held data must survive the move too.
-        let mut nb = vec![0u8; cap];
         let old = self.buf.len();
         let a = self.buf.get(self.head..).unwrap_or(&[]);
         let b = self.buf.get(..self.head).unwrap_or(&[]);
@@ -68,7 +130,7 @@ impl Ring {
         if let Some(d) = nb.get_mut(a.len()..old) {
             d.copy_from_slice(b);
         }
-        self.buf = nb;
+        give_spare(std::mem::replace(&mut self.buf, nb));
         self.head = 0;
     }
 
@@ -141,7 +203,7 @@ impl Ring {
         if self.len == 0 {
             self.head = 0;
             if self.buf.len() > KEEP_ALLOC {
-                self.buf = Vec::new();
+                give_spare(std::mem::take(&mut self.buf));
             }
         }
     }
@@ -162,7 +224,7 @@ impl Ring {
 
     /// Releases all memory (connection reset or closed).
     pub fn clear(&mut self) {
-        self.buf = Vec::new();
+        give_spare(std::mem::take(&mut self.buf));
         self.head = 0;
         self.len = 0;
     }
@@ -294,6 +356,53 @@ mod tests {
         let mut out = [0u8; 10];
         assert_eq!(r.read(&mut out), 10);
         assert_eq!(&out, b"helloworld");
+    }
+
+    #[test]
+    fn a_drained_ring_gives_its_allocation_to_the_next_grower_on_the_thread() {
+        // One busy connection drains after every batch: the next batch must not regrow from
+        // 4 KiB by doubling (each step a zeroed allocation and a copy).
+        let mut a = Ring::new(256 * 1024);
+        assert_eq!(a.push(&[7; 100_000]), 100_000);
+        let big = a.allocated();
+        assert!(big >= 100_000);
+        let mut out = vec![0u8; 100_000];
+        assert_eq!(a.read(&mut out), 100_000);
+        a.release_if_idle();
+        assert_eq!(a.allocated(), 0);
+        // The next growth past the kept size takes the spare whole.
+        let mut b = Ring::new(256 * 1024);
+        assert_eq!(b.push(&[1; 3000]), 3000);
+        assert_eq!(b.push(&[2; 3000]), 3000);
+        assert_eq!(b.allocated(), big);
+        // Only what this ring wrote is visible, never the previous owner's bytes.
+        let (x, y) = b.peek(0, usize::MAX);
+        assert_eq!(x.len() + y.len(), 6000);
+        assert!(x.iter().chain(y).take(3000).all(|&v| v == 1));
+        assert!(x.iter().chain(y).skip(3000).all(|&v| v == 2));
+        assert_eq!(b.peek(6000, 10), (&[][..], &[][..]));
+        // A spare larger than a ring's limit is not taken.
+        b.clear();
+        let mut c = Ring::new(20_000);
+        assert_eq!(c.push(&[3; 20_000]), 20_000);
+        assert!(c.allocated() <= 20_000);
+    }
+
+    #[test]
+    fn spares_are_bounded() {
+        for _ in 0..(SPARES_MAX + 8) {
+            give_spare(vec![0u8; 1 << 20]);
+        }
+        SPARES.with(|s| {
+            let s = s.borrow();
+            assert!(s.bufs.len() <= SPARES_MAX);
+            assert!(s.bytes <= SPARE_BYTES_MAX);
+            assert_eq!(s.bytes, s.bufs.iter().map(Vec::len).sum::<usize>());
+        });
+        // Small allocations are never kept.
+        let before = SPARES.with(|s| s.borrow().bufs.len());
+        give_spare(vec![0u8; KEEP_ALLOC]);
+        assert_eq!(SPARES.with(|s| s.borrow().bufs.len()), before);
     }
 
     #[test]
