@@ -121,3 +121,23 @@ fn echo_intact_through_loss_and_reordering_both_backends() {
         xdp / kernel.max(1e-9)
     );
 }
+
+/// The same on a 2-queue bed: the peer's flows spread over both queues (veth delivers on the
+/// receive queue of the sender's transmit queue), so both cores recover losses, each for its
+/// own connections.
+#[test]
+fn echo_intact_through_loss_and_reordering_on_two_queues() {
+    if !privileged("echo_intact_through_loss_and_reordering_on_two_queues") || !have("nft") || !have("tc") {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut bed = Bed::up_queues("b2", "shared", 2);
+    impair(&bed);
+    bed.serve(&["--queues", "2"]);
+    echo_through_loss(&bed, "xdptcp, 2 queues");
+    let summary = bed.stop();
+    assert!(counter(&summary, "TcpPassiveOpens") >= CONNECTIONS as u64, "{summary}");
+    assert!(counter(&summary, "TcpRetransSegs") > 0, "{summary}");
+    assert_eq!(counter(&summary, "TcpEstabResets"), 0, "{summary}");
+    assert!(reordered_packets(&bed) > 0, "the reorder class carried nothing");
+}
