@@ -23,6 +23,9 @@ echo "== clippy"
 cargo clippy --all-targets -- -D warnings
 cargo clippy --no-default-features --all-targets -- -D warnings
 
+echo "== docs (the library API's documentation builds without warnings)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
+
 echo "== tests (privileged tests need root; with CI=true they never skip)"
 # One test binary at a time for the bed tests: they build namespaces and XDP programs.
 cargo test --no-fail-fast -- --test-threads=2

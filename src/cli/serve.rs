@@ -25,7 +25,7 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
     let cfg = EngineConfig {
         iface: a.iface.clone().unwrap_or_default(),
         addrs: a.addrs.clone(),
-        apps: a.apps(),
+        apps: a.apps().into_iter().map(|(p, k)| (p, k.into())).collect(),
         queues: a.queues.unwrap_or(0),
         cores: a.cores.clone(),
         backlog: a.backlog,

@@ -14,6 +14,8 @@ use crossbeam_channel::{Receiver, Sender};
 use owners::OwnerDirectory;
 use std::sync::Arc;
 
+#[cfg(feature = "xdp")]
+pub mod builder;
 pub mod caps;
 pub mod clock;
 pub mod control;
@@ -31,7 +33,11 @@ pub mod stats_file;
 #[cfg(feature = "xdp")]
 pub mod xdp;
 
+#[cfg(feature = "xdp")]
+pub use builder::EngineBuilder;
 pub use clock::MonoClock;
+#[cfg(feature = "xdp")]
+pub use xdp::{Engine, EngineConfig};
 
 /// Frames taken from the ring per burst (DESIGN.md: rx batch of at most 64 frames).
 pub const RX_BATCH: usize = 64;

@@ -51,7 +51,7 @@ pub fn write(path: &Path, state: WriterState, body: &str) -> std::io::Result<()>
     })
 }
 
-/// Checks that `path` can be written, as [`write`] will (a temporary file beside it, then a
+/// Checks that `path` can be written, as [`write()`] will (a temporary file beside it, then a
 /// rename), without touching what is there: a start refused later must not replace the last
 /// instance's final counters.
 pub fn check_writable(path: &Path) -> std::io::Result<()> {

@@ -5,7 +5,7 @@ use super::ops::{Ops, OpsConfig};
 use super::pcap::{Tap, Tapped};
 use super::secret_file::{cookie_epoch, cookie_key, FleetClock, FleetSecrets};
 use super::{connect_cores, random_secrets, snapshot_of, Control, Core, CoreStats, HandoverConfig, MonoClock};
-use crate::app::AppKind;
+use crate::app::{App, CoreInfo};
 use crate::io::xdp::{AddressMode, AttachMode, BindMode, SteerConfig, Steering, XdpLink, XskConfig};
 use crate::net::{Net, NetConfig};
 use crate::tcp::{self, Shard};
@@ -14,7 +14,7 @@ use crate::wire::EthernetAddress;
 use anyhow::{anyhow, bail, Context, Result};
 use core::net::{IpAddr, SocketAddr};
 use crossbeam_channel::{bounded, Receiver, Sender};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -27,8 +27,9 @@ pub struct EngineConfig {
     pub iface: String,
     /// Addresses the stack serves (listens on and answers for).
     pub addrs: Vec<IpAddr>,
-    /// Listening ports and the application on each.
-    pub apps: Vec<(u16, AppKind)>,
+    /// Listening ports and the application on each (a bundled one or the user's handler,
+    /// built once per core).
+    pub apps: Vec<(u16, App)>,
     pub queues: u32,
     /// Cores to pin the queue threads to, in queue order (defaults to the CPUs the process may
     /// run on, in order: 0, 1, ... unless a cpuset narrows them).
@@ -181,7 +182,8 @@ impl Engine {
                     i,
                     shard,
                     net,
-                    Box::new(crate::app::Mux::new(cfg.apps.clone())) as Box<dyn crate::app::Handler + Send>,
+                    Box::new(crate::app::Mux::new(&cfg.apps, CoreInfo { index: i, cores: cfg.queues as usize }))
+                        as Box<dyn crate::app::Handler + Send>,
                 )
             })
             .collect();
@@ -336,6 +338,7 @@ fn core_thread(
     core.work_clock = Some(MonoClock::new());
     let mut epoch = u64::MAX;
     let mut idle = 0u32;
+    let mut wait_fds: Vec<RawFd> = Vec::with_capacity(4);
     loop {
         let now = clock.now();
         let e = now.as_nanos() / COOKIE_KEY_PERIOD.as_nanos();
@@ -378,13 +381,15 @@ fn core_thread(
             if idle > 256 && core.sleeping(true) {
                 let until = core.shard.poll_timeout().map(|t| t.saturating_since(clock.now()).as_millis());
                 let ms = until.unwrap_or(2).min(2) as i32;
-                // A frame handed over by another core wakes the sleep too (its eventfd).
-                match core.wake_fd() {
-                    Some(wake) => wait_either(&link, wake, ms),
-                    None => {
-                        let _ = link.wait_rx(ms);
-                    }
+                // A frame handed over by another core wakes the sleep too (its eventfd), and so
+                // does anything the application waits on (its own sockets).
+                wait_fds.clear();
+                wait_fds.push(link.as_fd().as_raw_fd());
+                if let Some(wake) = core.wake_fd() {
+                    wait_fds.push(wake.as_raw_fd());
                 }
+                core.app.wait_fds(&mut wait_fds);
+                wait_any(&wait_fds, ms);
                 core.sleeping(false);
             }
         } else {
@@ -393,14 +398,13 @@ fn core_thread(
     }
 }
 
-/// Sleeps in poll(2) until the AF_XDP socket has frames, `wake` is written, or `ms` pass.
-fn wait_either(link: &XdpLink, wake: BorrowedFd<'_>, ms: i32) {
-    let mut fds = [
-        libc::pollfd { fd: link.as_fd().as_raw_fd(), events: libc::POLLIN, revents: 0 },
-        libc::pollfd { fd: wake.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-    ];
-    // SAFETY: `fds` is a valid array of two pollfd for the duration of the call.
-    let _ = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+/// Sleeps in poll(2) until one of `fds` is readable (the AF_XDP socket has frames, a hand-over
+/// eventfd was written, an application socket is ready) or `ms` pass.
+fn wait_any(fds: &[RawFd], ms: i32) {
+    let mut p: Vec<libc::pollfd> =
+        fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+    // SAFETY: `p` is a valid array of pollfd for the duration of the call.
+    let _ = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, ms) };
 }
 
 /// A SYN flood sent through an AF_XDP socket (the stack's own datapath as the generator, so the

@@ -3,7 +3,7 @@
 //! A ring allocates lazily, grows by doubling up to its limit, and gives its memory back when it
 //! drains, so an idle or short-lived connection costs no buffer memory (the many-short-connections
 //! workload this stack is for). Large allocations given back go to a small per-thread spare list
-//! first (see [`Spares`]). Nothing here panics.
+//! first (see `Spares`). Nothing here panics.
 
 use std::cell::RefCell;
 

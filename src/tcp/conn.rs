@@ -1675,6 +1675,13 @@ impl Tcb {
     // User calls (RFC 9293 §3.10.2 - §3.10.5)
     // ---------------------------------------------------------------------------------------
 
+    /// Asks for a `Writable` event once acknowledged data frees send space. A short `send`
+    /// arms it by itself; a sender that sizes its writes by the free space never writes short
+    /// and arms it here when it finds none.
+    pub fn want_writable(&mut self) {
+        self.want_writable = true;
+    }
+
     /// SEND: queues as much of `data` as the send buffer takes. Returns the bytes taken.
     pub fn send(&mut self, data: &[u8]) -> Result<usize, ApiError> {
         match self.state {

@@ -295,6 +295,13 @@ impl Shard {
         self.tcb(id).map_or(0, |t| t.sndbuf.free())
     }
 
+    /// Asks for a `Writable` event once send space frees (see [`Tcb::want_writable`]).
+    pub fn want_writable(&mut self, id: ConnId) {
+        if let Some(t) = self.tcb_mut_raw(id) {
+            t.want_writable();
+        }
+    }
+
     /// Half-close: send FIN after the queued data; keep receiving.
     pub fn shutdown(&mut self, now: Instant, id: ConnId, tx: &mut dyn TxSink) -> Result<(), ApiError> {
         let r = self.with_tcb(now, id, tx, |tcb, ctx| tcb.shutdown(ctx)).ok_or(ApiError::NoConnection)?;
