@@ -5,17 +5,76 @@ use super::{Conn, Handler};
 use crate::tcp::{CloseReason, ConnId};
 use hashbrown::HashMap;
 
-/// Bytes read but not yet accepted by the send buffer, and whether a close is due after them.
+/// One connection's echo state, shared by both backends: bytes read and not yet taken by the
+/// send side (`out[sent..]`), in order, the `CLOSE`-line scanner, and whether a close is due
+/// once everything read is echoed.
 #[derive(Debug, Default)]
-struct Pending {
+pub struct EchoSession {
     out: Vec<u8>,
-    close_after: bool,
+    sent: usize,
     lines: LineScan,
+    pub close_after: bool,
+}
+
+/// Echo output owed above which a connection is not read until it drains: a peer that sends
+/// without reading is held back by TCP's window instead of growing our memory.
+pub const OUT_HIGH_WATER: usize = 256 * 1024;
+/// An output buffer whose capacity exceeds this is given back once drained.
+const SHRINK_OVER: usize = 64 * 1024;
+
+impl EchoSession {
+    /// Bytes read and not yet taken by the send side.
+    pub fn pending(&self) -> usize {
+        self.out.len() - self.sent
+    }
+
+    /// Whether more input should be read now.
+    pub fn wants_input(&self) -> bool {
+        self.pending() < OUT_HIGH_WATER
+    }
+
+    /// Takes bytes read: straight to `write` when nothing is queued (no copy), keeping what it
+    /// does not take; behind the queued bytes otherwise, to keep the order. `write` returns the
+    /// bytes it took (0: full). Returns the bytes written now.
+    pub fn feed<E>(&mut self, data: &[u8], mut write: impl FnMut(&[u8]) -> Result<usize, E>) -> Result<usize, E> {
+        if self.lines.feed(data) {
+            self.close_after = true;
+        }
+        let written = if self.pending() == 0 { write(data)?.min(data.len()) } else { 0 };
+        if let Some(rest) = data.get(written..).filter(|r| !r.is_empty()) {
+            if self.sent > 0 && self.sent >= self.out.len() / 2 {
+                // Reclaim the written prefix before it dominates the buffer.
+                self.out.drain(..self.sent);
+                self.sent = 0;
+            }
+            self.out.extend_from_slice(rest);
+        }
+        Ok(written)
+    }
+
+    /// Writes queued bytes until done or `write` takes nothing. Returns the bytes written.
+    pub fn flush<E>(&mut self, mut write: impl FnMut(&[u8]) -> Result<usize, E>) -> Result<usize, E> {
+        let mut total = 0;
+        while self.pending() > 0 {
+            let n = write(self.out.get(self.sent..).unwrap_or(&[]))?.min(self.pending());
+            if n == 0 {
+                return Ok(total); // full: the caller hears when there is room
+            }
+            total += n;
+            self.sent += n;
+        }
+        self.out.clear();
+        self.sent = 0;
+        if self.out.capacity() > SHRINK_OVER {
+            self.out = Vec::new();
+        }
+        Ok(total)
+    }
 }
 
 #[derive(Debug, Default)]
 pub struct Echo {
-    pending: HashMap<ConnId, Pending>,
+    sessions: HashMap<ConnId, EchoSession>,
     buf: Vec<u8>,
 }
 
@@ -60,14 +119,12 @@ impl LineScan {
 }
 
 impl Echo {
+    /// Sends what is queued; closes once a closing session has echoed everything.
     fn flush(&mut self, c: &mut Conn<'_>) {
-        let Some(p) = self.pending.get_mut(&c.id) else { return };
-        if !p.out.is_empty() {
-            let n = c.send(&p.out).unwrap_or(0);
-            p.out.drain(..n);
-        }
-        if p.out.is_empty() && p.close_after {
-            self.pending.remove(&c.id);
+        let Some(p) = self.sessions.get_mut(&c.id) else { return };
+        let _ = p.flush(|b| c.send(b));
+        if p.pending() == 0 && p.close_after {
+            self.sessions.remove(&c.id);
             c.close();
         }
     }
@@ -75,57 +132,45 @@ impl Echo {
 
 impl Handler for Echo {
     fn on_accept(&mut self, c: &mut Conn<'_>) {
-        self.pending.insert(c.id, Pending::default());
+        self.sessions.insert(c.id, EchoSession::default());
     }
 
     fn on_data(&mut self, c: &mut Conn<'_>) {
-        let Some(p) = self.pending.get_mut(&c.id) else { return };
+        let Some(p) = self.sessions.get_mut(&c.id) else { return };
         // One buffer for the app, not a fresh zeroed one per read.
         if self.buf.is_empty() {
             self.buf = vec![0u8; 16384];
         }
-        let buf = &mut self.buf;
-        loop {
-            let n = c.recv(buf);
+        // Past the high-water mark the rest stays unread (the window closes on the peer).
+        while p.wants_input() {
+            let n = c.recv(&mut self.buf);
             if n == 0 {
                 break;
             }
-            let data = buf.get(..n).unwrap_or(&[]);
-            if p.lines.feed(data) {
-                p.close_after = true;
-            }
-            if p.out.is_empty() {
-                // Fast path: straight into the send buffer, keeping only what does not fit.
-                let sent = c.send(data).unwrap_or(0);
-                p.out.extend_from_slice(data.get(sent..).unwrap_or(&[]));
-            } else {
-                p.out.extend_from_slice(data);
-            }
+            let _ = p.feed(self.buf.get(..n).unwrap_or(&[]), |d| c.send(d));
         }
         self.flush(c);
     }
 
     fn on_writable(&mut self, c: &mut Conn<'_>) {
         self.flush(c);
+        // Output drained: read what waited behind the high-water mark.
+        self.on_data(c);
     }
 
     fn on_peer_closed(&mut self, c: &mut Conn<'_>) {
-        if let Some(p) = self.pending.get_mut(&c.id) {
-            p.close_after = true;
-        }
-        self.flush(c);
-        if !self.pending.contains_key(&c.id) {
-            return;
-        }
-        // Unknown connection (not accepted through us): just close.
-        if self.pending.get(&c.id).is_none_or(|p| p.out.is_empty()) {
-            self.pending.remove(&c.id);
-            c.close();
+        match self.sessions.get_mut(&c.id) {
+            Some(p) => {
+                p.close_after = true;
+                self.flush(c);
+            }
+            // Unknown connection (not accepted through us): just close.
+            None => c.close(),
         }
     }
 
     fn on_closed(&mut self, id: ConnId, _reason: CloseReason) {
-        self.pending.remove(&id);
+        self.sessions.remove(&id);
     }
 }
 

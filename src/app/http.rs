@@ -34,18 +34,159 @@ impl Responses {
     }
 }
 
+/// The final response a session owes, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Final {
+    /// `200 OK` with `Connection: close`.
+    Close,
+    /// `431`: the head grew past [`MAX_HEAD`].
+    TooLarge,
+}
+
+/// One connection's HTTP state, shared by both backends: the unfinished request head and the
+/// responses owed, in order (`queued` keep-alive responses, then at most one final one). The
+/// responses themselves are shared; a session keeps only counts and a position, and its owner
+/// sends them straight from [`Responses`] (a send buffer here, `sendmsg` on kernel sockets).
 #[derive(Debug, Default)]
-struct State {
-    /// Request bytes not yet parsed.
+pub struct HttpSession {
     head: Vec<u8>,
-    /// Response bytes not yet taken by the send buffer.
-    out: Vec<u8>,
-    close_after: bool,
+    /// `head[..scanned]` holds no CRLFCRLF start: the next search begins there.
+    scanned: usize,
+    queued: usize,
+    last: Option<Final>,
+    /// Bytes of the front response already sent.
+    offset: usize,
+    /// A final response is owed: later requests are ignored, and the connection closes once
+    /// everything owed is sent.
+    pub close_after: bool,
+}
+
+/// A buffer above this capacity is given back once empty, so an idle connection keeps none.
+const SHRINK_OVER: usize = 64 * 1024;
+
+impl HttpSession {
+    fn final_bytes(f: Final, r: &Responses) -> &[u8] {
+        match f {
+            Final::Close => &r.close,
+            Final::TooLarge => TOO_LARGE,
+        }
+    }
+
+    /// The response at the front of the queue, whole.
+    fn front<'r>(&self, r: &'r Responses) -> Option<&'r [u8]> {
+        if self.queued > 0 {
+            Some(&r.keep_alive)
+        } else {
+            self.last.map(|f| Self::final_bytes(f, r))
+        }
+    }
+
+    /// Response bytes owed and not yet sent.
+    pub fn pending(&self, r: &Responses) -> usize {
+        let last = self.last.map_or(0, |f| Self::final_bytes(f, r).len());
+        (self.queued * r.keep_alive.len() + last).saturating_sub(self.offset)
+    }
+
+    /// The bytes owed, in order, as up to `max` slices (the unsent rest of the front response,
+    /// then whole ones): what one `sendmsg` or a few `send` calls take.
+    pub fn unsent<'r>(&self, r: &'r Responses, max: usize, mut f: impl FnMut(&'r [u8])) {
+        let Some(front) = self.front(r) else { return };
+        if max == 0 {
+            return;
+        }
+        f(front.get(self.offset..).unwrap_or(&[]));
+        let mut n = 1;
+        let mut keep_alive_after = self.queued.saturating_sub(1);
+        while n < max && keep_alive_after > 0 {
+            f(&r.keep_alive);
+            n += 1;
+            keep_alive_after -= 1;
+        }
+        if let (true, Some(last)) = (self.queued > 0 && keep_alive_after == 0 && n < max, self.last) {
+            f(Self::final_bytes(last, r));
+        }
+    }
+
+    /// Drops `n` sent bytes from the front of what is owed.
+    pub fn advance(&mut self, r: &Responses, mut n: usize) {
+        while n > 0 {
+            let Some(front) = self.front(r) else { return };
+            let left = front.len() - self.offset;
+            if n < left {
+                self.offset += n;
+                return;
+            }
+            n -= left;
+            self.offset = 0;
+            if self.queued > 0 {
+                self.queued -= 1;
+            } else {
+                self.last = None;
+            }
+        }
+    }
+
+    /// Takes request bytes: one response owed per complete head (RFC 9112 §2.1; requests
+    /// without a body, as a load generator sends them), pipelined requests in order. The input
+    /// is taken in pieces of at most [`MAX_HEAD`] bytes, so the 431 rule fires on the same input
+    /// whatever the reads' sizes.
+    pub fn ingest(&mut self, data: &[u8]) {
+        for piece in data.chunks(MAX_HEAD) {
+            if self.close_after {
+                return; // after a closing response, further requests are ignored
+            }
+            if self.head.is_empty() {
+                // Fast path: parse straight from the caller's bytes; keep only a partial head.
+                let used = self.answer(piece, 0);
+                if !self.close_after {
+                    self.head.extend_from_slice(piece.get(used..).unwrap_or(&[]));
+                }
+            } else {
+                self.head.extend_from_slice(piece);
+                let mut head = std::mem::take(&mut self.head);
+                let used = self.answer(&head, self.scanned);
+                head.drain(..used.min(head.len()));
+                if self.close_after {
+                    head.clear();
+                }
+                self.head = head;
+            }
+            self.scanned = self.head.len().saturating_sub(3);
+            if self.head.len() > MAX_HEAD {
+                self.last = Some(Final::TooLarge);
+                self.close_after = true;
+                self.head.clear();
+                self.scanned = 0;
+            }
+            if self.head.is_empty() && self.head.capacity() > SHRINK_OVER {
+                self.head = Vec::new();
+            }
+        }
+    }
+
+    /// Queues a response for every complete head in `buf` (searching for the next CRLFCRLF
+    /// from `from`). Returns the bytes consumed: up to the end of the last head, or all of `buf`
+    /// once a head asks to close.
+    fn answer(&mut self, buf: &[u8], from: usize) -> usize {
+        let mut start = 0;
+        let mut from = from;
+        while let Some(end) = find_head_end(buf, from.max(start)) {
+            if wants_close(buf.get(start..end).unwrap_or(&[])) {
+                self.last = Some(Final::Close);
+                self.close_after = true;
+                return buf.len();
+            }
+            self.queued += 1;
+            start = end;
+            from = end;
+        }
+        start
+    }
 }
 
 pub struct Http {
     responses: Responses,
-    conns: HashMap<ConnId, State>,
+    conns: HashMap<ConnId, HttpSession>,
 }
 
 impl Http {
@@ -53,13 +194,24 @@ impl Http {
         Http { responses: Responses::new(body), conns: HashMap::new() }
     }
 
+    /// Sends what the send buffer takes, straight from the shared responses; closes once a
+    /// closing session owes nothing.
     fn flush(&mut self, c: &mut Conn<'_>) {
         let Some(s) = self.conns.get_mut(&c.id) else { return };
-        if !s.out.is_empty() {
-            let n = c.send(&s.out).unwrap_or(0);
-            s.out.drain(..n);
+        let r = &self.responses;
+        loop {
+            let mut front: &[u8] = &[];
+            s.unsent(r, 1, |b| front = b);
+            if front.is_empty() {
+                break;
+            }
+            let n = c.send(front).unwrap_or(0);
+            s.advance(r, n);
+            if n < front.len() {
+                break; // full: on_writable follows
+            }
         }
-        if s.out.is_empty() && s.close_after {
+        if s.pending(r) == 0 && s.close_after {
             self.conns.remove(&c.id);
             c.close();
         }
@@ -120,40 +272,17 @@ impl<'b> Iterator for CrlfLines<'b> {
 
 impl Handler for Http {
     fn on_accept(&mut self, c: &mut Conn<'_>) {
-        self.conns.insert(c.id, State::default());
+        self.conns.insert(c.id, HttpSession::default());
     }
 
     fn on_data(&mut self, c: &mut Conn<'_>) {
         let Some(s) = self.conns.get_mut(&c.id) else { return };
-        let mut buf = [0u8; 16384];
-        loop {
-            let n = c.recv(&mut buf);
-            if n == 0 {
-                break;
-            }
-            if s.close_after {
-                continue; // after `Connection: close`, further requests are ignored
-            }
-            s.head.extend_from_slice(buf.get(..n).unwrap_or(&[]));
-            // Requests without a body (GET/HEAD) are what a load generator sends; pipelined
-            // requests are answered in order.
-            while let Some(end) = find_head_end(&s.head, 0) {
-                let close = wants_close(s.head.get(..end).unwrap_or(&[]));
-                let r = &self.responses;
-                s.out.extend_from_slice(if close { &r.close } else { &r.keep_alive });
-                s.head.drain(..end);
-                if close {
-                    s.close_after = true;
-                    s.head.clear();
-                    break;
-                }
-            }
-            if s.head.len() > MAX_HEAD {
-                s.out.extend_from_slice(TOO_LARGE);
-                s.close_after = true;
-                s.head.clear();
-            }
-        }
+        // Parsed where the bytes lie (no copy); only a partial head is kept.
+        c.recv_with(&mut |a, b| {
+            s.ingest(a);
+            s.ingest(b);
+            a.len() + b.len()
+        });
         self.flush(c);
     }
 
@@ -189,6 +318,43 @@ mod tests {
         assert!(wants_close(b"GET / HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n"));
         // Only CRLF separates lines.
         assert!(!wants_close(b"GET / HTTP/1.1\nConnection: close\r\n\r\n"));
+    }
+
+    #[test]
+    fn session_pipelined_and_split_heads() {
+        let r = Responses::new(10);
+        let mut h = HttpSession::default();
+        h.ingest(b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\nGET / HT");
+        assert_eq!((h.queued, h.head.len(), h.close_after), (2, 8, false));
+        h.ingest(b"TP/1.1\r\n\r");
+        assert_eq!(h.queued, 2);
+        h.ingest(b"\nGET / HTTP/1.1\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\n\r\n");
+        assert_eq!((h.queued, h.close_after, h.last), (3, true, Some(Final::Close)));
+        assert!(h.head.is_empty());
+        assert_eq!(h.pending(&r), 3 * r.keep_alive.len() + r.close.len());
+        let mut pieces = Vec::new();
+        h.unsent(&r, 16, |b| pieces.push(b.len()));
+        assert_eq!(pieces, vec![r.keep_alive.len(), r.keep_alive.len(), r.keep_alive.len(), r.close.len()]);
+        h.advance(&r, r.keep_alive.len() + 5);
+        assert_eq!((h.queued, h.offset), (2, 5));
+        let mut first = Vec::new();
+        h.unsent(&r, 2, |b| first.push(b.len()));
+        assert_eq!(first, vec![r.keep_alive.len() - 5, r.keep_alive.len()]);
+        h.advance(&r, h.pending(&r));
+        assert_eq!((h.queued, h.last, h.pending(&r)), (0, None, 0));
+    }
+
+    #[test]
+    fn session_oversized_head_gets_431() {
+        let r = Responses::new(10);
+        let mut h = HttpSession::default();
+        h.ingest(&vec![b'x'; MAX_HEAD + 1]);
+        assert!(h.close_after);
+        assert_eq!(h.last, Some(Final::TooLarge));
+        assert_eq!(h.queued, 0);
+        let mut all = Vec::new();
+        h.unsent(&r, 4, |b| all.extend_from_slice(b));
+        assert_eq!(all, TOO_LARGE);
     }
 
     #[test]

@@ -8,28 +8,23 @@
 //! to one thread's socket and no two threads ever touch one connection. Per-connection state
 //! lives in a hashbrown map keyed by file descriptor.
 //!
-//! The application rules reproduced here (see `app/echo.rs`, `app/http.rs`, `app/discard.rs`):
-//! - `echo`: every byte read is written back. A line that is exactly `CLOSE` (LF-terminated,
-//!   optional CR) makes the server close once it has echoed it and everything read with it; when
-//!   the peer closes, the server closes once it has echoed what it read.
-//! - `http`: every request head (ending in CRLFCRLF; no body) gets `200 OK` with a fixed body and
-//!   the headers `app/http.rs` writes. Keep-alive is the default; `Connection: close`, or HTTP/1.0
-//!   without `Connection: keep-alive`, closes after the response, and later bytes are read and
-//!   ignored. Pipelined requests are answered in order. An unfinished head over 16 KiB gets
-//!   `431` and a close. When the peer closes, queued responses are sent, then the server closes.
-//! - `discard`: read and drop; close when the peer does.
+//! The applications' byte logic is not written here: `app::echo::EchoSession` and
+//! `app::http::HttpSession` are the same state machines the stack's `echo` and `http` handlers
+//! use (the `CLOSE` line, pipelining, keep-alive and `Connection: close`, the 431 on a head over
+//! 16 KiB, the output high-water mark). This module owns the sockets around them: it reads into
+//! one buffer per thread, feeds the session, and writes what the session owes (HTTP responses
+//! with one `sendmsg` per batch, straight from the shared response bytes). `discard` reads and
+//! drops.
 //!
 //! "Close" is `close(2)`: a FIN after the queued data, or a RST if unread data remains, which is
 //! what `Conn::close` does in our stack.
 //!
-//! Deliberate differences from the apps, which queue output without bound: a connection whose
-//! unsent output exceeds [`OUT_HIGH_WATER`] is not read until it drains, so a peer that sends
-//! without reading is held back by TCP flow control instead of growing our memory. Accepted
-//! sockets get `TCP_NODELAY`, because our stack sends segments as soon as the app writes (it has
-//! no Nagle algorithm); with Nagle on, the baseline would measure a different policy.
+//! Accepted sockets get `TCP_NODELAY`, because our stack sends segments as soon as the app
+//! writes (it has no Nagle algorithm); with Nagle on, the baseline would measure a different
+//! policy.
 
-use crate::app::echo::LineScan;
-use crate::app::http::{find_head_end, wants_close, Responses, MAX_HEAD, TOO_LARGE};
+use crate::app::echo::EchoSession;
+use crate::app::http::{HttpSession, Responses};
 use crate::app::AppKind;
 use hashbrown::HashMap;
 use std::io;
@@ -209,11 +204,9 @@ const READ_BUF: usize = 64 * 1024;
 /// Bytes read from one connection per wakeup, so one fast sender cannot starve the rest
 /// (level-triggered epoll reports the socket again if more is waiting).
 const READ_BUDGET: usize = 256 * 1024;
-/// Unsent output above which a connection is not read until it drains (see module docs).
-pub const OUT_HIGH_WATER: usize = 256 * 1024;
-/// An output or head buffer whose capacity exceeds this is released once empty, so an idle
-/// connection keeps no large buffer.
-const SHRINK_OVER: usize = 64 * 1024;
+/// Unsent output above which a connection is not read until it drains (see module docs); the
+/// stack's echo handler stops reading at the same mark.
+pub use crate::app::echo::OUT_HIGH_WATER;
 /// Responses handed to one writev.
 const IOV_BATCH: usize = 16;
 /// Tags listener entries in epoll data; connections carry their (non-negative) fd.
@@ -380,7 +373,7 @@ struct Conn<'a> {
 }
 
 enum ConnApp<'a> {
-    Echo(EchoConn),
+    Echo(EchoSession),
     Http(HttpConn<'a>),
     Discard,
 }
@@ -388,7 +381,7 @@ enum ConnApp<'a> {
 impl<'a> Conn<'a> {
     fn new(fd: OwnedFd, app: &'a App) -> Self {
         let app = match app {
-            App::Echo => ConnApp::Echo(EchoConn::default()),
+            App::Echo => ConnApp::Echo(EchoSession::default()),
             App::Http(r) => ConnApp::Http(HttpConn::new(r)),
             App::Discard => ConnApp::Discard,
         };
@@ -451,10 +444,9 @@ impl<'a> Conn<'a> {
             let data = &buf[..n];
             match &mut self.app {
                 ConnApp::Echo(e) => {
-                    if e.lines.feed(data) {
-                        self.close_after = true;
-                    }
-                    e.ingest(&self.fd, data, st)?;
+                    let fd = &self.fd;
+                    st.bytes_out += e.feed(data, |d| send_some(fd, d))? as u64;
+                    self.close_after |= e.close_after;
                 }
                 ConnApp::Http(h) => h.ingest(data, &mut self.close_after),
                 ConnApp::Discard => {}
@@ -475,191 +467,58 @@ impl<'a> Conn<'a> {
     /// Writes pending output until done or the socket buffer is full.
     fn flush(&mut self, st: &mut KernelServeStats) -> io::Result<()> {
         match &mut self.app {
-            ConnApp::Echo(e) => e.flush(&self.fd, st),
+            ConnApp::Echo(e) => {
+                let fd = &self.fd;
+                st.bytes_out += e.flush(|d| send_some(fd, d))? as u64;
+                Ok(())
+            }
             ConnApp::Http(h) => h.flush(&self.fd, st),
             ConnApp::Discard => Ok(()),
         }
     }
 }
 
-/// Echo output: bytes read but not yet written (`out[sent..]`).
-#[derive(Default)]
-struct EchoConn {
-    out: Vec<u8>,
-    sent: usize,
-    lines: LineScan,
-}
-
-impl EchoConn {
-    fn pending(&self) -> usize {
-        self.out.len() - self.sent
-    }
-
-    /// Echoes `data`: straight to the socket when nothing is queued (no copy), keeping what does
-    /// not fit; behind queued bytes otherwise, to keep the order.
-    fn ingest(&mut self, fd: &OwnedFd, data: &[u8], st: &mut KernelServeStats) -> io::Result<()> {
-        let written = if self.pending() == 0 { send_some(fd, data)? } else { 0 };
-        st.bytes_out += written as u64;
-        if let Some(rest) = data.get(written..).filter(|r| !r.is_empty()) {
-            if self.sent > 0 && self.sent >= self.out.len() / 2 {
-                // Reclaim the written prefix before it dominates the buffer.
-                self.out.drain(..self.sent);
-                self.sent = 0;
-            }
-            self.out.extend_from_slice(rest);
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self, fd: &OwnedFd, st: &mut KernelServeStats) -> io::Result<()> {
-        while self.pending() > 0 {
-            let n = send_some(fd, &self.out[self.sent..])?;
-            if n == 0 {
-                return Ok(()); // full; EPOLLOUT reports when there is room
-            }
-            st.bytes_out += n as u64;
-            self.sent += n;
-        }
-        self.out.clear();
-        self.sent = 0;
-        if self.out.capacity() > SHRINK_OVER {
-            self.out = Vec::new();
-        }
-        Ok(())
-    }
-}
-
-/// HTTP state: the unfinished request head, and the responses owed, in order: `queued`
-/// keep-alive responses, then possibly one final response (`Connection: close` or 431). The
-/// responses are shared; only positions are kept per connection.
+/// A connection's HTTP session (the byte logic of `app::http`, shared with the stack's
+/// handler) and the responses it sends from.
 struct HttpConn<'a> {
     resp: &'a Responses,
-    head: Vec<u8>,
-    /// `head[..scanned]` holds no CRLFCRLF start: the next search begins there.
-    scanned: usize,
-    queued: usize,
-    last: Option<&'a [u8]>,
-    /// Bytes of the front response already written.
-    offset: usize,
+    session: HttpSession,
 }
 
 impl<'a> HttpConn<'a> {
     fn new(resp: &'a Responses) -> Self {
-        HttpConn { resp, head: Vec::new(), scanned: 0, queued: 0, last: None, offset: 0 }
-    }
-
-    fn front(&self) -> Option<&'a [u8]> {
-        if self.queued > 0 {
-            Some(&self.resp.keep_alive)
-        } else {
-            self.last
-        }
+        HttpConn { resp, session: HttpSession::default() }
     }
 
     fn pending(&self) -> usize {
-        let ka = self.resp.keep_alive.len();
-        (self.queued * ka + self.last.map_or(0, <[u8]>::len)).saturating_sub(self.offset)
+        self.session.pending(self.resp)
     }
 
-    /// Parses `data`, queueing one response per complete head, in pieces of at most
-    /// `MAX_HEAD` bytes as the app's reads are, so the 431 rule fires on the same input.
     fn ingest(&mut self, data: &[u8], close_after: &mut bool) {
-        for piece in data.chunks(MAX_HEAD) {
-            if *close_after {
-                return; // after a closing response, further requests are ignored
-            }
-            if self.head.is_empty() {
-                // Fast path: parse straight from the read buffer; keep only a partial head.
-                let used = self.answer(piece, 0, close_after);
-                if !*close_after {
-                    self.head.extend_from_slice(&piece[used..]);
-                }
-            } else {
-                self.head.extend_from_slice(piece);
-                let mut head = std::mem::take(&mut self.head);
-                let used = self.answer(&head, self.scanned, close_after);
-                head.drain(..used.min(head.len()));
-                if *close_after {
-                    head.clear();
-                }
-                self.head = head;
-            }
-            self.scanned = self.head.len().saturating_sub(3);
-            if self.head.len() > MAX_HEAD {
-                self.last = Some(TOO_LARGE);
-                *close_after = true;
-                self.head.clear();
-                self.scanned = 0;
-            }
-            if self.head.is_empty() && self.head.capacity() > SHRINK_OVER {
-                self.head = Vec::new();
-            }
-        }
+        self.session.ingest(data);
+        *close_after |= self.session.close_after;
     }
 
-    /// Queues a response for every complete head in `buf` (searching for the next CRLFCRLF
-    /// from `from`). Returns the bytes consumed: up to the end of the last head, or all of `buf`
-    /// once a head asks to close.
-    fn answer(&mut self, buf: &[u8], from: usize, close_after: &mut bool) -> usize {
-        let mut start = 0;
-        let mut from = from;
-        while let Some(end) = find_head_end(buf, from.max(start)) {
-            if wants_close(&buf[start..end]) {
-                self.last = Some(&self.resp.close);
-                *close_after = true;
-                return buf.len();
-            }
-            self.queued += 1;
-            start = end;
-            from = end;
-        }
-        start
-    }
-
+    /// Writes what is owed with one sendmsg per batch of responses, straight from the shared
+    /// response bytes.
     fn flush(&mut self, fd: &OwnedFd, st: &mut KernelServeStats) -> io::Result<()> {
-        while let Some(front) = self.front() {
+        while self.pending() > 0 {
             let mut iov = [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; IOV_BATCH];
-            iov[0] = iovec_of(&front[self.offset..]);
-            let mut cnt = 1;
-            // After a keep-alive front: the other keep-alive responses, then the final one.
-            let mut keep_alive_after = self.queued.saturating_sub(1);
-            while cnt < IOV_BATCH && keep_alive_after > 0 {
-                iov[cnt] = iovec_of(&self.resp.keep_alive);
-                cnt += 1;
-                keep_alive_after -= 1;
-            }
-            let room_for_last = self.queued > 0 && keep_alive_after == 0 && cnt < IOV_BATCH;
-            if let (true, Some(last)) = (room_for_last, self.last) {
-                iov[cnt] = iovec_of(last);
-                cnt += 1;
-            }
+            let mut cnt = 0;
+            self.session.unsent(self.resp, IOV_BATCH, |b| {
+                if let Some(v) = iov.get_mut(cnt) {
+                    *v = iovec_of(b);
+                    cnt += 1;
+                }
+            });
             let n = writev_some(fd, &iov[..cnt])?;
             if n == 0 {
                 return Ok(()); // full; EPOLLOUT reports when there is room
             }
             st.bytes_out += n as u64;
-            self.advance(n);
+            self.session.advance(self.resp, n);
         }
         Ok(())
-    }
-
-    /// Drops `n` written bytes from the front of the response queue.
-    fn advance(&mut self, mut n: usize) {
-        while n > 0 {
-            let Some(front) = self.front() else { return };
-            let left = front.len() - self.offset;
-            if n < left {
-                self.offset += n;
-                return;
-            }
-            n -= left;
-            self.offset = 0;
-            if self.queued > 0 {
-                self.queued -= 1;
-            } else {
-                self.last = None;
-            }
-        }
     }
 }
 
@@ -821,45 +680,5 @@ fn writev_some(fd: &OwnedFd, iov: &[libc::iovec]) -> io::Result<usize> {
             io::ErrorKind::Interrupted => continue,
             _ => return Err(e),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn responses() -> Responses {
-        Responses::new(10)
-    }
-
-    #[test]
-    fn http_pipelined_and_split_heads() {
-        let r = responses();
-        let mut h = HttpConn::new(&r);
-        let mut close = false;
-        h.ingest(b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\nGET / HT", &mut close);
-        assert_eq!((h.queued, h.head.len(), close), (2, 8, false));
-        h.ingest(b"TP/1.1\r\n\r", &mut close);
-        assert_eq!(h.queued, 2);
-        h.ingest(b"\nGET / HTTP/1.1\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\n\r\n", &mut close);
-        assert_eq!((h.queued, close, h.last.map(<[u8]>::len)), (3, true, Some(r.close.len())));
-        assert!(h.head.is_empty());
-        assert_eq!(h.pending(), 3 * r.keep_alive.len() + r.close.len());
-        h.advance(r.keep_alive.len() + 5);
-        assert_eq!((h.queued, h.offset), (2, 5));
-        h.advance(h.pending());
-        assert_eq!((h.queued, h.last, h.pending()), (0, None, 0));
-    }
-
-    #[test]
-    fn http_oversized_head_gets_431() {
-        let r = responses();
-        let mut h = HttpConn::new(&r);
-        let mut close = false;
-        let junk = vec![b'x'; MAX_HEAD + 1];
-        h.ingest(&junk, &mut close);
-        assert!(close);
-        assert_eq!(h.last, Some(TOO_LARGE));
-        assert_eq!(h.queued, 0);
     }
 }
