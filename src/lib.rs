@@ -9,7 +9,8 @@
 //! | [`net`]  | local addresses, the neighbour cache, ICMP, dispatch from a frame to a protocol |
 //! | [`io`]   | frame I/O behind one trait: AF_XDP (`io::xdp`) and an in-memory link (`io::mem`) |
 //! | [`app`]  | the handler trait applications implement, and the bundled apps |
-//! | [`engine`] | the per-core run-to-completion loop, core pinning, the clock, control, stats |
+//! | [`engine`] | the per-core run-to-completion loop, core pinning, the clock, control, stats, and its public API ([`engine::Engine::builder`]) |
+//! | [`rig`]  | the measuring rig: the kernel-socket baseline server, load generators, floods |
 //! | `cli`    | the `xdptcp` binary |
 //!
 //! # Your service on the stack
@@ -77,6 +78,7 @@ pub mod app;
 pub mod engine;
 pub mod io;
 pub mod net;
+pub mod rig;
 pub mod tcp;
 pub mod time;
 pub mod wire;

@@ -9,8 +9,8 @@ use std::fmt::Write as _;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use xdptcp::engine::kernel::{syn_flood, FloodPlan};
-use xdptcp::engine::loadgen::{run_bulk, run_connect, run_echo_check, ConnectPlan, Exchange};
+use xdptcp::rig::kernel::{syn_flood, FloodPlan};
+use xdptcp::rig::loadgen::{run_bulk, run_connect, run_echo_check, ConnectPlan, Exchange};
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCmd {
@@ -226,8 +226,8 @@ pub fn connect(a: &ConnectArgs) -> Result<()> {
 }
 
 #[cfg(feature = "xdp")]
-fn xdp_client(a: &ConnectArgs, iface: &str, x: Exchange) -> Result<xdptcp::engine::loadgen::ConnectReport> {
-    use xdptcp::engine::xdp::{xdp_connect_bench, XdpClientConfig};
+fn xdp_client(a: &ConnectArgs, iface: &str, x: Exchange) -> Result<xdptcp::rig::loadgen::ConnectReport> {
+    use xdptcp::rig::xdp_load::{xdp_connect_bench, XdpClientConfig};
     let request = match x {
         Exchange::HttpServerCloses => b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".to_vec(),
         Exchange::EchoServerCloses { bytes } => {
@@ -249,9 +249,9 @@ fn xdp_client(a: &ConnectArgs, iface: &str, x: Exchange) -> Result<xdptcp::engin
         request,
         drain_seconds: a.timeout,
     })?;
-    Ok(xdptcp::engine::loadgen::ConnectReport {
+    Ok(xdptcp::rig::loadgen::ConnectReport {
         completed: s.completed,
-        errors: xdptcp::engine::loadgen::Errors {
+        errors: xdptcp::rig::loadgen::Errors {
             refused: s.refused,
             reset: s.reset,
             timeout: s.timeout,
@@ -267,7 +267,7 @@ fn xdp_client(a: &ConnectArgs, iface: &str, x: Exchange) -> Result<xdptcp::engin
 }
 
 #[cfg(not(feature = "xdp"))]
-fn xdp_client(_: &ConnectArgs, _: &str, _: Exchange) -> Result<xdptcp::engine::loadgen::ConnectReport> {
+fn xdp_client(_: &ConnectArgs, _: &str, _: Exchange) -> Result<xdptcp::rig::loadgen::ConnectReport> {
     bail!("--xdp-iface needs the `xdp` feature")
 }
 
@@ -283,12 +283,12 @@ pub fn flood(a: &FloodBenchArgs) -> Result<()> {
         Some(iface) => {
             let mac: xdptcp::wire::EthernetAddress =
                 a.dst_mac.parse().map_err(|e| anyhow::anyhow!("--dst-mac {}: {e}", a.dst_mac))?;
-            xdptcp::engine::xdp::xdp_syn_flood(iface, mac, a.target, a.count, a.seconds, std::process::id() as u64)?
+            xdptcp::rig::xdp_load::xdp_syn_flood(iface, mac, a.target, a.count, a.seconds, std::process::id() as u64)?
         }
         #[cfg(not(feature = "xdp"))]
         Some(_) => bail!("--xdp-iface needs the `xdp` feature"),
         None => syn_flood(&FloodPlan {
-            kind: xdptcp::engine::kernel::FloodKind::Syn,
+            kind: xdptcp::rig::kernel::FloodKind::Syn,
             target: a.target,
             count: a.count,
             duration: Duration::from_secs(a.seconds),

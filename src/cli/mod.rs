@@ -4,7 +4,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::{IpAddr, SocketAddr};
 use xdptcp::app::AppKind;
-use xdptcp::engine::kernel::{run_echo_clients, ClientPlan, Closer};
+use xdptcp::rig::kernel::{run_echo_clients, ClientPlan, Closer};
 use xdptcp::tcp::SynCookies;
 
 pub mod bench;
@@ -86,13 +86,13 @@ pub enum FloodKindArg {
 }
 
 pub fn flood(a: &FloodArgs) -> Result<()> {
-    use xdptcp::engine::kernel::FloodKind;
+    use xdptcp::rig::kernel::FloodKind;
     let kind = match a.kind {
         FloodKindArg::Syn => FloodKind::Syn,
         FloodKindArg::Ack => FloodKind::Ack,
         FloodKindArg::Rst => FloodKind::Rst,
     };
-    let r = xdptcp::engine::kernel::syn_flood(&xdptcp::engine::kernel::FloodPlan {
+    let r = xdptcp::rig::kernel::syn_flood(&xdptcp::rig::kernel::FloodPlan {
         target: a.target,
         kind,
         count: a.count,
@@ -478,7 +478,7 @@ pub fn kclient(a: &KclientArgs) -> Result<()> {
 /// `serve --backend kernel`: the same apps on kernel sockets.
 pub fn serve_kernel(a: &ServeArgs) -> Result<()> {
     use std::sync::atomic::{AtomicBool, Ordering};
-    use xdptcp::engine::kernel_server::{run, KernelServeConfig};
+    use xdptcp::rig::kernel_server::{run, KernelServeConfig};
     if a.metrics.is_some() || a.pcap.is_some() {
         bail!(
             "--metrics and --pcap need the xdp backend (the kernel's own counters are in nstat, its frames in tcpdump)"
