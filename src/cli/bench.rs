@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use xdptcp::rig::bed::{interrupt, Bed, BedConfig, BedNames};
 use xdptcp::rig::kernel::{syn_flood, FloodPlan};
 use xdptcp::rig::loadgen::{run_bulk, run_connect, run_echo_check, ConnectPlan, Exchange};
 
@@ -486,55 +487,31 @@ impl Backend {
     }
 }
 
+/// `bench`'s bed (`rig::bed` with `bench`'s names) and the server running on it.
 struct BenchBed {
-    dir: std::path::PathBuf,
-    queues: u32,
     server: Option<Child>,
+    // Declared last: the server stops before the bed goes.
+    bed: Bed,
 }
 
 impl BenchBed {
-    fn cmd(&self, script: &str) -> Command {
-        let mut c = Command::new("bash");
-        c.arg(self.dir.join(script))
-            .env("XDPTCP_NS_SRV", NS_SRV)
-            .env("XDPTCP_NS_CLI", NS_CLI)
-            .env("XDPTCP_DEV_SRV", DEV_SRV)
-            .env("XDPTCP_DEV_CLI", DEV_CLI)
-            .env("XDPTCP_QUEUES", self.queues.to_string());
-        c
-    }
     fn up(queues: u32) -> Result<BenchBed> {
-        let dir = std::env::temp_dir().join(format!("xdptcp-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        for (n, b) in [
-            ("bed-env.sh", include_str!("../../deploy/bed-env.sh")),
-            ("bed-up.sh", include_str!("../../deploy/bed-up.sh")),
-            ("bed-down.sh", include_str!("../../deploy/bed-down.sh")),
-        ] {
-            std::fs::write(dir.join(n), b)?;
-        }
-        let bed = BenchBed { dir, queues, server: None };
-        if !bed.cmd("bed-up.sh").status().context("bed-up.sh")?.success() {
-            bail!("bed-up.sh failed");
-        }
+        let names = BedNames::bench();
+        debug_assert_eq!((names.ns_srv.as_str(), names.dev_srv.as_str()), (NS_SRV, DEV_SRV));
+        let bed = BenchBed { server: None, bed: Bed::up(BedConfig::new(names).queues(queues))? };
         // The load generator opens many short connections: give it the whole port range and
         // let it reuse its TIME-WAIT ports, for both backends alike.
         // Kernel-socket clients (the legitimate ones under flood, bulk) take ports above the
         // range the AF_XDP client uses (20000-60999), so neither meets the other's TIME-WAIT.
         for s in ["net.ipv4.ip_local_port_range=61000 65535", "net.ipv4.tcp_tw_reuse=1"] {
-            let _ = Command::new("ip").args(["netns", "exec", NS_CLI, "sysctl", "-qw", s]).status();
+            let _ = bed.bed.in_cli("sysctl").args(["-qw", s]).status();
         }
         // The flood's spoofed sources (198.18.0.0/15 outside the bed's /24) are reached through
         // the peer, so the kernel backend can answer them as the stack does (the stack answers
         // the MAC a frame came from).
-        let _ = Command::new("ip")
-            .args(["netns", "exec", NS_SRV, "ip", "route", "replace", "198.18.0.0/15", "via", "198.18.0.2"])
-            .status();
+        let _ = bed.bed.in_srv("ip").args(["route", "replace", "198.18.0.0/15", "via", "198.18.0.2"]).status();
         // The kernel backend's SYN handling under flood: cookies as the stack uses them.
-        let _ =
-            Command::new("ip").args(["netns", "exec", NS_SRV, "sysctl", "-qw", "net.ipv4.tcp_syncookies=1"]).status();
-        // Kernel-side work of the server (veth runs the receiver's rx in the sender's softirq):
-        // steer it to the server's core with RPS, as a NIC's IRQ affinity would.
+        let _ = bed.bed.in_srv("sysctl").args(["-qw", "net.ipv4.tcp_syncookies=1"]).status();
         Ok(bed)
     }
     /// Starts `serve` on `cores`: the stack on one queue per core, the kernel backend with one
@@ -546,8 +523,8 @@ impl BenchBed {
             Backend::Kernel => c.args(["--backend", "kernel"]),
             Backend::Xdp => c.args(["--iface", DEV_SRV]),
         };
-        if b == Backend::Xdp && self.queues > 1 {
-            c.args(["--queues", &self.queues.to_string()]);
+        if b == Backend::Xdp && self.bed.cfg.queues > 1 {
+            c.args(["--queues", &self.bed.cfg.queues.to_string()]);
         }
         c.args([
             "--addr",
@@ -573,19 +550,8 @@ impl BenchBed {
         Ok(())
     }
     fn stop(&mut self) {
-        if let Some(mut c) = self.server.take() {
-            // SAFETY: kill(2) on our own child.
-            unsafe {
-                libc::kill(c.id() as libc::pid_t, libc::SIGINT);
-            }
-            for _ in 0..100 {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(c) = self.server.take() {
+            interrupt(c);
         }
     }
 }
@@ -593,8 +559,6 @@ impl BenchBed {
 impl Drop for BenchBed {
     fn drop(&mut self) {
         self.stop();
-        let _ = self.cmd("bed-down.sh").status();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -5,82 +5,33 @@
 
 use super::DemoArgs;
 use anyhow::{bail, Context, Result};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use xdptcp::engine::signals;
-
-const BED_ENV: &str = include_str!("../../deploy/bed-env.sh");
-const BED_UP: &str = include_str!("../../deploy/bed-up.sh");
-const BED_DOWN: &str = include_str!("../../deploy/bed-down.sh");
+use xdptcp::rig::bed::{in_ns, interrupt, Bed, BedConfig, BedNames};
 
 const NS_SRV: &str = "xdptcp-srv";
 const NS_CLI: &str = "xdptcp-cli";
 const DEV_SRV: &str = "veth-stack";
-const SRV_IP: &str = "198.18.0.1";
+const SRV_IP: &str = xdptcp::rig::bed::STACK_IP4;
 
-/// Removes the bed and stops the server however the demo ends.
-struct Bed {
-    dir: PathBuf,
+/// The bed (`rig::bed`, with `deploy/`'s default names) and the server on it, stopped before
+/// the bed goes however the demo ends.
+struct Demo {
     server: Option<Child>,
-    keep: bool,
+    bed: Bed,
 }
 
-impl Bed {
-    fn up() -> Result<Bed> {
-        let dir = std::env::temp_dir().join(format!("xdptcp-demo-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).context("create a temporary directory")?;
-        for (name, body) in [("bed-env.sh", BED_ENV), ("bed-up.sh", BED_UP), ("bed-down.sh", BED_DOWN)] {
-            std::fs::write(dir.join(name), body).with_context(|| format!("write {name}"))?;
-        }
-        let bed = Bed { dir, server: None, keep: false };
-        let st = Command::new("bash")
-            .arg(bed.dir.join("bed-up.sh"))
-            .env("XDPTCP_NS_SRV", NS_SRV)
-            .env("XDPTCP_NS_CLI", NS_CLI)
-            .status()
-            .context("run bed-up.sh (needs bash, iproute2, ethtool)")?;
-        if !st.success() {
-            bail!("bed-up.sh failed ({st})");
-        }
-        Ok(bed)
-    }
-
+impl Demo {
     fn stop_server(&mut self) -> Option<std::process::ExitStatus> {
-        let mut c = self.server.take()?;
         // SIGINT asks `serve` for its summary; it detaches the program on the way out.
-        // SAFETY: plain kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(c.id() as libc::pid_t, libc::SIGINT);
-        }
-        for _ in 0..100 {
-            if let Ok(Some(st)) = c.try_wait() {
-                return Some(st);
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        let _ = c.kill();
-        c.wait().ok()
+        self.server.take().and_then(interrupt)
     }
 }
 
-impl Drop for Bed {
+impl Drop for Demo {
     fn drop(&mut self) {
         self.stop_server();
-        if !self.keep {
-            let _ = Command::new("bash")
-                .arg(self.dir.join("bed-down.sh"))
-                .env("XDPTCP_NS_SRV", NS_SRV)
-                .env("XDPTCP_NS_CLI", NS_CLI)
-                .status();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn in_ns(ns: &str, prog: &str) -> Command {
-    let mut c = Command::new("ip");
-    c.args(["netns", "exec", ns, prog]);
-    c
 }
 
 fn step(title: &str) {
@@ -97,8 +48,12 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
     let exe = exe.to_string_lossy().to_string();
 
     step("1. test bed: two network namespaces joined by a veth pair (deploy/bed-up.sh)");
-    let mut bed = Bed::up()?;
-    bed.keep = a.keep_bed;
+    let names = BedNames::default_bed();
+    debug_assert_eq!((names.ns_srv.as_str(), names.ns_cli.as_str(), names.dev_srv.as_str()), (NS_SRV, NS_CLI, DEV_SRV));
+    let mut bed = Demo { server: None, bed: Bed::up(BedConfig::new(names))? };
+    if a.keep_bed {
+        bed.bed.keep();
+    }
 
     step(&format!("2. xdptcp serve on {NS_SRV}/{DEV_SRV}: echo on port 7, http on port 80"));
     let server = in_ns(NS_SRV, &exe)

@@ -1,0 +1,189 @@
+//! The veth test bed: two network namespaces joined by a veth pair, the stack's end in one and
+//! the Linux kernel's TCP on the other, built by the scripts of `deploy/` (embedded here, so the
+//! binary needs no checkout). One type for `demo`, `bench` and the tests: each names its bed
+//! ([`BedNames`]) so that beds can live side by side, and a bed is torn down when dropped.
+
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::Duration;
+
+const BED_ENV: &str = include_str!("../../deploy/bed-env.sh");
+const BED_UP: &str = include_str!("../../deploy/bed-up.sh");
+const BED_DOWN: &str = include_str!("../../deploy/bed-down.sh");
+
+/// The stack's address on the bed (`deploy/bed-env.sh`).
+pub const STACK_IP4: &str = "198.18.0.1";
+/// The kernel peer's address.
+pub const PEER_IP4: &str = "198.18.0.2";
+/// The peer end's MAC (the bed sets it).
+pub const PEER_MAC: &str = "02:18:00:00:00:02";
+/// The stack end's MAC.
+pub const STACK_MAC: &str = "02:18:00:00:00:01";
+
+/// Namespace and interface names of one bed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BedNames {
+    pub ns_srv: String,
+    pub ns_cli: String,
+    pub dev_srv: String,
+    pub dev_cli: String,
+}
+
+impl BedNames {
+    /// The names `deploy/bed-up.sh` uses by default (`demo`'s bed, and the runbook's).
+    pub fn default_bed() -> BedNames {
+        BedNames::new("xdptcp-srv", "xdptcp-cli", "veth-stack", "veth-peer")
+    }
+    /// `bench`'s bed.
+    pub fn bench() -> BedNames {
+        BedNames::new("xdptcp-bench-srv", "xdptcp-bench-cli", "vbench-stack", "vbench-peer")
+    }
+    /// A test's bed, from a short unique tag: namespaces `xdptest-TAG-srv`/`-cli`, interfaces
+    /// `xtTAG-s`/`xtTAG-p`.
+    pub fn test(tag: &str) -> BedNames {
+        BedNames::new(
+            &format!("xdptest-{tag}-srv"),
+            &format!("xdptest-{tag}-cli"),
+            &format!("xt{tag}-s"),
+            &format!("xt{tag}-p"),
+        )
+    }
+    pub fn new(ns_srv: &str, ns_cli: &str, dev_srv: &str, dev_cli: &str) -> BedNames {
+        BedNames { ns_srv: ns_srv.into(), ns_cli: ns_cli.into(), dev_srv: dev_srv.into(), dev_cli: dev_cli.into() }
+    }
+}
+
+/// How a bed is built.
+#[derive(Debug, Clone)]
+pub struct BedConfig {
+    pub names: BedNames,
+    /// Receive (and transmit) queues on each end.
+    pub queues: u32,
+    /// The stack shares the kernel's address on its end (`true`, the default), or owns it (the
+    /// end carries no address and the stack answers ARP and ICMP itself).
+    pub shared_address: bool,
+}
+
+impl BedConfig {
+    pub fn new(names: BedNames) -> BedConfig {
+        BedConfig { names, queues: 1, shared_address: true }
+    }
+    pub fn queues(mut self, n: u32) -> Self {
+        self.queues = n;
+        self
+    }
+    pub fn shared_address(mut self, shared: bool) -> Self {
+        self.shared_address = shared;
+        self
+    }
+}
+
+/// A bed that is up. Dropping it removes it (unless [`Bed::keep`] was called).
+#[derive(Debug)]
+pub struct Bed {
+    pub cfg: BedConfig,
+    /// Where the embedded scripts were written.
+    dir: PathBuf,
+    keep: bool,
+}
+
+impl Bed {
+    /// Builds the bed (idempotent: a leftover bed of the same names is reused and re-set).
+    /// Needs root, bash, iproute2 and ethtool.
+    pub fn up(cfg: BedConfig) -> Result<Bed> {
+        let dir = std::env::temp_dir().join(format!("xdptcp-bed-{}-{}", std::process::id(), cfg.names.ns_srv));
+        std::fs::create_dir_all(&dir).context("create a temporary directory")?;
+        for (name, body) in [("bed-env.sh", BED_ENV), ("bed-up.sh", BED_UP), ("bed-down.sh", BED_DOWN)] {
+            std::fs::write(dir.join(name), body).with_context(|| format!("write {name}"))?;
+        }
+        let bed = Bed { cfg, dir, keep: false };
+        let st = bed.script("bed-up.sh").status().context("run bed-up.sh (needs bash, iproute2, ethtool)")?;
+        if !st.success() {
+            bail!("bed-up.sh failed ({st})");
+        }
+        Ok(bed)
+    }
+
+    fn script(&self, name: &str) -> Command {
+        let n = &self.cfg.names;
+        let mut c = Command::new("bash");
+        c.arg(self.dir.join(name))
+            .env("XDPTCP_NS_SRV", &n.ns_srv)
+            .env("XDPTCP_NS_CLI", &n.ns_cli)
+            .env("XDPTCP_DEV_SRV", &n.dev_srv)
+            .env("XDPTCP_DEV_CLI", &n.dev_cli)
+            .env("XDPTCP_QUEUES", self.cfg.queues.to_string())
+            .env("XDPTCP_ADDR_MODE", if self.cfg.shared_address { "shared" } else { "own" });
+        c
+    }
+
+    pub fn names(&self) -> &BedNames {
+        &self.cfg.names
+    }
+
+    /// `prog` in the stack's namespace.
+    pub fn in_srv(&self, prog: impl AsRef<std::ffi::OsStr>) -> Command {
+        in_ns(&self.cfg.names.ns_srv, prog)
+    }
+
+    /// `prog` in the kernel peer's namespace.
+    pub fn in_cli(&self, prog: impl AsRef<std::ffi::OsStr>) -> Command {
+        in_ns(&self.cfg.names.ns_cli, prog)
+    }
+
+    /// A kernel TCP connection from the peer's namespace, made by a thread that joined that
+    /// namespace (a socket stays in the namespace it was made in).
+    pub fn peer_connect(&self, to: std::net::SocketAddr, timeout: Duration) -> std::io::Result<std::net::TcpStream> {
+        let ns = format!("/var/run/netns/{}", self.cfg.names.ns_cli);
+        std::thread::spawn(move || {
+            use std::os::fd::AsRawFd;
+            let f = std::fs::File::open(&ns)?;
+            // SAFETY: setns(2) on a namespace file we opened; it changes this thread only.
+            if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            std::net::TcpStream::connect_timeout(&to, timeout)
+        })
+        .join()
+        .map_err(|_| std::io::Error::other("connect thread panicked"))?
+    }
+
+    /// Leaves the bed in place when dropped (remove it with `deploy/bed-down.sh`).
+    pub fn keep(&mut self) {
+        self.keep = true;
+    }
+}
+
+impl Drop for Bed {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = self.script("bed-down.sh").status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `prog` in namespace `ns`.
+pub fn in_ns(ns: &str, prog: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns]).arg(prog);
+    c
+}
+
+/// Stops a `serve` (or any) child with SIGINT, which asks it for its summary, and waits up to
+/// 5 s before killing it. Returns its exit status.
+pub fn interrupt(mut c: Child) -> Option<std::process::ExitStatus> {
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(c.id() as libc::pid_t, libc::SIGINT);
+    }
+    for _ in 0..100 {
+        if let Ok(Some(st)) = c.try_wait() {
+            return Some(st);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = c.kill();
+    c.wait().ok()
+}
