@@ -11,7 +11,6 @@ use bed::privileged;
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::mpsc;
 use std::thread;
@@ -361,46 +360,27 @@ const E2E_PORT: u16 = 7;
 struct Bed {
     srv: String,
     cli: String,
+    _bed: xdptcp::rig::bed::Bed,
 }
 
 impl Bed {
     fn up() -> Bed {
+        use xdptcp::rig::bed::{BedConfig, BedNames};
         let id = std::process::id();
-        let bed = Bed { srv: format!("xdptest-ceil-s{id}"), cli: format!("xdptest-ceil-c{id}") };
-        let out = bed.script("bed-up.sh");
-        assert!(out.status.success(), "bed-up.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+        let (srv, cli) = (format!("xdptest-ceil-s{id}"), format!("xdptest-ceil-c{id}"));
+        let cfg = BedConfig::new(BedNames::new(&srv, &cli, DEV_SRV, DEV_CLI))
+            .shared_address(false)
+            .set("XDPTCP_MAC_SRV", MAC_SRV.to_string())
+            .set("XDPTCP_MAC_CLI", MAC_CLI.to_string())
+            .set("XDPTCP_IP4_SRV", format!("{IP_SRV}/24"))
+            .set("XDPTCP_IP4_CLI", format!("{IP_CLI}/24"));
+        let bed = Bed { srv, cli, _bed: xdptcp::rig::bed::Bed::up(cfg).expect("bed up") };
         let ip = IP_SRV.to_string();
         let mac = MAC_SRV.to_string();
         let args = ["-n", &bed.cli, "neigh", "replace", &ip, "lladdr", &mac, "dev", DEV_CLI, "nud", "permanent"];
         let out = Command::new("ip").args(args).output().expect("run ip neigh");
         assert!(out.status.success(), "ip neigh replace failed: {}", String::from_utf8_lossy(&out.stderr));
         bed
-    }
-
-    fn script(&self, name: &str) -> std::process::Output {
-        Command::new("bash")
-            .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy").join(name))
-            .env("XDPTCP_NS_SRV", &self.srv)
-            .env("XDPTCP_NS_CLI", &self.cli)
-            .env("XDPTCP_DEV_SRV", DEV_SRV)
-            .env("XDPTCP_DEV_CLI", DEV_CLI)
-            .env("XDPTCP_QUEUES", "1")
-            .env("XDPTCP_ADDR_MODE", "own")
-            .env("XDPTCP_MAC_SRV", MAC_SRV.to_string())
-            .env("XDPTCP_MAC_CLI", MAC_CLI.to_string())
-            .env("XDPTCP_IP4_SRV", format!("{IP_SRV}/24"))
-            .env("XDPTCP_IP4_CLI", format!("{IP_CLI}/24"))
-            .output()
-            .expect("run a deploy script")
-    }
-}
-
-impl Drop for Bed {
-    fn drop(&mut self) {
-        let out = self.script("bed-down.sh");
-        if !out.status.success() {
-            eprintln!("bed-down.sh: {}", String::from_utf8_lossy(&out.stderr));
-        }
     }
 }
 

@@ -63,11 +63,18 @@ pub struct BedConfig {
     /// The stack shares the kernel's address on its end (`true`, the default), or owns it (the
     /// end carries no address and the stack answers ARP and ICMP itself).
     pub shared_address: bool,
+    /// Other `deploy/bed-env.sh` settings (`XDPTCP_MAC_SRV`, `XDPTCP_IP4_CLI`, `XDPTCP_MTU`, ...).
+    pub settings: Vec<(String, String)>,
 }
 
 impl BedConfig {
     pub fn new(names: BedNames) -> BedConfig {
-        BedConfig { names, queues: 1, shared_address: true }
+        BedConfig { names, queues: 1, shared_address: true, settings: Vec::new() }
+    }
+    /// Sets another `deploy/bed-env.sh` variable, e.g. `set("XDPTCP_MTU", "3000")`.
+    pub fn set(mut self, var: &str, value: impl Into<String>) -> Self {
+        self.settings.push((var.to_string(), value.into()));
+        self
     }
     pub fn queues(mut self, n: u32) -> Self {
         self.queues = n;
@@ -114,7 +121,8 @@ impl Bed {
             .env("XDPTCP_DEV_SRV", &n.dev_srv)
             .env("XDPTCP_DEV_CLI", &n.dev_cli)
             .env("XDPTCP_QUEUES", self.cfg.queues.to_string())
-            .env("XDPTCP_ADDR_MODE", if self.cfg.shared_address { "shared" } else { "own" });
+            .env("XDPTCP_ADDR_MODE", if self.cfg.shared_address { "shared" } else { "own" })
+            .envs(self.cfg.settings.iter().map(|(k, v)| (k, v)));
         c
     }
 
