@@ -298,10 +298,21 @@ mod ctl {
             p.shared.active.store(on, Ordering::Relaxed);
             let stop = Arc::new(AtomicBool::new(false));
             let st = Arc::clone(&stop);
+            let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<()>(1);
             let thread = std::thread::Builder::new()
                 .name("xdptcp-shield".into())
-                .spawn(move || run(p, written, &st))
+                .spawn(move || {
+                    // Spawned while the main thread still holds its capabilities; this thread
+                    // needs none (engine::caps), and `serve` checks that no thread kept any
+                    // right after the start: drop them before the start returns.
+                    if let Err(e) = crate::engine::caps::drop_capabilities() {
+                        eprintln!("xdptcp: SYN shield thread: {e}");
+                    }
+                    let _ = ready_tx.send(());
+                    run(p, written, &st)
+                })
                 .context("spawn the SYN shield thread")?;
+            let _ = ready_rx.recv();
             Ok(Controller { stop, thread: Some(thread) })
         }
     }
@@ -316,11 +327,6 @@ mod ctl {
     }
 
     fn run<C: Clock>(p: ControllerParts<C>, mut written: Option<u64>, stop: &AtomicBool) {
-        // Spawned by Engine::start while the main thread still holds its capabilities; this
-        // thread needs none (engine::caps).
-        if let Err(e) = crate::engine::caps::drop_capabilities() {
-            eprintln!("xdptcp: SYN shield thread: {e}");
-        }
         let mut auto = AutoSwitch::default();
         let mut last = (p.clock.now(), p.steering.stat(XskStat::Syn).unwrap_or(0), 0u64);
         let mut warned = false;

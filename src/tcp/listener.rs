@@ -359,8 +359,20 @@ impl Shard {
             return None;
         }
         let c = self.check_cookie(now, &t, seg).ok()?;
-        self.time_wait_reused(&t);
-        Some(self.complete_passive(now, t, c.iss, c.irs, c.neg, c.rcv_wscale, seg, tx, false))
+        // The entry goes before the connection comes (one tuple, one table), but the flow
+        // directory is told only once the connection holds the tuple: another core reading
+        // it in between would find the tuple held by nobody and make a second connection from
+        // the next segment (it carries the same cookie). If no connection is made (accept
+        // queue or table full), TIME-WAIT stays.
+        let old = self.time_wait.remove(&t)?;
+        let v = self.complete_passive(now, t, c.iss, c.irs, c.neg, c.rcv_wscale, seg, tx, false);
+        if self.find(&t).is_some() {
+            self.counters.tcp_ext_tw_recycled += 1;
+        } else {
+            self.time_wait.insert(t, old);
+        }
+        self.touched(&t);
+        Some(v)
     }
 
     /// RFC 4987 §3.6: an ACK that matches nothing may carry a cookie.
