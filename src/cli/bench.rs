@@ -400,7 +400,7 @@ fn loss_on_bed(a: &LossArgs) -> Result<()> {
     let mut verified: BTreeMap<&str, usize> = BTreeMap::new();
     let mut failed = Vec::new();
     for round in 0..a.rounds {
-        for b in [Backend::Kernel, Backend::Xdp, Backend::Shield] {
+        for b in [Backend::Kernel, Backend::Xdp] {
             if xdptcp::engine::signals::stop_requested() {
                 bail!("interrupted");
             }
@@ -840,7 +840,7 @@ pub fn compare(a: &CompareArgs) -> Result<()> {
     };
     let mut results: BTreeMap<&str, Vec<BTreeMap<String, f64>>> = BTreeMap::new();
     for round in 0..a.rounds {
-        for b in [Backend::Kernel, Backend::Xdp] {
+        for b in [Backend::Kernel, Backend::Xdp, Backend::Shield] {
             if xdptcp::engine::signals::stop_requested() {
                 bail!("interrupted");
             }
