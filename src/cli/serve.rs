@@ -133,7 +133,12 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
             }
             out.line(line);
         }
-        if !checksum_warned && checksum_offload_suspected(&now_stats, &last) {
+        // With the shield on, SYNs with a bad checksum are dropped by the XDP program, before
+        // any core sees them: count them too.
+        let xdp_bad = xdp_counter(&now_xdp, "shield_drop_checksum")
+            .saturating_sub(xdp_counter(&last_xdp, "shield_drop_checksum"));
+        let xdp_syn = xdp_counter(&now_xdp, "syn").saturating_sub(xdp_counter(&last_xdp, "syn"));
+        if !checksum_warned && checksum_offload_suspected(&now_stats, &last, xdp_bad, xdp_syn) {
             checksum_warned = true;
             err.line(CHECKSUM_WARNING.replace("{iface}", &cfg_iface));
         }
@@ -182,16 +187,18 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
 const TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
 const CHECKSUM_WARNING: &str = "xdptcp: warning: most TCP segments received on {iface} fail their checksum \
-(counter drop_bad_checksum). The sender is likely a veth or container interface with transmit checksum \
+(counter drop_bad_checksum, or xdp_shield_drop_checksum with the SYN shield on). The sender is likely a veth or container interface with transmit checksum \
 offload on, which leaves checksums to hardware that never computes them; turn it off on the sending side \
 (`ethtool -K <peer-interface> tx off`, inside the peer's namespace). See README, Running in production.";
 
 /// Bad checksums dominate what arrived in the last second: at least 8 of them, and more than
-/// half of the TCP segments received.
-fn checksum_offload_suspected(now: &CoreStats, last: &CoreStats) -> bool {
+/// half of the TCP segments received. `xdp_bad` of the `xdp_syn` SYNs the XDP program's shield
+/// judged had a bad checksum (0 and 0 with the shield off).
+fn checksum_offload_suspected(now: &CoreStats, last: &CoreStats, xdp_bad: u64, xdp_syn: u64) -> bool {
     use xdptcp::tcp::DropReason;
-    let bad = now.tcp.drops_of(DropReason::BadChecksum).saturating_sub(last.tcp.drops_of(DropReason::BadChecksum));
-    let tcp = now.net.rx_tcp.saturating_sub(last.net.rx_tcp);
+    let bad =
+        now.tcp.drops_of(DropReason::BadChecksum).saturating_sub(last.tcp.drops_of(DropReason::BadChecksum)) + xdp_bad;
+    let tcp = now.net.rx_tcp.saturating_sub(last.net.rx_tcp) + xdp_syn;
     bad >= 8 && bad * 2 > tcp
 }
 

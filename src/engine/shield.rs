@@ -83,6 +83,8 @@ pub const NOTE_INTERVAL: Duration = Duration::from_secs(1);
 #[derive(Debug, Default)]
 pub struct ShieldShared {
     active: AtomicBool,
+    /// The listeners are closing (graceful stop): never answer again.
+    stopped: AtomicBool,
     overflows: AtomicU64,
     switches: AtomicU64,
     syn_rate: AtomicU64,
@@ -92,6 +94,15 @@ impl ShieldShared {
     /// The program is answering SYNs (cookies are going out).
     pub fn is_active(&self) -> bool {
         self.active.load(Ordering::Relaxed)
+    }
+
+    /// The listeners are closing: the shield must not answer again.
+    pub fn mark_stopped(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Relaxed)
     }
 
     /// A core saw `n` more SYNs that found its SYN queue full.
@@ -248,6 +259,9 @@ mod ctl {
     pub struct Controller {
         stop: Arc<AtomicBool>,
         thread: Option<JoinHandle<()>>,
+        steering: Arc<Steering>,
+        raw: ShieldConfigRaw,
+        shared: Arc<ShieldShared>,
     }
 
     /// Everything the controller needs.
@@ -298,6 +312,7 @@ mod ctl {
             p.shared.active.store(on, Ordering::Relaxed);
             let stop = Arc::new(AtomicBool::new(false));
             let st = Arc::clone(&stop);
+            let (steering, raw, shared) = (Arc::clone(&p.steering), p.raw, Arc::clone(&p.shared));
             let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<()>(1);
             let thread = std::thread::Builder::new()
                 .name("xdptcp-shield".into())
@@ -313,7 +328,19 @@ mod ctl {
                 })
                 .context("spawn the SYN shield thread")?;
             let _ = ready_rx.recv();
-            Ok(Controller { stop, thread: Some(thread) })
+            Ok(Controller { stop, thread: Some(thread), steering, raw, shared })
+        }
+
+        /// The listeners are closing (`Engine::stop_listening`): the program stops answering
+        /// SYNs now, and `auto` never switches it on again; SYNs then reach the cores, which
+        /// refuse them as a closed port does, where a cookie would only lead the client to an
+        /// ACK answered with a RST.
+        pub fn stop_answering(&self) {
+            self.shared.mark_stopped();
+            if let Err(e) = self.steering.set_shield(&self.raw) {
+                eprintln!("xdptcp: SYN shield: switch off: {e}");
+            }
+            self.shared.set_active(false);
         }
     }
 
@@ -339,7 +366,7 @@ mod ctl {
             let dt = now.saturating_since(last.0).as_nanos().max(1);
             let rate = (syns.saturating_sub(last.1) as u128 * 1_000_000_000 / u128::from(dt)) as u64;
             p.shared.syn_rate.store(rate, Ordering::Relaxed);
-            if p.cfg.mode == ShieldMode::Auto {
+            if p.cfg.mode == ShieldMode::Auto && !p.shared.is_stopped() {
                 let was = auto.is_on();
                 let on = auto.step(now, rate, overflows != last.2, p.cfg.on_rate);
                 if on != was {

@@ -280,6 +280,9 @@ impl Engine {
     /// Graceful stop, first step: every core closes its listeners (new SYNs meet a closed
     /// port; connections not yet accepted are reset) and goes on serving open connections.
     pub fn stop_listening(&self) {
+        if let Some((_, _, c)) = &self.shield {
+            c.stop_answering();
+        }
         self.tell_every_core(|| Control::StopListening);
     }
 

@@ -317,7 +317,7 @@ impl Shard {
     /// Cookies for every listening port may be out there, sent by someone other than this
     /// shard: the XDP program's SYN shield (`bpf/shield.h`) answers SYNs before they reach a
     /// core. While it does, the engine calls this (at least once per second), so cookie ACKs
-    /// are checked (`check_cookie`) for [`COOKIE_WINDOW`] after the last call, as after a
+    /// are checked (`check_cookie`) for `COOKIE_WINDOW` (128 s) after the last call, as after a
     /// cookie this shard sent itself.
     pub fn note_cookies_out(&mut self, now: Instant) {
         for l in self.listeners.values_mut() {
