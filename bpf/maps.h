@@ -52,4 +52,20 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
+/* SYN shield settings: one struct shield_config at key 0 (all zero: shield off). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct shield_config);
+} shield_cfg SEC(".maps");
+
+/* SYN shield cookie keys, slot = epoch & 1: the epoch in use and the next (see shield.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct shield_key);
+} shield_keys SEC(".maps");
+
 #endif /* XDPTCP_MAPS_H */

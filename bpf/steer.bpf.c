@@ -18,6 +18,9 @@
  *     address, ICMPv6 to an owned address or a neighbour solicitation for one.
  * Anything else, and anything we cannot parse, is XDP_PASS.
  *
+ * With the SYN shield on (shield.h), a pure SYN to a listening port is answered here by
+ * XDP_TX with a SYN cookie, or dropped when the stack would refuse it.
+ *
  * Invariant (see the shard's connection table): steering never looks at the source, so a
  * flow lands on whichever rx queue the NIC's RSS (or veth's tx queue choice) put it on, and
  * the shard of that queue owns it or hands it over. ICMP errors come from routers, so they
@@ -50,6 +53,9 @@ static __always_inline void count(__u32 stat)
 	if (v)
 		*v += 1;
 }
+
+/* The SYN shield needs count() and the maps. */
+#include "shield.h"
 
 static __always_inline int class_of_parse_error(int err)
 {
@@ -381,6 +387,11 @@ int xsk_steer(struct xdp_md *ctx)
 	}
 
 	count(match);
+	if (class == CLASS_LISTEN) {
+		ret = shield_syn(ctx);
+		if (ret != SHIELD_CONTINUE)
+			return ret;
+	}
 	/* The flags argument is the verdict when the queue has no socket: let the kernel have
 	 * it rather than drop it (the stack is not running on that queue). */
 	ret = bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);

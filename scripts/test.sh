@@ -30,6 +30,9 @@ echo "== tests (privileged tests need root; with CI=true they never skip)"
 # One test binary at a time for the bed tests: they build namespaces and XDP programs.
 cargo test --no-fail-fast -- --test-threads=2
 
+echo "== interop tests again, with the XDP program's SYN shield on"
+XDPTCP_TEST_SERVE_ARGS="--syn-shield on" cargo test --no-fail-fast --test interop -- --test-threads=2
+
 echo "== fuzz"
 if [ "${FUZZ_SECONDS:-60}" -gt 0 ]; then
 	FUZZ_SECONDS=${FUZZ_SECONDS:-60} scripts/fuzz-smoke.sh

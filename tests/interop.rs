@@ -8,8 +8,8 @@
 #![cfg(feature = "xdp")]
 
 mod bed;
-use bed::serve_bed::{Bed, BIN, SERIAL};
-use bed::{counter, privileged};
+use bed::serve_bed::{shield_from_env, Bed, BIN, SERIAL};
+use bed::{cookies_sent, counter, privileged};
 use std::process::Command;
 use std::time::Duration;
 
@@ -130,7 +130,7 @@ fn syn_flood_while_kernel_clients_connect() {
     let rss_after = rss();
     let summary = bed.stop();
     eprintln!("{flood_out}{out}{summary}rss {rss_before} kB -> {rss_after} kB");
-    assert!(counter(&summary, "TcpExtSyncookiesSent") > 1000, "{summary}");
+    assert!(cookies_sent(&summary) > 1000, "{summary}");
     assert!(rss_after < rss_before + 64 * 1024, "memory grew: {rss_before} kB -> {rss_after} kB");
 }
 
@@ -259,9 +259,12 @@ fn two_queues_cookies_always_port_reuse_through_time_wait() {
     assert_eq!(counter(&summary, "TcpEstabResets"), 0, "{summary}");
     assert!(counter(&summary, "TcpExtTWRecycled") > 0, "the test must reuse ports: {summary}");
     // What crossed cores were SYNs reusing a TIME-WAIT tuple the other core held: at most one
-    // per reuse, each in one hop, none dropped.
+    // per reuse, each in one hop, none dropped. (With XDPTCP_TEST_SERVE_ARGS="--syn-shield on"
+    // the SYN never reaches a core: the cookie ACK ends TIME-WAIT on the core holding it and
+    // the connection stays there, so on veth, where the new socket's segments may land on the
+    // other queue, every one of them crosses; with RSS both incarnations hash alike.)
     let foreign = counter(&summary, "XdptcpForeignShard");
-    assert!(foreign <= counter(&summary, "TcpExtTWRecycled"), "{summary}");
+    assert!(shield_from_env() || foreign <= counter(&summary, "TcpExtTWRecycled"), "{summary}");
     assert_eq!(counter(&summary, "forwarded_to_owner"), foreign, "{summary}");
     assert_eq!(counter(&summary, "handover_dropped"), 0, "{summary}");
 }
@@ -294,7 +297,7 @@ fn two_queues_port_reuse_under_a_syn_flood() {
     let fo = flood.join().expect("flood thread");
     assert!(fo.status.success(), "flood: {}", String::from_utf8_lossy(&fo.stderr));
     let summary = bed.stop();
-    assert!(counter(&summary, "TcpExtSyncookiesSent") > 10_000, "the flood made cookies: {summary}");
+    assert!(cookies_sent(&summary) > 10_000, "the flood made cookies: {summary}");
     assert_eq!(counter(&summary, "TcpPassiveOpens"), 8000, "{summary}");
     assert_eq!(counter(&summary, "handover_dropped"), 0, "{summary}");
 }

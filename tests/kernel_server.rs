@@ -1,4 +1,4 @@
-//! The kernel-socket server (`engine::kernel_server`) over loopback, unprivileged: every bundled
+//! The kernel-socket server (`rig::kernel_server`) over loopback, unprivileged: every bundled
 //! app's rules, checked with plain `std` clients, and the run's statistics.
 //!
 //! Each test starts its own server (two threads sharing each port with `SO_REUSEPORT`) on ports
@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use xdptcp::app::AppKind;
-use xdptcp::engine::kernel_server::{run, KernelServeConfig, KernelServeStats, KernelServer};
+use xdptcp::rig::kernel_server::{run, KernelServeConfig, KernelServeStats, KernelServer};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 const BODY: usize = 1000;

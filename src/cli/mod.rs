@@ -142,6 +142,18 @@ pub enum BackendArg {
     Kernel,
 }
 
+/// `serve --syn-shield`.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ShieldArg {
+    /// Every SYN reaches a core (which makes cookies itself when its SYN queue overflows).
+    Off,
+    /// On while SYNs to listening ports exceed --syn-shield-rate per second or a SYN queue
+    /// overflows, off 10 s after they fall below half that rate (like tcp_syncookies=1).
+    Auto,
+    /// Always on.
+    On,
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
     /// Which TCP serves the apps.
@@ -264,6 +276,18 @@ pub struct ServeArgs {
     /// Capture files kept, FILE included (as tcpdump -W).
     #[arg(long, value_name = "K", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub pcap_files: u32,
+    /// The SYN shield: the XDP program answers each pure SYN to a listening port with the
+    /// stack's SYN cookie itself (XDP_TX), so a SYN flood never reaches the cores; the final
+    /// ACK reaches a core, which checks the cookie. On a veth pair the peer end needs an XDP
+    /// program of its own (any, e.g. `xdptcp xdp-attach --prog pass`) for XDP_TX frames to
+    /// arrive there. Needs SYN cookies on (--syncookies 1 or 2).
+    #[arg(long, value_enum, default_value_t = ShieldArg::Off)]
+    pub syn_shield: ShieldArg,
+    /// --syn-shield auto: SYNs per second (to listening ports, all queues) that switch the
+    /// shield on.
+    #[arg(long, value_name = "N", default_value_t = xdptcp::engine::shield::DEFAULT_ON_RATE,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub syn_shield_rate: u64,
     /// Settings from a TOML file: keys are these flags' long names and the sysctl names they
     /// mirror (`"net.ipv4.tcp_syncookies" = 2`, or `[net.ipv4]` tables); flags given on the
     /// command line win. See cli/config.rs.
@@ -318,6 +342,21 @@ impl ServeArgs {
             }
             seen.push((*p, format!("--also {p}:{app}")));
         }
+        if self.syn_shield != ShieldArg::Off {
+            let mode = self.shield_config().mode;
+            if self.backend == BackendArg::Kernel {
+                bail!(
+                    "--syn-shield {mode}: the shield is part of the XDP program; the kernel backend has \
+                     the kernel's own SYN cookies (net.ipv4.tcp_syncookies)"
+                );
+            }
+            if self.syncookies == 0 {
+                bail!(
+                    "--syn-shield {mode} with --syncookies 0: the shield answers SYNs with cookies, which \
+                     the cores must check; use --syncookies 1 or 2, or --syn-shield off"
+                );
+            }
+        }
         let mut cores = self.cores.clone();
         cores.sort_unstable();
         if let Some(w) = cores.windows(2).find(|w| w[0] == w[1]) {
@@ -336,6 +375,17 @@ impl ServeArgs {
             }
         }
         Ok(())
+    }
+
+    /// The SYN shield's settings.
+    pub fn shield_config(&self) -> xdptcp::engine::shield::ShieldConfig {
+        use xdptcp::engine::shield::{ShieldConfig, ShieldMode};
+        let mode = match self.syn_shield {
+            ShieldArg::Off => ShieldMode::Off,
+            ShieldArg::Auto => ShieldMode::Auto,
+            ShieldArg::On => ShieldMode::On,
+        };
+        ShieldConfig { mode, on_rate: self.syn_shield_rate }
     }
 
     /// The side channels of `serve` (metrics, control socket, capture).

@@ -5,6 +5,7 @@ use super::{BindArg, ServeArgs, XdpModeArg};
 use anyhow::Result;
 use std::fmt::Write as _;
 use xdptcp::engine::secret_file::FleetSecrets;
+use xdptcp::engine::shield::{ShieldMode, ShieldStatus};
 use xdptcp::engine::signals;
 use xdptcp::engine::stats_file::{self, WriterState};
 use xdptcp::engine::xdp::{Engine, EngineConfig};
@@ -53,6 +54,7 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
         },
         directory_slots: a.directory_slots,
         cookie_secrets,
+        shield: a.shield_config(),
     };
     let cfg_iface = cfg.iface.clone();
     let ports: Vec<String> = cfg.apps.iter().map(|(p, k)| format!("{p}/{k:?}")).collect();
@@ -71,12 +73,20 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
         engine.queues(),
         a.drain_timeout
     ));
+    if let Some(st) = engine.shield_status() {
+        let when = match st.mode {
+            ShieldMode::Auto => format!(" while SYNs exceed {}/s or a SYN queue overflows", a.syn_shield_rate),
+            _ => String::new(),
+        };
+        out.line(format!("xdptcp: SYN shield {}: the XDP program answers SYNs with cookies{when}", st.mode));
+    }
     if !held.is_empty() {
         err.line(format!("xdptcp: warning: threads still holding capabilities: {held}"));
     }
     #[allow(clippy::disallowed_methods)] // wall clock for the report only
     let start = std::time::Instant::now();
     let mut last = CoreStats::default();
+    let mut last_xdp: Vec<(&'static str, u64)> = Vec::new();
     let mut next_tick = start + TICK;
     let mut ticks = 0u64;
     let mut drain_deadline: Option<std::time::Instant> = None;
@@ -113,20 +123,34 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
         next_tick += TICK;
         ticks += 1;
         let now_stats = CoreStats::total(&engine.snapshot());
+        let shield = engine.shield_status();
+        // The program's counters only when the shield's figures need them (a map read each).
+        let now_xdp = if shield.is_some() { engine.steering_stats() } else { Vec::new() };
         if !a.quiet {
-            out.line(per_second(&now_stats, &last));
+            let mut line = per_second(&now_stats, &last);
+            if let Some(st) = shield {
+                line += &shield_per_second(&st, &now_xdp, &last_xdp);
+            }
+            out.line(line);
         }
-        if !checksum_warned && checksum_offload_suspected(&now_stats, &last) {
+        // With the shield on, SYNs with a bad checksum are dropped by the XDP program, before
+        // any core sees them: count them too.
+        let xdp_bad = xdp_counter(&now_xdp, "shield_drop_checksum")
+            .saturating_sub(xdp_counter(&last_xdp, "shield_drop_checksum"));
+        let xdp_syn = xdp_counter(&now_xdp, "syn").saturating_sub(xdp_counter(&last_xdp, "syn"));
+        if !checksum_warned && checksum_offload_suspected(&now_stats, &last, xdp_bad, xdp_syn) {
             checksum_warned = true;
             err.line(CHECKSUM_WARNING.replace("{iface}", &cfg_iface));
         }
         if let Some(p) = &stats_path {
-            let body = report(&now_stats, start.elapsed().as_secs_f64(), out.dropped());
+            let body = report(&now_stats, start.elapsed().as_secs_f64(), out.dropped())
+                + &shield.map(|st| shield_report(&st, &now_xdp)).unwrap_or_default();
             if let Err(e) = stats_file::write(p, WriterState::Running, &body) {
                 err.line(format!("xdptcp: write --stats-file {}: {e}", p.display()));
             }
         }
         last = now_stats;
+        last_xdp = now_xdp;
         if drain_deadline.is_none() && a.duration.is_some_and(|d| ticks >= d) {
             break "--duration";
         }
@@ -136,10 +160,14 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
     let per_core = engine.snapshot();
     let total = CoreStats::total(&per_core);
     let steering = engine.steering_stats();
+    let shield = engine.shield_status();
     engine.stop();
     let secs = start.elapsed().as_secs_f64();
     let mut summary = format!("--- summary after {secs:.1}s (stopped by {how}) ---\n");
     summary += &report(&total, secs, out.dropped());
+    if let Some(st) = shield {
+        summary += &shield_report(&st, &steering);
+    }
     for (name, v) in steering {
         if v > 0 {
             let _ = writeln!(summary, "xdp_{name:<20} {v}");
@@ -159,16 +187,18 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
 const TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
 const CHECKSUM_WARNING: &str = "xdptcp: warning: most TCP segments received on {iface} fail their checksum \
-(counter drop_bad_checksum). The sender is likely a veth or container interface with transmit checksum \
+(counter drop_bad_checksum, or xdp_shield_drop_checksum with the SYN shield on). The sender is likely a veth or container interface with transmit checksum \
 offload on, which leaves checksums to hardware that never computes them; turn it off on the sending side \
 (`ethtool -K <peer-interface> tx off`, inside the peer's namespace). See README, Running in production.";
 
 /// Bad checksums dominate what arrived in the last second: at least 8 of them, and more than
-/// half of the TCP segments received.
-fn checksum_offload_suspected(now: &CoreStats, last: &CoreStats) -> bool {
+/// half of the TCP segments received. `xdp_bad` of the `xdp_syn` SYNs the XDP program's shield
+/// judged had a bad checksum (0 and 0 with the shield off).
+fn checksum_offload_suspected(now: &CoreStats, last: &CoreStats, xdp_bad: u64, xdp_syn: u64) -> bool {
     use xdptcp::tcp::DropReason;
-    let bad = now.tcp.drops_of(DropReason::BadChecksum).saturating_sub(last.tcp.drops_of(DropReason::BadChecksum));
-    let tcp = now.net.rx_tcp.saturating_sub(last.net.rx_tcp);
+    let bad =
+        now.tcp.drops_of(DropReason::BadChecksum).saturating_sub(last.tcp.drops_of(DropReason::BadChecksum)) + xdp_bad;
+    let tcp = now.net.rx_tcp.saturating_sub(last.net.rx_tcp) + xdp_syn;
     bad >= 8 && bad * 2 > tcp
 }
 
@@ -189,6 +219,37 @@ fn per_second(now: &CoreStats, last: &CoreStats) -> String {
         d(now.io.rx_frames, last.io.rx_frames),
         d(now.io.tx_frames, last.io.tx_frames),
     )
+}
+
+/// A steering program counter by name (0 when absent).
+fn xdp_counter(xdp: &[(&'static str, u64)], name: &str) -> u64 {
+    xdp.iter().find(|(n, _)| *n == name).map_or(0, |(_, v)| *v)
+}
+
+/// The SYN shield's part of the per-second line: whether it is on, the SYN rate it watches,
+/// and what the XDP program answered and dropped in the last second.
+fn shield_per_second(st: &ShieldStatus, now: &[(&'static str, u64)], last: &[(&'static str, u64)]) -> String {
+    let d = |name: &str| xdp_counter(now, name).saturating_sub(xdp_counter(last, name));
+    let state = if st.active { "on" } else { "off" };
+    let mode = if st.mode == ShieldMode::Auto { " (auto)" } else { "" };
+    format!(
+        "  shield {state}{mode}  syn {:>8}/s  xdp syn-acks {:>8}/s drops {:>6}/s",
+        d("syn"),
+        d("shield_synack"),
+        d("shield_drop_checksum") + d("shield_drop_malformed"),
+    )
+}
+
+/// The SYN shield's lines of the summary and the stats file.
+fn shield_report(st: &ShieldStatus, xdp: &[(&'static str, u64)]) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "syn_shield_mode          {}", st.mode);
+    let _ = writeln!(o, "syn_shield_active        {}", u8::from(st.active));
+    let _ = writeln!(o, "syn_shield_switches      {}", st.switches);
+    let _ = writeln!(o, "syn_shield_synacks       {}", xdp_counter(xdp, "shield_synack"));
+    let drops = xdp_counter(xdp, "shield_drop_checksum") + xdp_counter(xdp, "shield_drop_malformed");
+    let _ = writeln!(o, "syn_shield_drops         {drops}");
+    o
 }
 
 /// Every non-zero counter, `nstat` style, plus drop reasons and gauges.

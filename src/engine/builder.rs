@@ -6,6 +6,7 @@
 //! backlog 4096, 4096 UMEM frames of 2 KiB per queue, Linux's TCP defaults in [`tcp::Config`]).
 
 use super::ops::OpsConfig;
+use super::shield::ShieldConfig;
 use super::xdp::{Engine, EngineConfig};
 use super::{signals, CoreStats};
 use crate::app::{App, CoreInfo, Handler};
@@ -36,6 +37,7 @@ impl EngineConfig {
             xsk: XskConfig::default(),
             directory_slots: DEFAULT_DIRECTORY_SLOTS,
             cookie_secrets: None,
+            shield: ShieldConfig::default(),
         }
     }
 }
@@ -126,6 +128,13 @@ impl EngineBuilder {
     /// UMEM and ring sizes per queue.
     pub fn xsk(mut self, xsk: XskConfig) -> Self {
         self.cfg.xsk = xsk;
+        self
+    }
+
+    /// The SYN-cookie shield of the XDP program (off by default; `ShieldMode::Auto` answers
+    /// SYNs in XDP while a flood lasts, see `engine::shield`).
+    pub fn syn_shield(mut self, shield: ShieldConfig) -> Self {
+        self.cfg.shield = shield;
         self
     }
 

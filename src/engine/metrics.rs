@@ -32,6 +32,7 @@
 //! own. `GET /metrics` answers 200; any other path 404; any other method 405.
 
 use super::pcap::PcapStats;
+use super::shield::ShieldStatus;
 use super::CoreStats;
 use crate::tcp::DropReason;
 use std::fmt::Write as _;
@@ -58,6 +59,8 @@ pub struct Sample<'a> {
     pub cores_expected: usize,
     /// The steering program's counters, summed over CPUs.
     pub steering: &'a [(&'static str, u64)],
+    /// The SYN shield, when `--syn-shield` is not off.
+    pub shield: Option<ShieldStatus>,
     /// The pcap writer, when `--pcap` is on.
     pub pcap: Option<&'a PcapStats>,
 }
@@ -188,6 +191,25 @@ pub fn render(s: &Sample<'_>) -> String {
         let _ = writeln!(o, "# HELP xdptcp_xdp_{name} XDP steering program counter {name}, summed over CPUs.");
         let _ = writeln!(o, "# TYPE xdptcp_xdp_{name} counter");
         let _ = writeln!(o, "xdptcp_xdp_{name} {v}");
+    }
+
+    if let Some(sh) = s.shield {
+        let mode = sh.mode;
+        let rows: [(&str, &str, Kind, u64); 3] = [
+            (
+                "syn_shield_active",
+                "1 while the XDP program answers SYNs to listening ports with cookies",
+                Kind::Gauge,
+                u64::from(sh.active),
+            ),
+            ("syn_shield_switches", "Times the SYN shield went on or off", Kind::Counter, sh.switches),
+            ("syn_shield_syn_rate", "Pure SYNs per second to listening ports, last sample", Kind::Gauge, sh.syn_rate),
+        ];
+        for (name, help, kind, v) in rows {
+            let _ = writeln!(o, "# HELP xdptcp_{name} {help}.");
+            let _ = writeln!(o, "# TYPE xdptcp_{name} {}", kind.name());
+            let _ = writeln!(o, "xdptcp_{name}{{mode=\"{mode}\"}} {v}");
+        }
     }
 
     if let Some(p) = s.pcap {
@@ -387,8 +409,16 @@ mod tests {
         let cores = two_cores();
         let stats = PcapStats::default();
         let steer = [("seen", 9u64), ("redirected", 8)];
-        let t = render(&Sample { cores: &cores, cores_expected: 3, steering: &steer, pcap: Some(&stats) });
+        let shield = Some(ShieldStatus {
+            mode: super::super::shield::ShieldMode::Auto,
+            active: true,
+            switches: 3,
+            syn_rate: 52_000,
+        });
+        let t = render(&Sample { cores: &cores, cores_expected: 3, steering: &steer, shield, pcap: Some(&stats) });
         assert!(t.ends_with('\n'));
+        assert!(t.contains("\nxdptcp_syn_shield_active{mode=\"auto\"} 1\n"), "{t}");
+        assert!(t.contains("\nxdptcp_syn_shield_syn_rate{mode=\"auto\"} 52000\n"), "{t}");
         let mut typed = std::collections::HashSet::new();
         let mut current = String::new();
         for l in t.lines() {

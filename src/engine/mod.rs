@@ -26,6 +26,7 @@ pub mod owners;
 pub mod pcap;
 pub mod preflight;
 pub mod secret_file;
+pub mod shield;
 pub mod stats_file;
 #[cfg(feature = "xdp")]
 pub mod xdp;

@@ -12,6 +12,7 @@
 use super::control::{self, ControlServer};
 use super::metrics::{self, MetricsServer, Sample};
 use super::pcap::{Capture, PcapConfig, Tap};
+use super::shield::ShieldStatus;
 use super::{snapshot_of, Control};
 use anyhow::{Context, Result};
 use crossbeam_channel::Sender;
@@ -91,11 +92,11 @@ impl Bound {
     }
 
     /// Starts the threads: `ctl` reaches the cores, `steering` reads the XDP program's
-    /// counters.
+    /// counters and the SYN shield's state.
     pub fn start(
         mut self,
         ctl: Vec<Sender<Control>>,
-        steering: impl Fn() -> Vec<(&'static str, u64)> + Send + 'static,
+        steering: impl Fn() -> (Vec<(&'static str, u64)>, Option<ShieldStatus>) + Send + 'static,
     ) -> Result<Ops> {
         let stop = Arc::new(AtomicBool::new(false));
         let pcap = self.capture.as_ref().map(|c| Arc::clone(&c.stats));
@@ -105,11 +106,12 @@ impl Bound {
             let ctl = ctl.clone();
             let body = move || {
                 let cores = snapshot_of(&ctl, SCRAPE_TIMEOUT);
-                let st = steering();
+                let (st, shield) = steering();
                 metrics::render(&Sample {
                     cores: &cores,
                     cores_expected: ctl.len(),
                     steering: &st,
+                    shield,
                     pcap: pcap.as_deref(),
                 })
             };

@@ -4,6 +4,7 @@
 use super::ops::{Ops, OpsConfig};
 use super::pcap::{Tap, Tapped};
 use super::secret_file::{cookie_epoch, cookie_key, FleetClock, FleetSecrets};
+use super::shield::{self, ShieldConfig, ShieldMode, ShieldShared, ShieldStatus};
 use super::{connect_cores, random_secrets, snapshot_of, Control, Core, CoreStats, HandoverConfig, MonoClock};
 use crate::app::{App, CoreInfo};
 use crate::io::xdp::{AddressMode, AttachMode, BindMode, SteerConfig, Steering, XdpLink, XskConfig};
@@ -46,6 +47,8 @@ pub struct EngineConfig {
     /// cookie master, ISN and timestamp keys come from it instead of getrandom, and the clock
     /// reads UNIX time so that cookie epochs agree between hosts. `None`: drawn at start.
     pub cookie_secrets: Option<FleetSecrets>,
+    /// The SYN shield of the XDP program (`serve --syn-shield`, see `engine::shield`).
+    pub shield: ShieldConfig,
 }
 
 /// How long stopping waits for the core threads.
@@ -58,6 +61,9 @@ pub struct Engine {
     queues: u32,
     /// Metrics endpoint, control socket, capture (`serve --metrics/--control-socket/--pcap`).
     ops: Option<Ops>,
+    /// The SYN shield's controller and what it shares with the cores; None when off.
+    /// Declared before `steering`: its thread writes the program's maps until dropped.
+    shield: Option<(ShieldMode, Arc<ShieldShared>, shield::Controller)>,
     // Declared last: detach only after the sockets are gone (the metrics thread holds a
     // reference until it is joined, which happens before the fields drop).
     steering: Arc<Steering>,
@@ -134,6 +140,13 @@ impl Engine {
         } else {
             cfg
         };
+        if cfg.shield.mode != ShieldMode::Off && cfg.tcp.syncookies == tcp::SynCookies::Off {
+            bail!(
+                "--syn-shield {}: the shield answers SYNs with cookies, which the cores must check; \
+                 it needs SYN cookies on (--syncookies 1 or 2)",
+                cfg.shield.mode
+            );
+        }
         let umem = u64::from(cfg.xsk.frame_count) * u64::from(cfg.xsk.frame_size) * u64::from(queues);
         preflight::check_memlock(caps, umem, preflight::memlock_limit())?;
         let bound = ops.bind()?;
@@ -150,6 +163,7 @@ impl Engine {
             SteerConfig { listen, client_ports: None, owned: cfg.addrs.clone(), address_mode: cfg.address_mode };
         let mut steering = Steering::load(&steer).context("load the XDP steering program")?;
         steering.attach(&cfg.iface, cfg.attach)?;
+        let steering = Arc::new(steering);
 
         // A fleet shares the keys, and its clock reads UNIX time (FleetClock says why).
         let (secrets, master, clock) = match &cfg.cookie_secrets {
@@ -193,6 +207,7 @@ impl Engine {
             ..HandoverConfig::default()
         };
         connect_cores(&mut cores, &handover);
+        let shield_shared = (cfg.shield.mode != ShieldMode::Off).then(|| Arc::new(ShieldShared::default()));
 
         // Unlisted queues go to the CPUs this process may run on, in order: 0, 1, ... on a
         // free host, the exclusive CPUs of a cpuset otherwise (Kubernetes' static CPU manager,
@@ -209,9 +224,13 @@ impl Engine {
             let mut xsk = cfg.xsk;
             xsk.bind = cfg.bind;
             let tap = bound.tap();
+            let shield = shield_shared.clone();
             let h = std::thread::Builder::new()
                 .name(format!("xdptcp-q{q}"))
-                .spawn(move || core_thread(core, q as u32, pin, iface, xsk, clock, master, ctl_rx, fd_tx, go_rx, tap))
+                .spawn(move || {
+                    let ids = CoreIds { queue: q as u32, pin };
+                    core_thread(core, ids, iface, xsk, clock, master, ctl_rx, fd_tx, go_rx, tap, shield)
+                })
                 .context("spawn core thread")?;
             let fd = fd_rx.recv().map_err(|_| anyhow!("core thread {q} exited"))?.map_err(|e| anyhow!("{e}"))?;
             // SAFETY: the socket stays open until the thread is told to go or to quit, which
@@ -223,10 +242,29 @@ impl Engine {
             threads.push(h);
             ctl.push(ctl_tx);
         }
-        let steering = Arc::new(steering);
+        // The shield last: every core is up and checks the cookies it makes.
+        let shield = match shield_shared {
+            Some(shared) => {
+                let raw = shield::shield_config_raw(&cfg.tcp, &secrets.ts_key, shield::clock_offset_ns(&clock), false);
+                let ctl = shield::Controller::start(shield::ControllerParts {
+                    steering: Arc::clone(&steering),
+                    cfg: cfg.shield,
+                    raw,
+                    master,
+                    clock,
+                    shared: Arc::clone(&shared),
+                })?;
+                Some((cfg.shield.mode, shared, ctl))
+            }
+            None => None,
+        };
         let st = Arc::clone(&steering);
-        let ops = bound.start(ctl.clone(), move || st.stats().map(|s| s.iter().collect()).unwrap_or_default())?;
-        Ok(Engine { threads, ctl, steering, queues, ops: Some(ops) })
+        let sh = shield.as_ref().map(|(m, s, _)| (*m, Arc::clone(s)));
+        let ops = bound.start(ctl.clone(), move || {
+            let counters = st.stats().map(|s| s.iter().collect()).unwrap_or_default();
+            (counters, sh.as_ref().map(|(m, s)| s.status(*m)))
+        })?;
+        Ok(Engine { threads, ctl, steering, queues, ops: Some(ops), shield })
     }
 
     /// The queues served (one core each).
@@ -244,7 +282,15 @@ impl Engine {
     /// Graceful stop, first step: every core closes its listeners (new SYNs meet a closed
     /// port; connections not yet accepted are reset) and goes on serving open connections.
     pub fn stop_listening(&self) {
+        if let Some((_, _, c)) = &self.shield {
+            c.stop_answering();
+        }
         self.tell_every_core(|| Control::StopListening);
+    }
+
+    /// The SYN shield's state; None when `--syn-shield off`.
+    pub fn shield_status(&self) -> Option<ShieldStatus> {
+        self.shield.as_ref().map(|(m, s, _)| s.status(*m))
     }
 
     /// The steering program's per-CPU counters, summed.
@@ -277,6 +323,9 @@ impl Engine {
         if let Some(o) = self.ops.as_mut() {
             o.stop_servers();
         }
+        // The shield's thread first (it writes the program's maps); the program answers with
+        // the keys it has until the link goes with `steering`.
+        self.shield.take();
         self.tell_every_core(|| Control::Stop);
         let deadline = std::time::Instant::now() + STOP_GRACE;
         for t in self.threads.drain(..) {
@@ -302,11 +351,16 @@ impl Drop for Engine {
     }
 }
 
+/// Which queue a core thread serves and which CPU it runs on.
+struct CoreIds {
+    queue: u32,
+    pin: usize,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn core_thread(
     mut core: Core,
-    queue: u32,
-    pin: usize,
+    ids: CoreIds,
     iface: String,
     xsk: XskConfig,
     clock: FleetClock,
@@ -315,7 +369,9 @@ fn core_thread(
     fd_tx: Sender<Result<i32, String>>,
     go: Receiver<bool>,
     mut tap: Option<Tap>,
+    shield: Option<Arc<ShieldShared>>,
 ) {
+    let CoreIds { queue, pin } = ids;
     if !core_affinity::set_for_current(core_affinity::CoreId { id: pin }) {
         eprintln!("xdptcp: queue {queue}: could not pin to core {pin}; running unpinned");
     }
@@ -339,6 +395,7 @@ fn core_thread(
     let mut epoch = u64::MAX;
     let mut idle = 0u32;
     let mut wait_fds: Vec<RawFd> = Vec::with_capacity(4);
+    let mut shield_seen = ShieldSeen::default();
     loop {
         let now = clock.now();
         let e = now.as_nanos() / COOKIE_KEY_PERIOD.as_nanos();
@@ -348,6 +405,9 @@ fn core_thread(
             }
             core.shard.rotate_cookie_key(cookie_key(&master, e));
             epoch = e;
+        }
+        if let Some(s) = &shield {
+            shield_seen.turn(s, &mut core.shard, now);
         }
         // Capture off: one branch per turn, nothing per frame.
         let n = match tap.as_mut() {
@@ -405,4 +465,35 @@ fn wait_any(fds: &[RawFd], ms: i32) {
         fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
     // SAFETY: `p` is a valid array of pollfd for the duration of the call.
     let _ = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, ms) };
+}
+
+/// What a core last told, and last heard from, the SYN shield.
+#[derive(Default)]
+struct ShieldSeen {
+    /// When the shard was last told that cookies are out (None while the shield is off).
+    noted: Option<crate::time::Instant>,
+    /// SYNs that found the SYN queue full, as last reported.
+    overflows: u64,
+}
+
+impl ShieldSeen {
+    /// Once per loop turn: while the XDP program sends cookies, the shard must check cookie
+    /// ACKs (told at least every `shield::NOTE_INTERVAL`); and a SYN-queue overflow is what
+    /// `--syn-shield auto` switches on for. Two loads and a compare when nothing changed.
+    fn turn(&mut self, s: &ShieldShared, shard: &mut Shard, now: crate::time::Instant) {
+        if s.is_active() {
+            if self.noted.is_none_or(|t| now.saturating_since(t) >= shield::NOTE_INTERVAL) {
+                shard.note_cookies_out(now);
+                self.noted = Some(now);
+            }
+        } else {
+            self.noted = None;
+        }
+        let c = shard.counters();
+        let q = c.tcp_ext_tcp_req_q_full_do_cookies.wrapping_add(c.tcp_ext_tcp_req_q_full_drop);
+        if q != self.overflows {
+            s.note_overflows(q.wrapping_sub(self.overflows));
+            self.overflows = q;
+        }
+    }
 }

@@ -314,6 +314,67 @@ impl Shard {
         self.complete_passive(now, t, e.iss, e.irs, e.neg, e.rcv_wscale, seg, tx, true)
     }
 
+    /// Cookies for every listening port may be out there, sent by someone other than this
+    /// shard: the XDP program's SYN shield (`bpf/shield.h`) answers SYNs before they reach a
+    /// core. While it does, the engine calls this (at least once per second), so cookie ACKs
+    /// are checked (`check_cookie`) for `COOKIE_WINDOW` (128 s) after the last call, as after a
+    /// cookie this shard sent itself.
+    pub fn note_cookies_out(&mut self, now: Instant) {
+        for l in self.listeners.values_mut() {
+            l.last_cookie = Some(now);
+        }
+    }
+
+    /// A cookie ACK for a tuple still in TIME-WAIT here. With the SYN shield on, the SYN that
+    /// reused the tuple was answered by the XDP program, which cannot see TIME-WAIT, so the
+    /// entry is still here when the handshake's ACK arrives. The ACK stands for that SYN
+    /// (sequence number SEG.SEQ - 1, the ACK's timestamps): when TIME-WAIT would have let
+    /// that SYN open a new incarnation (RFC 6191, `time_wait::on_segment` says `Reuse`) and
+    /// the cookie is valid, TIME-WAIT ends and the connection is made, as if the stack had
+    /// answered the SYN with a cookie itself. `None`: not such an ACK; TIME-WAIT judges it.
+    ///
+    /// The old incarnation's own ACK (SEG.SEQ = RCV.NXT, SEG.ACK = SND.NXT: the peer ACKing
+    /// our FIN again) is never taken for one, nor is anything with SYN, RST or FIN.
+    pub(crate) fn cookie_ack_in_time_wait(
+        &mut self,
+        now: Instant,
+        t: FourTuple,
+        seg: &TcpRepr<'_>,
+        tx: &mut dyn TxSink,
+    ) -> Option<Verdict> {
+        let f = seg.flags;
+        if !f.ack() || f.syn() || f.rst() || f.fin() {
+            return None;
+        }
+        let e = self.time_wait.get(&t).copied()?;
+        if seg.seq == e.rcv_nxt && seg.ack == e.snd_nxt {
+            return None;
+        }
+        let listening = self.listeners.get(&t.local.port()).is_some_and(|l| l.addr.is_none_or(|a| a == t.local.ip()));
+        if !listening {
+            return None;
+        }
+        let syn = TcpRepr { seq: seg.seq.sub(1), flags: TcpFlags::SYN, payload: &[], ..*seg };
+        if super::time_wait::on_segment(&e, &syn, self.cfg.rfc1337) != super::time_wait::TwVerdict::Reuse {
+            return None;
+        }
+        let c = self.check_cookie(now, &t, seg).ok()?;
+        // The entry goes before the connection comes (one tuple, one table), but the flow
+        // directory is told only once the connection holds the tuple: another core reading
+        // it in between would find the tuple held by nobody and make a second connection from
+        // the next segment (it carries the same cookie). If no connection is made (accept
+        // queue or table full), TIME-WAIT stays.
+        let old = self.time_wait.remove(&t)?;
+        let v = self.complete_passive(now, t, c.iss, c.irs, c.neg, c.rcv_wscale, seg, tx, false);
+        if self.find(&t).is_some() {
+            self.counters.tcp_ext_tw_recycled += 1;
+        } else {
+            self.time_wait.insert(t, old);
+        }
+        self.touched(&t);
+        Some(v)
+    }
+
     /// RFC 4987 §3.6: an ACK that matches nothing may carry a cookie.
     fn on_cookie_ack(&mut self, now: Instant, t: FourTuple, seg: &TcpRepr<'_>, tx: &mut dyn TxSink) -> Verdict {
         match self.check_cookie(now, &t, seg) {

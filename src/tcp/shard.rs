@@ -530,6 +530,9 @@ impl Shard {
         }
         let mut tw_iss = None;
         if self.time_wait.contains_key(&t) {
+            if let Some(v) = self.cookie_ack_in_time_wait(now, t, seg, tx) {
+                return v;
+            }
             match self.on_time_wait(now, t, seg, tx) {
                 Ok(v) => return v,
                 Err(iss) => tw_iss = Some(iss),

@@ -48,6 +48,12 @@ pub fn counter(summary: &str, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// SYN cookies sent, by the cores (`TcpExtSyncookiesSent`) and by the XDP program's SYN shield
+/// (`syn_shield_synacks`), from `serve`'s summary.
+pub fn cookies_sent(summary: &str) -> u64 {
+    counter(summary, "TcpExtSyncookiesSent") + counter(summary, "syn_shield_synacks")
+}
+
 pub const MAC_PEER: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x02]);
 pub const MAC_STACK: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x01]);
 pub const IP4_STACK: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);

@@ -14,6 +14,36 @@ pub static SERIAL: Mutex<()> = Mutex::new(());
 pub struct Bed {
     pub tag: &'static str,
     pub server: Option<Child>,
+    /// `xdptcp xdp-attach --prog pass` on the peer's end while the server runs with the SYN
+    /// shield: on veth an XDP_TX frame reaches the other end only if that end runs an XDP
+    /// program of its own (DESIGN.md, bed facts).
+    pub peer_xdp: Option<Child>,
+}
+
+/// Extra `serve` flags for every test that starts `serve` through a [`Bed`], from the
+/// environment: `XDPTCP_TEST_SERVE_ARGS="--syn-shield on" cargo test --test interop` runs the
+/// same tests against the stack with the SYN shield on (the bed then also puts an XDP program
+/// on the peer's end, see [`Bed::peer_xdp`]).
+pub fn env_serve_args() -> Vec<String> {
+    std::env::var("XDPTCP_TEST_SERVE_ARGS").unwrap_or_default().split_whitespace().map(str::to_owned).collect()
+}
+
+/// True when `args` turn the SYN shield on (`--syn-shield on|auto`, or `=on|=auto`).
+pub fn shield_in(args: &[String]) -> bool {
+    args.iter().enumerate().any(|(i, a)| {
+        let v = match a.strip_prefix("--syn-shield") {
+            Some("") => args.get(i + 1).map(String::as_str),
+            Some(rest) => rest.strip_prefix('='),
+            None => None,
+        };
+        matches!(v, Some("on" | "auto"))
+    })
+}
+
+/// True when the tests run with the SYN shield (from [`env_serve_args`]): a test that counts
+/// cookies must then count the program's too (`syn_shield_synacks` in the summary).
+pub fn shield_from_env() -> bool {
+    shield_in(&env_serve_args())
 }
 
 impl Bed {
@@ -38,7 +68,7 @@ impl Bed {
     }
 
     pub fn up_queues(tag: &'static str, addr_mode: &str, queues: u32) -> Bed {
-        let bed = Bed { tag, server: None };
+        let bed = Bed { tag, server: None, peer_xdp: None };
         let mut c = Command::new("bash");
         c.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/bed-up.sh"))
             .env("XDPTCP_ADDR_MODE", addr_mode)
@@ -54,6 +84,7 @@ impl Bed {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.ns_srv(), BIN, "serve", "--iface", &self.dev_srv(), "--addr", "198.18.0.1"])
             .args(["--port", "7", "--app", "echo", "--also", "80:http", "--quiet"])
+            .args(env_serve_args())
             .args(extra);
         c
     }
@@ -66,11 +97,34 @@ impl Bed {
 
     /// Starts `c` (a [`Bed::serve_command`]) as the server and waits until it is up.
     pub fn serve_with(&mut self, mut c: Command) {
+        let args: Vec<String> = c.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        if shield_in(&args) && self.peer_xdp.is_none() {
+            self.attach_peer_pass();
+        }
         self.server = Some(c.spawn().expect("start serve"));
         std::thread::sleep(Duration::from_millis(1500));
         if let Some(Ok(Some(st))) = self.server.as_mut().map(|s| s.try_wait()) {
             panic!("serve exited early: {st}");
         }
+    }
+
+    /// Puts `xdp_pass` on the peer's end (see [`Bed::peer_xdp`]) and waits until it is there.
+    pub fn attach_peer_pass(&mut self) {
+        let dev = format!("xt{}-p", self.tag);
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns_cli(), BIN, "xdp-attach", "--prog", "pass", "--iface", &dev])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start xdp-attach on the peer");
+        self.peer_xdp = Some(child);
+        for _ in 0..100 {
+            let o = self.cli(&["ip", "link", "show", "dev", &dev]);
+            if String::from_utf8_lossy(&o.stdout).contains("prog/xdp") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("xdp_pass did not attach to {dev}");
     }
 
     /// A kernel TCP connection from the peer's namespace (the socket is made by a thread that
@@ -145,7 +199,7 @@ impl Bed {
 
 impl Drop for Bed {
     fn drop(&mut self) {
-        if let Some(mut c) = self.server.take() {
+        for mut c in [self.server.take(), self.peer_xdp.take()].into_iter().flatten() {
             let _ = c.kill();
             let _ = c.wait();
         }

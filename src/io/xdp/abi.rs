@@ -51,6 +51,79 @@ pub struct AddrKey {
     pub addr: [u8; 16],
 }
 
+/// `SHIELD_F_*`: bits of [`ShieldConfigRaw::flags`].
+pub const SHIELD_F_ON: u32 = 1 << 0;
+pub const SHIELD_F_TIMESTAMPS: u32 = 1 << 1;
+pub const SHIELD_F_WINDOW_SCALING: u32 = 1 << 2;
+pub const SHIELD_F_SACK: u32 = 1 << 3;
+
+/// `SHIELD_KEY_PERIOD_NS`: the cookie-key epoch of the program; the engine's
+/// `COOKIE_KEY_PERIOD` must be the same (it asserts so).
+pub const SHIELD_KEY_PERIOD_NS: u64 = 600 * 1_000_000_000;
+/// `SHIELD_KEY_GRACE_NS`: how long after the cores the program moves to an epoch's key.
+pub const SHIELD_KEY_GRACE_NS: u64 = 1_000_000_000;
+
+/// `struct shield_config`: the single entry of the `shield_cfg` map.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ShieldConfigRaw {
+    /// Engine clock = `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) + this.
+    pub clock_offset_ns: i64,
+    /// SipHash key of the timestamp offsets (`Secrets::ts_key`).
+    pub ts_key: [u8; 16],
+    /// `SHIELD_F_*`.
+    pub flags: u32,
+    pub mss_v4: u16,
+    pub mss_v6: u16,
+    /// Window field of the SYN-ACK.
+    pub window: u16,
+    /// Window scale offered when the SYN offered one.
+    pub rcv_wscale: u8,
+    /// IPv4 TTL / IPv6 hop limit.
+    pub ttl: u8,
+    pub pad: u32,
+}
+
+/// `struct shield_key`: one slot of `shield_keys`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ShieldKeyRaw {
+    /// Engine clock / [`SHIELD_KEY_PERIOD_NS`].
+    pub epoch: u64,
+    pub key: [u8; 16],
+}
+
+const _: () = assert!(size_of::<ShieldConfigRaw>() == 40);
+const _: () = assert!(size_of::<ShieldKeyRaw>() == 24);
+const _: () = assert!(size_of::<ShieldConfigRaw>() == size_of::<btf::shield_config>());
+const _: () = assert!(size_of::<ShieldKeyRaw>() == size_of::<btf::shield_key>());
+
+impl ShieldConfigRaw {
+    /// The bytes the map stores (native endianness, as the program reads them).
+    pub fn to_bytes(self) -> [u8; 40] {
+        let mut b = [0u8; 40];
+        b[0..8].copy_from_slice(&self.clock_offset_ns.to_ne_bytes());
+        b[8..24].copy_from_slice(&self.ts_key);
+        b[24..28].copy_from_slice(&self.flags.to_ne_bytes());
+        b[28..30].copy_from_slice(&self.mss_v4.to_ne_bytes());
+        b[30..32].copy_from_slice(&self.mss_v6.to_ne_bytes());
+        b[32..34].copy_from_slice(&self.window.to_ne_bytes());
+        b[34] = self.rcv_wscale;
+        b[35] = self.ttl;
+        b[36..40].copy_from_slice(&self.pad.to_ne_bytes());
+        b
+    }
+}
+
+impl ShieldKeyRaw {
+    pub fn to_bytes(self) -> [u8; 24] {
+        let mut b = [0u8; 24];
+        b[0..8].copy_from_slice(&self.epoch.to_ne_bytes());
+        b[8..24].copy_from_slice(&self.key);
+        b
+    }
+}
+
 const _: () = assert!(size_of::<SteerConfigRaw>() == 8);
 const _: () = assert!(size_of::<ListenKey>() == 20);
 const _: () = assert!(size_of::<AddrKey>() == 20);
@@ -143,11 +216,23 @@ pub enum XskStat {
     /// An ICMP/ICMPv6 error (unreachable, packet too big, time exceeded, parameter problem)
     /// quoting a TCP segment whose source steering would take in reverse (either mode).
     MatchIcmpError,
+    /// A pure SYN (SYN set; ACK, RST, FIN clear) to a listening (address, port), with the SYN
+    /// shield on or off: the rate `serve --syn-shield auto` watches.
+    Syn,
+    /// SYN shield: a cookie SYN-ACK sent back by the program (`XDP_TX`).
+    ShieldSynack,
+    /// SYN shield: a SYN with a bad IPv4 or TCP checksum, dropped.
+    ShieldDropChecksum,
+    /// SYN shield: a SYN the stack would refuse (malformed options, lengths, source), dropped.
+    ShieldDropMalformed,
+    /// SYN shield on, but the SYN was left to the stack (data on the SYN, no key for the
+    /// epoch, no room to grow the frame).
+    ShieldToStack,
 }
 
 impl XskStat {
     /// `XSK_STAT__MAX`.
-    pub const COUNT: usize = 13;
+    pub const COUNT: usize = 18;
 
     pub const ALL: [XskStat; Self::COUNT] = [
         XskStat::Seen,
@@ -163,6 +248,11 @@ impl XskStat {
         XskStat::MatchArp,
         XskStat::MatchIcmp,
         XskStat::MatchIcmpError,
+        XskStat::Syn,
+        XskStat::ShieldSynack,
+        XskStat::ShieldDropChecksum,
+        XskStat::ShieldDropMalformed,
+        XskStat::ShieldToStack,
     ];
 
     pub const fn index(self) -> usize {
@@ -184,6 +274,11 @@ impl XskStat {
             XskStat::MatchArp => "match_arp",
             XskStat::MatchIcmp => "match_icmp",
             XskStat::MatchIcmpError => "match_icmp_error",
+            XskStat::Syn => "syn",
+            XskStat::ShieldSynack => "shield_synack",
+            XskStat::ShieldDropChecksum => "shield_drop_checksum",
+            XskStat::ShieldDropMalformed => "shield_drop_malformed",
+            XskStat::ShieldToStack => "shield_to_stack",
         }
     }
 }

@@ -18,7 +18,7 @@ use libbpf_rs::libbpf_sys;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, OpenObject, ProgramInput};
 
-use super::abi::{self, AddrKey, ListenKey, SteerConfigRaw, XskStat};
+use super::abi::{self, AddrKey, ListenKey, ShieldConfigRaw, ShieldKeyRaw, SteerConfigRaw, XskStat};
 use super::skel::{SteerSkel, SteerSkelBuilder};
 use super::XdpError;
 
@@ -386,23 +386,52 @@ impl Steering {
             .map_err(bpf_err("write the steering config"))
     }
 
+    /// Writes the SYN shield's settings (`shield_cfg`, see `bpf/shield.h`); with
+    /// [`abi::SHIELD_F_ON`] set the program answers SYNs to listening ports from the next
+    /// frame on. Only `flags` may change while the program runs: a reader may see a
+    /// half-written entry (see `struct shield_config`).
+    pub fn set_shield(&self, cfg: &ShieldConfigRaw) -> Result<(), XdpError> {
+        self.skel
+            .maps
+            .shield_cfg
+            .update(&0u32.to_ne_bytes(), &cfg.to_bytes(), MapFlags::ANY)
+            .map_err(bpf_err("write the SYN shield settings"))
+    }
+
+    /// Writes the cookie key of `key.epoch` into its slot (`epoch & 1` of `shield_keys`).
+    /// The caller never writes the slot of the epoch the program is in (`bpf/shield.h`).
+    pub fn set_shield_key(&self, key: &ShieldKeyRaw) -> Result<(), XdpError> {
+        let slot = (key.epoch & 1) as u32;
+        self.skel
+            .maps
+            .shield_keys
+            .update(&slot.to_ne_bytes(), &key.to_bytes(), MapFlags::ANY)
+            .map_err(bpf_err(format!("write the SYN shield key of epoch {}", key.epoch)))
+    }
+
+    /// One counter of the program, summed over every CPU (one map lookup, where
+    /// [`stats`](Self::stats) makes one per counter).
+    pub fn stat(&self, stat: XskStat) -> Result<u64, XdpError> {
+        let key = (stat as u32).to_ne_bytes();
+        let per_cpu = self
+            .skel
+            .maps
+            .stats
+            .lookup_percpu(&key, MapFlags::ANY)
+            .map_err(bpf_err("read a steering counter"))?
+            .unwrap_or_default();
+        Ok(per_cpu
+            .iter()
+            .filter_map(|v| v.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()))
+            .map(u64::from_ne_bytes)
+            .fold(0u64, u64::wrapping_add))
+    }
+
     /// The program's counters, summed over every CPU.
     pub fn stats(&self) -> Result<SteerStats, XdpError> {
         let mut out = SteerStats::default();
         for stat in XskStat::ALL {
-            let key = (stat as u32).to_ne_bytes();
-            let per_cpu = self
-                .skel
-                .maps
-                .stats
-                .lookup_percpu(&key, MapFlags::ANY)
-                .map_err(bpf_err("read the steering counters"))?
-                .unwrap_or_default();
-            let sum = per_cpu
-                .iter()
-                .filter_map(|v| v.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()))
-                .map(u64::from_ne_bytes)
-                .fold(0u64, u64::wrapping_add);
+            let sum = self.stat(stat)?;
             if let Some(slot) = out.counts.get_mut(stat.index()) {
                 *slot = sum;
             }
@@ -417,6 +446,20 @@ impl Steering {
         let input = ProgramInput { data_in: Some(frame), ..ProgramInput::default() };
         let out = self.skel.progs.xsk_steer.test_run(input).map_err(bpf_err("BPF_PROG_TEST_RUN xsk_steer"))?;
         Ok(out.return_value)
+    }
+
+    /// As [`test_run`](Self::test_run), also returning the frame as the program left it (the
+    /// SYN-ACK after `XDP_TX`).
+    pub fn test_run_frame(&self, frame: &[u8]) -> Result<(u32, Vec<u8>), XdpError> {
+        // The reply can be longer than the SYN; the kernel fails the run (ENOSPC) rather
+        // than cut the output short.
+        let mut out = vec![0u8; frame.len() + 256];
+        let input = ProgramInput { data_in: Some(frame), data_out: Some(&mut out), ..ProgramInput::default() };
+        let res = self.skel.progs.xsk_steer.test_run(input).map_err(bpf_err("BPF_PROG_TEST_RUN xsk_steer"))?;
+        let verdict = res.return_value;
+        let len = res.data.map_or(0, |d| d.len());
+        out.truncate(len);
+        Ok((verdict, out))
     }
 }
 
