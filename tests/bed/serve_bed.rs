@@ -18,6 +18,9 @@ pub struct Bed {
     /// shield: on veth an XDP_TX frame reaches the other end only if that end runs an XDP
     /// program of its own (DESIGN.md, bed facts).
     pub peer_xdp: Option<Child>,
+    /// The namespaces and the veth pair (the library's bed type, with a test's names); removed
+    /// when dropped, after the processes above are gone.
+    pub rig: xdptcp::rig::bed::Bed,
 }
 
 /// Extra `serve` flags for every test that starts `serve` through a [`Bed`], from the
@@ -47,20 +50,14 @@ pub fn shield_from_env() -> bool {
 }
 
 impl Bed {
-    pub fn env(&self, c: &mut Command) {
-        c.env("XDPTCP_NS_SRV", self.ns_srv())
-            .env("XDPTCP_NS_CLI", self.ns_cli())
-            .env("XDPTCP_DEV_SRV", self.dev_srv())
-            .env("XDPTCP_DEV_CLI", format!("xt{}-p", self.tag));
-    }
     pub fn ns_srv(&self) -> String {
-        format!("xdptest-{}-srv", self.tag)
+        self.rig.names().ns_srv.clone()
     }
     pub fn ns_cli(&self) -> String {
-        format!("xdptest-{}-cli", self.tag)
+        self.rig.names().ns_cli.clone()
     }
     pub fn dev_srv(&self) -> String {
-        format!("xt{}-s", self.tag)
+        self.rig.names().dev_srv.clone()
     }
 
     pub fn up(tag: &'static str, addr_mode: &str) -> Bed {
@@ -68,15 +65,10 @@ impl Bed {
     }
 
     pub fn up_queues(tag: &'static str, addr_mode: &str, queues: u32) -> Bed {
-        let bed = Bed { tag, server: None, peer_xdp: None };
-        let mut c = Command::new("bash");
-        c.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/bed-up.sh"))
-            .env("XDPTCP_ADDR_MODE", addr_mode)
-            .env("XDPTCP_QUEUES", queues.to_string());
-        bed.env(&mut c);
-        let st = c.status().expect("run bed-up.sh");
-        assert!(st.success(), "bed-up.sh failed");
-        bed
+        use xdptcp::rig::bed::{BedConfig, BedNames};
+        let cfg = BedConfig::new(BedNames::test(tag)).queues(queues).shared_address(addr_mode == "shared");
+        let rig = xdptcp::rig::bed::Bed::up(cfg).expect("bed up");
+        Bed { tag, server: None, peer_xdp: None, rig }
     }
 
     /// The `serve` command line of [`Bed::serve`], for a test that wants its own stdio.
@@ -130,19 +122,7 @@ impl Bed {
     /// A kernel TCP connection from the peer's namespace (the socket is made by a thread that
     /// joined that namespace; a socket stays in the namespace it was made in).
     pub fn peer_connect(&self, to: &str) -> std::io::Result<std::net::TcpStream> {
-        let ns = format!("/var/run/netns/{}", self.ns_cli());
-        let to: std::net::SocketAddr = to.parse().expect("socket address");
-        std::thread::spawn(move || {
-            use std::os::fd::AsRawFd;
-            let f = std::fs::File::open(&ns)?;
-            // SAFETY: setns(2) on a namespace file we opened; it changes this thread only.
-            if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            std::net::TcpStream::connect_timeout(&to, Duration::from_secs(5))
-        })
-        .join()
-        .expect("connect thread")
+        self.rig.peer_connect(to.parse().expect("socket address"), Duration::from_secs(5))
     }
 
     /// Runs a command in the kernel peer's namespace.
@@ -203,10 +183,7 @@ impl Drop for Bed {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let mut c = Command::new("bash");
-        c.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/bed-down.sh"));
-        self.env(&mut c);
-        let _ = c.status();
+        // `rig` goes next and removes the bed.
     }
 }
 
