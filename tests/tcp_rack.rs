@@ -376,3 +376,30 @@ fn established_no_probe_past_a_zero_window() {
     assert!(sent.iter().all(|&off| off == base + MSS), "only SND.UNA may go out into a zero window: {sent:?}");
     assert_eq!(c.h.shard.counters().tcp_ext_tcp_loss_probes, 0);
 }
+
+/// RFC 8985 §7.4.2 (Linux `tcp_process_tlp_ack` with `FLAG_DSACK_TLP`): only a D-SACK for the
+/// probe itself (ending at TLP.end_seq, one segment long) shows that the probe was not
+/// needed. Here the probe repaired the loss, and its ACK also D-SACKs an earlier segment the
+/// network had duplicated: the episode stays open, and the next ACK past it counts the
+/// repair and reduces the window, as for any loss.
+#[test]
+fn established_dsack_for_other_data_does_not_end_the_probe_episode() {
+    let mut c = Conn::new(plain_cfg(), true);
+    let base = MSS;
+    c.send(4);
+    c.sent();
+    c.h.advance(RTT);
+    c.ack(base + 3 * MSS, &[]);
+    c.wait_for_send(c.rto()).expect("a probe");
+    assert_eq!(c.sent(), vec![base + 3 * MSS]);
+    let cwnd = c.h.shard.info(c.id).unwrap().cwnd;
+    c.h.advance(RTT);
+    c.ack(base + 4 * MSS, &[(base, base + MSS)]);
+    assert_eq!(c.h.shard.counters().tcp_ext_tcp_dsack_recv, 1);
+    c.send(1);
+    assert_eq!(c.sent(), vec![base + 4 * MSS]);
+    c.h.advance(RTT);
+    c.ack(base + 5 * MSS, &[]);
+    assert_eq!(c.h.shard.counters().tcp_ext_tcp_loss_probe_recovery, 1);
+    assert!(c.h.shard.info(c.id).unwrap().ssthresh < cwnd, "the repaired loss reduces the window");
+}

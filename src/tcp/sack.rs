@@ -189,8 +189,8 @@ pub struct SackUpdate {
     /// Bytes SACKed by this ACK that were not SACKed before (RFC 6675 §2: what makes an ACK a
     /// duplicate when SACK is in use).
     pub newly_sacked: u32,
-    /// The first block was a D-SACK (RFC 2883 §4).
-    pub dsack: bool,
+    /// The first block was a D-SACK (RFC 2883 §4): the duplicate range it reports.
+    pub dsack: Option<(SeqNum, SeqNum)>,
     /// The D-SACK lay below SND.UNA (reports a spurious retransmission we cannot undo).
     pub dsack_old: bool,
     /// Blocks ignored as invalid (Linux `TCPSACKDiscard`).
@@ -253,7 +253,7 @@ impl Scoreboard {
             if i == 0 && dsack {
                 // A D-SACK must still be a block of data we sent (Linux validates it too).
                 if s.before(e) && !e.after(snd_max) {
-                    u.dsack = true;
+                    u.dsack = Some((s, e));
                     u.dsack_old = s.before(una);
                 } else {
                     u.discarded += 1;
@@ -525,7 +525,7 @@ mod tests {
         assert_eq!(b.ranges(), &[s(2000, 3000), s(4000, 6000)]);
         // A D-SACK below the ACK is recognised, not recorded.
         let u = b.on_ack(&[s(500, 600), s(7000, 7100)], una, una, max);
-        assert!(u.dsack && u.dsack_old);
+        assert!(u.dsack == Some(s(500, 600)) && u.dsack_old);
         assert_eq!(u.newly_sacked, 100);
         // Four blocks that wrap the sequence space are all rejected.
         let q = 1u32 << 30;

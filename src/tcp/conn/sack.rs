@@ -94,7 +94,7 @@ impl Tcb {
         }
         let u = self.scoreboard.get_or_insert_with(Box::default).on_ack(blocks, seg.ack, una, self.snd_max);
         ctx.counters.tcp_ext_tcp_sack_discard += u64::from(u.discarded);
-        if u.dsack {
+        if u.dsack.is_some() {
             ctx.counters.tcp_ext_tcp_dsack_recv += 1;
             if u.dsack_old {
                 ctx.counters.tcp_ext_tcp_dsack_ignored_no_undo += 1;
