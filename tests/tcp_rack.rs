@@ -377,6 +377,41 @@ fn established_no_probe_past_a_zero_window() {
     assert_eq!(c.h.shard.counters().tcp_ext_tcp_loss_probes, 0);
 }
 
+/// RFC 8985 §6.2 step 2 / §6.3: a retransmission carries its own send time, so one that is
+/// lost too is found as any segment is, once data sent after it is delivered, and goes again
+/// at once (TcpExtTCPLostRetransmit, as Linux counts it). When a retransmission kept its
+/// original's time, RACK could not tell it lost and the RTO repaired it.
+///
+///   t0          --> 0..9                     (2 is lost)
+///   t1 = t0+RTT <-- ACK 2, SACK 3..9          RACK: 2 lost, recovery
+///               --> 2 again, then new 10..12  (the retransmission is lost too)
+///   t1+RTT      <-- ACK 2, SACK 3..12         10..12 went out after 2's retransmission
+///               --> 2 a third time, at once, long before the RTO
+#[test]
+fn established_rack_repairs_a_lost_retransmission_before_the_rto() {
+    let mut c = Conn::new(plain_cfg(), true);
+    let seg = |i: u32| MSS + i * MSS; // after the warm-up segment
+    c.send(10);
+    assert_eq!(c.sent().len(), 10);
+    c.h.advance(RTT);
+    c.ack(seg(2), &[(seg(3), seg(10))]);
+    assert_eq!(c.sent(), vec![seg(2)], "RACK: 2 is lost");
+    let first = c.h.now;
+    let rto = c.rto();
+    c.send(3);
+    assert_eq!(c.sent(), vec![seg(10), seg(11), seg(12)], "new data fills the window (NextSeg rule 2)");
+    c.h.advance(RTT);
+    c.ack(seg(2), &[(seg(3), seg(13))]);
+    assert_eq!(c.sent(), vec![seg(2)], "the lost retransmission goes again");
+    let again = c.h.now.saturating_since(first);
+    assert!(again < rto, "second retransmission {again:?} after the first, RTO {rto:?}");
+    c.h.advance(RTT);
+    c.ack(seg(13), &[]);
+    assert_eq!(c.unacked(), 0);
+    let k = c.h.shard.counters();
+    assert_eq!((k.tcp_ext_tcp_timeouts, k.tcp_ext_tcp_lost_retransmit, k.tcp_retrans_segs), (0, 1, 2));
+}
+
 /// RFC 8985 §7.4.2 (Linux `tcp_process_tlp_ack` with `FLAG_DSACK_TLP`): only a D-SACK for the
 /// probe itself (ending at TLP.end_seq, one segment long) shows that the probe was not
 /// needed. Here the probe repaired the loss, and its ACK also D-SACKs an earlier segment the

@@ -1130,7 +1130,7 @@ impl Tcb {
                 }
             }
         }
-        self.rack_on_ack(ctx, old_una, seg);
+        self.rack_on_ack(ctx);
         if self.tlp.is_some() {
             let pure_dup = ack == old_una && pure && seg.options.sack_count == 0;
             self.tlp_on_ack(ctx, ack, sack, pure_dup);
@@ -1425,7 +1425,8 @@ impl Tcb {
             options: self.options(ctx.now),
             payload: (a, b),
         };
-        let is_retrans = seq.before(self.snd_max);
+        let old_max = self.snd_max;
+        let is_retrans = seq.before(old_max);
         let sent = send_out(ctx, &self.tuple, &seg);
         if sent {
             let (flags, ack, window) = (seg.flags, seg.ack, seg.window);
@@ -1449,8 +1450,15 @@ impl Tcb {
             self.snd_max = self.snd_nxt;
         }
         self.arm_rto(ctx.now);
-        if !is_retrans {
+        if is_retrans {
+            self.rack_on_retransmit(ctx, seq, end.min(old_max));
+        }
+        // A segment that straddles SND.MAX (go-back-N reaching new data) sends the part beyond
+        // it for the first time.
+        if end.after(old_max) {
             self.rack_on_send(ctx, end);
+        }
+        if !is_retrans {
             // RFC 8985 §7.2: new data went out; the probe timer covers the new tail.
             self.schedule_loss_probe(ctx);
         }

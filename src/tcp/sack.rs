@@ -244,6 +244,20 @@ impl Scoreboard {
     /// overlap an earlier block of the same option are ignored and counted. A D-SACK block
     /// (RFC 2883 §4) is recognised and never enters the scoreboard.
     pub fn on_ack(&mut self, blocks: &[(SeqNum, SeqNum)], ack: SeqNum, una: SeqNum, snd_max: SeqNum) -> SackUpdate {
+        self.on_ack_with(blocks, ack, una, snd_max, &mut |_, _| {})
+    }
+
+    /// [`Scoreboard::on_ack`], telling `newly` each stretch that becomes SACKed (RACK, RFC 8985
+    /// §6.2 steps 2-3, reads what an ACK newly delivers). A block that is not recorded (the
+    /// scoreboard is full) is not told either: it is treated as not SACKed everywhere.
+    pub fn on_ack_with(
+        &mut self,
+        blocks: &[(SeqNum, SeqNum)],
+        ack: SeqNum,
+        una: SeqNum,
+        snd_max: SeqNum,
+        newly: &mut dyn FnMut(SeqNum, SeqNum),
+    ) -> SackUpdate {
         let mut u = SackUpdate::default();
         self.advance(una);
         let dsack = is_dsack(blocks, ack);
@@ -272,13 +286,18 @@ impl Scoreboard {
                 *slot = (s, e);
                 nt += 1;
             }
-            u.newly_sacked = u.newly_sacked.saturating_add(self.insert(s, e));
+            u.newly_sacked = u.newly_sacked.saturating_add(self.insert(s, e, newly));
         }
         u
     }
 
+    /// The stretches of `s..e` not SACKed, lowest first.
+    pub fn gaps(&self, s: SeqNum, e: SeqNum) -> impl Iterator<Item = (SeqNum, SeqNum)> + '_ {
+        self.holes(s, e).map(move |(a, b)| (a, b.min(e))).filter(|(a, b)| a.before(*b))
+    }
+
     /// Bytes of `s..e` not covered yet.
-    fn uncovered(&self, s: SeqNum, e: SeqNum) -> u32 {
+    pub fn uncovered(&self, s: SeqNum, e: SeqNum) -> u32 {
         let covered: u32 = self
             .ranges()
             .iter()
@@ -295,11 +314,19 @@ impl Scoreboard {
         e.distance_from(s).saturating_sub(covered)
     }
 
-    /// Records `s..e` (valid: inside SND.UNA..SND.MAX). Returns the bytes newly covered.
-    fn insert(&mut self, s: SeqNum, e: SeqNum) -> u32 {
+    /// Records `s..e` (valid: inside SND.UNA..SND.MAX) and tells `newly` what it newly
+    /// covers. Returns the bytes newly covered.
+    fn insert(&mut self, s: SeqNum, e: SeqNum, newly: &mut dyn FnMut(SeqNum, SeqNum)) -> u32 {
         let new = self.uncovered(s, e);
         if new == 0 {
             return 0;
+        }
+        // Full, and beyond every held range (not touching the last): not recorded (below).
+        let dropped = usize::from(self.n) >= SCOREBOARD_RANGES && self.ranges().last().is_some_and(|l| l.1.before(s));
+        if !dropped {
+            for (a, b) in self.gaps(s, e) {
+                newly(a, b);
+            }
         }
         let mut out = [(SeqNum(0), SeqNum(0)); SCOREBOARD_RANGES + 1];
         let mut k = 0usize;
