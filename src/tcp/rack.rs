@@ -294,6 +294,7 @@ impl SentLog {
 /// variables. Boxed by the TCB and given back when everything is acknowledged, as the send
 /// buffer is, so an idle connection does not pay for it; RACK.min_RTT then starts again
 /// from the next flight's first sample (Linux's own minimum expires too, after 5 minutes).
+/// What must outlive a flight (the reordering window's state) is [`ReoWnd`], in the TCB.
 #[derive(Debug, Clone, Default)]
 pub struct Rack {
     pub log: SentLog,
@@ -301,15 +302,32 @@ pub struct Rack {
 }
 
 impl Rack {
-    /// RFC 8985 §6.2 step 2 for `s..e`, newly delivered (cumulatively or selectively) by the
-    /// ACK being processed; the log still starts at `una`, SND.UNA before that ACK.
-    pub fn on_delivered(&mut self, una: SeqNum, s: SeqNum, e: SeqNum, now: Instant) {
+    /// RFC 8985 §6.2 steps 2 and 3 for `s..e`, newly delivered (cumulatively or selectively)
+    /// by the ACK being processed; the log still starts at `una`, SND.UNA before that ACK.
+    /// `prior_fack` is RACK.fack before the ACK: comparing against it, as Linux does
+    /// (`prior_fack` in `tcp_sacktag_write_queue` and `tcp_clean_rtx_queue`), makes the
+    /// verdict independent of the order in which one ACK's pieces are visited.
+    pub fn on_delivered(
+        &mut self,
+        una: SeqNum,
+        s: SeqNum,
+        e: SeqNum,
+        now: Instant,
+        prior_fack: Option<SeqNum>,
+        reo: &mut ReoWnd,
+    ) {
         for p in self.log.pieces(una) {
             let (lo, hi) = (p.start.max(s), p.end.min(e));
-            if hi.after(lo) {
-                self.state.on_delivered(p.at, hi, now, p.retrans);
+            if !hi.after(lo) {
+                continue;
             }
+            // Step 3: data never retransmitted delivered below RACK.fack arrived out of order.
+            if !p.retrans && prior_fack.is_some_and(|f| lo.before(f)) {
+                reo.reordering_seen = true;
+            }
+            self.state.on_delivered(p.at, hi, now, p.retrans);
         }
+        self.state.fack = Some(self.state.fack.map_or(e, |f| f.max(e)));
     }
 }
 
@@ -323,6 +341,8 @@ pub struct RackState {
     /// RACK.min_RTT: the least RTT seen (Linux keeps a windowed minimum, `tcp_min_rtt`; this
     /// one does not expire).
     pub min_rtt: Option<Duration>,
+    /// RACK.fack (§6.2 step 3): the highest sequence number delivered so far.
+    pub fack: Option<SeqNum>,
 }
 
 impl RackState {
@@ -349,15 +369,94 @@ impl RackState {
         }
         newer
     }
+}
 
-    /// RFC 8985 §6.2 step 4: RACK.reo_wnd = min(RACK.min_RTT / 4, SRTT) (Linux
-    /// `tcp_rack_reo_wnd` with one step, before any reordering was seen: zero in recovery).
-    pub fn reo_wnd(&self, srtt: Option<Duration>, in_recovery: bool) -> Duration {
-        if in_recovery {
+/// RFC 8985 §6.2 step 4: recoveries a widened reordering window lasts (RACK.reo_wnd_persist;
+/// Linux `TCP_RACK_RECOVERY_THRESH`).
+pub const REO_WND_PERSIST: u8 = 16;
+
+/// The reordering window's state (RFC 8985 §6.2 steps 3 and 4), kept in the TCB for the
+/// connection's life, as Linux keeps `reord_seen` and `tp->rack` (8 bytes).
+#[derive(Debug, Clone, Copy)]
+pub struct ReoWnd {
+    /// RACK.dsack_round: SND.MAX when the window last grew. A D-SACK grows it again only once
+    /// SND.UNA is past this, so at most once per round trip; and when the duplicates' D-SACKs
+    /// come back after everything was acknowledged (the usual case), they count once until
+    /// data sent later is delivered, as Linux waits for that (`rack.last_delivered`). Dragged
+    /// along behind SND.UNA so that it never goes stale (RFC 9293 §3.4: sequence numbers
+    /// wrap).
+    round: SeqNum,
+    /// RACK.reo_wnd_mult (Linux `reo_wnd_steps`), 1 to 255.
+    mult: u8,
+    /// RACK.reo_wnd_persist: loss recoveries left before the window shrinks back.
+    persist: u8,
+    /// RACK.reordering_seen (Linux `reord_seen`): never-retransmitted data was delivered below
+    /// data delivered before it. Stays set for the connection's life, as in Linux.
+    pub reordering_seen: bool,
+    /// Segments retransmitted and not yet matched by a D-SACK (Linux counts `total_retrans`
+    /// against `dsack_dups`; this is their difference, 0 to 255).
+    unmatched_retrans: u8,
+}
+
+impl ReoWnd {
+    pub fn new(una: SeqNum) -> Self {
+        ReoWnd { round: una.sub(1), mult: 1, persist: 0, reordering_seen: false, unmatched_retrans: 0 }
+    }
+
+    pub fn mult(&self) -> u8 {
+        self.mult
+    }
+
+    /// RFC 8985 §6.2 step 4, RACK_update_reo_wnd's result, as Linux's `tcp_rack_reo_wnd`
+    /// computes it by default: zero while no reordering was seen and either a recovery (fast or
+    /// after a timeout) is under way or DupThresh segments are SACKed, else RACK.min_RTT / 4
+    /// times RACK.reo_wnd_mult, at most SRTT.
+    pub fn reo_wnd(&self, st: &RackState, srtt: Option<Duration>, recovering: bool, sacked_segs: u32) -> Duration {
+        if !self.reordering_seen && (recovering || sacked_segs >= crate::tcp::sack::DUP_THRESH) {
             return Duration::ZERO;
         }
-        let q = self.min_rtt.map_or(Duration::ZERO, |m| Duration(m.0 / 4));
+        let q = st.min_rtt.map_or(Duration::ZERO, |m| Duration(m.0 / 4)).saturating_mul(u64::from(self.mult));
         srtt.map_or(q, |s| q.min(s))
+    }
+
+    /// An acceptable ACK left SND.UNA at `una`.
+    pub fn on_ack(&mut self, una: SeqNum) {
+        if una.sub(1).after(self.round) {
+            self.round = una.sub(1);
+        }
+    }
+
+    /// RFC 8985 §6.2 step 4: a D-SACK that counts (see `Tcb::rack_on_ack`) arrived.
+    pub fn on_dsack(&mut self, una: SeqNum, snd_max: SeqNum) {
+        if !una.after(self.round) {
+            return;
+        }
+        self.round = snd_max;
+        self.mult = self.mult.saturating_add(1);
+        self.persist = REO_WND_PERSIST;
+    }
+
+    /// RFC 8985 §6.2 step 4: a fast or timeout recovery ended (Linux `tcp_try_undo_recovery`
+    /// without an undo).
+    pub fn on_recovery_end(&mut self) {
+        self.persist = self.persist.saturating_sub(1);
+        if self.persist == 0 {
+            self.mult = 1;
+        }
+    }
+
+    /// A segment was sent again.
+    pub fn on_retransmit(&mut self) {
+        self.unmatched_retrans = self.unmatched_retrans.saturating_add(1);
+    }
+
+    /// A D-SACK reports `segs` duplicate segments. Returns false when more were reported than
+    /// were retransmitted (Linux `tcp_dsack_seen`: the network duplicated them, or the peer
+    /// lies; either way they say nothing about our retransmissions).
+    pub fn match_dsack(&mut self, segs: u32) -> bool {
+        let ok = segs <= u32::from(self.unmatched_retrans);
+        self.unmatched_retrans = (u32::from(self.unmatched_retrans).saturating_sub(segs)) as u8;
+        ok
     }
 }
 
@@ -462,7 +561,53 @@ mod tests {
         // A retransmission "delivered" sooner than the least RTT: no sample.
         assert!(!r.on_delivered(t(25), SeqNum(300), t(35), true));
         assert!(r.on_delivered(t(25), SeqNum(300), t(45), true));
-        assert_eq!(r.reo_wnd(Some(Duration::from_millis(20)), false), Duration::from_millis(5));
-        assert_eq!(r.reo_wnd(Some(Duration::from_millis(20)), true), Duration::ZERO);
+    }
+
+    /// RFC 8985 §6.2 step 4 as Linux's `tcp_rack_reo_wnd` computes it.
+    #[test]
+    fn reo_wnd_follows_reordering_recovery_and_dsacks() {
+        let st = RackState { min_rtt: Some(Duration::from_millis(20)), ..RackState::default() };
+        let srtt = Some(Duration::from_millis(30));
+        let mut r = ReoWnd::new(SeqNum(1000));
+        assert_eq!(r.reo_wnd(&st, srtt, false, 1), Duration::from_millis(5));
+        // No reordering seen: zero in recovery and once DupThresh segments are SACKed.
+        assert_eq!(r.reo_wnd(&st, srtt, true, 1), Duration::ZERO);
+        assert_eq!(r.reo_wnd(&st, srtt, false, 3), Duration::ZERO);
+        r.reordering_seen = true;
+        assert_eq!(r.reo_wnd(&st, srtt, true, 3), Duration::from_millis(5));
+        // One step per round trip.
+        r.on_dsack(SeqNum(1000), SeqNum(5000));
+        r.on_dsack(SeqNum(1000), SeqNum(5000));
+        assert_eq!(r.reo_wnd(&st, srtt, false, 0), Duration::from_millis(10));
+        r.on_ack(SeqNum(5000));
+        r.on_dsack(SeqNum(5000), SeqNum(5000));
+        assert_eq!(r.mult(), 2, "SND.UNA has to pass the round's end");
+        r.on_ack(SeqNum(5001));
+        r.on_dsack(SeqNum(5001), SeqNum(9000));
+        r.on_dsack(SeqNum(5001), SeqNum(9000));
+        // Capped by SRTT.
+        for k in 0..10 {
+            let una = SeqNum(9001 + k);
+            r.on_ack(una);
+            r.on_dsack(una, una);
+        }
+        assert_eq!(r.reo_wnd(&st, srtt, false, 0), Duration::from_millis(30));
+        // Back to one step after 16 recoveries.
+        for _ in 0..REO_WND_PERSIST - 1 {
+            r.on_recovery_end();
+        }
+        assert!(r.mult() > 1);
+        r.on_recovery_end();
+        assert_eq!(r.reo_wnd(&st, srtt, false, 0), Duration::from_millis(5));
+    }
+
+    #[test]
+    fn dsacks_beyond_the_retransmissions_are_dubious() {
+        let mut r = ReoWnd::new(SeqNum(0));
+        assert!(!r.match_dsack(1));
+        r.on_retransmit();
+        r.on_retransmit();
+        assert!(r.match_dsack(2));
+        assert!(!r.match_dsack(1));
     }
 }

@@ -191,6 +191,9 @@ pub struct SackUpdate {
     pub newly_sacked: u32,
     /// The first block was a D-SACK (RFC 2883 §4): the duplicate range it reports.
     pub dsack: Option<(SeqNum, SeqNum)>,
+    /// The D-SACK reported more than was retransmitted, or more than a window (Linux
+    /// `tcp_dsack_seen`): set by the TCB, which counts retransmissions.
+    pub dsack_dubious: bool,
     /// The D-SACK lay below SND.UNA (reports a spurious retransmission we cannot undo).
     pub dsack_old: bool,
     /// Blocks ignored as invalid (Linux `TCPSACKDiscard`).
@@ -294,6 +297,12 @@ impl Scoreboard {
     /// The stretches of `s..e` not SACKed, lowest first.
     pub fn gaps(&self, s: SeqNum, e: SeqNum) -> impl Iterator<Item = (SeqNum, SeqNum)> + '_ {
         self.holes(s, e).map(move |(a, b)| (a, b.min(e))).filter(|(a, b)| a.before(*b))
+    }
+
+    /// SACKed segments (RACK.segs_sacked, RFC 8985 §6.2 step 4): each range counts as many
+    /// `smss`-sized segments as it takes, one at least (Linux counts `sacked_out` in skbs).
+    pub fn sacked_segs(&self, smss: u32) -> u32 {
+        self.ranges().iter().map(|r| r.1.distance_from(r.0).div_ceil(smss.max(1)).max(1)).sum()
     }
 
     /// Bytes of `s..e` not covered yet.

@@ -5,12 +5,12 @@
 //! NextSeg loop) repairs what either algorithm found. A retransmission carries its own time,
 //! so one that is lost too is found the same way and sent again ahead of the NextSeg rules.
 //! Linux runs RACK by default (`tcp_recovery` = 1: `tcp_rack_mark_lost`,
-//! `tcp_rack_detect_loss`).
+//! `tcp_rack_detect_loss`, `tcp_rack_update_reo_wnd`).
 //!
 //! Read RFC 8985 §6 before editing; the log's simplifications are in `tcp/rack.rs`.
 
 use super::{Ctx, Tcb};
-use crate::tcp::sack::Scoreboard;
+use crate::tcp::sack::{SackUpdate, Scoreboard};
 use crate::time::Instant;
 use crate::wire::SeqNum;
 
@@ -38,15 +38,28 @@ impl Tcb {
         }
     }
 
-    /// RFC 8985 §6.2 step 5 for an acceptable ACK, after the scoreboard, SND.UNA and
-    /// congestion control took it (step 2 ran while the scoreboard took it, see
-    /// `sack_on_ack`): mark lost what was sent a reordering window before the most recently
-    /// sent data delivered.
-    pub(super) fn rack_on_ack(&mut self, ctx: &mut Ctx<'_>) {
+    /// RFC 8985 §6.2 steps 4 and 5 for an acceptable ACK, after the scoreboard, SND.UNA and
+    /// congestion control took it (steps 2 and 3 ran while the scoreboard took it, see
+    /// `sack_on_ack`): update the reordering window, then mark lost what was sent a
+    /// reordering window before the most recently sent data delivered. `was_recovering`: a
+    /// recovery was under way before this ACK.
+    pub(super) fn rack_on_ack(&mut self, ctx: &mut Ctx<'_>, sack: SackUpdate, was_recovering: bool) {
         if !self.rack_on(ctx) {
             return;
         }
         let una = self.snd_una;
+        self.reo.on_ack(una);
+        // RFC 8985 §6.2 step 4: each recovery that ends counts down RACK.reo_wnd_persist.
+        if was_recovering && !self.cc.is_recovering() {
+            self.reo.on_recovery_end();
+        }
+        // RFC 8985 §6.2 step 4 widens the window on any D-SACK, once per round trip. Linux
+        // (`tcp_dsack_seen`) counts only D-SACKs that can come from reordering that RACK
+        // mistook for a loss: once reordering has been seen, and not for a loss probe's
+        // retransmission (the probe timer, not RACK, sent it). So do we.
+        if sack.dsack.is_some() && !sack.dsack_dubious && self.reo.reordering_seen && !self.tlp_probe_dsacked(sack) {
+            self.reo.on_dsack(una, self.snd_max);
+        }
         let Some(r) = self.rack.as_deref_mut() else { return };
         r.log.advance(una);
         self.rack_detect_loss(ctx);
@@ -66,11 +79,11 @@ impl Tcb {
         let sack_recovery = self.cc.in_recovery && self.cc.sack_mode;
         // Below HighRxt lie the holes this recovery has sent again.
         let high_rxt = if sack_recovery { self.high_rxt.max(una) } else { una };
-        let (srtt, in_recovery) = (self.rtt.srtt(), self.cc.in_recovery);
+        let (srtt, recovering, reo) = (self.rtt.srtt(), self.cc.is_recovering(), self.reo);
         let sb = self.scoreboard.as_deref().unwrap_or(&Scoreboard::EMPTY);
         let Some(r) = self.rack.as_deref_mut() else { return };
         let Some((rx_t, rx_end)) = r.state.xmit else { return };
-        let wait = r.state.rtt + r.state.reo_wnd(srtt, in_recovery);
+        let wait = r.state.rtt + reo.reo_wnd(&r.state, srtt, recovering, sb.sacked_segs(smss));
         let mut lost_to: Option<SeqNum> = None;
         let mut deadline: Option<Instant> = None;
         let mut relost_segs = 0u32;

@@ -81,15 +81,17 @@ impl Tcb {
     /// The SACK option of an acceptable ACK onto the scoreboard (Linux
     /// `tcp_sacktag_write_queue`), counting what was refused. Also drops what SND.UNA passed.
     /// Before the scoreboard forgets what it held, RACK is told what this ACK newly delivers,
-    /// cumulatively or selectively (RFC 8985 §6.2 step 2, `Rack::on_delivered`).
+    /// cumulatively or selectively (RFC 8985 §6.2 steps 2-3, `Rack::on_delivered`).
     pub(super) fn sack_on_ack(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) -> SackUpdate {
         let old_una = self.snd_una;
         let una = if seg.ack.after(old_una) && !seg.ack.after(self.snd_max) { seg.ack } else { old_una };
         let now = ctx.now;
         let mut rack = if self.rack_on(ctx) { self.rack.as_deref_mut() } else { None };
+        let prior_fack = rack.as_ref().and_then(|r| r.state.fack);
+        let reo = &mut self.reo;
         let mut delivered = |s: SeqNum, e: SeqNum| {
             if let Some(r) = rack.as_deref_mut() {
-                r.on_delivered(old_una, s, e, now);
+                r.on_delivered(old_una, s, e, now, prior_fack, reo);
             }
         };
         if una.after(old_una) {
@@ -110,12 +112,21 @@ impl Tcb {
             return SackUpdate::default();
         }
         let sb = self.scoreboard.get_or_insert_with(Box::default);
-        let u = sb.on_ack_with(blocks, seg.ack, una, self.snd_max, &mut delivered);
+        let mut u = sb.on_ack_with(blocks, seg.ack, una, self.snd_max, &mut delivered);
         ctx.counters.tcp_ext_tcp_sack_discard += u64::from(u.discarded);
-        if u.dsack.is_some() {
+        if let Some((s, e)) = u.dsack {
             ctx.counters.tcp_ext_tcp_dsack_recv += 1;
             if u.dsack_old {
                 ctx.counters.tcp_ext_tcp_dsack_ignored_no_undo += 1;
+            }
+            // Linux `tcp_dsack_seen`: a D-SACK longer than the largest window, or for more
+            // segments than were retransmitted, says nothing about our retransmissions.
+            let len = e.distance_from(s);
+            let segs = len.div_ceil(self.smss.max(1));
+            let matched = self.reo.match_dsack(segs);
+            if len > self.max_snd_wnd || !matched {
+                u.dsack_dubious = true;
+                ctx.counters.tcp_ext_tcp_dsack_ignored_dubious += 1;
             }
         }
         u
