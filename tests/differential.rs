@@ -78,6 +78,7 @@ scenarios! {
     rfc5961_ack_with_data,
     rfc5961_established,
     rfc5961_old_ack_after_data,
+    rack_lost_retransmission,
     sack_blocks_order,
     sack_recovery_sender,
     sack_recovery_three_holes,

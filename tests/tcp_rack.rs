@@ -97,6 +97,11 @@ impl Conn {
         None
     }
 
+    /// Offset (from our first data byte) of the next new segment.
+    fn next_off(&self) -> u32 {
+        self.h.shard.info(self.id).unwrap().snd_nxt.0.wrapping_sub(self.iss1)
+    }
+
     fn unacked(&self) -> u32 {
         self.h.shard.info(self.id).unwrap().unacked
     }
@@ -375,4 +380,169 @@ fn established_no_probe_past_a_zero_window() {
     let sent = c.sent();
     assert!(sent.iter().all(|&off| off == base + MSS), "only SND.UNA may go out into a zero window: {sent:?}");
     assert_eq!(c.h.shard.counters().tcp_ext_tcp_loss_probes, 0);
+}
+
+/// RFC 8985 §6.2 step 2 / §6.3: a retransmission carries its own send time, so one that is
+/// lost too is found as any segment is, once data sent after it is delivered, and goes again
+/// at once (TcpExtTCPLostRetransmit, as Linux counts it). When a retransmission kept its
+/// original's time, RACK could not tell it lost and the RTO repaired it.
+///
+///   t0          --> 0..9                     (2 is lost)
+///   t1 = t0+RTT <-- ACK 2, SACK 3..9          RACK: 2 lost, recovery
+///               --> 2 again, then new 10..12  (the retransmission is lost too)
+///   t1+RTT      <-- ACK 2, SACK 3..12         10..12 went out after 2's retransmission
+///               --> 2 a third time, at once, long before the RTO
+#[test]
+fn established_rack_repairs_a_lost_retransmission_before_the_rto() {
+    let mut c = Conn::new(plain_cfg(), true);
+    let seg = |i: u32| MSS + i * MSS; // after the warm-up segment
+    c.send(10);
+    assert_eq!(c.sent().len(), 10);
+    c.h.advance(RTT);
+    c.ack(seg(2), &[(seg(3), seg(10))]);
+    assert_eq!(c.sent(), vec![seg(2)], "RACK: 2 is lost");
+    let first = c.h.now;
+    let rto = c.rto();
+    c.send(3);
+    assert_eq!(c.sent(), vec![seg(10), seg(11), seg(12)], "new data fills the window (NextSeg rule 2)");
+    c.h.advance(RTT);
+    c.ack(seg(2), &[(seg(3), seg(13))]);
+    assert_eq!(c.sent(), vec![seg(2)], "the lost retransmission goes again");
+    let again = c.h.now.saturating_since(first);
+    assert!(again < rto, "second retransmission {again:?} after the first, RTO {rto:?}");
+    c.h.advance(RTT);
+    c.ack(seg(13), &[]);
+    assert_eq!(c.unacked(), 0);
+    let k = c.h.shard.counters();
+    assert_eq!((k.tcp_ext_tcp_timeouts, k.tcp_ext_tcp_lost_retransmit, k.tcp_retrans_segs), (0, 1, 2));
+}
+
+/// A and B (a segment each) go out together; B's SACK comes an RTT later and A `late` after
+/// that (the reordering timer may fire in between). If A was sent again, the peer D-SACKs
+/// the retransmission when it arrives. Returns whether A was sent again.
+fn a_arrives_late(c: &mut Conn, late: Duration) -> bool {
+    let a = c.next_off();
+    c.send(2);
+    assert_eq!(c.sent(), vec![a, a + MSS]);
+    c.h.advance(RTT);
+    c.ack(a, &[(a + MSS, a + 2 * MSS)]);
+    let until = c.h.now + late;
+    c.h.run_until(until);
+    let resent = c.sent();
+    c.ack(a + 2 * MSS, &[]);
+    if resent.is_empty() {
+        return false;
+    }
+    assert_eq!(resent, vec![a]);
+    c.h.advance(RTT);
+    c.ack(a + 2 * MSS, &[(a, a + MSS)]);
+    assert!(c.sent().is_empty());
+    true
+}
+
+/// A and B go out together and A is lost: the reordering timer sends it again, which repairs
+/// it (one loss recovery, no D-SACK).
+fn a_lost(c: &mut Conn) {
+    let a = c.next_off();
+    c.send(2);
+    assert_eq!(c.sent(), vec![a, a + MSS]);
+    c.h.advance(RTT);
+    c.ack(a, &[(a + MSS, a + 2 * MSS)]);
+    c.wait_for_send(c.rto()).expect("A again");
+    assert_eq!(c.sent(), vec![a]);
+    c.h.advance(RTT);
+    c.ack(a + 2 * MSS, &[]);
+    assert_eq!(c.unacked(), 0);
+}
+
+/// Longer than RACK.min_RTT / 4, shorter than twice that.
+fn late_by_1_5_reo_wnd() -> Duration {
+    Duration(reo_wnd().0 * 3 / 2)
+}
+
+/// RFC 8985 §6.2 steps 3-4 as Linux's `tcp_rack_update_reo_wnd` applies them: reordering is
+/// seen (data never sent again arrives below data delivered before it); then a segment
+/// arrives later than the window allows and is sent again needlessly, and the D-SACK for
+/// the duplicate widens the window by another RACK.min_RTT / 4, so the same reordering is
+/// no longer taken for a loss.
+#[test]
+fn established_rack_dsack_widens_the_reordering_window() {
+    let mut c = Conn::new(plain_cfg(), true);
+    assert!(!a_arrives_late(&mut c, Duration(reo_wnd().0 / 2)), "within the window");
+    assert!(a_arrives_late(&mut c, late_by_1_5_reo_wnd()), "later than the window: sent again");
+    assert_eq!(c.h.shard.counters().tcp_ext_tcp_dsack_recv, 1);
+    assert!(!a_arrives_late(&mut c, late_by_1_5_reo_wnd()), "the window has grown");
+    assert!(!a_arrives_late(&mut c, late_by_1_5_reo_wnd()));
+    assert_eq!(c.h.shard.counters().tcp_retrans_segs, 1);
+}
+
+/// RFC 8985 §6.2 step 4: the widened window lasts 16 loss recoveries (RACK.reo_wnd_persist,
+/// Linux `TCP_RACK_RECOVERY_THRESH`), then shrinks back to RACK.min_RTT / 4.
+#[test]
+fn established_rack_widened_window_lasts_16_recoveries() {
+    let mut c = Conn::new(plain_cfg(), true);
+    assert!(!a_arrives_late(&mut c, Duration(reo_wnd().0 / 2)));
+    assert!(a_arrives_late(&mut c, late_by_1_5_reo_wnd()));
+    for _ in 0..15 {
+        a_lost(&mut c);
+    }
+    assert!(!a_arrives_late(&mut c, late_by_1_5_reo_wnd()), "still wide after 15 recoveries");
+    a_lost(&mut c);
+    assert!(a_arrives_late(&mut c, late_by_1_5_reo_wnd()), "back to min_RTT / 4 after 16");
+}
+
+/// Linux (`tcp_dsack_seen`) counts a D-SACK towards the window only once reordering was seen,
+/// since only then can RACK have mistaken reordering for a loss: a late segment that was
+/// itself sent again (retransmitted data arriving late is not reordering, RFC 8985 §6.2
+/// step 3) leaves the window as it was.
+#[test]
+fn established_rack_dsack_before_any_reordering_leaves_the_window() {
+    let mut c = Conn::new(plain_cfg(), true);
+    assert!(a_arrives_late(&mut c, late_by_1_5_reo_wnd()));
+    assert!(a_arrives_late(&mut c, late_by_1_5_reo_wnd()), "the window did not grow");
+    assert_eq!(c.h.shard.counters().tcp_ext_tcp_dsack_recv, 2);
+}
+
+/// RFC 8985 §7.4.2 (Linux `tcp_process_tlp_ack` with `FLAG_DSACK_TLP`): only a D-SACK for the
+/// probe itself (ending at TLP.end_seq, one segment long) shows that the probe was not
+/// needed. Here the probe repaired the loss, and its ACK also D-SACKs an earlier segment the
+/// network had duplicated: the episode stays open, and the next ACK past it counts the
+/// repair and reduces the window, as for any loss.
+#[test]
+fn established_dsack_for_other_data_does_not_end_the_probe_episode() {
+    let mut c = Conn::new(plain_cfg(), true);
+    let base = MSS;
+    c.send(4);
+    c.sent();
+    c.h.advance(RTT);
+    c.ack(base + 3 * MSS, &[]);
+    c.wait_for_send(c.rto()).expect("a probe");
+    assert_eq!(c.sent(), vec![base + 3 * MSS]);
+    let cwnd = c.h.shard.info(c.id).unwrap().cwnd;
+    c.h.advance(RTT);
+    c.ack(base + 4 * MSS, &[(base, base + MSS)]);
+    assert_eq!(c.h.shard.counters().tcp_ext_tcp_dsack_recv, 1);
+    c.send(1);
+    assert_eq!(c.sent(), vec![base + 4 * MSS]);
+    c.h.advance(RTT);
+    c.ack(base + 5 * MSS, &[]);
+    assert_eq!(c.h.shard.counters().tcp_ext_tcp_loss_probe_recovery, 1);
+    assert!(c.h.shard.info(c.id).unwrap().ssthresh < cwnd, "the repaired loss reduces the window");
+}
+
+/// Linux (`FLAG_DSACK_TLP` in `tcp_dsack_seen`): the D-SACK for an unneeded loss probe does
+/// not widen RACK's window; the probe timer, not RACK, sent the duplicate.
+#[test]
+fn established_probe_dsack_does_not_widen_the_reordering_window() {
+    let mut c = Conn::new(plain_cfg(), true);
+    assert!(!a_arrives_late(&mut c, Duration(reo_wnd().0 / 2)), "reordering seen");
+    let a = c.next_off();
+    c.send(2);
+    c.sent();
+    c.wait_for_send(c.rto()).expect("a probe");
+    assert_eq!(c.sent(), vec![a + MSS]);
+    c.ack(a + 2 * MSS, &[]);
+    c.ack(a + 2 * MSS, &[(a + MSS, a + 2 * MSS)]);
+    assert_eq!(c.h.shard.counters().tcp_ext_tcp_loss_probe_recovery, 0);
+    assert!(a_arrives_late(&mut c, late_by_1_5_reo_wnd()), "the window did not grow");
 }

@@ -14,6 +14,9 @@ pub struct NewReno {
     /// The recovery is RFC 6675's (SACK): the pipe, not window inflation, clocks what is sent,
     /// and a partial ACK needs no retransmission of its own here.
     pub sack_mode: bool,
+    /// A retransmission timeout's recovery is under way: from the timeout until SND.UNA
+    /// reaches "recover" (RFC 8985 §6.2 step 4 "RTO recovery"; Linux's Loss state).
+    pub rto_recovery: bool,
     /// Bytes acknowledged in congestion avoidance not yet turned into window growth.
     acked_accum: u32,
 }
@@ -37,13 +40,22 @@ impl NewReno {
             recover: iss,
             in_recovery: false,
             sack_mode: false,
+            rto_recovery: false,
             acked_accum: 0,
         }
+    }
+
+    /// A fast recovery or a timeout's recovery is under way.
+    pub fn is_recovering(&self) -> bool {
+        self.in_recovery || self.rto_recovery
     }
 
     /// An ACK advanced SND.UNA by `acked` bytes to `snd_una`. `flight` is what remains in flight.
     pub fn on_ack(&mut self, acked: u32, snd_una: SeqNum, flight: u32, mss: u32) -> CcAction {
         self.dupacks = 0;
+        if self.rto_recovery && snd_una.after_eq(self.recover) {
+            self.rto_recovery = false;
+        }
         if self.in_recovery {
             if snd_una.after_eq(self.recover) {
                 // Full acknowledgment. SACK recovery ends at ssthresh, as Linux ends its
@@ -151,6 +163,7 @@ impl NewReno {
     /// A further timeout for the same data: back to one segment, ssthresh kept.
     pub fn on_repeated_rto(&mut self, mss: u32) {
         self.cwnd = mss;
+        self.rto_recovery = true;
         self.in_recovery = false;
         self.sack_mode = false;
         self.dupacks = 0;
@@ -162,6 +175,7 @@ impl NewReno {
         self.ssthresh = (flight / 2).max(mss.saturating_mul(2));
         self.cwnd = mss;
         self.recover = snd_max;
+        self.rto_recovery = true;
         self.in_recovery = false;
         self.sack_mode = false;
         self.dupacks = 0;

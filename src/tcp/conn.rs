@@ -17,7 +17,7 @@ use super::counters::{Counters, DropReason};
 use super::emit::{emit, OutSegment};
 use super::event::{CloseReason, Event};
 use super::icmp::IcmpError;
-use super::rack::Rack;
+use super::rack::{Rack, ReoWnd};
 use super::rtt::RttEstimator;
 use super::sack::{RcvSack, Scoreboard};
 use super::secrets::ts_clock;
@@ -172,6 +172,8 @@ pub struct Tcb {
     /// §6; bounded, see `tcp/rack.rs`). Made by the first send with SACK and RACK on, given
     /// back once everything is acknowledged.
     rack: Option<Box<Rack>>,
+    /// RACK's reordering window state (RFC 8985 §6.2 steps 3-4), which outlives a flight.
+    reo: ReoWnd,
     rtt: RttEstimator,
     /// Karn's algorithm without timestamps: (sequence that completes the timed segment, when sent).
     rtt_timing: Option<(SeqNum, Instant)>,
@@ -259,6 +261,7 @@ impl Tcb {
             high_rxt: iss,
             tlp: None,
             rack: None,
+            reo: ReoWnd::new(iss),
             rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
             rtt_timing: None,
             cc: NewReno::new(u32::from(DEFAULT_MSS_V4), cfg.initial_cwnd, iss),
@@ -1069,6 +1072,7 @@ impl Tcb {
         self.probes = 0;
         self.last_ack_rcvd = ctx.now;
         let old_una = self.snd_una;
+        let was_recovering = self.cc.is_recovering();
         // RFC 2018 / RFC 6675: the scoreboard first, against SND.UNA as this ACK leaves it
         // (Linux `tcp_ack` updates SND.UNA before `tcp_sacktag_write_queue`).
         let sack = self.sack_on_ack(ctx, seg);
@@ -1130,7 +1134,7 @@ impl Tcb {
                 }
             }
         }
-        self.rack_on_ack(ctx, old_una, seg);
+        self.rack_on_ack(ctx, sack, was_recovering);
         if self.tlp.is_some() {
             let pure_dup = ack == old_una && pure && seg.options.sack_count == 0;
             self.tlp_on_ack(ctx, ack, sack, pure_dup);
@@ -1425,7 +1429,8 @@ impl Tcb {
             options: self.options(ctx.now),
             payload: (a, b),
         };
-        let is_retrans = seq.before(self.snd_max);
+        let old_max = self.snd_max;
+        let is_retrans = seq.before(old_max);
         let sent = send_out(ctx, &self.tuple, &seg);
         if sent {
             let (flags, ack, window) = (seg.flags, seg.ack, seg.window);
@@ -1449,8 +1454,16 @@ impl Tcb {
             self.snd_max = self.snd_nxt;
         }
         self.arm_rto(ctx.now);
-        if !is_retrans {
+        if is_retrans {
+            self.reo.on_retransmit();
+            self.rack_on_retransmit(ctx, seq, end.min(old_max));
+        }
+        // A segment that straddles SND.MAX (go-back-N reaching new data) sends the part beyond
+        // it for the first time.
+        if end.after(old_max) {
             self.rack_on_send(ctx, end);
+        }
+        if !is_retrans {
             // RFC 8985 §7.2: new data went out; the probe timer covers the new tail.
             self.schedule_loss_probe(ctx);
         }

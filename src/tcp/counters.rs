@@ -103,6 +103,11 @@ counters! {
     tcp_ext_tcp_dsack_recv => "TcpExtTCPDSACKRecv",
     /// D-SACK blocks below SND.UNA: nothing to undo here (no undo state is kept).
     tcp_ext_tcp_dsack_ignored_no_undo => "TcpExtTCPDSACKIgnoredNoUndo",
+    /// D-SACK blocks that reported more than was retransmitted, or more than a window (Linux
+    /// `tcp_dsack_seen`): they do not widen RACK's reordering window.
+    tcp_ext_tcp_dsack_ignored_dubious => "TcpExtTCPDSACKIgnoredDubious",
+    /// Retransmitted segments RACK found lost again (RFC 8985 §6.2 step 5), sent once more.
+    tcp_ext_tcp_lost_retransmit => "TcpExtTCPLostRetransmit",
     /// D-SACK blocks sent for data below RCV.NXT.
     tcp_ext_tcp_dsack_old_sent => "TcpExtTCPDSACKOldSent",
     /// D-SACK blocks sent for duplicate out-of-order data.

@@ -189,8 +189,11 @@ pub struct SackUpdate {
     /// Bytes SACKed by this ACK that were not SACKed before (RFC 6675 §2: what makes an ACK a
     /// duplicate when SACK is in use).
     pub newly_sacked: u32,
-    /// The first block was a D-SACK (RFC 2883 §4).
-    pub dsack: bool,
+    /// The first block was a D-SACK (RFC 2883 §4): the duplicate range it reports.
+    pub dsack: Option<(SeqNum, SeqNum)>,
+    /// The D-SACK reported more than was retransmitted, or more than a window (Linux
+    /// `tcp_dsack_seen`): set by the TCB, which counts retransmissions.
+    pub dsack_dubious: bool,
     /// The D-SACK lay below SND.UNA (reports a spurious retransmission we cannot undo).
     pub dsack_old: bool,
     /// Blocks ignored as invalid (Linux `TCPSACKDiscard`).
@@ -244,6 +247,20 @@ impl Scoreboard {
     /// overlap an earlier block of the same option are ignored and counted. A D-SACK block
     /// (RFC 2883 §4) is recognised and never enters the scoreboard.
     pub fn on_ack(&mut self, blocks: &[(SeqNum, SeqNum)], ack: SeqNum, una: SeqNum, snd_max: SeqNum) -> SackUpdate {
+        self.on_ack_with(blocks, ack, una, snd_max, &mut |_, _| {})
+    }
+
+    /// [`Scoreboard::on_ack`], telling `newly` each stretch that becomes SACKed (RACK, RFC 8985
+    /// §6.2 steps 2-3, reads what an ACK newly delivers). A block that is not recorded (the
+    /// scoreboard is full) is not told either: it is treated as not SACKed everywhere.
+    pub fn on_ack_with(
+        &mut self,
+        blocks: &[(SeqNum, SeqNum)],
+        ack: SeqNum,
+        una: SeqNum,
+        snd_max: SeqNum,
+        newly: &mut dyn FnMut(SeqNum, SeqNum),
+    ) -> SackUpdate {
         let mut u = SackUpdate::default();
         self.advance(una);
         let dsack = is_dsack(blocks, ack);
@@ -253,7 +270,7 @@ impl Scoreboard {
             if i == 0 && dsack {
                 // A D-SACK must still be a block of data we sent (Linux validates it too).
                 if s.before(e) && !e.after(snd_max) {
-                    u.dsack = true;
+                    u.dsack = Some((s, e));
                     u.dsack_old = s.before(una);
                 } else {
                     u.discarded += 1;
@@ -272,13 +289,24 @@ impl Scoreboard {
                 *slot = (s, e);
                 nt += 1;
             }
-            u.newly_sacked = u.newly_sacked.saturating_add(self.insert(s, e));
+            u.newly_sacked = u.newly_sacked.saturating_add(self.insert(s, e, newly));
         }
         u
     }
 
+    /// The stretches of `s..e` not SACKed, lowest first.
+    pub fn gaps(&self, s: SeqNum, e: SeqNum) -> impl Iterator<Item = (SeqNum, SeqNum)> + '_ {
+        self.holes(s, e).map(move |(a, b)| (a, b.min(e))).filter(|(a, b)| a.before(*b))
+    }
+
+    /// SACKed segments (RACK.segs_sacked, RFC 8985 §6.2 step 4): each range counts as many
+    /// `smss`-sized segments as it takes, one at least (Linux counts `sacked_out` in skbs).
+    pub fn sacked_segs(&self, smss: u32) -> u32 {
+        self.ranges().iter().map(|r| r.1.distance_from(r.0).div_ceil(smss.max(1)).max(1)).sum()
+    }
+
     /// Bytes of `s..e` not covered yet.
-    fn uncovered(&self, s: SeqNum, e: SeqNum) -> u32 {
+    pub fn uncovered(&self, s: SeqNum, e: SeqNum) -> u32 {
         let covered: u32 = self
             .ranges()
             .iter()
@@ -295,11 +323,19 @@ impl Scoreboard {
         e.distance_from(s).saturating_sub(covered)
     }
 
-    /// Records `s..e` (valid: inside SND.UNA..SND.MAX). Returns the bytes newly covered.
-    fn insert(&mut self, s: SeqNum, e: SeqNum) -> u32 {
+    /// Records `s..e` (valid: inside SND.UNA..SND.MAX) and tells `newly` what it newly
+    /// covers. Returns the bytes newly covered.
+    fn insert(&mut self, s: SeqNum, e: SeqNum, newly: &mut dyn FnMut(SeqNum, SeqNum)) -> u32 {
         let new = self.uncovered(s, e);
         if new == 0 {
             return 0;
+        }
+        // Full, and beyond every held range (not touching the last): not recorded (below).
+        let dropped = usize::from(self.n) >= SCOREBOARD_RANGES && self.ranges().last().is_some_and(|l| l.1.before(s));
+        if !dropped {
+            for (a, b) in self.gaps(s, e) {
+                newly(a, b);
+            }
         }
         let mut out = [(SeqNum(0), SeqNum(0)); SCOREBOARD_RANGES + 1];
         let mut k = 0usize;
@@ -525,7 +561,7 @@ mod tests {
         assert_eq!(b.ranges(), &[s(2000, 3000), s(4000, 6000)]);
         // A D-SACK below the ACK is recognised, not recorded.
         let u = b.on_ack(&[s(500, 600), s(7000, 7100)], una, una, max);
-        assert!(u.dsack && u.dsack_old);
+        assert!(u.dsack == Some(s(500, 600)) && u.dsack_old);
         assert_eq!(u.newly_sacked, 100);
         // Four blocks that wrap the sequence space are all rejected.
         let q = 1u32 << 30;

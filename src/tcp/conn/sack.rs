@@ -80,8 +80,27 @@ impl Tcb {
 
     /// The SACK option of an acceptable ACK onto the scoreboard (Linux
     /// `tcp_sacktag_write_queue`), counting what was refused. Also drops what SND.UNA passed.
+    /// Before the scoreboard forgets what it held, RACK is told what this ACK newly delivers,
+    /// cumulatively or selectively (RFC 8985 §6.2 steps 2-3, `Rack::on_delivered`).
     pub(super) fn sack_on_ack(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) -> SackUpdate {
-        let una = if seg.ack.after(self.snd_una) && !seg.ack.after(self.snd_max) { seg.ack } else { self.snd_una };
+        let old_una = self.snd_una;
+        let una = if seg.ack.after(old_una) && !seg.ack.after(self.snd_max) { seg.ack } else { old_una };
+        let now = ctx.now;
+        let mut rack = if self.rack_on(ctx) { self.rack.as_deref_mut() } else { None };
+        let prior_fack = rack.as_ref().and_then(|r| r.state.fack);
+        let reo = &mut self.reo;
+        let mut delivered = |s: SeqNum, e: SeqNum| {
+            if let Some(r) = rack.as_deref_mut() {
+                r.on_delivered(old_una, s, e, now, prior_fack, reo);
+            }
+        };
+        if una.after(old_una) {
+            // The part of SND.UNA..ACK that was not SACKed before: delivered by this ACK.
+            let sb = self.scoreboard.as_deref().unwrap_or(&Scoreboard::EMPTY);
+            for (a, b) in sb.gaps(old_una, una) {
+                delivered(a, b);
+            }
+        }
         let blocks = seg.options.sack_blocks();
         if !self.sack_ok || blocks.is_empty() {
             if let Some(sb) = &mut self.scoreboard {
@@ -92,12 +111,22 @@ impl Tcb {
             }
             return SackUpdate::default();
         }
-        let u = self.scoreboard.get_or_insert_with(Box::default).on_ack(blocks, seg.ack, una, self.snd_max);
+        let sb = self.scoreboard.get_or_insert_with(Box::default);
+        let mut u = sb.on_ack_with(blocks, seg.ack, una, self.snd_max, &mut delivered);
         ctx.counters.tcp_ext_tcp_sack_discard += u64::from(u.discarded);
-        if u.dsack {
+        if let Some((s, e)) = u.dsack {
             ctx.counters.tcp_ext_tcp_dsack_recv += 1;
             if u.dsack_old {
                 ctx.counters.tcp_ext_tcp_dsack_ignored_no_undo += 1;
+            }
+            // Linux `tcp_dsack_seen`: a D-SACK longer than the largest window, or for more
+            // segments than were retransmitted, says nothing about our retransmissions.
+            let len = e.distance_from(s);
+            let segs = len.div_ceil(self.smss.max(1));
+            let matched = self.reo.match_dsack(segs);
+            if len > self.max_snd_wnd || !matched {
+                u.dsack_dubious = true;
+                ctx.counters.tcp_ext_tcp_dsack_ignored_dubious += 1;
             }
         }
         u
@@ -147,9 +176,20 @@ impl Tcb {
         for _ in 0..MAX_RECOVERY_SENDS {
             let una = self.snd_una;
             let high_rxt = self.high_rxt.max(una);
-            let pipe = self.sb().pipe(una, self.snd_max, high_rxt, self.smss);
+            // Retransmissions RACK found lost again have left the network: SetPipe would
+            // count them as retransmitted and in flight (Linux takes them out of
+            // `retrans_out` in `tcp_mark_skb_lost`).
+            let pipe = self.sb().pipe(una, self.snd_max, high_rxt, self.smss).saturating_sub(self.rack_relost_bytes());
             if pipe.saturating_add(self.smss) > self.cc.cwnd {
                 return;
+            }
+            // RFC 8985 §6.2 step 5: a lost retransmission is sent again before anything above
+            // it (Linux's walk of its retransmission queue meets it first).
+            if let Some((s, len)) = self.rack_relost_seg() {
+                if !self.recovery_retransmit(ctx, s, len) {
+                    return;
+                }
+                continue;
             }
             let rule1 = self.sb().next_seg(una, self.snd_max, high_rxt, self.smss, false);
             if let Some((s, len)) = rule1 {
@@ -174,7 +214,10 @@ impl Tcb {
             return false;
         }
         ctx.counters.tcp_ext_tcp_fast_retrans += 1;
-        self.high_rxt = s.add(n);
+        // A lost retransmission sent again lies below HighRxt, which stays.
+        if s.add(n).after(self.high_rxt) || self.high_rxt.before(self.snd_una) {
+            self.high_rxt = s.add(n);
+        }
         if s == self.snd_una {
             // Linux `tcp_xmit_retransmit_queue` re-arms the retransmission timer when it
             // re-sends the head: the timer then measures the retransmission, not the

@@ -21,14 +21,34 @@ const PTO_SLACK: Duration = Duration::from_millis(2);
 /// RFC 8985 §7.2: the PTO when no RTT sample exists yet (Linux `TCP_TIMEOUT_INIT`, 1 s).
 const PTO_NO_RTT: Duration = Duration::from_secs(1);
 
-/// One loss probe episode (RFC 8985 §7.4: TLP.end_seq and TLP.is_retrans).
+/// One loss probe episode (RFC 8985 §7.4: TLP.end_seq and TLP.is_retrans). 8 bytes, so that
+/// `Option<TlpEpisode>` is 8 too.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct TlpEpisode {
     /// SND.NXT when the probe went out.
     end: SeqNum,
-    /// Start of the retransmitted segment, for a probe that re-sent the last segment; None
-    /// for a probe of new data.
-    retrans_from: Option<SeqNum>,
+    probe: Probe,
+}
+
+/// What the probe sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    /// A new segment.
+    NewData,
+    /// The last segment again, ending at TLP.end_seq: its length (FIN included) less one. A
+    /// segment holds one octet at least and at most one SMSS plus a FIN, 65,536 at worst
+    /// (an MSS option has 16 bits), so the length less one fits.
+    Retrans(u16),
+}
+
+impl TlpEpisode {
+    /// Start of the retransmitted segment, for a probe that re-sent the last segment.
+    fn retrans_from(&self) -> Option<SeqNum> {
+        match self.probe {
+            Probe::NewData => None,
+            Probe::Retrans(n) => Some(self.end.sub(u32::from(n) + 1)),
+        }
+    }
 }
 
 impl Tcb {
@@ -71,7 +91,7 @@ impl Tcb {
             return;
         }
         let before = self.snd_max;
-        let mut retrans_from = None;
+        let mut probe = Probe::NewData;
         if !self.send_new_one(ctx) {
             // The last segment: at most one payload's worth ending at SND.MAX (a FIN in it
             // is sent again by `retransmit_at`).
@@ -88,13 +108,25 @@ impl Tcb {
             if sacked || beyond_window || self.retransmit_at(ctx, start, self.payload_room()) == 0 {
                 return;
             }
-            retrans_from = Some(start);
+            let len = self.snd_max.distance_from(start);
+            probe = Probe::Retrans(u16::try_from(len.saturating_sub(1)).unwrap_or(u16::MAX));
         }
-        debug_assert!(retrans_from.is_some() || self.snd_max.after(before));
+        debug_assert!(probe != Probe::NewData || self.snd_max.after(before));
         ctx.counters.tcp_ext_tcp_loss_probes += 1;
-        self.tlp = Some(TlpEpisode { end: self.snd_max, retrans_from });
+        self.tlp = Some(TlpEpisode { end: self.snd_max, probe });
         self.restart_rto(ctx.now);
         self.timers.pto = None;
+    }
+
+    /// RFC 8985 §7.4.2: the ACK's D-SACK reports the probe's retransmission as a duplicate, so
+    /// the original and the probe both arrived. Linux (`tcp_dsack_seen` setting
+    /// `FLAG_DSACK_TLP`) takes a D-SACK for the probe to be one that ends at TLP.end_seq and
+    /// is no longer than a segment; a D-SACK for anything else says nothing about the probe.
+    pub(super) fn tlp_probe_dsacked(&self, sack: SackUpdate) -> bool {
+        match (self.tlp, sack.dsack) {
+            (Some(ep), Some((s, e))) => e == ep.end && e.distance_from(s) <= self.smss,
+            _ => false,
+        }
     }
 
     /// RFC 8985 §7.4.2: on an acceptable ACK while a probe episode is open, decide whether the
@@ -105,7 +137,7 @@ impl Tcb {
     /// information.
     pub(super) fn tlp_on_ack(&mut self, ctx: &mut Ctx<'_>, ack: SeqNum, sack: SackUpdate, pure_dup: bool) {
         let Some(ep) = self.tlp else { return };
-        if let Some(from) = ep.retrans_from {
+        if let Some(from) = ep.retrans_from() {
             let probe_sacked = self.sb().ranges().iter().any(|r| !r.0.after(from) && !r.1.before(ep.end));
             if probe_sacked && self.snd_una.before(from) {
                 if let Some(sb) = &mut self.scoreboard {
@@ -116,8 +148,10 @@ impl Tcb {
         if ack.before(ep.end) {
             return;
         }
-        if ep.retrans_from.is_none() || sack.dsack {
-            // New data delivered, or a D-SACK: the original and the probe both arrived.
+        if ep.probe == Probe::NewData || self.tlp_probe_dsacked(sack) {
+            // New data delivered, or a D-SACK for the probe: the original and the probe both
+            // arrived. A D-SACK for other data (a duplicate the network made, an earlier
+            // spurious retransmission) leaves the episode to the next rules.
             self.tlp = None;
         } else if ack.after(ep.end) {
             // The ACK passed the probe with no D-SACK for it: the probe repaired a loss.
