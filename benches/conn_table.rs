@@ -213,8 +213,9 @@ fn print_estimates(n: usize) {
 
 /// Fills a fresh shard with `n` TIME-WAIT entries, one connection at a time (cookie ACK,
 /// accept, close: our FIN; the peer's FIN+ACK: TIME-WAIT), so at most one TCB is alive and the
-/// resident-set growth is the TIME-WAIT table and its timers.
-fn time_wait_memory(n: u32) {
+/// resident-set growth is the TIME-WAIT table and its timers. Returns the shard and the time
+/// of the last close.
+fn time_wait_memory(n: u32) -> (Shard, Instant) {
     let secrets = Secrets::from_seed(SEED);
     let mut s = cookie_listener(1 << 20, n as usize);
     let mut tx = CountSink::default();
@@ -247,6 +248,37 @@ fn time_wait_memory(n: u32) {
         grown >> 20,
         grown / u64::from(n),
     );
+    (s, now)
+}
+
+/// Times batches of `BATCH` segments to random TIME-WAIT entries of `s` (entries `0..n`):
+/// `flags` RST (lookup and verdict only: `rfc1337` drops it) or ACK at RCV.NXT (lookup, and
+/// the 2·MSL restart of Linux's "bare ACK" rule).
+fn bench_time_wait(c: &mut Criterion, name: &str, s: &mut Shard, n: u32, now: Instant, flags: TcpFlags) {
+    let picks: Vec<u32> = random_picks(&vec![0; n as usize], 1 << 20).into_iter().map(|(i, _)| i).collect();
+    let mut tx = CountSink::default();
+    let mut pos = 0usize;
+    let mut batch = |s: &mut Shard, tx: &mut CountSink| {
+        let mut hit = 0;
+        for &i in &picks[pos..pos + BATCH] {
+            // The peer's FIN took client_isn + 1: RCV.NXT is client_isn + 2.
+            let seg = TcpRepr { seq: SeqNum(client_isn(i).wrapping_add(2)), ..seg_from(i, 0, flags) };
+            match s.handle_segment(now, server_ip(), client(i).ip(), black_box(&seg), tx) {
+                Verdict::Consumed | Verdict::Drop(DropReason::TimeWaitRst) => hit += 1,
+                _ => {}
+            }
+        }
+        s.poll_transmit(now, tx);
+        pos = (pos + BATCH) % picks.len();
+        hit
+    };
+    assert_eq!(batch(s, &mut tx), BATCH);
+    let mut g = c.benchmark_group("conn_table");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    g.bench_function(name, |b| b.iter(|| batch(s, &mut tx)));
+    g.finish();
+    assert_eq!(tx.packets, 0, "{name}: nothing sent");
+    assert_eq!(s.time_wait_len(), n as usize, "{name}: every entry stays");
 }
 
 /// A random sequence of (connection, SEG.ACK), read in order by the timed loop so that the
@@ -337,7 +369,10 @@ fn bench_tables(c: &mut Criterion) {
     let full = 1usize << 20;
     print_estimates(full);
     // First, while the heap is fresh: TIME-WAIT memory, then the million connections.
-    time_wait_memory(full as u32);
+    let (mut s, tw_now) = time_wait_memory(full as u32);
+    bench_time_wait(c, "tw_rst_1M_entries", &mut s, full as u32, tw_now, TcpFlags::RST);
+    bench_time_wait(c, "tw_ack_restart_1M_entries", &mut s, full as u32, tw_now, TcpFlags::ACK);
+    drop(s);
 
     let now = Instant::from_secs(2_000_000);
     // 2^20 connections, max_connections 2^20: the table is full.
