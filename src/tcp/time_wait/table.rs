@@ -3,15 +3,15 @@
 //!
 //! Sized for Linux's scale: at 200,000 closes a second, a 60 s TIME-WAIT holds 12 M entries. A
 //! `HashMap<FourTuple, TwEntry>` (112-byte buckets) plus one timer-heap entry (80 bytes) each
-//! cost about 300 bytes per entry in a bare shard; this layout costs under 64, everything
-//! included (`tests/tcp_tw_memory.rs` counts it).
+//! cost about 300 bytes per entry in a bare shard; this layout costs 36 bytes of record and
+//! 10.7 to 21.3 of index, under 64 everything included (`tests/tcp_tw_memory.rs` counts it).
 //!
 //! ```text
-//!  ring of records, chunks of 1,024                        index: hashbrown HashTable<u32>
-//!  head (oldest)                      tail (next)          (SipHash-1-3 of the record's key
-//!   v                                  v                    -> its ring position: 4 bytes and
-//!  [r][r][.][r][r][r] ... [r][r][r][r]                      1 control byte per bucket, at a
-//!         ^ vacated: reclaimed when the head passes         load of 7/16 to 7/8)
+//!  ring of records, chunks of 1,024                   index: open addressing, 8-byte slots
+//!  head (oldest)                      tail (next)     | 32 bits of the key's hash | ring pos |
+//!   v                                  v              (SipHash-1-3 under a secret key; load
+//!  [r][r][.][r][r][r] ... [r][r][r][r]                 3/8 to 3/4: 10.7 to 21.3 bytes/entry)
+//!         ^ vacated: reclaimed when the head passes
 //!
 //!  IPv4 record, 36 bytes:
 //!  | local addr 4 | remote addr 4 | local port 2 | remote port 2 | SND.NXT 4 | RCV.NXT 4 |
@@ -37,14 +37,17 @@
 //! entry that ends early (an exact RST with `rfc1337` off, RFC 6191 reuse) vacates its slot too;
 //! vacated slots are reclaimed when the head reaches them, within 2·MSL + `G`.
 //!
-//! The index holds ring positions, not keys: its hash is SipHash-1-3 of the key with a key
-//! derived from the shard's secrets, so a peer that picks its ports and addresses cannot aim
-//! them at one probe sequence. Lookups read the record to compare keys (the second cache miss a
-//! map with inline keys also has, in its wider bucket). The index grows as a hashbrown table does
-//! (doubling, rehashing from the records), from 5.7 bytes per entry at a load of 7/8 to 11.4 at
-//! 7/16; under churn at a load above 7/16 hashbrown doubles it once more rather than clear its
-//! deleted markers in place (up to 22.9). It keeps its peak size, as Linux's established hash
-//! keeps its size.
+//! The index holds ring positions, not keys, each beside 32 bits of its key's hash: SipHash-1-3
+//! under a key derived from the shard's secrets, so a peer that picks its ports and addresses
+//! cannot aim them at one probe run. A hit reads the index slot and the record (two cache
+//! misses at scale, as a map with the entry inline in its bucket has: control byte, then
+//! bucket); a miss, the segment of a flow that holds nothing here (every new SYN), reads one
+//! slot run. A hashbrown `HashTable<u32>` would be smaller (5 bytes a bucket) but adds a third
+//! dependent miss to every hit (control bytes, then the position, then the record), rehashes
+//! by reading every record when it grows, and under churn above a load of 7/16 doubles rather
+//! than clear its deleted markers; this index grows from its own hash bits and deletes
+//! without markers (see [`PosIndex`]). It keeps its peak size, as Linux's established hash
+//! does.
 //!
 //! Times in a record are u32 milliseconds of the shard's clock, modulo 2^32, read back relative to
 //! the latest `now` the expiry saw (any record is within 2^31 ms of it: expiry runs at least
@@ -61,7 +64,6 @@ use crate::time::{Duration, Instant};
 use crate::wire::SeqNum;
 use core::hash::Hasher;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use hashbrown::HashTable;
 use siphasher::sip::{SipHasher13, SipHasher24};
 use std::collections::VecDeque;
 
@@ -212,6 +214,112 @@ fn slot_in<K>(chunks: &VecDeque<Box<[Rec<K>]>>, base: u32, pos: u32) -> Option<&
     chunks.get((i >> CHUNK_SHIFT) as usize)?.get((i & CHUNK_MASK) as usize)
 }
 
+/// The index: open addressing with linear probing over 8-byte slots, each a ring position and
+/// the low 32 bits of its key's hash (bit 31 set, so that no slot is 0, the empty one). The
+/// hash bits in the slot settle nearly every mismatch without reading a record, so a hit costs
+/// the slot's cache line and the record's, and growing (doubling at a load of 3/4) places every
+/// slot from its own bits, reading no record. Deletion shifts the rest of the probe run back
+/// (Knuth's Algorithm R, TAOCP 6.4) instead of leaving markers, so churn never degrades it.
+#[derive(Debug, Default)]
+struct PosIndex {
+    slots: Vec<u64>,
+    len: usize,
+}
+
+impl PosIndex {
+    fn tag(h: u64) -> u32 {
+        (h as u32) | 0x8000_0000
+    }
+
+    fn mask(&self) -> usize {
+        self.slots.len().wrapping_sub(1)
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn allocation_size(&self) -> usize {
+        self.slots.capacity() * size_of::<u64>()
+    }
+
+    /// The slot of the entry with hash `h` whose position `eq` accepts.
+    fn find(&self, h: u64, mut eq: impl FnMut(u32) -> bool) -> Option<usize> {
+        let (tag, mask) = (Self::tag(h), self.mask());
+        let mut i = tag as usize & mask;
+        // Ends: the load is at most 3/4, so every run meets an empty slot.
+        loop {
+            let s = *self.slots.get(i)?;
+            if s == 0 {
+                return None;
+            }
+            if (s >> 32) as u32 == tag && eq(s as u32) {
+                return Some(i);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn pos_at(&self, i: usize) -> Option<u32> {
+        self.slots.get(i).map(|s| *s as u32)
+    }
+
+    fn set_pos(&mut self, i: usize, pos: u32) {
+        if let Some(s) = self.slots.get_mut(i) {
+            *s = (*s & !u64::from(u32::MAX)) | u64::from(pos);
+        }
+    }
+
+    fn insert(&mut self, h: u64, pos: u32) {
+        if (self.len + 1) * 4 > self.slots.len() * 3 {
+            let n = (self.slots.len() * 2).max(16);
+            let old = core::mem::replace(&mut self.slots, vec![0; n]);
+            for s in old.into_iter().filter(|s| *s != 0) {
+                self.place(s);
+            }
+        }
+        self.place((u64::from(Self::tag(h)) << 32) | u64::from(pos));
+        self.len += 1;
+    }
+
+    /// Puts slot value `s` in the first empty slot of its run.
+    fn place(&mut self, s: u64) {
+        let mask = self.mask();
+        let mut i = (s >> 32) as usize & mask;
+        while let Some(x) = self.slots.get_mut(i) {
+            if *x == 0 {
+                *x = s;
+                return;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn remove_at(&mut self, i: usize) {
+        let mask = self.mask();
+        let mut hole = i;
+        let mut j = (i + 1) & mask;
+        while let Some(&s) = self.slots.get(j) {
+            if s == 0 {
+                break;
+            }
+            // `s` may fill the hole if the hole lies on its probe path, from its home to `j`.
+            let home = (s >> 32) as usize & mask;
+            if j.wrapping_sub(home) & mask >= j.wrapping_sub(hole) & mask {
+                if let Some(h) = self.slots.get_mut(hole) {
+                    *h = s;
+                }
+                hole = j;
+            }
+            j = (j + 1) & mask;
+        }
+        if let Some(h) = self.slots.get_mut(hole) {
+            *h = 0;
+            self.len -= 1;
+        }
+    }
+}
+
 /// The records of one address family and their index.
 #[derive(Debug)]
 struct Ring<K> {
@@ -228,12 +336,20 @@ struct Ring<K> {
     tail: u32,
     /// `due` of the last record appended: an append never goes before it.
     last_due: u32,
-    index: HashTable<u32>,
+    index: PosIndex,
 }
 
 impl<K> Default for Ring<K> {
     fn default() -> Self {
-        Ring { chunks: VecDeque::new(), spare: None, base: 0, head: 0, tail: 0, last_due: 0, index: HashTable::new() }
+        Ring {
+            chunks: VecDeque::new(),
+            spare: None,
+            base: 0,
+            head: 0,
+            tail: 0,
+            last_due: 0,
+            index: PosIndex::default(),
+        }
     }
 }
 
@@ -253,7 +369,8 @@ impl<K: TwKey> Ring<K> {
 
     fn find(&self, h: u64, key: &K) -> Option<u32> {
         let (chunks, base) = (&self.chunks, self.base);
-        self.index.find(h, |&p| slot_in(chunks, base, p).is_some_and(|r| r.key == *key)).copied()
+        let i = self.index.find(h, |p| slot_in(chunks, base, p).is_some_and(|r| r.key == *key))?;
+        self.index.pos_at(i)
     }
 
     /// Appends `rec` at the tail; returns its position. Does not touch the index.
@@ -288,15 +405,9 @@ impl<K: TwKey> Ring<K> {
         }
     }
 
-    /// Index entry `h` -> `pos` (the record is already in place).
-    fn index_insert(&mut self, hasher: &SipHasher13, h: u64, pos: u32) {
-        let (chunks, base) = (&self.chunks, self.base);
-        self.index.insert_unique(h, pos, |&p| slot_in(chunks, base, p).map_or(0, |r| r.key.hash(hasher)));
-    }
-
     fn index_remove(&mut self, h: u64, pos: u32) {
-        if let Ok(e) = self.index.find_entry(h, |&p| p == pos) {
-            e.remove();
+        if let Some(i) = self.index.find(h, |p| p == pos) {
+            self.index.remove_at(i);
         }
     }
 
@@ -314,9 +425,8 @@ impl<K: TwKey> Ring<K> {
         } else {
             body.due
         };
-        let h = key.hash(hasher);
         let pos = self.push(Rec { key, body: Body { due, ..body } });
-        self.index_insert(hasher, h, pos);
+        self.index.insert(key.hash(hasher), pos);
     }
 
     /// Moves the entry at `pos` (index hash `h`) to the tail with `body`; returns its position.
@@ -325,8 +435,8 @@ impl<K: TwKey> Ring<K> {
             return pos;
         };
         let to = self.push(Rec { key, body });
-        if let Some(p) = self.index.find_mut(h, |&p| p == pos) {
-            *p = to;
+        if let Some(i) = self.index.find(h, |p| p == pos) {
+            self.index.set_pos(i, to);
         }
         self.vacate(pos);
         to

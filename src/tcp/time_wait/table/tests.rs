@@ -292,10 +292,44 @@ fn steady_state_allocates_nothing_new() {
     }
     // Each entry lasts 6,000 steps, the last one's end included.
     assert_eq!(t.len(), 5999);
-    // 6,000 records span 6 or 7 chunks, plus the spare. (At this load, 73 % of 8,192 buckets,
-    // hashbrown doubled the index once to clear its deleted markers: it rehashes in place
-    // only at or below 7/16.)
+    // 6,000 records span 6 or 7 chunks, plus the spare; the index (8,192 slots) keeps its size.
     let chunk = CHUNK * size_of::<Rec<V4Key>>();
     assert_eq!(t.v4.index.allocation_size(), index);
     assert!(most <= 8 * chunk + index + 1024, "{most}");
+}
+
+/// The index against a plain list: inserts, removals (backward shifts across the table's end
+/// included) and growth, with hashes squeezed into few homes so that runs are long.
+#[test]
+fn index_matches_a_model_under_churn() {
+    let mut idx = PosIndex::default();
+    let mut model: Vec<(u32, u64)> = Vec::new();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rnd = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    // Homes: the top 56 slots of the table, so runs wrap past its end.
+    let hash_of = |pos: u32| u64::from(u32::MAX - pos.wrapping_mul(0x9e37_79b9) % 56);
+    for step in 0..30_000u32 {
+        let r = rnd();
+        if r % 3 != 0 || model.is_empty() {
+            idx.insert(hash_of(step), step);
+            model.push((step, hash_of(step)));
+        } else {
+            let (pos, h) = model.swap_remove((r >> 8) as usize % model.len());
+            let i = idx.find(h, |p| p == pos).expect("present");
+            idx.remove_at(i);
+        }
+        assert_eq!(idx.len(), model.len());
+        if step % 499 == 0 {
+            for &(pos, h) in &model {
+                let i = idx.find(h, |p| p == pos).expect("every entry is found");
+                assert_eq!(idx.pos_at(i), Some(pos));
+            }
+            assert_eq!(idx.slots.iter().filter(|s| **s != 0).count(), model.len());
+        }
+    }
 }
