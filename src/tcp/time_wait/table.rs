@@ -569,6 +569,10 @@ impl TimeWaitTable {
 
     /// Where the entry of `t` is, if it has one.
     pub(crate) fn find(&self, t: &FourTuple) -> Option<TwSlot> {
+        if self.len() == 0 {
+            // No hashing for the segments of a shard without TIME-WAIT (a client's, say).
+            return None;
+        }
         if let Some(k) = V4Key::of(t) {
             let hash = k.hash(&self.hasher);
             return self.v4.find(hash, &k).map(|pos| TwSlot { v6: false, pos, hash });
