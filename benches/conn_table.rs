@@ -19,7 +19,6 @@ use std::time::Duration as StdDuration;
 use xdptcp::tcp::conn::Tcb;
 use xdptcp::tcp::emit::{emit, OutSegment};
 use xdptcp::tcp::syncookie::{counter, generate};
-use xdptcp::tcp::time_wait::TwEntry;
 use xdptcp::tcp::{Config, ConnId, DropReason, FourTuple, Secrets, Shard, State, SynCookies, TxSink, Verdict};
 use xdptcp::time::{Duration, Instant};
 use xdptcp::wire::{SeqNum, TcpFlags, TcpOptions, TcpRepr};
@@ -47,6 +46,8 @@ const SEED: u64 = 1;
 /// no ECN" (see `syncookie::encode_ts_options`).
 const COOKIE_TSECR: u32 = 7;
 const PEER_TSVAL: u32 = 1000;
+/// Bytes of an IPv4 TIME-WAIT record (`time_wait::table`, private; asserted there).
+const TW_RECORD_V4: usize = 36;
 /// One segment per connection per iteration; the engine transmits once per batch this size.
 const BATCH: usize = 64;
 
@@ -170,24 +171,21 @@ fn print_estimates(n: usize) {
     let tcb = size_of::<Tcb>();
     let slot = size_of::<(u32, Option<Box<Tcb>>)>(); // Slot { generation, tcb }
     let conn_entry = size_of::<(FourTuple, ConnId)>();
-    let tw_entry = size_of::<(FourTuple, TwEntry)>();
-    // TimerKey::Tw(FourTuple) next to the deadline in the timer heap; the enum is private,
-    // this stand-in has its shape (three variants, the largest a FourTuple).
+    // Conn and Syn timer keys next to the deadline in the timer heap; the enum is private,
+    // this stand-in has its shape (TIME-WAIT entries have no timer: see time_wait::table).
     #[allow(dead_code)]
     enum KeyShape {
         Conn(ConnId),
         Syn(FourTuple),
-        Tw(FourTuple),
     }
     let heap_entry = size_of::<(Instant, KeyShape)>();
     println!(
         "sizes: Tcb {tcb} B (malloc chunk {}), slab slot {slot}, FourTuple {}, ConnId {}, \
-         conn map entry {conn_entry} + 1 control byte, TwEntry {}, TIME-WAIT map entry {tw_entry} + 1, \
-         timer heap entry {heap_entry}",
+         conn map entry {conn_entry} + 1 control byte, timer heap entry {heap_entry}, \
+         TIME-WAIT record {TW_RECORD_V4} (IPv4) + index slot 8",
         malloc_chunk(tcb),
         size_of::<FourTuple>(),
         size_of::<ConnId>(),
-        size_of::<TwEntry>(),
     );
     let buckets = hashbrown_buckets(n);
     let per = |entry: usize| ((entry + 1) * buckets) as f64 / n as f64;
@@ -201,20 +199,21 @@ fn print_estimates(n: usize) {
         per(conn_entry),
         malloc_chunk(tcb) as f64 + slab + per(conn_entry),
     );
+    // The TIME-WAIT index doubles when 3/4 full.
+    let tw_slots = (n * 4).div_ceil(3).next_power_of_two();
+    let tw_index = (8 * tw_slots) as f64 / n as f64;
     println!(
-        "estimate for {n} TIME-WAIT entries: {:.0} (map) + {heap_entry} (one timer heap entry) = {:.0} B per entry; \
-         map alone at load 43.75%..87.5%: {:.0}..{:.0} B",
-        per(tw_entry),
-        per(tw_entry) + heap_entry as f64,
-        (tw_entry + 1) as f64 / 0.4375,
-        (tw_entry + 1) as f64 / 0.875,
+        "estimate for {n} TIME-WAIT entries: {TW_RECORD_V4} (record) + {tw_index:.1} (index, {tw_slots} slots) \
+         = {:.1} B per entry; index alone at load 37.5%..75%: 21.3..10.7 B",
+        TW_RECORD_V4 as f64 + tw_index,
     );
 }
 
 /// Fills a fresh shard with `n` TIME-WAIT entries, one connection at a time (cookie ACK,
 /// accept, close: our FIN; the peer's FIN+ACK: TIME-WAIT), so at most one TCB is alive and the
-/// resident-set growth is the TIME-WAIT table and its timers.
-fn time_wait_memory(n: u32) {
+/// resident-set growth is the TIME-WAIT table (and stale timers of the closed connections). Returns the shard and the time
+/// of the last close.
+fn time_wait_memory(n: u32) -> (Shard, Instant) {
     let secrets = Secrets::from_seed(SEED);
     let mut s = cookie_listener(1 << 20, n as usize);
     let mut tx = CountSink::default();
@@ -241,12 +240,47 @@ fn time_wait_memory(n: u32) {
     assert_eq!((s.conn_count(), s.time_wait_len()), (0, n as usize));
     assert_eq!(s.state_of(&tuple(n - 1)), Some(State::TimeWait));
     println!(
-        "time_wait: {n} TIME-WAIT entries (map {} buckets), {} timer entries; RSS +{} MiB = {} bytes/entry",
-        hashbrown_buckets(n as usize),
+        "time_wait: {n} TIME-WAIT entries (table {} bytes), {} timer entries; RSS +{} MiB = {} bytes/entry",
+        s.time_wait_bytes(),
         s.timer_heap_len(),
         grown >> 20,
         grown / u64::from(n),
     );
+    (s, now)
+}
+
+/// Times batches of `BATCH` segments to random TIME-WAIT entries of `s` (entries `0..n`):
+/// `flags` RST (lookup and verdict only: `rfc1337` drops it) or ACK at RCV.NXT (lookup, and
+/// the 2·MSL restart of Linux's "bare ACK" rule). With `miss`, the RSTs come from clients
+/// `n..2n`, which hold nothing: the TIME-WAIT lookup that every segment for an unknown flow
+/// (a new SYN among them) makes, then the listener's drop of a RST.
+fn bench_time_wait(c: &mut Criterion, name: &str, s: &mut Shard, n: u32, now: Instant, flags: TcpFlags, miss: bool) {
+    let picks: Vec<u32> =
+        random_picks(&vec![0; n as usize], 1 << 20).into_iter().map(|(i, _)| if miss { i + n } else { i }).collect();
+    let mut tx = CountSink::default();
+    let mut pos = 0usize;
+    let mut batch = |s: &mut Shard, tx: &mut CountSink| {
+        let mut hit = 0;
+        for &i in &picks[pos..pos + BATCH] {
+            // The peer's FIN took client_isn + 1: RCV.NXT is client_isn + 2.
+            let seg = TcpRepr { seq: SeqNum(client_isn(i).wrapping_add(2)), ..seg_from(i, 0, flags) };
+            match s.handle_segment(now, server_ip(), client(i).ip(), black_box(&seg), tx) {
+                Verdict::Consumed | Verdict::Drop(DropReason::TimeWaitRst) => hit += 1,
+                Verdict::Drop(DropReason::RstNoConnection) if miss => hit += 1,
+                _ => {}
+            }
+        }
+        s.poll_transmit(now, tx);
+        pos = (pos + BATCH) % picks.len();
+        hit
+    };
+    assert_eq!(batch(s, &mut tx), BATCH);
+    let mut g = c.benchmark_group("conn_table");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    g.bench_function(name, |b| b.iter(|| batch(s, &mut tx)));
+    g.finish();
+    assert_eq!(tx.packets, 0, "{name}: nothing sent");
+    assert_eq!(s.time_wait_len(), n as usize, "{name}: every entry stays");
 }
 
 /// A random sequence of (connection, SEG.ACK), read in order by the timed loop so that the
@@ -337,7 +371,11 @@ fn bench_tables(c: &mut Criterion) {
     let full = 1usize << 20;
     print_estimates(full);
     // First, while the heap is fresh: TIME-WAIT memory, then the million connections.
-    time_wait_memory(full as u32);
+    let (mut s, tw_now) = time_wait_memory(full as u32);
+    bench_time_wait(c, "tw_rst_1M_entries", &mut s, full as u32, tw_now, TcpFlags::RST, false);
+    bench_time_wait(c, "tw_ack_restart_1M_entries", &mut s, full as u32, tw_now, TcpFlags::ACK, false);
+    bench_time_wait(c, "tw_miss_rst_1M_entries", &mut s, full as u32, tw_now, TcpFlags::RST, true);
+    drop(s);
 
     let now = Instant::from_secs(2_000_000);
     // 2^20 connections, max_connections 2^20: the table is full.

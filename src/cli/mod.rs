@@ -207,6 +207,10 @@ pub struct ServeArgs {
     /// net.ipv4.tcp_abort_on_overflow.
     #[arg(long)]
     pub abort_on_overflow: bool,
+    /// net.ipv4.tcp_max_tw_buckets (per core): at this many TIME-WAIT entries a closing
+    /// connection closes without one, counted in TcpExtTCPTimeWaitOverflow (about 50 bytes each).
+    #[arg(long, default_value_t = 1 << 18)]
+    pub max_tw_buckets: usize,
     /// XDP attach mode: native (driver) or generic (SKB, any interface).
     #[arg(long, value_enum, default_value_t = XdpModeArg::Native)]
     pub xdp_mode: XdpModeArg,
@@ -429,6 +433,7 @@ impl ServeArgs {
             synack_retries: self.synack_retries,
             fin_timeout: xdptcp::time::Duration::from_secs(self.fin_timeout),
             abort_on_overflow: self.abort_on_overflow,
+            max_tw_buckets: self.max_tw_buckets,
             rst_rate_limit: self.rst_limit,
             rst_rate_burst: self.rst_limit,
             ..xdptcp::tcp::Config::default()

@@ -91,8 +91,12 @@ pub struct Config {
     pub snd_buf: usize,
     /// Most connections (all states but TIME-WAIT and SYN-RECEIVED) a shard holds.
     pub max_connections: usize,
-    /// Most TIME-WAIT entries (`tcp_max_tw_buckets`); beyond it a closing connection skips
-    /// TIME-WAIT, as Linux does.
+    /// Most TIME-WAIT entries (`tcp_max_tw_buckets`); at the limit a closing connection skips
+    /// TIME-WAIT and closes at once, counted in TcpExtTCPTimeWaitOverflow, as Linux's
+    /// `tcp_time_wait` does when `inet_twsk_alloc` finds the count at the limit. Default
+    /// 262,144: Linux's default is half its established-hash size (one bucket per 128 KB of
+    /// memory, at most 512 Ki), so 262,144 on machines with 64 GB or more; Linux's counts the
+    /// whole network namespace, this one each shard.
     pub max_tw_buckets: usize,
     /// Initial congestion window in segments (RFC 6928: 10).
     pub initial_cwnd: u32,

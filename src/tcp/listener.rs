@@ -11,6 +11,7 @@ use super::icmp::IcmpError;
 use super::secrets::{isn, ts_clock, ts_offset};
 use super::shard::{Shard, TimerKey, Verdict};
 use super::syncookie::{self, CookieOptions};
+use super::time_wait::table::TwSlot;
 use super::tuple::FourTuple;
 use super::TxSink;
 use crate::time::{Duration, Instant};
@@ -339,6 +340,7 @@ impl Shard {
         &mut self,
         now: Instant,
         t: FourTuple,
+        slot: TwSlot,
         seg: &TcpRepr<'_>,
         tx: &mut dyn TxSink,
     ) -> Option<Verdict> {
@@ -346,7 +348,7 @@ impl Shard {
         if !f.ack() || f.syn() || f.rst() || f.fin() {
             return None;
         }
-        let e = self.time_wait.get(&t).copied()?;
+        let e = self.time_wait.entry(slot)?;
         if seg.seq == e.rcv_nxt && seg.ack == e.snd_nxt {
             return None;
         }
@@ -364,12 +366,12 @@ impl Shard {
         // it in between would find the tuple held by nobody and make a second connection from
         // the next segment (it carries the same cookie). If no connection is made (accept
         // queue or table full), TIME-WAIT stays.
-        let old = self.time_wait.remove(&t)?;
+        self.time_wait.remove(slot);
         let v = self.complete_passive(now, t, c.iss, c.irs, c.neg, c.rcv_wscale, seg, tx, false);
         if self.find(&t).is_some() {
             self.counters.tcp_ext_tw_recycled += 1;
         } else {
-            self.time_wait.insert(t, old);
+            self.time_wait.insert(&t, &e);
         }
         self.touched(&t);
         Some(v)

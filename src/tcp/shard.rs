@@ -17,7 +17,7 @@ use super::owners::FlowOwners;
 use super::rst_limit::RstLimiter;
 use super::secrets::{isn, ts_offset, Key, Secrets};
 use super::state::State;
-use super::time_wait::TwEntry;
+use super::time_wait::table::TimeWaitTable;
 use super::tuple::{ConnId, FourTuple};
 use super::TxSink;
 use crate::time::Instant;
@@ -59,7 +59,6 @@ pub struct SockEntry {
 pub(crate) enum TimerKey {
     Conn(ConnId),
     Syn(FourTuple),
-    Tw(FourTuple),
 }
 
 #[derive(Debug, Default)]
@@ -78,7 +77,7 @@ pub struct Shard {
     slab: Vec<Slot>,
     free: Vec<u32>,
     pub(crate) syn_queue: HashMap<FourTuple, SynEntry>,
-    pub(crate) time_wait: HashMap<FourTuple, TwEntry>,
+    pub(crate) time_wait: TimeWaitTable,
     timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
     pub(crate) events: VecDeque<Event>,
     dirty: Vec<ConnId>,
@@ -94,21 +93,21 @@ pub struct Shard {
 impl Shard {
     pub fn new(cfg: Config, secrets: Secrets) -> Self {
         Shard {
-            cfg,
-            secrets,
             counters: Counters::default(),
             listeners: HashMap::new(),
             conns: HashMap::new(),
             slab: Vec::new(),
             free: Vec::new(),
             syn_queue: HashMap::new(),
-            time_wait: HashMap::new(),
+            time_wait: TimeWaitTable::new(cfg.time_wait, &secrets),
+            secrets,
             timers: BinaryHeap::new(),
             events: VecDeque::new(),
             dirty: Vec::new(),
             owners: None,
             defer: false,
             rst_limit: Box::default(),
+            cfg,
         }
     }
 
@@ -116,8 +115,11 @@ impl Shard {
     /// and a segment for a flow it does not hold but another shard does comes back as
     /// [`Verdict::Foreign`]. Flows already held are reported at once.
     pub fn set_owners(&mut self, owners: Box<dyn FlowOwners>) {
-        for t in self.conns.keys().chain(self.syn_queue.keys()).chain(self.time_wait.keys()) {
+        for t in self.conns.keys().chain(self.syn_queue.keys()) {
             owners.claim(t);
+        }
+        for t in self.time_wait.tuples() {
+            owners.claim(&t);
         }
         self.owners = Some(owners);
         self.defer = true;
@@ -176,9 +178,21 @@ impl Shard {
         self.time_wait.len()
     }
 
-    /// Pending timer entries (bounded by a small multiple of the entries that own them).
+    /// Pending timer entries (bounded by a small multiple of the entries that own them;
+    /// TIME-WAIT entries have none).
     pub fn timer_heap_len(&self) -> usize {
         self.timers.len()
+    }
+
+    /// Slots of the TIME-WAIT ring: its entries, and slots of entries that ended early or moved
+    /// on a restart, reclaimed within 2·MSL (see `time_wait::table`).
+    pub fn time_wait_slots(&self) -> usize {
+        self.time_wait.slots()
+    }
+
+    /// Bytes the TIME-WAIT table has allocated (ring and index).
+    pub fn time_wait_bytes(&self) -> usize {
+        self.time_wait.allocated_bytes()
     }
 
     // -------------------------------------------------------------------------------------
@@ -391,7 +405,7 @@ impl Shard {
         if self.syn_queue.contains_key(t) {
             return Some(State::SynReceived);
         }
-        if self.time_wait.contains_key(t) {
+        if self.time_wait.contains(t) {
             return Some(State::TimeWait);
         }
         None
@@ -403,7 +417,7 @@ impl Shard {
 
     /// Is `t` a flow this shard holds state for (connection, SYN queue, TIME-WAIT)?
     pub fn owns(&self, t: &FourTuple) -> bool {
-        self.conns.contains_key(t) || self.syn_queue.contains_key(t) || self.time_wait.contains_key(t)
+        self.conns.contains_key(t) || self.syn_queue.contains_key(t) || self.time_wait.contains(t)
     }
 
     /// A read-only page of the socket listing (`ss -tan`): up to `max` entries from position
@@ -465,8 +479,8 @@ impl Shard {
         }
         let end = nl + ns + nq + self.time_wait.len();
         if room > 0 && pos >= nl + ns + nq && pos < end {
-            for t in self.time_wait.keys().skip(pos - nl - ns - nq).take(room) {
-                out.push(compact(t, State::TimeWait));
+            for t in self.time_wait.tuples().skip(pos - nl - ns - nq).take(room) {
+                out.push(compact(&t, State::TimeWait));
                 pos += 1;
             }
         }
@@ -529,11 +543,13 @@ impl Shard {
             return self.on_syn_received(now, t, seg, tx);
         }
         let mut tw_iss = None;
-        if self.time_wait.contains_key(&t) {
-            if let Some(v) = self.cookie_ack_in_time_wait(now, t, seg, tx) {
+        if let Some(slot) = self.time_wait.find(&t) {
+            if let Some(v) = self.cookie_ack_in_time_wait(now, t, slot, seg, tx) {
                 return v;
             }
-            match self.on_time_wait(now, t, seg, tx) {
+            // Still there: a cookie ACK that made no connection leaves TIME-WAIT as it was.
+            let Some(slot) = self.time_wait.find(&t) else { return self.dropped(DropReason::NoListener) };
+            match self.on_time_wait(now, t, slot, seg, tx) {
                 Ok(v) => return v,
                 Err(iss) => tw_iss = Some(iss),
             }
@@ -701,11 +717,16 @@ impl Shard {
     /// Earliest instant at which [`Shard::handle_timeout`] has work.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((t, _))| *t)
+        let timer = self.timers.peek().map(|Reverse((t, _))| *t);
+        match (timer, self.time_wait.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Fires every timer due at or before `now`, then transmits what they caused.
     pub fn handle_timeout(&mut self, now: Instant, tx: &mut dyn TxSink) {
+        self.expire_time_wait(now);
         while let Some(Reverse((at, key))) = self.timers.peek().copied() {
             if at > now {
                 break;
@@ -726,7 +747,6 @@ impl Shard {
                     self.settle(id);
                 }
                 TimerKey::Syn(t) => self.on_syn_timer(now, t, tx),
-                TimerKey::Tw(t) => self.on_tw_timer(now, t),
             }
         }
         self.poll_transmit(now, tx);
@@ -830,14 +850,7 @@ impl Shard {
                 // its handle, so every segment of the tuple meets one set of TIME-WAIT rules
                 // (RFC 6191 reuse included). A handle still held keeps the TCB for reading.
                 self.conns.remove(&t);
-                if self.time_wait.len() < self.cfg.max_tw_buckets {
-                    self.time_wait.insert(t, e);
-                    self.schedule(TimerKey::Tw(t), e.deadline);
-                } else {
-                    // Linux `tcp_time_wait`: no bucket, the connection just closes
-                    // ("time wait bucket table overflow").
-                    self.counters.tcp_ext_tcp_time_wait_overflow += 1;
-                }
+                self.enter_time_wait_table(&t, &e);
                 self.touched(&t);
             }
             if released {

@@ -1,18 +1,23 @@
 //! TIME-WAIT as compact records of their own, not full connection blocks (cf. Linux
 //! `inet_timewait_sock` and `tcp_timewait_state_process`).
 //!
-//! Read RFC 9293 §3.10.7.4 (TIME-WAIT), RFC 1337 and RFC 6191 before editing.
+//! Read RFC 9293 §3.10.7.4 (TIME-WAIT), RFC 1337 and RFC 6191 before editing. How the entries
+//! are kept (a ring in arrival order, no timer per entry): [`table`].
+
+pub(crate) mod table;
 
 use super::counters::DropReason;
 use super::emit::OutSegment;
-use super::secrets::ts_clock;
-use super::shard::{Shard, TimerKey, Verdict};
+use super::secrets::{ts_clock, ts_offset};
+use super::shard::{Shard, Verdict};
 use super::tuple::FourTuple;
 use super::TxSink;
 use crate::time::Instant;
 use crate::wire::{SeqNum, TcpFlags, TcpOptions, TcpRepr};
+use table::TwSlot;
 
-/// What a connection leaves behind in TIME-WAIT.
+/// What a connection leaves behind in TIME-WAIT, as the protocol reads it (the table keeps a
+/// compact record of it: [`table`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TwEntry {
     pub snd_nxt: SeqNum,
@@ -102,16 +107,18 @@ pub fn on_segment(e: &TwEntry, seg: &TcpRepr<'_>, rfc1337: bool) -> TwVerdict {
 }
 
 impl Shard {
-    /// A segment for a tuple in TIME-WAIT. Returns `None` when the segment should go on to the
-    /// listener (RFC 6191 reuse), with the ISS the new incarnation must use.
+    /// A segment for a tuple in TIME-WAIT (its entry is at `slot`). Returns `Err` with the ISS
+    /// the new incarnation must use when the segment should go on to the listener (RFC 6191
+    /// reuse).
     pub(crate) fn on_time_wait(
         &mut self,
         now: Instant,
         t: FourTuple,
+        slot: TwSlot,
         seg: &TcpRepr<'_>,
         tx: &mut dyn TxSink,
     ) -> Result<Verdict, SeqNum> {
-        let Some(e) = self.time_wait.get(&t).copied() else {
+        let Some(e) = self.time_wait.entry(slot) else {
             return Ok(self.dropped(DropReason::NoListener));
         };
         let verdict = on_segment(&e, seg, self.cfg.rfc1337);
@@ -126,10 +133,9 @@ impl Shard {
                 Ok(self.dropped(r))
             }
             TwVerdict::Ack { restart, limited } => {
-                if restart {
-                    self.restart_time_wait(now, &t);
-                }
-                if limited && !self.tw_oow_ack_allowed(now, &t) {
+                let slot = if restart { self.restart_time_wait(now, slot) } else { slot };
+                if limited && !self.time_wait.oow_ack_allowed(slot, now, self.cfg.invalid_ratelimit) {
+                    // RFC 5961 §7 / Linux `tcp_timewait_check_oow_rate_limit`.
                     self.counters.tcp_ext_tcp_ack_skipped_time_wait += 1;
                     return Ok(Verdict::Consumed);
                 }
@@ -137,16 +143,14 @@ impl Shard {
                 Ok(Verdict::Consumed)
             }
             TwVerdict::Refresh => {
-                self.restart_time_wait(now, &t);
-                if let (Some(x), Some((tsval, _))) = (self.time_wait.get_mut(&t), seg.options.timestamps) {
-                    if x.ts_recent.is_some() {
-                        x.ts_recent = Some(tsval);
-                    }
+                let slot = self.restart_time_wait(now, slot);
+                if let Some((tsval, _)) = seg.options.timestamps {
+                    self.time_wait.set_ts_recent(slot, tsval);
                 }
                 Ok(Verdict::Consumed)
             }
             TwVerdict::Kill => {
-                self.time_wait.remove(&t);
+                self.time_wait.remove(slot);
                 self.touched(&t);
                 Ok(Verdict::Consumed)
             }
@@ -158,29 +162,11 @@ impl Shard {
         }
     }
 
-    /// 2·MSL starts again for the entry of `t`.
-    fn restart_time_wait(&mut self, now: Instant, t: &FourTuple) {
-        let deadline = now + self.cfg.time_wait;
-        if let Some(x) = self.time_wait.get_mut(t) {
-            x.deadline = deadline;
-        }
-        // The entry's pending timer fires at the old deadline and re-arms (`on_tw_timer`).
-    }
-
-    /// RFC 5961 §7 / Linux `tcp_timewait_check_oow_rate_limit`: at most one ACK per
-    /// `invalid_ratelimit` in answer to segments that could be part of an ACK loop.
-    fn tw_oow_ack_allowed(&mut self, now: Instant, t: &FourTuple) -> bool {
-        let limit = self.cfg.invalid_ratelimit;
-        let Some(x) = self.time_wait.get_mut(t) else {
-            return false;
-        };
-        match x.last_oow_ack {
-            Some(at) if now.saturating_since(at) < limit => false,
-            _ => {
-                x.last_oow_ack = Some(now);
-                true
-            }
-        }
+    /// 2·MSL starts again for the entry at `slot`; returns where it is now.
+    fn restart_time_wait(&mut self, now: Instant, slot: TwSlot) -> TwSlot {
+        // Restarts may double the ring at most (see `table`).
+        let max_slots = self.cfg.max_tw_buckets.saturating_mul(2);
+        self.time_wait.restart(slot, now, max_slots)
     }
 
     /// A SYN that could reuse the tuple was not taken by a listener: TIME-WAIT stays and
@@ -188,39 +174,47 @@ impl Shard {
     pub(crate) fn time_wait_keep(&mut self, now: Instant, t: &FourTuple, tx: &mut dyn TxSink) {
         // Linux (`TCP_TW_SYN` with no listener) answers with `tcp_v4_timewait_ack`, not rate
         // limited, and leaves the limiter's stamp alone.
-        if let Some(e) = self.time_wait.get(t).copied() {
+        if let Some(e) = self.time_wait.find(t).and_then(|s| self.time_wait.entry(s)) {
             self.send_tw_ack(now, t, &e, tx);
         }
     }
 
     /// The SYN that reused the tuple was taken: TIME-WAIT ends (RFC 6191).
     pub(crate) fn time_wait_reused(&mut self, t: &FourTuple) {
-        if self.time_wait.remove(t).is_some() {
+        if let Some(s) = self.time_wait.find(t) {
+            self.time_wait.remove(s);
             self.counters.tcp_ext_tw_recycled += 1;
             self.touched(t);
         }
     }
 
+    /// Moves a connection's TIME-WAIT to the table, unless `tcp_max_tw_buckets` entries are
+    /// there already: then, as Linux's `tcp_time_wait` does when `inet_twsk_alloc` finds the
+    /// bucket count at the limit, the connection just closes (TcpExtTCPTimeWaitOverflow).
+    pub(crate) fn enter_time_wait_table(&mut self, t: &FourTuple, e: &TwEntry) {
+        if self.time_wait.len() >= self.cfg.max_tw_buckets {
+            self.counters.tcp_ext_tcp_time_wait_overflow += 1;
+            return;
+        }
+        // The table keeps no timestamp offset: it derives the one the connection used.
+        debug_assert!(e.ts_recent.is_none() || e.ts_offset == ts_offset(&self.secrets.ts_key, t));
+        self.time_wait.insert(t, e);
+    }
+
     fn send_tw_ack(&mut self, now: Instant, t: &FourTuple, e: &TwEntry, tx: &mut dyn TxSink) {
         let options = TcpOptions {
-            timestamps: e.ts_recent.map(|r| (ts_clock(now).wrapping_add(e.ts_offset), r)),
+            timestamps: e.ts_recent.map(|r| (ts_clock(now).wrapping_add(ts_offset(&self.secrets.ts_key, t)), r)),
             ..TcpOptions::default()
         };
         let seg = OutSegment { options, ..OutSegment::control(e.snd_nxt, e.rcv_nxt, TcpFlags::ACK, e.window) };
         self.transmit_raw(t, &seg, tx);
     }
 
-    /// TIME-WAIT TIMEOUT: delete the entry.
-    pub(crate) fn on_tw_timer(&mut self, now: Instant, t: FourTuple) {
-        let Some(e) = self.time_wait.get(&t).copied() else {
-            return;
-        };
-        if e.deadline > now {
-            self.schedule(TimerKey::Tw(t), e.deadline);
-            return;
+    /// TIME-WAIT TIMEOUT (RFC 9293 §3.10.8): deletes every entry due at `now`.
+    pub(crate) fn expire_time_wait(&mut self, now: Instant) {
+        while let Some(t) = self.time_wait.pop_expired(now) {
+            self.touched(&t);
         }
-        self.time_wait.remove(&t);
-        self.touched(&t);
     }
 }
 

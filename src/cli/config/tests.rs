@@ -38,6 +38,11 @@ fn sysctl_names_quoted_dotted_and_nested_are_one_key() {
 }
 
 #[test]
+fn tcp_max_tw_buckets_sets_max_tw_buckets() {
+    assert_eq!(args_of("[net.ipv4]\ntcp_max_tw_buckets = 1000\n"), ["--max-tw-buckets=1000"]);
+}
+
+#[test]
 fn unknown_key_names_it_and_the_closest() {
     assert_eq!(err_of("queus = 2\n"), "config t.toml: unknown key `queus` (did you mean `queues`?)");
     assert_eq!(
