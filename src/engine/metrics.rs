@@ -184,6 +184,18 @@ pub fn render(s: &Sample<'_>) -> String {
         pair(&mut o, s, name, help, Kind::Counter, &get);
     }
 
+    // The applications' own counters (a relay's outcomes, ...), by the names they report.
+    let mut app: Vec<crate::app::AppCounter> = Vec::new();
+    for c in s.cores.iter().flat_map(|c| c.app.iter()) {
+        if !app.iter().any(|a| a.name == c.name) {
+            app.push(*c);
+        }
+    }
+    for a in app {
+        let kind = if a.gauge { Kind::Gauge } else { Kind::Counter };
+        pair(&mut o, s, a.name, a.help, kind, &|c: &CoreStats| c.app_counter(a.name));
+    }
+
     for (name, v) in s.steering {
         let _ = writeln!(o, "# HELP xdptcp_xdp_{name} XDP steering program counter {name}, summed over CPUs.");
         let _ = writeln!(o, "# TYPE xdptcp_xdp_{name} counter");
