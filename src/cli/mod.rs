@@ -8,6 +8,7 @@ use xdptcp::engine::kernel::{run_echo_clients, ClientPlan, Closer};
 use xdptcp::tcp::SynCookies;
 
 pub mod bench;
+pub mod bench_proxy;
 pub mod config;
 pub mod console;
 pub mod demo;
