@@ -540,3 +540,51 @@ fn proxy_ten_thousand_connections_leave_nothing_behind() {
         bed.stop();
     }
 }
+
+#[test]
+fn proxy_connect_and_idle_timeouts_reset_both_sides() {
+    if !ready("proxy_connect_and_idle_timeouts_reset_both_sides") {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    for (tag, queues) in BEDS {
+        let mut bed = Bed::up_queues(tag, "shared", queues);
+        let ctx = format!("{queues} queue(s)");
+        let tmp = TempDir::new(&format!("timeouts-{tag}"));
+
+        // An upstream address nobody answers ARP for: the connect hangs (the kernel gives up
+        // after its ARP probes, later than the relay's 1 s).
+        let stats = tmp.path("stats-connect");
+        serve_proxy(&mut bed, queues, "198.18.0.77:80", "off", &stats, &["--proxy-connect-timeout", "1"]);
+        let mut c = bed.peer_connect("198.18.0.1:80").expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let r = c.read(&mut [0u8; 16]);
+        assert!(matches!(&r, Err(e) if e.kind() == ErrorKind::ConnectionReset), "{ctx}: connect timeout: {r:?}");
+        let s = bed.stop();
+        assert_eq!(counter(&s, "proxy_connect_timeout"), 1, "{ctx}\n{s}");
+        assert_eq!(counter(&s, "proxy_connect_failed"), 0, "{ctx}\n{s}");
+
+        // An upstream that accepts and then says nothing, and a client that says one byte.
+        let listener = in_ns(&bed.ns_srv(), || TcpListener::bind("127.0.0.1:9102").expect("bind 9102"));
+        let upstream = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().expect("accept");
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            let mut got = Vec::new();
+            let r = s.read_to_end(&mut got);
+            (got, r.map_err(|e| e.kind()))
+        });
+        let stats = tmp.path("stats-idle");
+        serve_proxy(&mut bed, queues, "127.0.0.1:9102", "off", &stats, &["--proxy-idle-timeout", "1"]);
+        let mut c = bed.peer_connect("198.18.0.1:80").expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        c.write_all(b"x").unwrap();
+        let r = c.read(&mut [0u8; 16]);
+        assert!(matches!(&r, Err(e) if e.kind() == ErrorKind::ConnectionReset), "{ctx}: idle client: {r:?}");
+        let (got, r) = upstream.join().unwrap();
+        assert_eq!(got, b"x", "{ctx}");
+        assert_eq!(r, Err(ErrorKind::ConnectionReset), "{ctx}: the idle upstream is reset too");
+        let s = bed.stop();
+        assert_eq!(counter(&s, "proxy_idle_timeout"), 1, "{ctx}\n{s}");
+        assert_eq!(counter(&s, "proxy_open"), 0, "{ctx}\n{s}");
+    }
+}
