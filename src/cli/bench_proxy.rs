@@ -7,7 +7,8 @@
 //!
 //! nginx listens on 127.0.0.1 with `proxy_protocol` for the two relays and on the bed's address
 //! without it for the direct runs; its worker is pinned to `--upstream-core`, the front to
-//! `--server-core`, the load generators to the remaining cores (or all of them). Per front:
+//! `--server-core`, wrk and the legitimate clients to the remaining cores (or all of them), the
+//! SYN flood to the front's core (see `measure`). Per front:
 //! connections/s (wrk, one connection per request: `Connection: close`), machine CPU per
 //! 1000 connections (/proc/stat over the wrk run), wrk's p99 latency, and the success rate
 //! of slow legitimate clients (`bench connect`) under a SYN flood (`bench flood`).
@@ -366,10 +367,14 @@ fn measure(exe: &str, front: Front, a: &ProxyBenchArgs, client_cores: &str) -> R
     m.insert("wrk_errors".into(), w.errors);
     m.insert("cpu_s_per_kconn".into(), b1.saturating_sub(b0) as f64 / clk_tck() / (w.requests / 1000.0).max(1e-9));
 
-    // Slow legitimate clients beside a SYN flood on the same port.
+    // Slow legitimate clients beside a SYN flood on the same port. The flood generator runs on
+    // the front's core: veth runs the receiver's XDP program and its copy into the AF_XDP ring
+    // in the sender's context (DESIGN.md), and that work belongs where a NIC would do it, on
+    // the server's core, not on nginx's (where it starved nginx and made the relay's legit
+    // clients wait on their upstream, not on the relay).
     let target = format!("{SRV_IP}:{}", front.port());
     let flood = std::thread::spawn({
-        let (exe, cores, target, secs) = (exe.to_string(), client_cores.to_string(), target.clone(), secs.clone());
+        let (exe, cores, target, secs) = (exe.to_string(), a.server_core.to_string(), target.clone(), secs.clone());
         move || {
             run_kv(
                 &exe,
