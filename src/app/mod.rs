@@ -229,17 +229,28 @@ pub struct AppCounter {
 /// Any connection of the core, lent by id to [`Handler::on_poll`].
 pub struct Conns<'a> {
     pub now: Instant,
-    shard: &'a mut Shard,
-    tx: &'a mut dyn TxSink,
+    io: ConnsIo<'a>,
+}
+
+enum ConnsIo<'a> {
+    Shard(&'a mut Shard, &'a mut dyn TxSink),
+    Other(&'a mut dyn Transport),
 }
 
 impl<'a> Conns<'a> {
     pub fn new(now: Instant, shard: &'a mut Shard, tx: &'a mut dyn TxSink) -> Self {
-        Conns { now, shard, tx }
+        Conns { now, io: ConnsIo::Shard(shard, tx) }
+    }
+    /// The connections of another backend (a test double, kernel sockets).
+    pub fn with_transport(now: Instant, t: &'a mut dyn Transport) -> Self {
+        Conns { now, io: ConnsIo::Other(t) }
     }
     /// The connection `id` (operations on a connection that is gone do nothing).
     pub fn conn(&mut self, id: ConnId) -> Conn<'_> {
-        Conn::new(id, self.now, self.shard, self.tx)
+        match &mut self.io {
+            ConnsIo::Shard(shard, tx) => Conn::new(id, self.now, shard, *tx),
+            ConnsIo::Other(t) => Conn::with_transport(id, self.now, *t),
+        }
     }
 }
 

@@ -192,7 +192,8 @@ impl Relay {
         }
     }
 
-    pub fn counters(&self) -> &RelayCounters {
+    /// The outcomes counted so far.
+    pub fn outcomes(&self) -> &RelayCounters {
         &self.k
     }
 
@@ -722,5 +723,270 @@ pub fn raise_nofile_limit() -> io::Result<u64> {
             }
         }
         Ok(r.rlim_cur as u64)
+    }
+}
+
+/// The relay against a real upstream on loopback (no privileges needed) and a client side
+/// played by a [`crate::app::Transport`] double: every step is driven by hand.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::Transport;
+    use crate::tcp::ApiError;
+    use std::io::{ErrorKind, Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+
+    /// One client connection as the relay sees it.
+    #[derive(Default)]
+    struct Client {
+        /// Sent by the client, not yet read by the relay.
+        inbox: Vec<u8>,
+        /// Sent by the relay to the client.
+        outbox: Vec<u8>,
+        /// Send-buffer space left.
+        room: usize,
+        shut: bool,
+        aborted: bool,
+        want_writable: bool,
+    }
+
+    struct Fake {
+        c: Client,
+    }
+
+    const PEER: &str = "198.18.0.2:40000";
+    const LOCAL: &str = "198.18.0.1:80";
+
+    impl Transport for Fake {
+        fn recv(&mut self, _: ConnId, buf: &mut [u8]) -> usize {
+            let n = buf.len().min(self.c.inbox.len());
+            buf[..n].copy_from_slice(&self.c.inbox[..n]);
+            self.c.inbox.drain(..n);
+            n
+        }
+        fn recv_with(&mut self, _: ConnId, f: &mut dyn FnMut(&[u8], &[u8]) -> usize) -> usize {
+            let n = f(&self.c.inbox, &[]);
+            self.c.inbox.drain(..n);
+            n
+        }
+        fn readable(&self, _: ConnId) -> usize {
+            self.c.inbox.len()
+        }
+        fn endpoints(&self, _: ConnId) -> Option<(SocketAddr, SocketAddr)> {
+            Some((LOCAL.parse().unwrap(), PEER.parse().unwrap()))
+        }
+        fn send(&mut self, _: ConnId, data: &[u8]) -> Result<usize, ApiError> {
+            if self.c.aborted || self.c.shut {
+                return Err(ApiError::Closed);
+            }
+            let n = data.len().min(self.c.room);
+            self.c.outbox.extend_from_slice(&data[..n]);
+            self.c.room -= n;
+            Ok(n)
+        }
+        fn send_capacity(&self, _: ConnId) -> usize {
+            self.c.room
+        }
+        fn want_writable(&mut self, _: ConnId) {
+            self.c.want_writable = true;
+        }
+        fn shutdown(&mut self, _: ConnId) {
+            self.c.shut = true;
+        }
+        fn close(&mut self, _: ConnId) {
+            self.c.shut = true;
+        }
+        fn abort(&mut self, _: ConnId) {
+            self.c.aborted = true;
+        }
+    }
+
+    const ID: ConnId = ConnId { index: 3, generation: 7 };
+    const T0: Instant = Instant::from_secs(100);
+
+    struct Rig {
+        relay: Relay,
+        fake: Fake,
+        now: Instant,
+    }
+
+    impl Rig {
+        fn new(upstream: SocketAddr, v: Version) -> Rig {
+            let cfg = ProxyConfig { proxy_protocol: v, ..ProxyConfig::new(upstream) };
+            Rig { relay: Relay::new(cfg), fake: Fake { c: Client { room: 1 << 20, ..Client::default() } }, now: T0 }
+        }
+        fn with_conn(&mut self, f: impl FnOnce(&mut Relay, &mut Conn<'_>)) {
+            f(&mut self.relay, &mut Conn::with_transport(ID, self.now, &mut self.fake));
+        }
+        fn poll(&mut self) {
+            self.relay.on_poll(&mut Conns::with_transport(self.now, &mut self.fake));
+        }
+        /// Polls until `done` holds (bounded: a relay that never gets there fails the test).
+        fn drive(&mut self, what: &str, done: impl Fn(&Rig) -> bool) {
+            for _ in 0..5000 {
+                self.poll();
+                if done(self) {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            panic!("{what}: not reached; counters {:?}", self.relay.outcomes());
+        }
+    }
+
+    fn upstream() -> (TcpListener, SocketAddr) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = l.local_addr().unwrap();
+        (l, a)
+    }
+
+    fn accept(l: &TcpListener) -> TcpStream {
+        let (s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        s
+    }
+
+    fn read_n(s: &mut TcpStream, n: usize) -> Vec<u8> {
+        let mut v = vec![0u8; n];
+        s.read_exact(&mut v).unwrap();
+        v
+    }
+
+    #[test]
+    fn relays_both_ways_after_the_header_and_passes_half_closes_on() {
+        for (v, head) in [
+            (Version::V1, b"PROXY TCP4 198.18.0.2 198.18.0.1 40000 80\r\n".to_vec()),
+            (
+                Version::V2,
+                proxy_protocol::header(Version::V2, PEER.parse().unwrap(), LOCAL.parse().unwrap())
+                    .unwrap()
+                    .as_bytes()
+                    .to_vec(),
+            ),
+            (Version::Off, Vec::new()),
+        ] {
+            let (l, addr) = upstream();
+            let mut r = Rig::new(addr, v);
+            // The client spoke before the upstream connect finished: its bytes wait.
+            r.fake.c.inbox.extend_from_slice(b"hello");
+            r.with_conn(|h, c| h.on_accept(c));
+            let mut up = accept(&l);
+            r.drive("connected", |r| r.relay.outcomes().upstream_connected == 1);
+            let mut want = head.clone();
+            want.extend_from_slice(b"hello");
+            assert_eq!(read_n(&mut up, want.len()), want, "{v:?}: the header, then the client's bytes");
+
+            up.write_all(b"world").unwrap();
+            r.drive("reply", |r| r.fake.c.outbox == b"world");
+            // The upstream's FIN becomes the client's.
+            up.shutdown(Shutdown::Write).unwrap();
+            r.drive("upstream EOF", |r| r.fake.c.shut);
+            assert_eq!(r.relay.outcomes().upstream_half_close, 1);
+            // The client half-closes after a last word: the upstream gets it, then EOF.
+            r.fake.c.inbox.extend_from_slice(b"bye");
+            r.with_conn(|h, c| h.on_peer_closed(c));
+            let mut rest = Vec::new();
+            up.read_to_end(&mut rest).unwrap();
+            assert_eq!(rest, b"bye");
+            let k = r.relay.outcomes().clone();
+            assert_eq!((k.client_half_close, k.bytes_up, k.bytes_down), (1, 8, 5), "{v:?}");
+            // Both directions done: the upstream socket is already closed.
+            let mut out = Vec::new();
+            r.relay.counters(&mut out);
+            let get = |n: &str| out.iter().find(|c| c.name == n).map(|c| c.value);
+            assert_eq!(get("proxy_upstream_fds"), Some(0));
+            r.relay.on_closed(ID, CloseReason::Normal);
+            assert_eq!((r.relay.outcomes().closed, r.relay.open()), (1, 0));
+        }
+    }
+
+    #[test]
+    fn a_client_that_does_not_read_stops_the_reading_of_the_upstream() {
+        let (l, addr) = upstream();
+        let mut r = Rig::new(addr, Version::Off);
+        r.fake.c.room = 10;
+        r.with_conn(|h, c| h.on_accept(c));
+        let mut up = accept(&l);
+        r.drive("connected", |r| r.relay.outcomes().upstream_connected == 1);
+        up.write_all(&[7u8; 100]).unwrap();
+        r.drive("send buffer full", |r| r.fake.c.want_writable);
+        assert_eq!(r.fake.c.outbox.len(), 10, "only what the send buffer took");
+        let s = &r.relay.sessions[&ID];
+        assert!(s.down_blocked && s.interest & libc::EPOLLIN as u32 == 0, "EPOLLIN off: the window closes");
+        for _ in 0..20 {
+            r.poll();
+        }
+        assert_eq!(r.fake.c.outbox.len(), 10, "nothing more read while the client is full");
+        // The client acknowledged: room again, and the rest flows.
+        r.fake.c.room = 1000;
+        r.fake.c.want_writable = false;
+        r.with_conn(|h, c| h.on_writable(c));
+        r.drive("the rest", |r| r.fake.c.outbox.len() == 100);
+        assert_eq!(r.relay.outcomes().bytes_down, 100);
+    }
+
+    #[test]
+    fn a_refused_connect_resets_the_client() {
+        let (l, addr) = upstream();
+        drop(l);
+        let mut r = Rig::new(addr, Version::V1);
+        r.with_conn(|h, c| h.on_accept(c));
+        r.drive("client reset", |r| r.fake.c.aborted);
+        assert_eq!(r.relay.outcomes().connect_failed, 1);
+        assert_eq!(r.relay.open(), 0);
+        // The client's Closed event that follows finds nothing to count twice.
+        r.relay.on_closed(ID, CloseReason::Aborted);
+        assert_eq!(r.relay.outcomes().aborted, 0);
+    }
+
+    #[test]
+    fn an_upstream_reset_resets_the_client_and_a_client_reset_resets_the_upstream() {
+        let (l, addr) = upstream();
+        let mut r = Rig::new(addr, Version::Off);
+        r.with_conn(|h, c| h.on_accept(c));
+        let up = accept(&l);
+        r.drive("connected", |r| r.relay.outcomes().upstream_connected == 1);
+        close_with_reset(OwnedFd::from(up));
+        r.drive("client reset", |r| r.fake.c.aborted);
+        assert_eq!((r.relay.outcomes().upstream_reset, r.relay.open()), (1, 0));
+
+        let mut r = Rig::new(addr, Version::Off);
+        r.with_conn(|h, c| h.on_accept(c));
+        let mut up = accept(&l);
+        r.drive("connected", |r| r.relay.outcomes().upstream_connected == 1);
+        r.relay.on_closed(ID, CloseReason::Reset);
+        let e = up.read(&mut [0u8; 8]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ConnectionReset, "SO_LINGER 0: the upstream sees a RST");
+        assert_eq!(r.relay.outcomes().client_reset, 1);
+    }
+
+    #[test]
+    fn an_idle_connection_is_reset_both_ways() {
+        let (l, addr) = upstream();
+        let mut r = Rig::new(addr, Version::Off);
+        r.with_conn(|h, c| h.on_accept(c));
+        let mut up = accept(&l);
+        r.drive("connected", |r| r.relay.outcomes().upstream_connected == 1);
+        r.now = T0 + Duration::from_secs(DEFAULT_IDLE_TIMEOUT.as_millis() / 1000 - 1);
+        r.poll();
+        assert!(!r.fake.c.aborted, "not idle long enough yet");
+        r.now = T0 + DEFAULT_IDLE_TIMEOUT + SWEEP;
+        r.poll();
+        assert!(r.fake.c.aborted);
+        assert_eq!(up.read(&mut [0u8; 8]).unwrap_err().kind(), ErrorKind::ConnectionReset);
+        assert_eq!((r.relay.outcomes().idle_timeout, r.relay.open()), (1, 0));
+    }
+
+    #[test]
+    fn a_connect_that_does_not_finish_in_time_resets_the_client() {
+        let (l, addr) = upstream();
+        let mut r = Rig::new(addr, Version::Off);
+        r.with_conn(|h, c| h.on_accept(c));
+        // Still connecting as far as the relay knows (no poll yet), and the deadline passed.
+        r.now = T0 + DEFAULT_CONNECT_TIMEOUT + SWEEP;
+        r.relay.sweep(&mut Conns::with_transport(r.now, &mut r.fake));
+        assert!(r.fake.c.aborted);
+        assert_eq!((r.relay.outcomes().connect_timeout, r.relay.open()), (1, 0));
+        drop(l);
     }
 }
