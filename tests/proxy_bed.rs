@@ -370,10 +370,12 @@ fn proxy_upstream_failures_reset_the_client_and_leak_nothing() {
         );
         upstream.join().unwrap();
 
-        // The upstream is gone: a new client is reset at once (connect refused).
-        let mut c = bed.peer_connect("198.18.0.1:80").expect("connect");
-        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let r = c.read(&mut [0u8; 16]);
+        // The upstream is gone: a new client is reset at once (connect refused), so quickly
+        // that the RST may beat the client's own connect() to its result.
+        let r = bed.peer_connect("198.18.0.1:80").and_then(|mut c| {
+            c.set_read_timeout(Some(Duration::from_secs(10)))?;
+            c.read(&mut [0u8; 16])
+        });
         assert!(matches!(&r, Err(e) if e.kind() == ErrorKind::ConnectionReset), "{ctx}: refused upstream: {r:?}");
 
         let s = live(&bed, &stats);

@@ -412,7 +412,10 @@ impl Handler for Relay {
             let err = bits & (libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0;
             match s.phase {
                 Phase::Connecting { .. } => {
-                    let ok = s.fd.as_ref().is_some_and(|fd| so_error(fd.as_raw_fd()) == 0) && !err;
+                    // Linux reports a finished connect as EPOLLOUT, a failed one with EPOLLERR
+                    // (and HUP); SO_ERROR is read only when the two disagree.
+                    let out = bits & libc::EPOLLOUT as u32 != 0;
+                    let ok = out && (!err || s.fd.as_ref().is_some_and(|fd| so_error(fd.as_raw_fd()) == 0));
                     self.on_connect_done(id, &mut c, ok);
                 }
                 Phase::Open => {
@@ -468,52 +471,62 @@ fn pump_up(s: &mut Session, c: &mut Conn<'_>, k: &mut RelayCounters) -> Result<(
         return Ok(());
     }
     let Some(fd) = s.fd.as_ref().map(|f| f.as_raw_fd()) else { return Ok(()) };
-    if let Some(h) = s.head {
-        let rest = &h.as_bytes()[s.head_sent..];
-        match write_all_vectored(fd, rest, &[]) {
-            Ok(n) => s.head_sent += n,
-            Err(_) => return Err(Fail::Upstream),
-        }
-        if s.head_sent < h.as_bytes().len() {
+    s.up_blocked = false;
+    // The PROXY header goes first, in the same sendmsg as the client's first bytes when there
+    // are some (one system call, and one segment for a short request).
+    let head = s.head;
+    let mut head_rest: &[u8] = head.as_ref().map_or(&[], |h| &h.as_bytes()[s.head_sent..]);
+    if !head_rest.is_empty() && c.readable() == 0 {
+        let n = write_vectored(fd, &[head_rest]).map_err(|_| Fail::Upstream)?;
+        s.head_sent += n;
+        head_rest = head_rest.get(n..).unwrap_or(&[]);
+    }
+    while c.readable() > 0 || !head_rest.is_empty() {
+        if c.readable() == 0 {
+            // Only the header is left: it waits for EPOLLOUT.
             s.up_blocked = true;
             return Ok(());
         }
-        s.head = None;
-    }
-    s.up_blocked = false;
-    while c.readable() > 0 {
         let mut failed = false;
         let mut short = false;
-        let n = c.recv_with(&mut |a, b| match write_all_vectored(fd, a, b) {
+        let mut head_taken = 0;
+        let n = c.recv_with(&mut |a, b| match write_vectored(fd, &[head_rest, a, b]) {
             Ok(n) => {
-                short = n < a.len() + b.len();
-                n
+                short = n < head_rest.len() + a.len() + b.len();
+                head_taken = n.min(head_rest.len());
+                n - head_taken
             }
             Err(_) => {
                 failed = true;
                 0
             }
         });
+        s.head_sent += head_taken;
+        head_rest = head_rest.get(head_taken..).unwrap_or(&[]);
         k.bytes_up += n as u64;
-        if n > 0 {
+        if n + head_taken > 0 {
             s.last_active = c.now;
         }
         if failed {
             return Err(Fail::Upstream);
         }
-        if short || n == 0 {
+        if short {
             // The rest waits in the receive buffer (the client's window closes) for EPOLLOUT.
             s.up_blocked = true;
             return Ok(());
         }
     }
+    s.head = None;
     if s.client_eof && !s.up_shut {
-        // SAFETY: shutdown(2) on a socket we own.
-        unsafe { libc::shutdown(fd, libc::SHUT_WR) };
         s.up_shut = true;
         k.client_half_close += 1;
         if s.upstream_eof {
+            // Both directions are done: close(2) sends the FIN (nothing is left unread), and
+            // the descriptor goes back at once.
             s.fd = None;
+        } else {
+            // SAFETY: shutdown(2) on a socket we own.
+            unsafe { libc::shutdown(fd, libc::SHUT_WR) };
         }
     }
     Ok(())
@@ -676,24 +689,27 @@ fn close_with_reset(fd: OwnedFd) {
     drop(fd);
 }
 
-/// Writes as much of `a` then `b` as the socket takes now (one `sendmsg`, MSG_NOSIGNAL so a
-/// reset upstream is an EPIPE error, not a SIGPIPE). Returns the bytes taken (0 when full);
+/// Writes as much of `parts`, in order, as the socket takes now (one `sendmsg`, MSG_NOSIGNAL
+/// so a reset upstream is an EPIPE error, not a SIGPIPE). Returns the bytes taken (0 when full);
 /// an error for anything but a full socket.
-fn write_all_vectored(fd: RawFd, a: &[u8], b: &[u8]) -> io::Result<usize> {
-    if a.is_empty() && b.is_empty() {
+fn write_vectored(fd: RawFd, parts: &[&[u8]]) -> io::Result<usize> {
+    let mut iov = [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; 3];
+    let mut n = 0;
+    for p in parts.iter().filter(|p| !p.is_empty()) {
+        let Some(slot) = iov.get_mut(n) else { break };
+        *slot = libc::iovec { iov_base: p.as_ptr() as *mut libc::c_void, iov_len: p.len() };
+        n += 1;
+    }
+    if n == 0 {
         return Ok(0);
     }
-    let iov = [
-        libc::iovec { iov_base: a.as_ptr() as *mut libc::c_void, iov_len: a.len() },
-        libc::iovec { iov_base: b.as_ptr() as *mut libc::c_void, iov_len: b.len() },
-    ];
     // SAFETY: msghdr is plain data for which all-zero bytes are valid.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
-    msg.msg_iovlen = if b.is_empty() { 1 } else { 2 };
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = n as _;
     loop {
-        // SAFETY: `msg` points at iovecs over live slices for the duration of the call; the
-        // kernel only reads them.
+        // SAFETY: `msg` points at `n` iovecs over live slices for the duration of the call;
+        // the kernel only reads them.
         let r = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
         if r >= 0 {
             return Ok(r as usize);
