@@ -373,6 +373,26 @@ mod tests {
         assert!(t.contains("# TYPE xdptcp_connections gauge\n"));
     }
 
+    /// A handler's own counters (the relay's) come out summed and per core, typed as they
+    /// said, and `CoreStats::total` adds them up by name.
+    #[test]
+    fn application_counters_are_exposed_per_core_and_summed() {
+        use crate::app::AppCounter;
+        let mut cores = two_cores();
+        let c = |name, value, gauge| AppCounter { name, help: "h", value, gauge };
+        cores[0].app = vec![c("proxy_open", 2, true), c("proxy_accepted", 10, false)];
+        cores[1].app = vec![c("proxy_open", 1, true), c("proxy_accepted", 5, false)];
+        let t = render(&Sample { cores: &cores, cores_expected: 2, ..Sample::default() });
+        assert_eq!(value(&t, "xdptcp_proxy_accepted", ""), 15.0);
+        assert_eq!(value(&t, "xdptcp_core_proxy_accepted", "core=\"1\""), 5.0);
+        assert_eq!(value(&t, "xdptcp_proxy_open", ""), 3.0);
+        assert!(t.contains("# TYPE xdptcp_proxy_open gauge\n"));
+        assert!(t.contains("# TYPE xdptcp_proxy_accepted counter\n"));
+        let total = CoreStats::total(&cores);
+        assert_eq!((total.app_counter("proxy_accepted"), total.app_counter("proxy_open")), (15, 3));
+        assert_eq!(total.app_counter("absent"), 0);
+    }
+
     /// Every summed family equals the sum of its per-core family, for every quantity.
     #[test]
     fn every_per_core_family_sums_to_its_total() {
