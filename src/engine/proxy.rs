@@ -418,6 +418,13 @@ impl Handler for Relay {
                     let ok = out && (!err || s.fd.as_ref().is_some_and(|fd| so_error(fd.as_raw_fd()) == 0));
                     self.on_connect_done(id, &mut c, ok);
                 }
+                // A socket error (the upstream reset) ends the client at once, even while the
+                // client is too slow for the relay to be reading the upstream (EPOLLERR is
+                // reported whatever the interest, and the read that would meet it waits).
+                Phase::Open if err && s.fd.as_ref().is_some_and(|fd| so_error(fd.as_raw_fd()) != 0) => {
+                    self.k.upstream_reset += 1;
+                    self.reset_both(id, &mut c);
+                }
                 Phase::Open => {
                     let up = bits & libc::EPOLLOUT as u32 != 0 || err;
                     let down = bits & libc::EPOLLIN as u32 != 0 || err;
@@ -939,6 +946,23 @@ mod tests {
         r.with_conn(|h, c| h.on_writable(c));
         r.drive("the rest", |r| r.fake.c.outbox.len() == 100);
         assert_eq!(r.relay.outcomes().bytes_down, 100);
+    }
+
+    /// The upstream resets while the client is too slow for the relay to be reading it: the
+    /// client is reset at once, not when it catches up.
+    #[test]
+    fn an_upstream_reset_reaches_a_client_that_does_not_read() {
+        let (l, addr) = upstream();
+        let mut r = Rig::new(addr, Version::Off);
+        r.fake.c.room = 10;
+        r.with_conn(|h, c| h.on_accept(c));
+        let mut up = accept(&l);
+        r.drive("connected", |r| r.relay.outcomes().upstream_connected == 1);
+        up.write_all(&[7u8; 100]).unwrap();
+        r.drive("send buffer full", |r| r.fake.c.want_writable);
+        close_with_reset(OwnedFd::from(up));
+        r.drive("client reset", |r| r.fake.c.aborted);
+        assert_eq!((r.relay.outcomes().upstream_reset, r.relay.open()), (1, 0));
     }
 
     #[test]
