@@ -399,7 +399,9 @@ impl Handler for Relay {
 
     fn on_poll(&mut self, conns: &mut Conns<'_>) {
         let ep = self.epfd();
-        if ep < 0 {
+        // Nothing relayed, nothing to wait for: no system call in the turn (a SYN flood keeps
+        // the loop turning with no session at all).
+        if ep < 0 || self.sessions.is_empty() {
             return;
         }
         // SAFETY: `events` is a valid buffer of EVENTS entries; timeout 0 never blocks.
