@@ -7,20 +7,22 @@
 //! One [`Relay`] per core, built by the handler factory: it owns an epoll instance covering
 //! every upstream socket of that core. [`Handler::wait_fds`] hands the epoll descriptor to the
 //! core's sleep, so an idle core wakes for a frame on its AF_XDP socket or an upstream event
-//! alike, and [`Handler::on_poll`] drains the ready events once per loop turn.
+//! alike, and [`Handler::on_poll`] drains the ready events once per loop turn. Each socket is
+//! registered once, edge-triggered: the session remembers what the edges said (readable, full),
+//! so a change of direction costs no `epoll_ctl`.
 //!
 //! # No buffers of its own
 //!
 //! The two TCP buffers are the relay's buffers, so each direction is bounded and the windows
 //! carry the backpressure:
-//! - client → upstream: the bytes stay in the stack's receive buffer until a `writev` to the
+//! - client → upstream: the bytes stay in the stack's receive buffer until a `sendmsg` to the
 //!   upstream takes them (`recv_with`, no copy in between). When the upstream socket is full
 //!   the relay stops taking them, the receive buffer fills and the window offered to the
 //!   client closes; `EPOLLOUT` resumes the flow.
 //! - upstream → client: the relay reads from the upstream socket only as much as the client's
 //!   send buffer takes now, through one per-core scratch buffer. With no room left it stops
-//!   reading (`EPOLLIN` off), the kernel's receive buffer fills and its window closes on the
-//!   upstream; `on_writable` resumes the flow.
+//!   reading, the kernel's receive buffer fills and its window closes on the upstream;
+//!   `on_writable` resumes the flow.
 //!
 //! # Endings
 //!
@@ -52,9 +54,6 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Bytes read from an upstream socket at once: one per-core buffer, whatever the number of
 /// connections.
 const SCRATCH: usize = 64 * 1024;
-/// Most bytes moved upstream → client for one connection per event, so that one fast upstream
-/// does not hold the core (level-triggered epoll reports the rest on the next turn).
-const MAX_DOWN_PER_EVENT: usize = 4 * SCRATCH;
 /// epoll events taken per turn.
 const EVENTS: usize = 256;
 /// How often the timeouts are checked.
@@ -114,8 +113,6 @@ struct Session {
     /// The PROXY header not yet written, and how much of it was.
     head: Option<Header>,
     head_sent: usize,
-    /// The epoll interest registered now.
-    interest: u32,
     /// The client sent FIN.
     client_eof: bool,
     /// The upstream socket's write side is shut (the client's FIN passed on).
@@ -124,28 +121,12 @@ struct Session {
     upstream_eof: bool,
     /// The upstream socket took less than offered: wait for EPOLLOUT.
     up_blocked: bool,
+    /// The upstream socket may have bytes or an EOF to read (set by an EPOLLIN edge, cleared
+    /// by a read that finds nothing).
+    can_read: bool,
     /// The client's send buffer is full: wait for `on_writable`.
     down_blocked: bool,
     last_active: Instant,
-}
-
-impl Session {
-    /// The epoll interest this session needs now.
-    fn wanted(&self) -> u32 {
-        match self.phase {
-            Phase::Connecting { .. } => libc::EPOLLOUT as u32,
-            Phase::Open => {
-                let mut e = 0;
-                if !self.upstream_eof && !self.down_blocked {
-                    e |= libc::EPOLLIN as u32;
-                }
-                if self.up_blocked {
-                    e |= libc::EPOLLOUT as u32;
-                }
-                e
-            }
-        }
-    }
 }
 
 /// Why a session ends early.
@@ -206,19 +187,6 @@ impl Relay {
         self.epoll.as_ref().map_or(-1, |e| e.as_raw_fd())
     }
 
-    /// Registers the interest `s` needs, if it changed.
-    fn sync_interest(epfd: RawFd, id: ConnId, s: &mut Session) {
-        let Some(fd) = s.fd.as_ref() else { return };
-        let want = s.wanted();
-        if want == s.interest {
-            return;
-        }
-        let mut ev = libc::epoll_event { events: want, u64: token(id) };
-        // SAFETY: epoll_ctl on descriptors we own, with a valid event.
-        let _ = unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_MOD, fd.as_raw_fd(), &mut ev) };
-        s.interest = want;
-    }
-
     /// Ends session `id` early with the client reset (its `Closed` event then finds nothing).
     fn reset_both(&mut self, id: ConnId, c: &mut Conn<'_>) {
         if let Some(mut s) = self.sessions.remove(&id) {
@@ -240,14 +208,13 @@ impl Relay {
         if let Some(s) = self.sessions.get_mut(&id) {
             s.phase = Phase::Open;
             s.last_active = c.now;
+            s.can_read = true;
         }
         self.pump(id, c, true, true);
     }
 
-    /// Moves what can move in the directions asked for, handles a failure, and re-registers
-    /// the interest.
+    /// Moves what can move in the directions asked for, and handles a failure.
     fn pump(&mut self, id: ConnId, c: &mut Conn<'_>, up: bool, down: bool) {
-        let epfd = self.epfd();
         let Some(s) = self.sessions.get_mut(&id) else { return };
         let mut r = Ok(());
         if up {
@@ -257,7 +224,7 @@ impl Relay {
             r = pump_down(s, c, &mut self.scratch, &mut self.k);
         }
         match r {
-            Ok(()) => Self::sync_interest(epfd, id, s),
+            Ok(()) => {}
             Err(Fail::Upstream) => {
                 self.k.upstream_reset += 1;
                 self.reset_both(id, c);
@@ -266,8 +233,6 @@ impl Relay {
                 // The client's Closed event follows in this turn's events; until then nothing
                 // is read from the upstream.
                 s.down_blocked = true;
-                s.up_blocked = false;
-                Self::sync_interest(epfd, id, s);
             }
         }
     }
@@ -330,23 +295,24 @@ impl Handler for Relay {
             phase: Phase::Connecting { deadline: c.now + self.cfg.connect_timeout },
             head: proxy_protocol::header(self.cfg.proxy_protocol, peer, local),
             head_sent: 0,
-            interest: 0,
             client_eof: false,
             up_shut: false,
             upstream_eof: false,
             up_blocked: false,
+            can_read: false,
             down_blocked: false,
             last_active: c.now,
         };
-        let want = s.wanted();
-        let mut ev = libc::epoll_event { events: want, u64: token(c.id) };
+        // Edge-triggered, registered once for the life of the socket: the session keeps what
+        // the edges said (`can_read`, `up_blocked`), so no epoll_ctl per change of direction.
+        let events = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+        let mut ev = libc::epoll_event { events, u64: token(c.id) };
         // SAFETY: epoll_ctl on descriptors we own, with a valid event.
         if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd.as_raw_fd(), &mut ev) } != 0 {
             self.k.socket_failed += 1;
             c.abort();
             return;
         }
-        s.interest = want;
         s.fd = Some(fd);
         self.sessions.insert(c.id, s);
         if connected {
@@ -429,7 +395,11 @@ impl Handler for Relay {
                 }
                 Phase::Open => {
                     let up = bits & libc::EPOLLOUT as u32 != 0 || err;
-                    let down = bits & libc::EPOLLIN as u32 != 0 || err;
+                    let down = bits & (libc::EPOLLIN | libc::EPOLLRDHUP) as u32 != 0 || err;
+                    if let Some(s) = self.sessions.get_mut(&id) {
+                        s.up_blocked &= !up;
+                        s.can_read |= down;
+                    }
                     self.pump(id, &mut c, up, down);
                 }
             }
@@ -480,7 +450,10 @@ fn pump_up(s: &mut Session, c: &mut Conn<'_>, k: &mut RelayCounters) -> Result<(
         return Ok(());
     }
     let Some(fd) = s.fd.as_ref().map(|f| f.as_raw_fd()) else { return Ok(()) };
-    s.up_blocked = false;
+    if s.up_blocked {
+        // Full: the EPOLLOUT edge says when there is room again.
+        return Ok(());
+    }
     // The PROXY header goes first, in the same sendmsg as the client's first bytes when there
     // are some (one system call, and one segment for a short request).
     let head = s.head;
@@ -544,12 +517,13 @@ fn pump_up(s: &mut Session, c: &mut Conn<'_>, k: &mut RelayCounters) -> Result<(
 /// Upstream → client: reads only what the client's send buffer takes now; the upstream's EOF
 /// becomes a FIN to the client.
 fn pump_down(s: &mut Session, c: &mut Conn<'_>, scratch: &mut [u8], k: &mut RelayCounters) -> Result<(), Fail> {
-    if s.phase != Phase::Open || s.upstream_eof {
+    if s.phase != Phase::Open || s.upstream_eof || !s.can_read {
         return Ok(());
     }
     let Some(fd) = s.fd.as_ref().map(|f| f.as_raw_fd()) else { return Ok(()) };
-    let mut moved = 0;
-    while moved < MAX_DOWN_PER_EVENT {
+    // Bounded by the client's send buffer: the loop ends when it is full, when the socket is
+    // empty (the next EPOLLIN edge resumes), or at EOF.
+    loop {
         let room = c.send_capacity();
         if room == 0 {
             // The upstream's bytes wait in its socket (its window closes) until the client
@@ -564,7 +538,10 @@ fn pump_down(s: &mut Session, c: &mut Conn<'_>, scratch: &mut [u8], k: &mut Rela
         if r < 0 {
             let e = io::Error::last_os_error();
             return match e.kind() {
-                io::ErrorKind::WouldBlock => Ok(()),
+                io::ErrorKind::WouldBlock => {
+                    s.can_read = false;
+                    Ok(())
+                }
                 io::ErrorKind::Interrupted => continue,
                 _ => Err(Fail::Upstream),
             };
@@ -587,9 +564,7 @@ fn pump_down(s: &mut Session, c: &mut Conn<'_>, scratch: &mut [u8], k: &mut Rela
         }
         k.bytes_down += n as u64;
         s.last_active = c.now;
-        moved += n;
     }
-    Ok(())
 }
 
 fn token(id: ConnId) -> u64 {
@@ -937,7 +912,7 @@ mod tests {
         r.drive("send buffer full", |r| r.fake.c.want_writable);
         assert_eq!(r.fake.c.outbox.len(), 10, "only what the send buffer took");
         let s = &r.relay.sessions[&ID];
-        assert!(s.down_blocked && s.interest & libc::EPOLLIN as u32 == 0, "EPOLLIN off: the window closes");
+        assert!(s.down_blocked && s.can_read, "not read while the client is full: the window closes");
         for _ in 0..20 {
             r.poll();
         }
