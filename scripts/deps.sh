@@ -14,10 +14,12 @@ apt-get update -qq
 # tshark (tests/ops_observe.rs reads --pcap files) asks whether non-root users may capture;
 # noninteractive keeps its default (no). python3-prometheus-client is the reference parser of
 # the metrics text format, used under /usr/bin/python3. nftables: tests/ops_loss.rs drops and
-# marks packets in the peer namespace (this kernel has no netem).
+# marks packets in the peer namespace (this kernel has no netem). nginx, haproxy and wrk: the
+# relay's tests (tests/proxy_bed.rs) and `bench proxy` put nginx behind it, HAProxy beside it.
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	clang m4 libelf-dev zlib1g-dev pkg-config make iproute2 ethtool curl iputils-ping \
-	python3 procps util-linux systemd python3-venv tshark python3-prometheus-client nftables >/dev/null
+	python3 procps util-linux systemd python3-venv tshark python3-prometheus-client nftables \
+	nginx haproxy wrk >/dev/null
 
 # tests/ops_deploy.rs validates deploy/k8s/*.yaml with kubernetes-validate (offline schemas),
 # from PyPI into a venv of its own so the system Python stays untouched. Idempotent.

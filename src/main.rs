@@ -26,6 +26,7 @@ fn main() {
             cli::bench::BenchCmd::Bulk(a) => cli::bench::bulk(a),
             cli::bench::BenchCmd::Compare(a) => cli::bench::compare(a),
             cli::bench::BenchCmd::Loss(a) => cli::bench::loss(a),
+            cli::bench::BenchCmd::Proxy(a) => cli::bench_proxy::run(a),
         },
     };
     if let Err(e) = r {

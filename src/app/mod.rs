@@ -11,6 +11,7 @@ pub mod client;
 pub mod discard;
 pub mod echo;
 pub mod http;
+pub mod proxy_protocol;
 
 /// The connection operations a handler uses, by connection. The stack's shard provides them
 /// (the AF_XDP engine); another backend (kernel sockets, a test double) can provide them too,
@@ -206,22 +207,50 @@ pub trait Handler {
     /// Descriptors the core's sleep also waits on (readable wakes it), e.g. the epoll instance
     /// of the handler's own sockets. Appended to `out`.
     fn wait_fds(&self, _out: &mut Vec<std::os::fd::RawFd>) {}
+    /// The handler's own counters, appended to `out` when the engine takes a statistics
+    /// snapshot (about once a second, never per packet): they show in `serve`'s summary, its
+    /// stats file and `/metrics`, summed over the cores by name.
+    fn counters(&self, _out: &mut Vec<AppCounter>) {}
+}
+
+/// One counter (or gauge) a handler reports through [`Handler::counters`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppCounter {
+    /// snake_case, unique within the handler (`proxy_accepted`); the metrics name is
+    /// `xdptcp_<name>`.
+    pub name: &'static str,
+    /// One line for the metrics' HELP text.
+    pub help: &'static str,
+    pub value: u64,
+    /// A level (open sessions) rather than a running total.
+    pub gauge: bool,
 }
 
 /// Any connection of the core, lent by id to [`Handler::on_poll`].
 pub struct Conns<'a> {
     pub now: Instant,
-    shard: &'a mut Shard,
-    tx: &'a mut dyn TxSink,
+    io: ConnsIo<'a>,
+}
+
+enum ConnsIo<'a> {
+    Shard(&'a mut Shard, &'a mut dyn TxSink),
+    Other(&'a mut dyn Transport),
 }
 
 impl<'a> Conns<'a> {
     pub fn new(now: Instant, shard: &'a mut Shard, tx: &'a mut dyn TxSink) -> Self {
-        Conns { now, shard, tx }
+        Conns { now, io: ConnsIo::Shard(shard, tx) }
+    }
+    /// The connections of another backend (a test double, kernel sockets).
+    pub fn with_transport(now: Instant, t: &'a mut dyn Transport) -> Self {
+        Conns { now, io: ConnsIo::Other(t) }
     }
     /// The connection `id` (operations on a connection that is gone do nothing).
     pub fn conn(&mut self, id: ConnId) -> Conn<'_> {
-        Conn::new(id, self.now, self.shard, self.tx)
+        match &mut self.io {
+            ConnsIo::Shard(shard, tx) => Conn::new(id, self.now, shard, *tx),
+            ConnsIo::Other(t) => Conn::with_transport(id, self.now, *t),
+        }
     }
 }
 
@@ -395,6 +424,11 @@ impl Handler for Mux {
     fn wait_fds(&self, out: &mut Vec<std::os::fd::RawFd>) {
         for h in self.by_port.values() {
             h.wait_fds(out);
+        }
+    }
+    fn counters(&self, out: &mut Vec<AppCounter>) {
+        for h in self.by_port.values() {
+            h.counters(out);
         }
     }
 }

@@ -24,6 +24,10 @@ pub enum BenchCmd {
     /// Builds the bed and runs every scenario against the kernel and the AF_XDP backend
     /// alternately; writes a JSON report and an SVG plot.
     Compare(CompareArgs),
+    /// The relay in front of nginx: wrk → xdptcp `--app proxy` → nginx, against wrk → HAProxy
+    /// (`mode tcp`, `send-proxy`) → nginx and wrk → nginx directly, on one bed in one run:
+    /// connections/s, CPU per connection, p99 latency, legit success under a SYN flood.
+    Proxy(super::bench_proxy::ProxyBenchArgs),
     /// Loss recovery: many connections echo a checked byte stream through random loss and
     /// reordering. With --target, the client alone; without, builds the bed, impairs the peer's
     /// side and runs the kernel backend, then the AF_XDP one: goodput of both and the ratio.
@@ -470,7 +474,7 @@ const NS_SRV: &str = "xdptcp-bench-srv";
 const NS_CLI: &str = "xdptcp-bench-cli";
 const DEV_SRV: &str = "vbench-stack";
 const DEV_CLI: &str = "vbench-peer";
-const SRV_IP: &str = "198.18.0.1";
+pub(super) const SRV_IP: &str = "198.18.0.1";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Backend {
@@ -596,7 +600,7 @@ impl Drop for BenchBed {
 /// Busy clock ticks of all CPUs since boot, from the `cpu` line of /proc/stat: user, nice,
 /// system, irq, softirq and steal (what is neither idle nor iowait; guest time is already inside
 /// user). 0 when /proc/stat cannot be read.
-fn cpu_busy_ticks() -> u64 {
+pub(super) fn cpu_busy_ticks() -> u64 {
     use procfs::CurrentSI;
     let Ok(stat) = procfs::KernelStats::current() else { return 0 };
     let t = stat.total;
@@ -604,13 +608,13 @@ fn cpu_busy_ticks() -> u64 {
 }
 
 /// Clock ticks per second (sysconf(_SC_CLK_TCK), the unit of /proc/stat).
-fn clk_tck() -> f64 {
+pub(super) fn clk_tck() -> f64 {
     procfs::ticks_per_second().max(1) as f64
 }
 
 /// The CPU model of the first processor in /proc/cpuinfo ("" when there is none, as on some
 /// ARM kernels).
-fn cpu_model() -> String {
+pub(super) fn cpu_model() -> String {
     use procfs::Current;
     procfs::CpuInfo::current().ok().and_then(|c| c.model_name(0).map(str::to_string)).unwrap_or_default()
 }
@@ -618,12 +622,12 @@ fn cpu_model() -> String {
 /// The running kernel's release string, e.g. "6.1.0-31-amd64". Read by hand on purpose: it is a
 /// one-line sysctl file, and procfs's `sys::kernel::Version` parses it into numbers, dropping
 /// the distribution suffix that identifies the build.
-fn kernel_release() -> String {
+pub(super) fn kernel_release() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string()
 }
 
 /// "0,1,...": a `--cores` / `taskset -c` list.
-fn cpu_list(cores: &[usize]) -> String {
+pub(super) fn cpu_list(cores: &[usize]) -> String {
     cores.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",")
 }
 
@@ -739,7 +743,7 @@ fn measure(exe: &str, a: &CompareArgs, client_cores: &str, b: Backend) -> Result
 
 /// The median of a few rounds' figures (the upper middle for an even count). A sort of a
 /// handful of values, not a latency distribution: no histogram needed here.
-fn median(v: &mut [f64]) -> f64 {
+pub(super) fn median(v: &mut [f64]) -> f64 {
     if v.is_empty() {
         return 0.0;
     }

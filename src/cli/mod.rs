@@ -8,6 +8,7 @@ use xdptcp::rig::kernel::{run_echo_clients, ClientPlan, Closer};
 use xdptcp::tcp::SynCookies;
 
 pub mod bench;
+pub mod bench_proxy;
 pub mod config;
 pub mod console;
 pub mod demo;
@@ -118,6 +119,18 @@ pub enum AppArg {
     Echo,
     Http,
     Discard,
+    /// Relays each connection to --upstream over a kernel socket (xdp backend only).
+    Proxy,
+}
+
+/// `--proxy-protocol`: the header the proxy app sends upstream first (HAProxy's spec).
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ProxyProtocolArg {
+    Off,
+    /// The text line, `PROXY TCP4 <client> <server> <cport> <sport>`.
+    V1,
+    /// The binary header.
+    V2,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -178,6 +191,20 @@ pub struct ServeArgs {
     /// Response body size of the http app, in bytes.
     #[arg(long, default_value_t = 64)]
     pub http_body: usize,
+    /// The proxy app's server, HOST:PORT (resolved once at start), e.g. 127.0.0.1:8080. Every
+    /// port served by `proxy` (--app proxy, --also PORT:proxy) relays to it.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub upstream: Option<String>,
+    /// The proxy app sends the client's address first, as HAProxy's PROXY protocol header
+    /// (nginx: `listen ... proxy_protocol`; HAProxy: `accept-proxy`).
+    #[arg(long, value_enum, default_value_t = ProxyProtocolArg::Off)]
+    pub proxy_protocol: ProxyProtocolArg,
+    /// Seconds the proxy app waits for the upstream connect before resetting the client.
+    #[arg(long, default_value_t = 5, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub proxy_connect_timeout: u64,
+    /// Seconds a relayed connection may move no byte either way before both sides are reset.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub proxy_idle_timeout: u64,
     /// NIC queues to serve (one pinned thread each). Default: every receive queue the NIC has;
     /// fewer is refused, since flows the NIC puts on an unserved queue would be lost.
     #[arg(long)]
@@ -361,6 +388,15 @@ impl ServeArgs {
                 );
             }
         }
+        let proxies = self.app_args().iter().filter(|(_, a)| *a == AppArg::Proxy).count();
+        if proxies > 0 && self.backend == BackendArg::Kernel {
+            bail!("--app proxy needs the xdp backend (the kernel backend serves the bundled apps only)");
+        }
+        match (&self.upstream, proxies) {
+            (None, n) if n > 0 => bail!("--app proxy needs --upstream HOST:PORT: the server to relay to"),
+            (Some(u), 0) => bail!("--upstream {u}: no port serves the proxy app (--app proxy or --also PORT:proxy)"),
+            _ => {}
+        }
         let mut cores = self.cores.clone();
         cores.sort_unstable();
         if let Some(w) = cores.windows(2).find(|w| w[0] == w[1]) {
@@ -413,15 +449,26 @@ impl ServeArgs {
         }
     }
 
-    pub fn apps(&self) -> Vec<(u16, AppKind)> {
-        let kind = |a: AppArg| match a {
-            AppArg::Echo => AppKind::Echo,
-            AppArg::Http => AppKind::Http { body: self.http_body },
-            AppArg::Discard => AppKind::Discard,
-        };
-        let mut v = vec![(self.port, kind(self.app))];
-        v.extend(self.also.iter().map(|(p, a)| (*p, kind(*a))));
+    /// Every listening port and its app, --port first.
+    pub fn app_args(&self) -> Vec<(u16, AppArg)> {
+        let mut v = vec![(self.port, self.app)];
+        v.extend(self.also.iter().copied());
         v
+    }
+
+    /// The bundled app of `a` (none for the proxy, which the xdp backend builds itself).
+    pub fn bundled(&self, a: AppArg) -> Option<AppKind> {
+        match a {
+            AppArg::Echo => Some(AppKind::Echo),
+            AppArg::Http => Some(AppKind::Http { body: self.http_body }),
+            AppArg::Discard => Some(AppKind::Discard),
+            AppArg::Proxy => None,
+        }
+    }
+
+    /// The ports served by bundled apps (validate() refuses the proxy on the kernel backend).
+    pub fn apps(&self) -> Vec<(u16, AppKind)> {
+        self.app_args().into_iter().filter_map(|(p, a)| self.bundled(a).map(|k| (p, k))).collect()
     }
 
     #[cfg_attr(not(feature = "xdp"), allow(dead_code))] // the xdp backend's TCP settings

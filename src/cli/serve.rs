@@ -1,9 +1,12 @@
 //! `xdptcp serve`: the AF_XDP engine with per-second counters and a summary on exit.
 
 use super::console::Console;
-use super::{BindArg, ServeArgs, XdpModeArg};
-use anyhow::Result;
+use super::{BindArg, ProxyProtocolArg, ServeArgs, XdpModeArg};
+use anyhow::{anyhow, bail, Context, Result};
 use std::fmt::Write as _;
+use xdptcp::app::proxy_protocol::Version;
+use xdptcp::app::App;
+use xdptcp::engine::proxy::{raise_nofile_limit, ProxyConfig, Relay};
 use xdptcp::engine::secret_file::FleetSecrets;
 use xdptcp::engine::shield::{ShieldMode, ShieldStatus};
 use xdptcp::engine::signals;
@@ -26,7 +29,7 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
     let cfg = EngineConfig {
         iface: a.iface.clone().unwrap_or_default(),
         addrs: a.addrs.clone(),
-        apps: a.apps().into_iter().map(|(p, k)| (p, k.into())).collect(),
+        apps: engine_apps(a)?,
         queues: a.queues.unwrap_or(0),
         cores: a.cores.clone(),
         backlog: a.backlog,
@@ -57,7 +60,17 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
         shield: a.shield_config(),
     };
     let cfg_iface = cfg.iface.clone();
-    let ports: Vec<String> = cfg.apps.iter().map(|(p, k)| format!("{p}/{k:?}")).collect();
+    let ports: Vec<String> = a
+        .app_args()
+        .iter()
+        .zip(&cfg.apps)
+        .map(|((p, arg), (_, app))| match arg {
+            super::AppArg::Proxy => {
+                format!("{p}/proxy to {} (PROXY protocol {:?})", a.upstream.as_deref().unwrap_or(""), a.proxy_protocol)
+            }
+            _ => format!("{p}/{app:?}"),
+        })
+        .collect();
     let stats_path = (a.stats_file != "none").then(|| std::path::PathBuf::from(&a.stats_file));
     let engine = Engine::start_with(cfg, &a.ops()).map_err(xdptcp::engine::caps::explain_start_error)?;
     // Attached and bound: the main thread's capabilities go too (the core threads' already went).
@@ -183,6 +196,46 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
     Ok(())
 }
 
+/// Every listening port with its app: the bundled ones, and the relay (built per core) on the
+/// proxy ports.
+fn engine_apps(a: &ServeArgs) -> Result<Vec<(u16, App)>> {
+    let mut proxy: Option<ProxyConfig> = None;
+    if let Some(u) = &a.upstream {
+        use std::net::ToSocketAddrs;
+        let addr = u
+            .to_socket_addrs()
+            .with_context(|| format!("--upstream {u}: expected HOST:PORT, e.g. 127.0.0.1:8080"))?
+            .next()
+            .ok_or_else(|| anyhow!("--upstream {u}: the name has no address"))?;
+        let mut cfg = ProxyConfig::new(addr);
+        cfg.proxy_protocol = match a.proxy_protocol {
+            ProxyProtocolArg::Off => Version::Off,
+            ProxyProtocolArg::V1 => Version::V1,
+            ProxyProtocolArg::V2 => Version::V2,
+        };
+        cfg.connect_timeout = xdptcp::time::Duration::from_secs(a.proxy_connect_timeout);
+        cfg.idle_timeout = xdptcp::time::Duration::from_secs(a.proxy_idle_timeout);
+        // One upstream socket per relayed connection.
+        if let Err(e) = raise_nofile_limit() {
+            eprintln!("xdptcp: proxy: could not raise the open-files limit: {e}");
+        }
+        proxy = Some(cfg);
+    }
+    let mut v = Vec::new();
+    for (port, arg) in a.app_args() {
+        let app = match (a.bundled(arg), &proxy) {
+            (Some(k), _) => App::from(k),
+            (None, Some(cfg)) => {
+                let cfg = cfg.clone();
+                App::custom(move |_core| Relay::new(cfg.clone()))
+            }
+            (None, None) => bail!("--app proxy needs --upstream HOST:PORT"),
+        };
+        v.push((port, app));
+    }
+    Ok(v)
+}
+
 /// The per-second line and the stats file.
 const TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -203,6 +256,20 @@ fn checksum_offload_suspected(now: &CoreStats, last: &CoreStats, xdp_bad: u64, x
 }
 
 fn per_second(now: &CoreStats, last: &CoreStats) -> String {
+    let d = |a: u64, b: u64| a.saturating_sub(b);
+    let mut line = per_second_tcp(now, last);
+    // The applications' counters that moved (and their non-zero gauges), after the stack's.
+    for c in &now.app {
+        if c.gauge && c.value > 0 {
+            let _ = write!(line, "  {} {}", c.name, c.value);
+        } else if !c.gauge && c.value > last.app_counter(c.name) {
+            let _ = write!(line, "  {} {}/s", c.name, d(c.value, last.app_counter(c.name)));
+        }
+    }
+    line
+}
+
+fn per_second_tcp(now: &CoreStats, last: &CoreStats) -> String {
     let d = |a: u64, b: u64| a.saturating_sub(b);
     let drops_now: u64 = now.tcp.drops.iter().sum();
     let drops_last: u64 = last.tcp.drops.iter().sum();
@@ -293,6 +360,10 @@ pub fn report(s: &CoreStats, secs: f64, stdout_dropped: u64) -> String {
     }
     if s.net.rx_malformed > 0 {
         let _ = writeln!(o, "net_rx_malformed         {}", s.net.rx_malformed);
+    }
+    // The applications' own counters (the relay's), zero or not: an operator looks for them.
+    for c in &s.app {
+        let _ = writeln!(o, "{:<24} {}", c.name, c.value);
     }
     if stdout_dropped > 0 {
         let _ = writeln!(o, "stdout_lines_dropped     {stdout_dropped}");

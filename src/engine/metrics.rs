@@ -187,6 +187,18 @@ pub fn render(s: &Sample<'_>) -> String {
         pair(&mut o, s, name, help, Kind::Counter, &get);
     }
 
+    // The applications' own counters (a relay's outcomes, ...), by the names they report.
+    let mut app: Vec<crate::app::AppCounter> = Vec::new();
+    for c in s.cores.iter().flat_map(|c| c.app.iter()) {
+        if !app.iter().any(|a| a.name == c.name) {
+            app.push(*c);
+        }
+    }
+    for a in app {
+        let kind = if a.gauge { Kind::Gauge } else { Kind::Counter };
+        pair(&mut o, s, a.name, a.help, kind, &|c: &CoreStats| c.app_counter(a.name));
+    }
+
     for (name, v) in s.steering {
         let _ = writeln!(o, "# HELP xdptcp_xdp_{name} XDP steering program counter {name}, summed over CPUs.");
         let _ = writeln!(o, "# TYPE xdptcp_xdp_{name} counter");
@@ -381,6 +393,26 @@ mod tests {
         assert!(t.contains("# TYPE xdptcp_TcpCurrEstab gauge\n"));
         assert!(t.contains("# TYPE xdptcp_TcpPassiveOpens counter\n"));
         assert!(t.contains("# TYPE xdptcp_connections gauge\n"));
+    }
+
+    /// A handler's own counters (the relay's) come out summed and per core, typed as they
+    /// said, and `CoreStats::total` adds them up by name.
+    #[test]
+    fn application_counters_are_exposed_per_core_and_summed() {
+        use crate::app::AppCounter;
+        let mut cores = two_cores();
+        let c = |name, value, gauge| AppCounter { name, help: "h", value, gauge };
+        cores[0].app = vec![c("proxy_open", 2, true), c("proxy_accepted", 10, false)];
+        cores[1].app = vec![c("proxy_open", 1, true), c("proxy_accepted", 5, false)];
+        let t = render(&Sample { cores: &cores, cores_expected: 2, ..Sample::default() });
+        assert_eq!(value(&t, "xdptcp_proxy_accepted", ""), 15.0);
+        assert_eq!(value(&t, "xdptcp_core_proxy_accepted", "core=\"1\""), 5.0);
+        assert_eq!(value(&t, "xdptcp_proxy_open", ""), 3.0);
+        assert!(t.contains("# TYPE xdptcp_proxy_open gauge\n"));
+        assert!(t.contains("# TYPE xdptcp_proxy_accepted counter\n"));
+        let total = CoreStats::total(&cores);
+        assert_eq!((total.app_counter("proxy_accepted"), total.app_counter("proxy_open")), (15, 3));
+        assert_eq!(total.app_counter("absent"), 0);
     }
 
     /// Every summed family equals the sum of its per-core family, for every quantity.

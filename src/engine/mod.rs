@@ -25,6 +25,7 @@ pub mod ops;
 pub mod owners;
 pub mod pcap;
 pub mod preflight;
+pub mod proxy;
 pub mod secret_file;
 pub mod shield;
 pub mod stats_file;
@@ -167,6 +168,8 @@ pub struct CoreStats {
     pub work_samples: u64,
     /// Frames `--pcap` could not capture: its writer was behind.
     pub pcap_dropped: u64,
+    /// The applications' own counters ([`Handler::counters`]), by name.
+    pub app: Vec<app::AppCounter>,
 }
 
 impl CoreStats {
@@ -199,8 +202,19 @@ impl CoreStats {
             t.work_ns += s.work_ns;
             t.work_samples += s.work_samples;
             t.pcap_dropped += s.pcap_dropped;
+            for c in &s.app {
+                match t.app.iter_mut().find(|x| x.name == c.name) {
+                    Some(x) => x.value += c.value,
+                    None => t.app.push(*c),
+                }
+            }
         }
         t
+    }
+
+    /// The application counter `name`, 0 when no handler reports it.
+    pub fn app_counter(&self, name: &str) -> u64 {
+        self.app.iter().find(|c| c.name == name).map_or(0, |c| c.value)
     }
 
     /// Mean nanoseconds the stack spent on a received frame (parse, TCP, the reply written or
@@ -357,6 +371,11 @@ impl<H: Handler + ?Sized> Core<H> {
             work_ns: self.work_ns,
             work_samples: self.work_samples,
             pcap_dropped: 0,
+            app: {
+                let mut v = Vec::new();
+                self.app.counters(&mut v);
+                v
+            },
         }
     }
 }

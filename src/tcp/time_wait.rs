@@ -2,7 +2,7 @@
 //! `inet_timewait_sock` and `tcp_timewait_state_process`).
 //!
 //! Read RFC 9293 §3.10.7.4 (TIME-WAIT), RFC 1337 and RFC 6191 before editing. How the entries
-//! are kept (a ring in arrival order, no timer per entry): [`table`].
+//! are kept (a ring in arrival order, no timer per entry): `table`.
 
 pub(crate) mod table;
 
@@ -17,7 +17,7 @@ use crate::wire::{SeqNum, TcpFlags, TcpOptions, TcpRepr};
 use table::TwSlot;
 
 /// What a connection leaves behind in TIME-WAIT, as the protocol reads it (the table keeps a
-/// compact record of it: [`table`]).
+/// compact record of it: `table`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TwEntry {
     pub snd_nxt: SeqNum,

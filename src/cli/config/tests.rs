@@ -166,3 +166,38 @@ fn edit_distance_counts_edits() {
     assert_eq!(edit_distance("", "abc"), 3);
     assert_eq!(edit_distance("kitten", "sitting"), 3);
 }
+
+#[test]
+fn the_relay_is_configured_from_the_file() {
+    let ex = expand_with(
+        "iface = \"eth1\"\nport = 443\napp = \"proxy\"\nalso = [\"80:proxy\"]\nupstream = \"127.0.0.1:8443\"\n\
+         proxy-protocol = \"v2\"\nproxy_connect_timeout = 2\nproxy-idle-timeout = 60\n",
+        &[],
+    )
+    .expect("expands");
+    let a = cli_of(&ex).expect("parses");
+    use super::super::{AppArg, ProxyProtocolArg};
+    assert_eq!(a.app_args(), vec![(443, AppArg::Proxy), (80, AppArg::Proxy)]);
+    assert_eq!(a.upstream.as_deref(), Some("127.0.0.1:8443"));
+    assert_eq!(a.proxy_protocol, ProxyProtocolArg::V2);
+    assert_eq!((a.proxy_connect_timeout, a.proxy_idle_timeout), (2, 60));
+    assert!(a.apps().is_empty(), "no bundled app");
+    let e = cli_of(&expand_with("proxy-protocol = \"v3\"\n", &[]).expect("expands")).expect_err("refused");
+    assert!(e.contains("proxy-protocol") && e.contains("v3"), "{e}");
+}
+
+#[test]
+fn the_relay_needs_an_upstream_and_the_xdp_backend() {
+    let args = |cmdline: &[&str]| {
+        let mut v = vec!["--stats-file", "none"];
+        v.extend_from_slice(cmdline);
+        cli_of(&expand_with("", &v).expect("expands")).expect("parses").validate().map_err(|e| e.to_string())
+    };
+    let e = args(&["--iface", "lo", "--app", "proxy"]).unwrap_err();
+    assert!(e.contains("needs --upstream"), "{e}");
+    let e = args(&["--iface", "lo", "--upstream", "127.0.0.1:8080"]).unwrap_err();
+    assert!(e.contains("no port serves the proxy app"), "{e}");
+    let e = args(&["--backend", "kernel", "--also", "81:proxy", "--upstream", "127.0.0.1:8080"]).unwrap_err();
+    assert!(e.contains("needs the xdp backend"), "{e}");
+    args(&["--iface", "lo", "--also", "81:proxy", "--upstream", "127.0.0.1:8080"]).expect("valid");
+}

@@ -1,0 +1,540 @@
+//! `xdptcp bench proxy`: what an operator would put in front of nginx, measured on one bed in
+//! one run. Three fronts, each on a fresh bed, round after round:
+//!
+//! - `direct`: wrk → nginx (kernel TCP), the reference;
+//! - `haproxy`: wrk → HAProxy (`mode tcp`, `send-proxy`) → nginx;
+//! - `xdptcp`: wrk → `xdptcp serve --app proxy --proxy-protocol v1` → nginx.
+//!
+//! nginx listens on 127.0.0.1 with `proxy_protocol` for the two relays and on the bed's address
+//! without it for the direct runs; its worker is pinned to `--upstream-core`, the front to
+//! `--server-core`, wrk and the legitimate clients to the remaining cores (or all of them), the
+//! SYN flood to the front's core (see `measure`). Per front:
+//! connections/s (wrk, one connection per request: `Connection: close`), machine CPU per
+//! 1000 connections (/proc/stat over the wrk run), wrk's p99 latency, and the success rate
+//! of slow legitimate clients (`bench connect`) under a SYN flood (`bench flood`).
+
+use super::bench::{clk_tck, cpu_busy_ticks, cpu_list, cpu_model, kernel_release, median, SRV_IP};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use xdptcp::rig::bed::{Bed, BedConfig, BedNames};
+
+#[derive(Args, Debug, Clone)]
+pub struct ProxyBenchArgs {
+    /// Rounds of direct, haproxy, xdptcp (the medians are reported).
+    #[arg(long, default_value_t = 2)]
+    pub rounds: usize,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
+    /// wrk connections in flight.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Core of the front (the relay, HAProxy; nothing for direct).
+    #[arg(long, default_value_t = 0)]
+    pub server_core: usize,
+    /// Core of nginx's worker.
+    #[arg(long, default_value_t = 1)]
+    pub upstream_core: usize,
+    /// Where report.json goes.
+    #[arg(long, default_value = "bench-report")]
+    pub out: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Front {
+    Direct,
+    Haproxy,
+    Xdptcp,
+}
+
+impl Front {
+    const ALL: [Front; 3] = [Front::Direct, Front::Haproxy, Front::Xdptcp];
+    fn name(self) -> &'static str {
+        match self {
+            Front::Direct => "direct",
+            Front::Haproxy => "haproxy",
+            Front::Xdptcp => "xdptcp",
+        }
+    }
+    /// The port wrk and the flood aim at.
+    fn port(self) -> u16 {
+        match self {
+            Front::Direct => 8080,
+            Front::Haproxy | Front::Xdptcp => 80,
+        }
+    }
+}
+
+/// The bed's names: its own, so that it never meets `bench compare`'s bed.
+const NS_SRV: &str = "xdptcp-bproxy-srv";
+const NS_CLI: &str = "xdptcp-bproxy-cli";
+const DEV_SRV: &str = "vbproxy-s";
+const DEV_CLI: &str = "vbproxy-p";
+
+/// The bed (`rig::bed`, one queue, with the names above), set for short connections; removed
+/// on drop.
+fn bed_up() -> Result<Bed> {
+    let bed = Bed::up(BedConfig::new(BedNames::new(NS_SRV, NS_CLI, DEV_SRV, DEV_CLI)))?;
+    // The generators open many short connections: every port, TIME-WAIT reuse (as `bench
+    // compare` sets its bed).
+    for s in ["net.ipv4.ip_local_port_range=1024 65535", "net.ipv4.tcp_tw_reuse=1"] {
+        let _ = bed.in_cli("sysctl").args(["-qw", s]).status();
+    }
+    // The flood's spoofed sources are reached through the peer (the kernel fronts answer them
+    // as the stack does).
+    let _ = in_srv(&["ip", "route", "replace", "198.18.0.0/15", "via", "198.18.0.2"]).status();
+    Ok(bed)
+}
+
+/// nginx's port for the relays (PROXY protocol) on 127.0.0.1.
+const UPSTREAM: &str = "127.0.0.1:8081";
+
+const NGINX_CONF: &str = r#"
+daemon off;
+master_process off;
+worker_processes 1;
+worker_rlimit_nofile 65536;
+pid DIR/nginx.pid;
+error_log DIR/error.log error;
+events { worker_connections 16384; }
+http {
+    access_log off;
+    client_body_temp_path DIR/body;
+    proxy_temp_path DIR/proxy;
+    fastcgi_temp_path DIR/fastcgi;
+    uwsgi_temp_path DIR/uwsgi;
+    scgi_temp_path DIR/scgi;
+    server {
+        listen 127.0.0.1:8081 proxy_protocol backlog=4096;
+        listen SRV:8080 backlog=4096;
+        location = / { return 200 "hello\n"; }
+    }
+}
+"#;
+
+/// HAProxy as its documentation sets up a TCP relay with the PROXY protocol (v1, as `send-proxy`
+/// sends), one thread on the front's core.
+const HAPROXY_CONF: &str = r#"
+global
+    nbthread 1
+    cpu-map 1/1 CORE
+    maxconn 9000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 300s
+    timeout server 300s
+frontend fe
+    bind SRV:80 backlog 4096
+    default_backend be
+backend be
+    server nginx 127.0.0.1:8081 send-proxy
+"#;
+
+struct Started {
+    children: Vec<Child>,
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            // SAFETY: kill(2) on our own child.
+            unsafe {
+                libc::kill(c.id() as libc::pid_t, libc::SIGINT);
+            }
+        }
+        for c in &mut self.children {
+            for _ in 0..60 {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn in_srv(args: &[&str]) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", NS_SRV]).args(args);
+    c
+}
+
+fn spawn(mut c: Command, what: &str) -> Result<Child> {
+    c.stdout(Stdio::null()).stderr(Stdio::inherit()).spawn().with_context(|| format!("start {what}"))
+}
+
+/// Waits until something listens on `port` in the server namespace.
+fn wait_listen(port: u16, what: &str, child: &mut Child) -> Result<()> {
+    for _ in 0..60 {
+        let o = in_srv(&["ss", "-Hltn", &format!("sport = :{port}")]).output()?;
+        if !o.stdout.is_empty() {
+            return Ok(());
+        }
+        if let Ok(Some(st)) = child.try_wait() {
+            bail!("{what} exited: {st}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("{what} does not listen on port {port}")
+}
+
+/// Starts nginx and the front on the bed.
+fn start(exe: &str, dir: &Path, front: Front, a: &ProxyBenchArgs) -> Result<Started> {
+    let d = dir.to_string_lossy();
+    std::fs::write(dir.join("nginx.conf"), NGINX_CONF.replace("DIR", &d).replace("SRV", SRV_IP))?;
+    let mut nginx = spawn(
+        {
+            let mut c = in_srv(&["taskset", "-c", &a.upstream_core.to_string(), "nginx", "-c"]);
+            c.arg(dir.join("nginx.conf"));
+            c
+        },
+        "nginx",
+    )?;
+    wait_listen(8081, "nginx", &mut nginx)?;
+    let mut s = Started { children: vec![nginx] };
+    let core = a.server_core.to_string();
+    match front {
+        Front::Direct => {}
+        Front::Haproxy => {
+            std::fs::write(dir.join("haproxy.cfg"), HAPROXY_CONF.replace("CORE", &core).replace("SRV", SRV_IP))?;
+            let mut c = in_srv(&["haproxy", "-db", "-f"]);
+            c.arg(dir.join("haproxy.cfg"));
+            let mut h = spawn(c, "haproxy")?;
+            wait_listen(80, "haproxy", &mut h)?;
+            s.children.push(h);
+        }
+        Front::Xdptcp => {
+            let c = in_srv(&[
+                exe,
+                "serve",
+                "--iface",
+                DEV_SRV,
+                "--addr",
+                SRV_IP,
+                "--port",
+                "80",
+                "--app",
+                "proxy",
+                "--upstream",
+                UPSTREAM,
+                "--proxy-protocol",
+                "v1",
+                "--cores",
+                &core,
+                "--quiet",
+                "--stats-file",
+                "none",
+                "--control-socket",
+                "none",
+            ]);
+            let mut x = spawn(c, "xdptcp serve")?;
+            std::thread::sleep(Duration::from_millis(1200));
+            if let Ok(Some(st)) = x.try_wait() {
+                bail!("xdptcp serve exited early: {st}");
+            }
+            s.children.push(x);
+        }
+    }
+    Ok(s)
+}
+
+/// Runs `xdptcp ARGS` (a `--kv` load generator) in the peer namespace on `cores` and reads its
+/// `key=value` lines.
+fn run_kv(exe: &str, cores: &str, args: &[&str]) -> Result<BTreeMap<String, f64>> {
+    let o = Command::new("ip")
+        .args(["netns", "exec", NS_CLI, "taskset", "-c", cores, exe])
+        .args(args)
+        .output()
+        .with_context(|| format!("run {args:?}"))?;
+    if !o.status.success() {
+        bail!("{args:?} failed ({}): {}", o.status, String::from_utf8_lossy(&o.stderr));
+    }
+    Ok(String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            Some((k.trim().to_string(), v.trim().parse().ok()?))
+        })
+        .collect())
+}
+
+/// wrk's latency figure (`1.23ms`, `850.00us`, `1.02s`) in microseconds.
+fn wrk_us(v: &str) -> Option<f64> {
+    let (num, scale) = if let Some(n) = v.strip_suffix("us") {
+        (n, 1.0)
+    } else if let Some(n) = v.strip_suffix("ms") {
+        (n, 1e3)
+    } else if let Some(n) = v.strip_suffix('m') {
+        (n, 60e6)
+    } else if let Some(n) = v.strip_suffix('s') {
+        (n, 1e6)
+    } else {
+        return None;
+    };
+    num.parse::<f64>().ok().map(|x| x * scale)
+}
+
+/// What one wrk run printed: requests, requests/s, p99 (µs), errors.
+#[derive(Debug, Default, PartialEq)]
+struct Wrk {
+    requests: f64,
+    per_sec: f64,
+    p99_us: f64,
+    errors: f64,
+}
+
+fn parse_wrk(out: &str) -> Wrk {
+    let mut w = Wrk::default();
+    for l in out.lines().map(str::trim) {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        match f.as_slice() {
+            [n, "requests", "in", ..] => w.requests = n.parse().unwrap_or(0.0),
+            ["Requests/sec:", v] => w.per_sec = v.parse().unwrap_or(0.0),
+            ["99%", v] => w.p99_us = wrk_us(v).unwrap_or(0.0),
+            ["Socket", "errors:", rest @ ..] => {
+                w.errors += rest.iter().filter_map(|x| x.trim_end_matches(',').parse::<f64>().ok()).sum::<f64>();
+            }
+            ["Non-2xx", "or", "3xx", "responses:", n] => w.errors += n.parse().unwrap_or(0.0),
+            _ => {}
+        }
+    }
+    w
+}
+
+/// One front, one round: every figure.
+fn measure(exe: &str, front: Front, a: &ProxyBenchArgs, client_cores: &str) -> Result<BTreeMap<String, f64>> {
+    let url = format!("http://{SRV_IP}:{}/", front.port());
+    let secs = a.seconds.to_string();
+    let mut m = BTreeMap::new();
+    let b0 = cpu_busy_ticks();
+    let o = Command::new("ip")
+        .args(["netns", "exec", NS_CLI, "taskset", "-c", client_cores, "wrk", "-t1"])
+        .args(["-c", &a.concurrency.to_string(), "-d", &format!("{secs}s"), "--latency"])
+        .args(["-H", "Connection: close", &url])
+        .output()
+        .context("run wrk")?;
+    let b1 = cpu_busy_ticks();
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    if !o.status.success() {
+        bail!("wrk: {text}{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let w = parse_wrk(&text);
+    m.insert("conn_per_sec".into(), w.per_sec);
+    m.insert("p99_us".into(), w.p99_us);
+    m.insert("wrk_errors".into(), w.errors);
+    m.insert("cpu_s_per_kconn".into(), b1.saturating_sub(b0) as f64 / clk_tck() / (w.requests / 1000.0).max(1e-9));
+
+    // Slow legitimate clients beside a SYN flood on the same port. The flood generator runs on
+    // the front's core: veth runs the receiver's XDP program and its copy into the AF_XDP ring
+    // in the sender's context (DESIGN.md), and that work belongs where a NIC would do it, on
+    // the server's core, not on nginx's (where it starved nginx and made the relay's legit
+    // clients wait on their upstream, not on the relay).
+    let target = format!("{SRV_IP}:{}", front.port());
+    let flood = std::thread::spawn({
+        let (exe, cores, target, secs) = (exe.to_string(), a.server_core.to_string(), target.clone(), secs.clone());
+        move || {
+            run_kv(
+                &exe,
+                &cores,
+                &["bench", "flood", "--target", &target, "--seconds", &secs, "--count-iface", DEV_CLI, "--kv"],
+            )
+        }
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let legit_secs = a.seconds.saturating_sub(1).max(1).to_string();
+    let legit = run_kv(
+        exe,
+        client_cores,
+        &[
+            "bench",
+            "connect",
+            "--target",
+            &target,
+            "--concurrency",
+            "4",
+            "--rate",
+            "200",
+            "--seconds",
+            &legit_secs,
+            "--timeout",
+            "5",
+            "--kv",
+        ],
+    )?;
+    let f = flood.join().map_err(|_| anyhow::anyhow!("flood thread"))??;
+    m.insert("flood_syns_per_sec".into(), f.get("syns_per_sec").copied().unwrap_or(0.0));
+    let done = legit.get("completed").copied().unwrap_or(0.0);
+    let errs = legit.get("errors").copied().unwrap_or(0.0);
+    m.insert("flood_legit_success".into(), if done + errs > 0.0 { done / (done + errs) } else { 0.0 });
+    m.insert("flood_legit_p99_us".into(), legit.get("connect_p99_us").copied().unwrap_or(0.0));
+    Ok(m)
+}
+
+/// The figures reported, in order: key, label.
+const FIGURES: [(&str, &str); 6] = [
+    ("conn_per_sec", "connections/s"),
+    ("cpu_s_per_kconn", "CPU s / 1000 conns"),
+    ("p99_us", "p99 latency (us)"),
+    ("wrk_errors", "wrk errors"),
+    ("flood_legit_success", "legit success under flood"),
+    ("flood_legit_p99_us", "legit p99 connect under flood (us)"),
+];
+
+#[derive(serde::Serialize)]
+struct Report {
+    cpu: String,
+    cpus: usize,
+    kernel: String,
+    rounds: usize,
+    seconds: u64,
+    concurrency: usize,
+    server_core: usize,
+    upstream_core: usize,
+    client_cores: String,
+    /// Front → figure → median over the rounds.
+    medians: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Front → every round's figures.
+    runs: BTreeMap<String, Vec<BTreeMap<String, f64>>>,
+}
+
+pub fn run(a: &ProxyBenchArgs) -> Result<()> {
+    // SAFETY: geteuid(2) has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("bench proxy needs root (namespaces, XDP)");
+    }
+    for tool in ["nginx", "haproxy", "wrk"] {
+        if Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().map(|o| o.stdout.is_empty())? {
+            bail!("bench proxy needs {tool} (scripts/deps.sh installs it)");
+        }
+    }
+    xdptcp::engine::signals::install();
+    let exe = std::env::current_exe()?.to_string_lossy().to_string();
+    let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    if a.server_core >= ncpu || a.upstream_core >= ncpu {
+        bail!("--server-core {} --upstream-core {}: this machine has {ncpu} CPUs", a.server_core, a.upstream_core);
+    }
+    let others: Vec<usize> = (0..ncpu).filter(|c| *c != a.server_core).collect();
+    let client_cores = cpu_list(if others.is_empty() { &[0] } else { &others });
+    eprintln!(
+        "bench proxy: front on core {}, nginx on core {}, load generators on {client_cores}",
+        a.server_core, a.upstream_core
+    );
+    let mut runs: BTreeMap<String, Vec<BTreeMap<String, f64>>> = BTreeMap::new();
+    for round in 0..a.rounds {
+        for front in Front::ALL {
+            if xdptcp::engine::signals::stop_requested() {
+                bail!("interrupted");
+            }
+            eprintln!("bench proxy: round {}/{}: {} ...", round + 1, a.rounds, front.name());
+            let r = one_run(&exe, front, a, &client_cores)?;
+            eprintln!("  {r:?}");
+            runs.entry(front.name().into()).or_default().push(r);
+        }
+    }
+    let mut medians = BTreeMap::new();
+    for (front, rs) in &runs {
+        let mut m = BTreeMap::new();
+        for (k, _) in FIGURES {
+            let mut v: Vec<f64> = rs.iter().filter_map(|r| r.get(k).copied()).collect();
+            m.insert(k.to_string(), median(&mut v));
+        }
+        medians.insert(front.clone(), m);
+    }
+    let report = Report {
+        cpu: cpu_model(),
+        cpus: ncpu,
+        kernel: kernel_release(),
+        rounds: a.rounds,
+        seconds: a.seconds,
+        concurrency: a.concurrency,
+        server_core: a.server_core,
+        upstream_core: a.upstream_core,
+        client_cores,
+        medians,
+        runs,
+    };
+    std::fs::create_dir_all(&a.out)?;
+    let path = PathBuf::from(&a.out).join("proxy.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+    print!("{}", table(&report));
+    println!("report: {}", path.display());
+    Ok(())
+}
+
+/// A fresh bed for every run (the kernel keeps TIME-WAIT state per namespace), with the server
+/// side's kernel work on the front's core (RPS, as a NIC's IRQ affinity would put it).
+fn one_run(exe: &str, front: Front, a: &ProxyBenchArgs, client_cores: &str) -> Result<BTreeMap<String, f64>> {
+    let bed = bed_up()?;
+    let mask = format!("{:x}", 1u64 << a.server_core);
+    let setup = format!(
+        "echo {mask} > /sys/class/net/{DEV_SRV}/queues/rx-0/rps_cpus; \
+         sysctl -qw net.ipv4.ip_local_port_range='1024 65535' net.ipv4.tcp_tw_reuse=1 \
+         net.core.somaxconn=4096 net.ipv4.tcp_syncookies=1"
+    );
+    let _ = in_srv(&["sh", "-c", &setup]).status();
+    let dir = std::env::temp_dir().join(format!("xdptcp-bench-proxy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let started = start(exe, &dir, front, a)?;
+    let r = measure(exe, front, a, client_cores);
+    drop(started);
+    drop(bed);
+    let _ = std::fs::remove_dir_all(&dir);
+    r
+}
+
+fn table(r: &Report) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "bench proxy: {} ({} CPUs), kernel {}; {} round(s) x {}s, wrk -c{} Connection: close; medians",
+        r.cpu, r.cpus, r.kernel, r.rounds, r.seconds, r.concurrency
+    );
+    let _ = writeln!(o, "{:<36} {:>12} {:>12} {:>12} {:>14}", "", "direct", "haproxy", "xdptcp", "xdptcp/haproxy");
+    for (k, label) in FIGURES {
+        let get = |f: &str| r.medians.get(f).and_then(|m| m.get(k)).copied().unwrap_or(0.0);
+        let (d, h, x) = (get("direct"), get("haproxy"), get("xdptcp"));
+        let ratio = if h > 0.0 { format!("{:.2}", x / h) } else { "-".into() };
+        let _ = writeln!(o, "{label:<36} {d:>12.3} {h:>12.3} {x:>12.3} {ratio:>14}");
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// wrk 4.1's output with --latency (from a run on the bed).
+    const WRK: &str = "Running 5s test @ http://198.18.0.1:80/
+  1 threads and 32 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     5.36ms    3.49ms  39.32ms   72.90%
+    Req/Sec     1.87k   282.27     2.61k    73.33%
+  Latency Distribution
+     50%    4.80ms
+     75%    6.90ms
+     90%    9.10ms
+     99%   18.50ms
+  5729 requests in 3.09s, 828.02KB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 4
+Requests/sec:   1854.69
+Transfer/sec:    268.06KB
+";
+
+    #[test]
+    fn wrk_output_is_read() {
+        let w = parse_wrk(WRK);
+        assert_eq!(w, Wrk { requests: 5729.0, per_sec: 1854.69, p99_us: 18500.0, errors: 7.0 });
+        assert_eq!(wrk_us("850.00us"), Some(850.0));
+        assert_eq!(wrk_us("1.50s"), Some(1.5e6));
+        assert_eq!(wrk_us("x"), None);
+    }
+}
