@@ -457,7 +457,7 @@ fn pump_up(s: &mut Session, c: &mut Conn<'_>, k: &mut RelayCounters) -> Result<(
     // The PROXY header goes first, in the same sendmsg as the client's first bytes when there
     // are some (one system call, and one segment for a short request).
     let head = s.head;
-    let mut head_rest: &[u8] = head.as_ref().map_or(&[], |h| &h.as_bytes()[s.head_sent..]);
+    let mut head_rest: &[u8] = head.as_ref().and_then(|h| h.as_bytes().get(s.head_sent..)).unwrap_or(&[]);
     if !head_rest.is_empty() && c.readable() == 0 {
         let n = write_vectored(fd, &[head_rest]).map_err(|_| Fail::Upstream)?;
         s.head_sent += n;
