@@ -687,13 +687,20 @@ fn write_vectored(fd: RawFd, parts: &[&[u8]]) -> io::Result<usize> {
     if n == 0 {
         return Ok(0);
     }
-    // SAFETY: msghdr is plain data for which all-zero bytes are valid.
+    sendmsg_some(fd, iov.get(..n).unwrap_or(&[]))
+}
+
+/// sendmsg(2) of `iov` without blocking and with MSG_NOSIGNAL (a peer that reset gives EPIPE
+/// instead of SIGPIPE; writev has no flags). Bytes written; 0 when the socket buffer is full.
+/// The kernel-socket baseline server writes through this too.
+pub fn sendmsg_some(fd: RawFd, iov: &[libc::iovec]) -> io::Result<usize> {
+    // SAFETY: msghdr is plain data for which all-zero bytes are valid (no name, no control).
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = iov.as_mut_ptr();
-    msg.msg_iovlen = n as _;
+    msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = iov.len() as _;
     loop {
-        // SAFETY: `msg` points at `n` iovecs over live slices for the duration of the call;
-        // the kernel only reads them.
+        // SAFETY: `msg` points at `iov.len()` iovecs that each describe live, readable bytes
+        // for the duration of the call; sendmsg only reads them.
         let r = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
         if r >= 0 {
             return Ok(r as usize);

@@ -661,24 +661,7 @@ fn iovec_of(b: &[u8]) -> libc::iovec {
     libc::iovec { iov_base: b.as_ptr() as *mut libc::c_void, iov_len: b.len() }
 }
 
-/// sendmsg(2) of `iov` with MSG_NOSIGNAL (writev has no flags). Bytes written; 0 when full.
+/// sendmsg(2) of `iov` (the relay's writer). Bytes written; 0 when full.
 fn writev_some(fd: &OwnedFd, iov: &[libc::iovec]) -> io::Result<usize> {
-    // SAFETY: msghdr is plain data for which all-zero bytes are valid (no name, no control).
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
-    msg.msg_iovlen = iov.len() as _;
-    loop {
-        // SAFETY: `msg` points at `iov.len()` iovecs that each describe live, readable bytes;
-        // sendmsg only reads them.
-        let r = unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
-        if r >= 0 {
-            return Ok(r as usize);
-        }
-        let e = io::Error::last_os_error();
-        match e.kind() {
-            io::ErrorKind::WouldBlock => return Ok(0),
-            io::ErrorKind::Interrupted => continue,
-            _ => return Err(e),
-        }
-    }
+    crate::engine::proxy::sendmsg_some(fd.as_raw_fd(), iov)
 }
