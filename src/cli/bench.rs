@@ -632,13 +632,19 @@ pub(super) fn cpu_list(cores: &[usize]) -> String {
 }
 
 fn run_kv(exe: &str, client_cores: &str, args: &[&str]) -> Result<BTreeMap<String, f64>> {
+    run_kv_in(NS_CLI, exe, client_cores, args)
+}
+
+/// Runs `xdptcp ARGS` (a `--kv` load generator) in namespace `ns` on `cores` and reads its
+/// `key=value` lines.
+pub(super) fn run_kv_in(ns: &str, exe: &str, cores: &str, args: &[&str]) -> Result<BTreeMap<String, f64>> {
     let o = Command::new("ip")
-        .args(["netns", "exec", NS_CLI, "taskset", "-c", client_cores, exe])
+        .args(["netns", "exec", ns, "taskset", "-c", cores, exe])
         .args(args)
         .output()
         .with_context(|| format!("run {args:?}"))?;
     if !o.status.success() {
-        bail!("{args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+        bail!("{args:?} failed ({}): {}", o.status, String::from_utf8_lossy(&o.stderr));
     }
     Ok(kv_parse(&String::from_utf8_lossy(&o.stdout)))
 }
@@ -704,25 +710,7 @@ fn measure(exe: &str, a: &CompareArgs, client_cores: &str, b: Backend) -> Result
         }
     });
     std::thread::sleep(Duration::from_millis(200));
-    let legit = run_kv(
-        exe,
-        client_cores,
-        &[
-            "bench",
-            "connect",
-            "--target",
-            &target,
-            "--concurrency",
-            "4",
-            "--rate",
-            "200",
-            "--seconds",
-            &(a.seconds.saturating_sub(1).max(1)).to_string(),
-            "--timeout",
-            "5",
-            "--kv",
-        ],
-    )?;
+    let legit = legit_under_flood(NS_CLI, exe, client_cores, &target, a.seconds)?;
     let f = ns_flood.join().map_err(|_| anyhow::anyhow!("flood thread"))??;
     let f1 = cpu_busy_ticks();
     let synacks = f.get("synacks").copied().unwrap_or(0.0);
@@ -739,6 +727,39 @@ fn measure(exe: &str, a: &CompareArgs, client_cores: &str, b: Backend) -> Result
     m.insert("bulk_gbit_per_sec".into(), bulk.get("gbit_per_sec").copied().unwrap_or(0.0));
     drop(peer_pass);
     Ok(m)
+}
+
+/// The legitimate clients run beside a flood, from namespace `ns`: 4 connections at a time, 200 per second, for the
+/// flood's window less a second, each given 5 s to connect. `bench compare` and `bench proxy`
+/// measure the same load.
+pub(super) fn legit_under_flood(
+    ns: &str,
+    exe: &str,
+    client_cores: &str,
+    target: &str,
+    seconds: u64,
+) -> Result<BTreeMap<String, f64>> {
+    let secs = seconds.saturating_sub(1).max(1).to_string();
+    run_kv_in(
+        ns,
+        exe,
+        client_cores,
+        &[
+            "bench",
+            "connect",
+            "--target",
+            target,
+            "--concurrency",
+            "4",
+            "--rate",
+            "200",
+            "--seconds",
+            &secs,
+            "--timeout",
+            "5",
+            "--kv",
+        ],
+    )
 }
 
 /// The median of a few rounds' figures (the upper middle for an even count). A sort of a

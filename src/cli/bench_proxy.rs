@@ -13,7 +13,9 @@
 //! 1000 connections (/proc/stat over the wrk run), wrk's p99 latency, and the success rate
 //! of slow legitimate clients (`bench connect`) under a SYN flood (`bench flood`).
 
-use super::bench::{clk_tck, cpu_busy_ticks, cpu_list, cpu_model, kernel_release, median, SRV_IP};
+use super::bench::{
+    clk_tck, cpu_busy_ticks, cpu_list, cpu_model, kernel_release, legit_under_flood, median, run_kv_in, SRV_IP,
+};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::collections::BTreeMap;
@@ -246,24 +248,9 @@ fn start(exe: &str, dir: &Path, front: Front, a: &ProxyBenchArgs) -> Result<Star
     Ok(s)
 }
 
-/// Runs `xdptcp ARGS` (a `--kv` load generator) in the peer namespace on `cores` and reads its
-/// `key=value` lines.
+/// Runs `xdptcp ARGS` (a `--kv` load generator) in this bed's peer namespace on `cores`.
 fn run_kv(exe: &str, cores: &str, args: &[&str]) -> Result<BTreeMap<String, f64>> {
-    let o = Command::new("ip")
-        .args(["netns", "exec", NS_CLI, "taskset", "-c", cores, exe])
-        .args(args)
-        .output()
-        .with_context(|| format!("run {args:?}"))?;
-    if !o.status.success() {
-        bail!("{args:?} failed ({}): {}", o.status, String::from_utf8_lossy(&o.stderr));
-    }
-    Ok(String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .filter_map(|l| {
-            let (k, v) = l.split_once('=')?;
-            Some((k.trim().to_string(), v.trim().parse().ok()?))
-        })
-        .collect())
+    run_kv_in(NS_CLI, exe, cores, args)
 }
 
 /// wrk's latency figure (`1.23ms`, `850.00us`, `1.02s`) in microseconds.
@@ -349,26 +336,7 @@ fn measure(exe: &str, front: Front, a: &ProxyBenchArgs, client_cores: &str) -> R
         }
     });
     std::thread::sleep(Duration::from_millis(200));
-    let legit_secs = a.seconds.saturating_sub(1).max(1).to_string();
-    let legit = run_kv(
-        exe,
-        client_cores,
-        &[
-            "bench",
-            "connect",
-            "--target",
-            &target,
-            "--concurrency",
-            "4",
-            "--rate",
-            "200",
-            "--seconds",
-            &legit_secs,
-            "--timeout",
-            "5",
-            "--kv",
-        ],
-    )?;
+    let legit = legit_under_flood(NS_CLI, exe, client_cores, &target, a.seconds)?;
     let f = flood.join().map_err(|_| anyhow::anyhow!("flood thread"))??;
     m.insert("flood_syns_per_sec".into(), f.get("syns_per_sec").copied().unwrap_or(0.0));
     let done = legit.get("completed").copied().unwrap_or(0.0);
