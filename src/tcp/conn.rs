@@ -19,11 +19,11 @@ use super::event::{CloseReason, Event};
 use super::icmp::IcmpError;
 use super::rack::{Rack, ReoWnd};
 use super::rtt::RttEstimator;
-use super::sack::{RcvSack, Scoreboard};
+use super::sack::{LazyRcvSack, Scoreboard};
 use super::secrets::ts_clock;
 use super::state::State;
 use super::time_wait::{self, TwEntry, TwVerdict};
-use super::tuple::{ConnId, FourTuple};
+use super::tuple::{ConnId, FourTuple, PackedTuple};
 use super::TxSink;
 use crate::time::{Duration, Instant};
 use crate::wire::{SeqNum, TcpFlags, TcpOptions, TcpRepr};
@@ -92,11 +92,57 @@ impl Timers {
     }
 }
 
+/// The entries of the shard's timer heap a connection answers to: at most two, held in the
+/// TCB (no allocation per connection). When a third is needed the later of the two is
+/// forgotten; it then pops as stale and is skipped, which is safe because a remembered entry
+/// at or before the connection's next deadline always exists (`Shard::settle` pushes one
+/// otherwise), and that entry re-arms whatever is still due when it fires.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Wakeups([Option<Instant>; 2]);
+
+impl Wakeups {
+    /// An entry at or before `at` will wake the connection: nothing to push.
+    pub fn covers(&self, at: Instant) -> bool {
+        self.0.iter().flatten().any(|q| *q <= at)
+    }
+    /// Remembers an entry pushed for `at`.
+    pub fn track(&mut self, at: Instant) {
+        let slot = match self.0 {
+            [None, _] => 0,
+            [_, None] => 1,
+            [Some(a), Some(b)] => usize::from(b > a),
+        };
+        if let Some(s) = self.0.get_mut(slot) {
+            *s = Some(at);
+        }
+    }
+    /// An entry for `at` popped: whether it is one of ours (then forgotten) or stale.
+    pub fn take(&mut self, at: Instant) -> bool {
+        match self.0.iter_mut().find(|q| **q == Some(at)) {
+            Some(q) => {
+                *q = None;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// The segment Karn's algorithm is timing (RFC 6298 §3): the sequence number that completes
+/// it and when it was sent. Packed to 4-byte alignment so that it takes 12 bytes in the TCB, not
+/// 16.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, packed(4))]
+struct Timed {
+    end: SeqNum,
+    at: Instant,
+}
+
 /// The transmission control block (RFC 9293 §3.3.1).
 #[derive(Debug)]
 pub struct Tcb {
     pub id: ConnId,
-    pub tuple: FourTuple,
+    tuple: PackedTuple,
     pub state: State,
     /// Came from LISTEN (RFC 9293 MUST-11: remember passive vs active SYN-RECEIVED).
     pub passive: bool,
@@ -159,7 +205,7 @@ pub struct Tcb {
     pub rcvbuf: Ring,
     asm: Assembler,
     /// SACK blocks we report (RFC 2018 §4) and a pending D-SACK (RFC 2883).
-    rsack: RcvSack,
+    rsack: LazyRcvSack,
     /// What the peer has SACKed above SND.UNA (RFC 6675 §3). Made when the first SACK block
     /// arrives and given back once it is empty outside a recovery, as the rings allocate
     /// lazily: an idle connection does not pay its 132 bytes.
@@ -176,7 +222,7 @@ pub struct Tcb {
     reo: ReoWnd,
     rtt: RttEstimator,
     /// Karn's algorithm without timestamps: (sequence that completes the timed segment, when sent).
-    rtt_timing: Option<(SeqNum, Instant)>,
+    rtt_timing: Option<Timed>,
     pub cc: NewReno,
 
     pub timers: Timers,
@@ -204,9 +250,8 @@ pub struct Tcb {
     pub dirty: bool,
     /// Queued on the shard's list of connections to run `output` on.
     pub in_dirty: bool,
-    /// The instants the shard's timer heap holds for this connection (a few at most: one is
-    /// pushed only when no queued entry would wake the connection at or before its deadline).
-    pub queued: Vec<Instant>,
+    /// The wake-ups the shard's timer heap holds for this connection (see [`Wakeups`]).
+    pub queued: Wakeups,
 }
 
 /// Result of an ACK acceptability check.
@@ -216,11 +261,20 @@ enum AckCheck {
 }
 
 impl Tcb {
+    /// The connection's 4-tuple.
+    pub fn tuple(&self) -> FourTuple {
+        self.tuple.get()
+    }
+
+    pub(crate) fn has_tuple(&self, key: &PackedTuple) -> bool {
+        self.tuple == *key
+    }
+
     fn blank(id: ConnId, tuple: FourTuple, cfg: &Config, iss: SeqNum, ts_offset: u32, now: Instant) -> Tcb {
         let rcv_mss = if tuple.is_ipv6() { cfg.mss_v6 } else { cfg.mss_v4 };
         Tcb {
             id,
-            tuple,
+            tuple: PackedTuple::from(tuple),
             state: State::Closed,
             passive: false,
             listener: None,
@@ -256,7 +310,7 @@ impl Tcb {
             sndbuf: Ring::new(cfg.snd_buf),
             rcvbuf: Ring::new(cfg.rcv_buf),
             asm: Assembler::default(),
-            rsack: RcvSack::default(),
+            rsack: LazyRcvSack::default(),
             scoreboard: None,
             high_rxt: iss,
             tlp: None,
@@ -278,7 +332,7 @@ impl Tcb {
             want_writable: false,
             dirty: false,
             in_dirty: false,
-            queued: Vec::new(),
+            queued: Wakeups::default(),
         }
     }
 
@@ -336,7 +390,7 @@ impl Tcb {
     }
 
     fn apply_negotiated(&mut self, cfg: &Config, neg: Negotiated, rcv_wscale: u8) {
-        let default_mss = if self.tuple.is_ipv6() { DEFAULT_MSS_V6 } else { DEFAULT_MSS_V4 };
+        let default_mss = if self.tuple().is_ipv6() { DEFAULT_MSS_V6 } else { DEFAULT_MSS_V4 };
         let peer_mss = neg.peer_mss.unwrap_or(default_mss).max(cfg.min_snd_mss);
         self.ts_ok = neg.ts_recent.is_some() && cfg.timestamps;
         if let Some(ts) = neg.ts_recent {
@@ -597,7 +651,7 @@ impl Tcb {
 
     /// Puts one segment on the wire and does the bookkeeping every sent segment needs.
     fn transmit(&mut self, ctx: &mut Ctx<'_>, seg: &OutSegment<'_>) -> bool {
-        if !send_out(ctx, &self.tuple, seg) {
+        if !send_out(ctx, &self.tuple(), seg) {
             return false;
         }
         self.note_sent(seg.flags, seg.ack, seg.window);
@@ -713,7 +767,7 @@ impl Tcb {
         self.cc = NewReno::new(self.smss, ctx.cfg.initial_cwnd, self.iss);
         if ack_ok {
             // SND.UNA <- SEG.ACK; our SYN is acked: ESTABLISHED.
-            self.rtt_sample_on_ack(ctx.now, seg);
+            self.rtt_sample_on_ack(ctx.now, ctx.cfg, seg);
             self.snd_una = seg.ack;
             self.syn_acked = true;
             if self.snd_nxt.before(self.snd_una) {
@@ -1078,7 +1132,7 @@ impl Tcb {
         let sack = self.sack_on_ack(ctx, seg);
         if ack.after(self.snd_una) {
             let mut acked = ack.distance_from(self.snd_una);
-            self.rtt_sample_on_ack(ctx.now, seg);
+            self.rtt_sample_on_ack(ctx.now, ctx.cfg, seg);
             let mut data = acked;
             if !self.syn_acked {
                 data = data.saturating_sub(1); // our SYN
@@ -1161,21 +1215,21 @@ impl Tcb {
     }
 
     /// RTT measurement: RFC 7323 §4.1 from TSecr, otherwise Karn's algorithm (RFC 6298 §3).
-    fn rtt_sample_on_ack(&mut self, now: Instant, seg: &TcpRepr<'_>) {
+    fn rtt_sample_on_ack(&mut self, now: Instant, cfg: &Config, seg: &TcpRepr<'_>) {
         if self.ts_ok {
             if let Some((_, tsecr)) = seg.options.timestamps {
                 if tsecr != 0 {
                     let ms = self.ts_val(now).wrapping_sub(tsecr);
                     if ms < 60_000 {
-                        self.rtt.sample(Duration::from_millis(u64::from(ms)));
+                        self.rtt.sample(Duration::from_millis(u64::from(ms)), cfg.rto_min, cfg.rto_max);
                     }
                     return;
                 }
             }
         }
-        if let Some((end, sent)) = self.rtt_timing {
+        if let Some(Timed { end, at: sent }) = self.rtt_timing {
             if seg.ack.after_eq(end) {
-                self.rtt.sample(now.saturating_since(sent));
+                self.rtt.sample(now.saturating_since(sent), cfg.rto_min, cfg.rto_max);
                 self.rtt_timing = None;
             }
         }
@@ -1363,7 +1417,7 @@ impl Tcb {
         self.snd_nxt = self.iss.add(1);
         self.snd_max = self.snd_max.max(self.snd_nxt);
         if self.rtt_timing.is_none() && self.retries == 0 {
-            self.rtt_timing = Some((self.snd_nxt, ctx.now));
+            self.rtt_timing = Some(Timed { end: self.snd_nxt, at: ctx.now });
         }
         self.arm_rto(ctx.now);
     }
@@ -1431,7 +1485,7 @@ impl Tcb {
         };
         let old_max = self.snd_max;
         let is_retrans = seq.before(old_max);
-        let sent = send_out(ctx, &self.tuple, &seg);
+        let sent = send_out(ctx, &self.tuple(), &seg);
         if sent {
             let (flags, ack, window) = (seg.flags, seg.ack, seg.window);
             self.note_sent(flags, ack, window);
@@ -1445,7 +1499,7 @@ impl Tcb {
             // Karn: no RTT sample from retransmitted data.
             self.rtt_timing = None;
         } else if self.rtt_timing.is_none() && !self.ts_ok {
-            self.rtt_timing = Some((end, ctx.now));
+            self.rtt_timing = Some(Timed { end, at: ctx.now });
         }
         if seq == self.snd_nxt {
             self.snd_nxt = end;
@@ -1593,7 +1647,7 @@ impl Tcb {
         self.tlp = None;
         self.timers.pto = None;
         self.rack_on_rto();
-        self.rtt.backoff();
+        self.rtt.backoff(ctx.cfg.rto_max);
         self.rtt_timing = None;
         let flight = self.flight();
         if first {
@@ -1626,7 +1680,7 @@ impl Tcb {
             self.enter_closed(ctx, CloseReason::TimedOut);
             return;
         }
-        self.rtt.backoff();
+        self.rtt.backoff(ctx.cfg.rto_max);
         self.rtt_timing = None;
         ctx.counters.tcp_ext_tcp_zero_window_probes += 1;
         self.retransmit_first(ctx);
@@ -1825,7 +1879,7 @@ impl Tcb {
             ctx.counters.tcp_ext_out_of_window_icmps += 1;
             return Err(DropReason::IcmpOutOfWindow);
         }
-        let hdrs = if self.tuple.is_ipv6() { 60 } else { 40 };
+        let hdrs = if self.tuple().is_ipv6() { 60 } else { 40 };
         let ts_len = if self.ts_ok { TS_OPTION_LEN } else { 0 };
         let new = mtu.saturating_sub(hdrs + ts_len).max(u32::from(ctx.cfg.min_snd_mss).saturating_sub(ts_len));
         ctx.counters.tcp_ext_tcp_mtup_icmp += 1;

@@ -29,6 +29,7 @@ pub mod buffer;
 pub mod cc;
 pub mod config;
 pub mod conn;
+mod conn_index;
 pub mod counters;
 pub mod emit;
 pub mod event;

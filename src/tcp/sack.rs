@@ -1,8 +1,9 @@
 //! Selective acknowledgment: the receiver's block list and the sender's scoreboard.
 //!
 //! Read RFC 2018 (SACK), RFC 2883 (D-SACK) and RFC 6675 (SACK-based loss recovery) before
-//! editing. Both halves are fixed-size and allocation-free: a peer can make neither grow (the
-//! CVE-2019-11477 "SACK panic" class came from per-segment state a peer could inflate).
+//! editing. Both halves are fixed-size: a peer can make neither grow (the CVE-2019-11477 "SACK
+//! panic" class came from per-segment state a peer could inflate). Each is boxed only while it
+//! holds something, so an idle connection pays a pointer for each.
 
 use crate::wire::tcp::MAX_SACK_BLOCKS;
 use crate::wire::{SeqNum, TcpOptions};
@@ -162,6 +163,61 @@ impl RcvSack {
     /// §4; Linux clears `rx_opt.dsack` when it writes the option).
     pub fn sent(&mut self) {
         self.dsack = None;
+    }
+}
+
+/// A connection's [`RcvSack`], made by the first out-of-order or duplicate segment and given
+/// back once there is nothing left to report: a connection whose data arrives in order (most
+/// of them, and every idle one) does not hold its 48 bytes.
+#[derive(Debug, Default)]
+pub struct LazyRcvSack(Option<Box<RcvSack>>);
+
+impl LazyRcvSack {
+    pub fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|r| r.is_empty())
+    }
+    pub fn blocks(&self) -> &[(SeqNum, SeqNum)] {
+        self.0.as_ref().map_or(&[], |r| r.blocks())
+    }
+    pub fn dsack(&self) -> Option<(SeqNum, SeqNum)> {
+        self.0.as_ref().and_then(|r| r.dsack())
+    }
+    pub fn fill(&self, o: &mut TcpOptions) {
+        if let Some(r) = &self.0 {
+            r.fill(o);
+        }
+    }
+    pub fn on_ofo(&mut self, seq: SeqNum, end: SeqNum) {
+        self.0.get_or_insert_default().on_ofo(seq, end);
+    }
+    pub fn set_dsack(&mut self, s: SeqNum, e: SeqNum) {
+        if s.before(e) {
+            self.0.get_or_insert_default().set_dsack(s, e);
+        }
+    }
+    pub fn extend_dsack(&mut self, s: SeqNum, e: SeqNum) {
+        self.0.get_or_insert_default().extend_dsack(s, e);
+        self.release_if_empty();
+    }
+    pub fn on_rcv_nxt(&mut self, rcv_nxt: SeqNum, ofo_empty: bool) {
+        if let Some(r) = &mut self.0 {
+            r.on_rcv_nxt(rcv_nxt, ofo_empty);
+        }
+        self.release_if_empty();
+    }
+    pub fn clear(&mut self) {
+        self.0 = None;
+    }
+    pub fn sent(&mut self) {
+        if let Some(r) = &mut self.0 {
+            r.sent();
+        }
+        self.release_if_empty();
+    }
+    fn release_if_empty(&mut self) {
+        if self.0.as_ref().is_some_and(|r| r.is_empty()) {
+            self.0 = None;
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 
 use super::config::Config;
 use super::conn::{ApiError, Ctx, Tcb, TcbInfo};
+use super::conn_index::ConnIndex;
 use super::counters::{Counters, DropReason};
 use super::emit::{emit, OutSegment};
 use super::event::Event;
@@ -18,7 +19,7 @@ use super::rst_limit::RstLimiter;
 use super::secrets::{isn, ts_offset, Key, Secrets};
 use super::state::State;
 use super::time_wait::table::TimeWaitTable;
-use super::tuple::{ConnId, FourTuple};
+use super::tuple::{ConnId, FourTuple, PackedTuple};
 use super::TxSink;
 use crate::time::Instant;
 use crate::wire::{checksum, ip_proto, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, ParseError, SeqNum};
@@ -61,6 +62,11 @@ pub(crate) enum TimerKey {
     Syn(FourTuple),
 }
 
+/// Whether the TCB in slab slot `i` has the tuple `key`.
+fn holds(slab: &[Slot], i: u32, key: &PackedTuple) -> bool {
+    slab.get(i as usize).and_then(|s| s.tcb.as_deref()).is_some_and(|t| t.has_tuple(key))
+}
+
 #[derive(Debug, Default)]
 struct Slot {
     generation: u32,
@@ -73,7 +79,8 @@ pub struct Shard {
     pub(crate) secrets: Secrets,
     pub(crate) counters: Counters,
     pub(crate) listeners: HashMap<u16, Listener>,
-    conns: HashMap<FourTuple, ConnId>,
+    /// Tuple to slab index of the TCB that holds it (see `conn_index.rs`).
+    conns: ConnIndex,
     slab: Vec<Slot>,
     free: Vec<u32>,
     pub(crate) syn_queue: HashMap<FourTuple, SynEntry>,
@@ -95,7 +102,7 @@ impl Shard {
         Shard {
             counters: Counters::default(),
             listeners: HashMap::new(),
-            conns: HashMap::new(),
+            conns: ConnIndex::default(),
             slab: Vec::new(),
             free: Vec::new(),
             syn_queue: HashMap::new(),
@@ -115,7 +122,12 @@ impl Shard {
     /// and a segment for a flow it does not hold but another shard does comes back as
     /// [`Verdict::Foreign`]. Flows already held are reported at once.
     pub fn set_owners(&mut self, owners: Box<dyn FlowOwners>) {
-        for t in self.conns.keys().chain(self.syn_queue.keys()) {
+        for id in self.conn_ids() {
+            if let Some(t) = self.tcb(id).map(|t| t.tuple()) {
+                owners.claim(&t);
+            }
+        }
+        for t in self.syn_queue.keys() {
             owners.claim(t);
         }
         for t in self.time_wait.tuples() {
@@ -372,7 +384,7 @@ impl Shard {
     /// SYN-queue entries hold no peer that waits for data and are left as they are. Returns
     /// how many were aborted.
     pub fn abort_all(&mut self, now: Instant, tx: &mut dyn TxSink) -> usize {
-        let ids: Vec<ConnId> = self.conns.values().copied().collect();
+        let ids: Vec<ConnId> = self.conn_ids().collect();
         let mut n = 0;
         for id in ids {
             if self.with_tcb(now, id, tx, |tcb, ctx| tcb.abort(ctx)).is_some() {
@@ -393,14 +405,14 @@ impl Shard {
     }
 
     pub fn tuple(&self, id: ConnId) -> Option<FourTuple> {
-        self.tcb(id).map(|t| t.tuple)
+        self.tcb(id).map(|t| t.tuple())
     }
 
     /// State of whatever holds `t`: a TCB, a SYN-queue entry (SYN-RECEIVED) or a TIME-WAIT
     /// entry.
     pub fn state_of(&self, t: &FourTuple) -> Option<State> {
-        if let Some(id) = self.conns.get(t) {
-            return self.state(*id);
+        if let Some(id) = self.conn_get(t) {
+            return self.state(id);
         }
         if self.syn_queue.contains_key(t) {
             return Some(State::SynReceived);
@@ -412,12 +424,12 @@ impl Shard {
     }
 
     pub fn find(&self, t: &FourTuple) -> Option<ConnId> {
-        self.conns.get(t).copied()
+        self.conn_get(t)
     }
 
     /// Is `t` a flow this shard holds state for (connection, SYN queue, TIME-WAIT)?
     pub fn owns(&self, t: &FourTuple) -> bool {
-        self.conns.contains_key(t) || self.syn_queue.contains_key(t) || self.time_wait.contains(t)
+        self.conn_get(t).is_some() || self.syn_queue.contains_key(t) || self.time_wait.contains(t)
     }
 
     /// A read-only page of the socket listing (`ss -tan`): up to `max` entries from position
@@ -451,13 +463,13 @@ impl Shard {
             let slot = self.slab.get(pos - nl);
             pos += 1;
             let Some(tcb) = slot.and_then(|s| s.tcb.as_deref()) else { continue };
-            if self.conns.get(&tcb.tuple) != Some(&tcb.id) {
+            if self.conn_get(&tcb.tuple()) != Some(tcb.id) {
                 continue;
             }
             out.push(SockEntry {
                 state: tcb.state,
-                local: (Some(tcb.tuple.local.ip()), tcb.tuple.local.port()),
-                remote: Some(tcb.tuple.remote),
+                local: (Some(tcb.tuple().local.ip()), tcb.tuple().local.port()),
+                remote: Some(tcb.tuple().remote),
                 recv_q: tcb.rcvbuf.len() as u32,
                 send_q: tcb.sndbuf.len() as u32,
             });
@@ -531,7 +543,7 @@ impl Shard {
             return self.dropped(DropReason::BadAddress);
         }
         let t = FourTuple::new(SocketAddr::new(local, seg.dst_port), SocketAddr::new(remote, seg.src_port));
-        if let Some(&id) = self.conns.get(&t) {
+        if let Some(id) = self.conn_get(&t) {
             let r = self.with_tcb(now, id, tx, |tcb, ctx| tcb.on_segment(ctx, seg));
             self.settle(id);
             return match r {
@@ -650,7 +662,7 @@ impl Shard {
     ) -> Verdict {
         let t = FourTuple::new(SocketAddr::new(quote.src, quote.src_port), SocketAddr::new(quote.dst, quote.dst_port));
         let seq = quote.seq;
-        let Some(&id) = self.conns.get(&t) else {
+        let Some(id) = self.conn_get(&t) else {
             if self.syn_queue.contains_key(&t) {
                 return self.on_icmp_syn_received(&t, err, seq);
             }
@@ -737,11 +749,8 @@ impl Shard {
                     let Some(tcb) = self.tcb_mut_raw(id) else {
                         continue;
                     };
-                    match tcb.queued.iter().position(|q| *q == at) {
-                        Some(i) => {
-                            tcb.queued.swap_remove(i);
-                        }
-                        None => continue, // an entry of a connection that reused the slot
+                    if !tcb.queued.take(at) {
+                        continue; // stale (see `Wakeups`)
                     }
                     self.with_tcb(now, id, tx, |tcb, ctx| tcb.on_timeout(ctx));
                     self.settle(id);
@@ -772,12 +781,41 @@ impl Shard {
 
     pub(crate) fn insert_tcb(&mut self, tcb: Tcb) {
         let id = tcb.id;
-        self.conns.insert(tcb.tuple, id);
-        self.touched(&tcb.tuple);
-        if let Some(slot) = self.slab.get_mut(id.index as usize) {
-            slot.tcb = Some(Box::new(tcb));
-        }
+        let t = tcb.tuple();
+        let Some(slot) = self.slab.get_mut(id.index as usize) else { return };
+        slot.tcb = Some(Box::new(tcb));
+        let key = PackedTuple::from(t);
+        let tag = self.conns.tag(&t);
+        let slab = &self.slab;
+        self.conns.insert(tag, id.index, |i| i != id.index && holds(slab, i, &key));
+        self.touched(&t);
         self.settle(id);
+    }
+
+    /// The TCB the table holds for `t`.
+    fn conn_get(&self, t: &FourTuple) -> Option<ConnId> {
+        let key = PackedTuple::from(*t);
+        let slab = &self.slab;
+        let index = self.conns.find(self.conns.tag(t), |i| holds(slab, i, &key))?;
+        slab.get(index as usize).map(|s| ConnId { index, generation: s.generation })
+    }
+
+    /// Takes `t` out of the table if the TCB it holds for it is `id`.
+    fn conn_remove(&mut self, t: &FourTuple, id: ConnId) -> bool {
+        if self.conn_get(t) != Some(id) {
+            return false;
+        }
+        let key = PackedTuple::from(*t);
+        let tag = self.conns.tag(t);
+        let slab = &self.slab;
+        self.conns.remove(tag, |i| holds(slab, i, &key)).is_some()
+    }
+
+    /// The TCBs the table holds.
+    fn conn_ids(&self) -> impl Iterator<Item = ConnId> + '_ {
+        self.conns
+            .indexes()
+            .filter_map(|index| self.slab.get(index as usize).map(|s| ConnId { index, generation: s.generation }))
     }
 
     fn tcb(&self, id: ConnId) -> Option<&Tcb> {
@@ -841,15 +879,14 @@ impl Shard {
             return;
         }
         if state == State::TimeWait {
-            let t = tcb.tuple;
+            let t = tcb.tuple();
             let e = tcb.time_wait_entry();
             tcb.timers = Default::default();
-            if self.conns.get(&t) == Some(&id) {
+            if self.conn_remove(&t, id) {
                 // Linux `tcp_time_wait`: once the batch's output is done, the connection
                 // becomes a compact TIME-WAIT entry whether or not the application still holds
                 // its handle, so every segment of the tuple meets one set of TIME-WAIT rules
                 // (RFC 6191 reuse included). A handle still held keeps the TCB for reading.
-                self.conns.remove(&t);
                 self.enter_time_wait_table(&t, &e);
                 self.touched(&t);
             }
@@ -861,9 +898,8 @@ impl Shard {
         if state == State::Closed {
             // CLOSED: the 4-tuple is free for a new connection at once (Linux unhashes in
             // `tcp_done`), even while the application still holds the handle.
-            let t = tcb.tuple;
-            if self.conns.get(&t) == Some(&id) {
-                self.conns.remove(&t);
+            let t = tcb.tuple();
+            if self.conn_remove(&t, id) {
                 self.touched(&t);
             }
             if released {
@@ -875,8 +911,8 @@ impl Shard {
         // that move later (keepalive, RTO restarts) leave their old entry to fire early and
         // re-arm, so the heap holds a bounded number of entries per connection.
         if let Some(at) = tcb.timers.next() {
-            if !tcb.queued.iter().any(|q| *q <= at) {
-                tcb.queued.push(at);
+            if !tcb.queued.covers(at) {
+                tcb.queued.track(at);
                 self.schedule(TimerKey::Conn(id), at);
             }
         }
@@ -889,14 +925,19 @@ impl Shard {
         if slot.generation != id.generation {
             return;
         }
+        // Out of the table first: the table confirms a tuple against the TCB in the slot.
+        if let Some(t) = slot.tcb.as_ref().map(|t| t.tuple()) {
+            if self.conn_remove(&t, id) {
+                self.touched(&t);
+            }
+        }
+        let Some(slot) = self.slab.get_mut(id.index as usize) else {
+            return;
+        };
         let tcb = slot.tcb.take();
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(id.index);
         if let Some(tcb) = tcb {
-            if self.conns.get(&tcb.tuple) == Some(&id) {
-                self.conns.remove(&tcb.tuple);
-                self.touched(&tcb.tuple);
-            }
             if matches!(tcb.state, State::Established | State::CloseWait) {
                 self.counters.tcp_curr_estab = self.counters.tcp_curr_estab.saturating_sub(1);
             }
