@@ -497,12 +497,18 @@ impl Backend {
 /// `xdptcp xdp-attach --prog pass` on the peer's end while it lives: the shield's XDP_TX
 /// SYN-ACKs reach a veth end only if that end runs an XDP program (DESIGN.md, bed facts).
 /// Dropping it detaches the program.
-struct PeerPass(Child);
+/// `xdp_pass` on the peer's end of a veth bed, for as long as it lives: a veth end receives
+/// frames another end sent by `XDP_TX` (the shield's SYN-ACKs) only while it has an XDP
+/// program of its own (DESIGN.md).
+pub(super) struct PeerPass(Child);
 
 impl PeerPass {
-    fn attach(exe: &str) -> Result<PeerPass> {
+    pub(super) fn attach(exe: &str) -> Result<PeerPass> {
+        PeerPass::attach_in(exe, NS_CLI, DEV_CLI)
+    }
+    pub(super) fn attach_in(exe: &str, ns: &str, dev: &str) -> Result<PeerPass> {
         let c = Command::new("ip")
-            .args(["netns", "exec", NS_CLI, exe, "xdp-attach", "--prog", "pass", "--iface", DEV_CLI])
+            .args(["netns", "exec", ns, exe, "xdp-attach", "--prog", "pass", "--iface", dev])
             .stdout(Stdio::null())
             .spawn()
             .context("attach xdp_pass to the peer's end")?;

@@ -1,9 +1,10 @@
 //! `xdptcp bench proxy`: what an operator would put in front of nginx, measured on one bed in
-//! one run. Three fronts, each on a fresh bed, round after round:
+//! one run. Four fronts, each on a fresh bed, round after round:
 //!
 //! - `direct`: wrk → nginx (kernel TCP), the reference;
 //! - `haproxy`: wrk → HAProxy (`mode tcp`, `send-proxy`) → nginx;
-//! - `xdptcp`: wrk → `xdptcp serve --app proxy --proxy-protocol v1` → nginx.
+//! - `xdptcp`: wrk → `xdptcp serve --app proxy --proxy-protocol v1` → nginx;
+//! - `shield`: the same relay with `--syn-shield on`, `xdp_pass` on the peer's end.
 //!
 //! nginx listens on 127.0.0.1 with `proxy_protocol` for the two relays and on the bed's address
 //! without it for the direct runs; its worker is pinned to `--upstream-core`, the front to
@@ -14,7 +15,8 @@
 //! of slow legitimate clients (`bench connect`) under a SYN flood (`bench flood`).
 
 use super::bench::{
-    clk_tck, cpu_busy_ticks, cpu_list, cpu_model, kernel_release, legit_under_flood, median, run_kv_in, SRV_IP,
+    clk_tck, cpu_busy_ticks, cpu_list, cpu_model, kernel_release, legit_under_flood, median, run_kv_in, PeerPass,
+    SRV_IP,
 };
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -52,22 +54,26 @@ enum Front {
     Direct,
     Haproxy,
     Xdptcp,
+    /// The relay with `--syn-shield on` (and `xdp_pass` on the peer's end, which veth needs to
+    /// deliver the shield's `XDP_TX` replies).
+    Shield,
 }
 
 impl Front {
-    const ALL: [Front; 3] = [Front::Direct, Front::Haproxy, Front::Xdptcp];
+    const ALL: [Front; 4] = [Front::Direct, Front::Haproxy, Front::Xdptcp, Front::Shield];
     fn name(self) -> &'static str {
         match self {
             Front::Direct => "direct",
             Front::Haproxy => "haproxy",
             Front::Xdptcp => "xdptcp",
+            Front::Shield => "shield",
         }
     }
     /// The port wrk and the flood aim at.
     fn port(self) -> u16 {
         match self {
             Front::Direct => 8080,
-            Front::Haproxy | Front::Xdptcp => 80,
+            Front::Haproxy | Front::Xdptcp | Front::Shield => 80,
         }
     }
 }
@@ -213,8 +219,8 @@ fn start(exe: &str, dir: &Path, front: Front, a: &ProxyBenchArgs) -> Result<Star
             wait_listen(80, "haproxy", &mut h)?;
             s.children.push(h);
         }
-        Front::Xdptcp => {
-            let c = in_srv(&[
+        Front::Xdptcp | Front::Shield => {
+            let mut c = in_srv(&[
                 exe,
                 "serve",
                 "--iface",
@@ -237,6 +243,9 @@ fn start(exe: &str, dir: &Path, front: Front, a: &ProxyBenchArgs) -> Result<Star
                 "--control-socket",
                 "none",
             ]);
+            if front == Front::Shield {
+                c.args(["--syn-shield", "on"]);
+            }
             let mut x = spawn(c, "xdptcp serve")?;
             std::thread::sleep(Duration::from_millis(1200));
             if let Ok(Some(st)) = x.try_wait() {
@@ -451,7 +460,9 @@ fn one_run(exe: &str, front: Front, a: &ProxyBenchArgs, client_cores: &str) -> R
     let dir = std::env::temp_dir().join(format!("xdptcp-bench-proxy-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let started = start(exe, &dir, front, a)?;
+    let pass = if front == Front::Shield { Some(PeerPass::attach_in(exe, NS_CLI, DEV_CLI)?) } else { None };
     let r = measure(exe, front, a, client_cores);
+    drop(pass);
     drop(started);
     drop(bed);
     let _ = std::fs::remove_dir_all(&dir);
@@ -465,12 +476,16 @@ fn table(r: &Report) -> String {
         "bench proxy: {} ({} CPUs), kernel {}; {} round(s) x {}s, wrk -c{} Connection: close; medians",
         r.cpu, r.cpus, r.kernel, r.rounds, r.seconds, r.concurrency
     );
-    let _ = writeln!(o, "{:<36} {:>12} {:>12} {:>12} {:>14}", "", "direct", "haproxy", "xdptcp", "xdptcp/haproxy");
+    let _ = writeln!(
+        o,
+        "{:<36} {:>12} {:>12} {:>12} {:>12} {:>14} {:>14}",
+        "", "direct", "haproxy", "xdptcp", "shield", "xdptcp/haproxy", "shield/haproxy"
+    );
     for (k, label) in FIGURES {
         let get = |f: &str| r.medians.get(f).and_then(|m| m.get(k)).copied().unwrap_or(0.0);
-        let (d, h, x) = (get("direct"), get("haproxy"), get("xdptcp"));
-        let ratio = if h > 0.0 { format!("{:.2}", x / h) } else { "-".into() };
-        let _ = writeln!(o, "{label:<36} {d:>12.3} {h:>12.3} {x:>12.3} {ratio:>14}");
+        let (d, h, x, s) = (get("direct"), get("haproxy"), get("xdptcp"), get("shield"));
+        let ratio = |v: f64| if h > 0.0 { format!("{:.2}", v / h) } else { "-".into() };
+        let _ = writeln!(o, "{label:<36} {d:>12.3} {h:>12.3} {x:>12.3} {s:>12.3} {:>14} {:>14}", ratio(x), ratio(s));
     }
     o
 }
