@@ -302,8 +302,41 @@ fn established_invalid_sack_blocks_are_ignored_and_counted() {
     assert_eq!(h.shard.info(id).unwrap().sack_ranges, 2);
 }
 
-/// RFC 2018 §8: SACKed data stays queued until it is cumulatively acknowledged, and a timeout
-/// turns the SACKed bits off, so a receiver that reneges (drops what it SACKed) gets it again.
+/// A timeout keeps what the peer SACKed (Linux `tcp_timeout_mark_lost`): going back to SND.UNA
+/// re-sends the holes only, and the SACKed data is neither sent again nor counted in flight.
+///
+/// ```text
+///     TCP A                                        TCP B
+///     <SEQ=0..4*1460>            -->               (1460.. arrives, 0.. is lost)
+///                                <--  <ACK=0><SACK=1460..4380>    (4380.. lost too)
+///     ... RTO ...
+///     <SEQ=0> (the hole)         -->
+///                                <--  <ACK=4380>
+///     <SEQ=4380> (the next hole) -->
+/// ```
+#[test]
+fn established_timeout_resends_only_the_holes() {
+    let (mut h, id, iss1, p) = established(plain_cfg(), 1460);
+    h.shard.send(id, &vec![3u8; 4 * 1460]).unwrap();
+    h.flush();
+    assert_eq!(h.take().len(), 4);
+    let to = h.addr(80);
+    h.deliver(&craft_opts(peer_addr(), to, p, iss1, ACK, &[], sack_opts(&[(iss1 + 1460, iss1 + 3 * 1460)]), 65535));
+    h.take();
+    h.advance(xdptcp::time::Duration::from_secs(3));
+    let first: Vec<u32> = h.take_segs().iter().filter(|s| !s.payload.is_empty()).map(|s| s.seq - iss1).collect();
+    assert_eq!(first, vec![0], "one segment after the timeout: the first hole");
+    assert_eq!(h.shard.info(id).unwrap().sack_ranges, 1, "the SACKed range is kept");
+    h.deliver(&craft(peer_addr(), to, p, iss1 + 3 * 1460, ACK, &[]));
+    let next: Vec<u32> = h.take_segs().iter().filter(|s| !s.payload.is_empty()).map(|s| s.seq - iss1).collect();
+    assert_eq!(next, vec![3 * 1460], "the second hole, not the SACKed data");
+    assert_eq!(h.shard.counters().tcp_ext_tcp_sack_reneging, 0);
+}
+
+/// RFC 2018 §8: SACKed data stays queued until it is cumulatively acknowledged, because a
+/// receiver may renege (drop what it SACKed). An ACK that stops at data the peer SACKed shows
+/// it: after max(SRTT / 16, 10 ms) (Linux `tcp_check_sack_reneging`) the timeout forgets every
+/// SACK (TcpExtTCPSACKReneging) and everything from SND.UNA is sent again.
 #[test]
 fn established_reneging_peer_gets_sacked_data_after_a_timeout() {
     let (mut h, id, iss1, p) = established(plain_cfg(), 1460);
@@ -314,15 +347,21 @@ fn established_reneging_peer_gets_sacked_data_after_a_timeout() {
     h.deliver(&craft_opts(peer_addr(), to, p, iss1, ACK, &[], sack_opts(&[(iss1 + 1460, iss1 + 4 * 1460)]), 65535));
     h.take();
     assert_eq!(h.shard.info(id).unwrap().sack_ranges, 1);
-    // No further ACK: the timer goes off and everything from SND.UNA is sent again (the
-    // window after a timeout is one segment, so the first goes now, the rest as ACKs come).
+    // The timer goes off: the hole at SND.UNA is sent again, the SACKed rest is not.
     h.advance(xdptcp::time::Duration::from_secs(3));
     let segs = h.take_segs();
-    assert_eq!(segs.first().map(|s| s.seq - iss1), Some(0));
-    assert_eq!(h.shard.info(id).unwrap().sack_ranges, 0);
+    assert_eq!(segs.iter().filter(|s| !s.payload.is_empty()).map(|s| s.seq - iss1).collect::<Vec<_>>(), vec![0]);
+    // The peer acknowledges the hole and no more: it dropped what it SACKed.
     h.deliver(&craft(peer_addr(), to, p, iss1 + 1460, ACK, &[]));
+    assert!(h.take_segs().iter().all(|s| s.payload.is_empty()), "nothing before the short timer");
+    h.advance(xdptcp::time::Duration::from_millis(10));
     let again: Vec<u32> = h.take_segs().iter().filter(|s| !s.payload.is_empty()).map(|s| s.seq - iss1).collect();
-    assert_eq!(again, vec![1460, 2920], "the SACKed segments are sent again");
+    assert_eq!(again.first(), Some(&1460), "the SACKed segments are sent again: {again:?}");
+    assert_eq!(h.shard.counters().tcp_ext_tcp_sack_reneging, 1);
+    assert_eq!(h.shard.info(id).unwrap().sack_ranges, 0);
+    h.deliver(&craft(peer_addr(), to, p, iss1 + 2920, ACK, &[]));
+    let rest: Vec<u32> = h.take_segs().iter().filter(|s| !s.payload.is_empty()).map(|s| s.seq - iss1).collect();
+    assert!(rest.contains(&2920), "{rest:?}");
 }
 
 /// The CVE-2019-11477/11478 class: a peer with a tiny MSS and a stream of crafted SACK blocks

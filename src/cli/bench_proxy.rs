@@ -47,6 +47,9 @@ pub struct ProxyBenchArgs {
     /// Where report.json goes.
     #[arg(long, default_value = "bench-report")]
     pub out: String,
+    /// The fronts to run, comma-separated (direct, haproxy, xdptcp, shield).
+    #[arg(long, value_delimiter = ',', default_value = "direct,haproxy,xdptcp,shield")]
+    pub fronts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -404,9 +407,15 @@ pub fn run(a: &ProxyBenchArgs) -> Result<()> {
         "bench proxy: front on core {}, nginx on core {}, load generators on {client_cores}",
         a.server_core, a.upstream_core
     );
+    for f in &a.fronts {
+        if !Front::ALL.iter().any(|x| x.name() == f) {
+            bail!("--fronts: no front {f:?} (direct, haproxy, xdptcp, shield)");
+        }
+    }
+    let fronts: Vec<Front> = Front::ALL.into_iter().filter(|f| a.fronts.iter().any(|n| n == f.name())).collect();
     let mut runs: BTreeMap<String, Vec<BTreeMap<String, f64>>> = BTreeMap::new();
     for round in 0..a.rounds {
-        for front in Front::ALL {
+        for &front in &fronts {
             if xdptcp::engine::signals::stop_requested() {
                 bail!("interrupted");
             }

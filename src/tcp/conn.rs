@@ -513,6 +513,12 @@ impl Tcb {
         o
     }
 
+    /// The peer SACKed the data at SND.UNA without acknowledging it: it dropped what it had
+    /// SACKed (reneging, RFC 2018 §8; Linux `FLAG_SACK_RENEGING`).
+    fn sack_reneged(&self) -> bool {
+        self.sb().ranges().first().is_some_and(|r| r.0.before_eq(self.snd_una) && self.snd_una.before(r.1))
+    }
+
     /// Bytes in flight: sent and not yet acknowledged (SYN and FIN count one each).
     pub fn flight(&self) -> u32 {
         self.snd_nxt.distance_from(self.snd_una)
@@ -1158,6 +1164,13 @@ impl Tcb {
                 self.timers.rto = None;
                 self.timers.pto = None;
                 self.rack = None;
+            } else if self.sack_reneged() {
+                // The ACK stopped at data the peer SACKed: it reneged, or SND.UNA only looks so
+                // for a moment. Linux `tcp_check_sack_reneging` gives it max(SRTT / 16, 10 ms)
+                // before the timeout that sends everything again.
+                let wait = self.rtt.srtt().map_or(Duration::ZERO, |s| Duration(s.0 / 16));
+                self.timers.rto = Some(ctx.now + wait.max(Duration::from_millis(10)));
+                self.timers.pto = None;
             } else {
                 self.restart_rto(ctx.now);
                 self.schedule_loss_probe(ctx);
@@ -1433,13 +1446,39 @@ impl Tcb {
     }
 
     /// Sends new (or, after a timeout, re-sends) data from SND.NXT, then the FIN when due.
+    /// Re-sending after a timeout (SND.NXT below SND.MAX) skips what the peer SACKed, and that
+    /// data does not count as in flight (Linux's Loss state sends only what is not SACKed, and
+    /// `tcp_packets_in_flight` leaves SACKed segments out).
     fn send_data(&mut self, ctx: &mut Ctx<'_>) {
         loop {
+            let mut sacked_ahead = None;
+            if self.snd_nxt.before(self.snd_max) {
+                if let Some(sb) = self.scoreboard.as_deref() {
+                    let nxt = self.snd_nxt;
+                    if let Some(&(_, e)) = sb.ranges().iter().find(|r| r.0.before_eq(nxt) && nxt.before(r.1)) {
+                        self.snd_nxt = e.min(self.snd_max);
+                        continue;
+                    }
+                    sacked_ahead =
+                        sb.ranges().iter().map(|r| r.0).filter(|s| s.after(nxt)).min_by_key(|s| s.distance_from(nxt));
+                }
+            }
             let unsent = self.unsent_bytes();
             let wnd = self.snd_wnd.min(self.cc.cwnd);
-            let usable = wnd.saturating_sub(self.flight());
+            let in_flight = match (&self.scoreboard, self.cc.rto_recovery) {
+                (Some(sb), true) => sb.uncovered(self.snd_una, self.snd_nxt),
+                _ => self.flight(),
+            };
+            let usable = wnd.saturating_sub(in_flight);
             let room = self.payload_room();
-            let n = unsent.min(usable).min(room);
+            let mut n = unsent.min(usable).min(room);
+            let mut sack_cut = false;
+            if let Some(s) = sacked_ahead {
+                let gap = s.distance_from(self.snd_nxt);
+                if gap < n {
+                    (n, sack_cut) = (gap, true);
+                }
+            }
             let fin_here = self.fin_queued && !self.fin_acked && n == unsent;
             if n == 0 {
                 // A bare FIN occupies one sequence number: it waits for window like data.
@@ -1452,8 +1491,8 @@ impl Tcb {
             // window (not the end of the queued data) goes only if it is at least half the
             // largest window the peer offered, or nothing is in flight (no ACK would come to
             // open the window further).
-            let window_cut = n < room && n < unsent;
-            if window_cut && self.flight() > 0 && n < self.max_snd_wnd / 2 {
+            let window_cut = !sack_cut && n < room && n < unsent;
+            if window_cut && in_flight > 0 && n < self.max_snd_wnd / 2 {
                 return;
             }
             if !self.send_segment(ctx, self.snd_nxt, n, fin_here) {
@@ -1640,9 +1679,16 @@ impl Tcb {
         }
         let first = self.retries == 0;
         self.retries += 1;
-        // RFC 2018 §8: after a timeout the SACKed bits are turned off (the receiver may have
-        // reneged); go-back-N resends from SND.UNA.
-        self.scoreboard = None;
+        // What the peer SACKed stays SACKed, and go-back-N from SND.UNA skips it (see
+        // `send_data`), unless the data at SND.UNA itself is SACKed: a receiver that SACKs what
+        // it does not acknowledge has dropped it (reneged), and everything is sent again. RFC
+        // 2018 §8 lets a sender turn the SACKed bits off at every timeout; Linux keeps them
+        // (`tcp_timeout_mark_lost`, TcpExtTCPSACKReneging), which spares a lossy path the
+        // resending of a window the peer holds, one slow-start round after another.
+        if self.sack_reneged() {
+            ctx.counters.tcp_ext_tcp_sack_reneging += 1;
+            self.scoreboard = None;
+        }
         // Linux `tcp_retransmit_timer`: a timeout ends any probe episode.
         self.tlp = None;
         self.timers.pto = None;

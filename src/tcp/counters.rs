@@ -89,6 +89,9 @@ counters! {
     tcp_ext_tcp_ofo_drop => "TcpExtTCPOFODrop",
     /// Times the far end of the out-of-order store was forgotten to take nearer data.
     tcp_ext_ofo_pruned => "TcpExtOfoPruned",
+    /// Timeouts that found the data at SND.UNA SACKed (the peer dropped what it had SACKed) and
+    /// so forgot every SACK (Linux `tcp_timeout_mark_lost`).
+    tcp_ext_tcp_sack_reneging => "TcpExtTCPSACKReneging",
     /// SACK-based loss recoveries entered (RFC 6675).
     tcp_ext_tcp_sack_recovery => "TcpExtTCPSackRecovery",
     /// Tail Loss Probes sent (RFC 8985 §7.3).
