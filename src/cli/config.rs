@@ -34,6 +34,7 @@ pub const SYSCTLS: &[(&str, &str)] = &[
     ("net.ipv4.tcp_fin_timeout", "fin-timeout"),
     ("net.ipv4.tcp_abort_on_overflow", "abort-on-overflow"),
     ("net.ipv4.tcp_max_tw_buckets", "max-tw-buckets"),
+    ("net.ipv4.tcp_congestion_control", "congestion-control"),
 ];
 
 /// Flags that make no sense inside the file.

@@ -133,6 +133,13 @@ pub enum ProxyProtocolArg {
     V2,
 }
 
+/// `--congestion-control`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CcArg {
+    Cubic,
+    Reno,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum XdpModeArg {
     Native,
@@ -238,6 +245,9 @@ pub struct ServeArgs {
     /// connection closes without one, counted in TcpExtTCPTimeWaitOverflow (about 50 bytes each).
     #[arg(long, default_value_t = 1 << 18)]
     pub max_tw_buckets: usize,
+    /// net.ipv4.tcp_congestion_control: cubic (Linux's default, RFC 9438) or reno (RFC 5681).
+    #[arg(long, value_enum, default_value_t = CcArg::Cubic)]
+    pub congestion_control: CcArg,
     /// XDP attach mode: native (driver) or generic (SKB, any interface).
     #[arg(long, value_enum, default_value_t = XdpModeArg::Native)]
     pub xdp_mode: XdpModeArg,
@@ -481,6 +491,10 @@ impl ServeArgs {
             fin_timeout: xdptcp::time::Duration::from_secs(self.fin_timeout),
             abort_on_overflow: self.abort_on_overflow,
             max_tw_buckets: self.max_tw_buckets,
+            congestion_control: match self.congestion_control {
+                CcArg::Cubic => xdptcp::tcp::CongestionControl::Cubic,
+                CcArg::Reno => xdptcp::tcp::CongestionControl::Reno,
+            },
             rst_rate_limit: self.rst_limit,
             rst_rate_burst: self.rst_limit,
             ..xdptcp::tcp::Config::default()

@@ -1,13 +1,21 @@
-//! NewReno congestion control: RFC 5681 (slow start, congestion avoidance, fast retransmit /
-//! fast recovery) with the RFC 6582 modification for partial acknowledgments.
+//! Congestion control: RFC 5681 (slow start, congestion avoidance, fast retransmit / fast
+//! recovery) with the RFC 6582 modification for partial acknowledgments, and the window's
+//! growth and decrease either Reno's (RFC 5681) or CUBIC's (RFC 9438, Linux's default).
 
+use super::config::CongestionControl;
 use crate::wire::SeqNum;
 
+/// RFC 9438 §4.6 β_cubic: the window keeps 0.7 of itself at a loss (Linux 717/1024); the
+/// decrease itself is computed in integers as 7/10.
+const CUBIC_BETA: f64 = 0.7;
+/// RFC 9438 §4.2 C, in segments per second cubed.
+const CUBIC_C: f64 = 0.4;
+
 #[derive(Debug, Clone)]
-pub struct NewReno {
+pub struct Congestion {
     pub cwnd: u32,
     pub ssthresh: u32,
-    pub dupacks: u32,
+    pub dupacks: u8,
     /// RFC 6582 "recover": highest sequence sent when recovery began.
     pub recover: SeqNum,
     pub in_recovery: bool,
@@ -19,6 +27,20 @@ pub struct NewReno {
     pub rto_recovery: bool,
     /// Bytes acknowledged in congestion avoidance not yet turned into window growth.
     acked_accum: u32,
+    /// CUBIC (RFC 9438) rather than Reno growth and decrease.
+    cubic: bool,
+    /// CUBIC: a congestion-avoidance epoch is running (from `epoch_ms`).
+    epoch_open: bool,
+    /// CUBIC W_max in bytes: the window before the last reduction (after fast convergence,
+    /// §4.7), or the window at the start of an epoch that began above it (then K is 0 and it
+    /// is the curve's origin, as Linux's `bic_origin_point`).
+    w_max: u32,
+    /// CUBIC K (§4.2), in milliseconds: when the curve reaches W_max again.
+    k_ms: u32,
+    /// CUBIC t_epoch, in milliseconds of the caller's clock (wrapping).
+    epoch_ms: u32,
+    /// CUBIC W_est (§4.3), in bytes: what Reno would have reached in the same time.
+    w_est: u32,
 }
 
 /// What the sender must do after an acknowledgment.
@@ -29,11 +51,11 @@ pub enum CcAction {
     RetransmitFirst,
 }
 
-impl NewReno {
+impl Congestion {
     /// RFC 5681 §3.1: IW from RFC 6928 (`initial_cwnd` segments); ssthresh starts "arbitrarily
     /// high".
-    pub fn new(mss: u32, initial_cwnd: u32, iss: SeqNum) -> Self {
-        NewReno {
+    pub fn new(mss: u32, initial_cwnd: u32, iss: SeqNum, algo: CongestionControl) -> Self {
+        Congestion {
             cwnd: mss.saturating_mul(initial_cwnd.max(1)),
             ssthresh: u32::MAX,
             dupacks: 0,
@@ -42,6 +64,84 @@ impl NewReno {
             sack_mode: false,
             rto_recovery: false,
             acked_accum: 0,
+            cubic: algo == CongestionControl::Cubic,
+            epoch_open: false,
+            w_max: 0,
+            k_ms: 0,
+            epoch_ms: 0,
+            w_est: 0,
+        }
+    }
+
+    /// The slow-start threshold after a congestion event with `flight` bytes in flight (and
+    /// `cwnd` for CUBIC's memory of where the loss happened). Reno: RFC 5681 equation (4),
+    /// FlightSize / 2. CUBIC: RFC 9438 §4.6, FlightSize × β_cubic (the RFC allows FlightSize
+    /// in place of cwnd), after §4.7 fast convergence has set W_max; the epoch ends.
+    fn reduced(&mut self, flight: u32, mss: u32) -> u32 {
+        let floor = mss.saturating_mul(2);
+        if !self.cubic {
+            return (flight / 2).max(floor);
+        }
+        let w = self.cwnd.max(flight);
+        // §4.7: a loss below the previous W_max means the available capacity shrank: release
+        // some of it at once.
+        self.w_max = if w < self.w_max { (f64::from(w) * (1.0 + CUBIC_BETA) / 2.0) as u32 } else { w };
+        self.epoch_open = false;
+        ((u64::from(flight) * 7 / 10) as u32).max(floor)
+    }
+
+    /// Congestion avoidance on an ACK of `acked` bytes: Reno's one SMSS per RTT (RFC 5681
+    /// §3.1 (3)) or CUBIC's W_cubic(t + RTT) (RFC 9438 §4.2-4.4). `now_ms` is a millisecond
+    /// clock, `rtt_ms` the smoothed RTT.
+    fn avoid(&mut self, acked: u32, mss: u32, now_ms: u32, rtt_ms: u32) {
+        self.acked_accum = self.acked_accum.saturating_add(acked);
+        if !self.cubic {
+            if self.acked_accum >= self.cwnd {
+                self.acked_accum -= self.cwnd;
+                self.cwnd = self.cwnd.saturating_add(mss);
+            }
+            return;
+        }
+        let mss_f = f64::from(mss.max(1));
+        if !self.epoch_open {
+            // §4.2: a new epoch; K from the distance to W_max, or 0 above it (the curve then
+            // starts here).
+            self.epoch_open = true;
+            self.epoch_ms = now_ms;
+            self.acked_accum = acked;
+            self.w_est = self.cwnd;
+            if self.cwnd < self.w_max {
+                let segs = f64::from(self.w_max - self.cwnd) / mss_f;
+                self.k_ms = ((segs / CUBIC_C).cbrt() * 1000.0) as u32;
+            } else {
+                self.k_ms = 0;
+                self.w_max = self.cwnd;
+            }
+        }
+        let cwnd = f64::from(self.cwnd);
+        let w_cubic = |t_ms: u32| {
+            let dt = (f64::from(t_ms) - f64::from(self.k_ms)) / 1000.0;
+            (CUBIC_C * dt * dt * dt) * mss_f + f64::from(self.w_max)
+        };
+        let t = now_ms.wrapping_sub(self.epoch_ms);
+        // §4.3: the Reno-friendly estimate grows by α segments per window acknowledged, α =
+        // 3(1 - β) / (1 + β) until it reaches W_max, 1 after.
+        let alpha = if self.w_est >= self.w_max { 1.0 } else { 3.0 * (1.0 - CUBIC_BETA) / (1.0 + CUBIC_BETA) };
+        let grow = alpha * mss_f * f64::from(acked) / cwnd.max(1.0);
+        self.w_est = self.w_est.saturating_add(grow as u32);
+        if w_cubic(t) < f64::from(self.w_est) {
+            // §4.3: the Reno-friendly region.
+            self.cwnd = self.cwnd.max(self.w_est);
+            self.acked_accum = 0;
+            return;
+        }
+        // §4.4/§4.5: towards W_cubic one RTT ahead, at most 1.5 × cwnd (§4.2's target bound),
+        // (target - cwnd) / cwnd per byte acknowledged.
+        let target = w_cubic(t.saturating_add(rtt_ms)).clamp(cwnd, cwnd * 1.5);
+        let inc = ((target - cwnd) * f64::from(self.acked_accum) / cwnd.max(1.0)) as u32;
+        if inc > 0 {
+            self.cwnd = self.cwnd.saturating_add(inc);
+            self.acked_accum = 0;
         }
     }
 
@@ -50,8 +150,9 @@ impl NewReno {
         self.in_recovery || self.rto_recovery
     }
 
-    /// An ACK advanced SND.UNA by `acked` bytes to `snd_una`. `flight` is what remains in flight.
-    pub fn on_ack(&mut self, acked: u32, snd_una: SeqNum, flight: u32, mss: u32) -> CcAction {
+    /// An ACK advanced SND.UNA by `acked` bytes to `snd_una`. `flight` is what remains in flight;
+    /// `now_ms` a millisecond clock and `rtt_ms` the smoothed RTT (CUBIC's time axis).
+    pub fn on_ack(&mut self, acked: u32, snd_una: SeqNum, flight: u32, mss: u32, now_ms: u32, rtt_ms: u32) -> CcAction {
         self.dupacks = 0;
         if self.rto_recovery && snd_una.after_eq(self.recover) {
             self.rto_recovery = false;
@@ -91,12 +192,7 @@ impl NewReno {
             // byte counting with L = 2 SMSS, which RFC 5681 permits).
             self.cwnd = self.cwnd.saturating_add(acked.min(mss.saturating_mul(2)));
         } else {
-            // RFC 5681 §3.1 (3): about one SMSS per RTT, by counting bytes acknowledged.
-            self.acked_accum = self.acked_accum.saturating_add(acked);
-            if self.acked_accum >= self.cwnd {
-                self.acked_accum -= self.cwnd;
-                self.cwnd = self.cwnd.saturating_add(mss);
-            }
+            self.avoid(acked, mss, now_ms, rtt_ms);
         }
         CcAction::None
     }
@@ -115,7 +211,7 @@ impl NewReno {
         // RFC 6582 §3.2 (2): enter fast retransmit only if the ACK covers more than "recover"
         // (avoids a second reduction for losses from the same window).
         if self.dupacks == 3 && snd_una.sub(1).after_eq(self.recover) {
-            self.ssthresh = (flight / 2).max(mss.saturating_mul(2));
+            self.ssthresh = self.reduced(flight, mss);
             self.recover = snd_max;
             self.cwnd = self.ssthresh.saturating_add(mss.saturating_mul(3));
             self.in_recovery = true;
@@ -131,11 +227,11 @@ impl NewReno {
     }
 
     /// RFC 6675 §5 (4.1)/(4.2): enter SACK-based loss recovery. RecoveryPoint = HighData;
-    /// ssthresh = cwnd = FlightSize / 2 (RFC 5681 equation (4)). Linux reduces the window
-    /// gradually with PRR (RFC 6937, `tcp_cwnd_reduction`) instead; RFC 6675's step is what
-    /// the issue asks for and is simpler to reason about.
+    /// ssthresh = cwnd = the reduced window (FlightSize / 2 for Reno, RFC 5681 equation (4);
+    /// × 0.7 for CUBIC). Linux reduces the window gradually with PRR (RFC 6937,
+    /// `tcp_cwnd_reduction`) instead; RFC 6675's step is simpler to reason about.
     pub fn enter_sack_recovery(&mut self, snd_max: SeqNum, flight: u32, mss: u32) {
-        self.ssthresh = (flight / 2).max(mss.saturating_mul(2));
+        self.ssthresh = self.reduced(flight, mss);
         self.cwnd = self.ssthresh;
         self.recover = snd_max;
         self.in_recovery = true;
@@ -146,7 +242,7 @@ impl NewReno {
     /// episode. Linux (`tcp_process_tlp_ack`) runs a one-shot CWR reduction: ssthresh from
     /// the window, cwnd down to it; RFC 5681 equation (4) gives the same step here.
     pub fn on_probe_repaired(&mut self, flight: u32, mss: u32) {
-        self.ssthresh = (self.cwnd.max(flight) / 2).max(mss.saturating_mul(2));
+        self.ssthresh = self.reduced(self.cwnd.max(flight), mss);
         self.cwnd = self.cwnd.min(self.ssthresh);
         self.acked_accum = 0;
     }
@@ -170,9 +266,12 @@ impl NewReno {
         self.acked_accum = 0;
     }
 
-    /// RFC 5681 §3.1 (4): the retransmission timer expired.
+    /// RFC 5681 §3.1 (4): the retransmission timer expired. CUBIC then forgets W_max, as
+    /// Linux's `bictcp_reset` on entering the Loss state: growth after a timeout starts a
+    /// fresh curve.
     pub fn on_rto(&mut self, snd_max: SeqNum, flight: u32, mss: u32) {
-        self.ssthresh = (flight / 2).max(mss.saturating_mul(2));
+        self.ssthresh = self.reduced(flight, mss);
+        self.w_max = 0;
         self.cwnd = mss;
         self.recover = snd_max;
         self.rto_recovery = true;
@@ -190,10 +289,10 @@ mod tests {
     /// next loss start a recovery (it used to need one byte more, leaving it to the RTO).
     #[test]
     fn a_new_recovery_may_start_once_snd_una_reaches_the_old_recovery_point() {
-        let mut cc = NewReno::new(1000, 10, SeqNum(0));
+        let mut cc = Congestion::new(1000, 10, SeqNum(0), CongestionControl::Reno);
         cc.enter_sack_recovery(SeqNum(10_000), 10_000, 1000);
         assert!(!cc.may_recover(SeqNum(5_000)));
-        let _ = cc.on_ack(10_000, SeqNum(10_000), 0, 1000);
+        let _ = cc.on_ack(10_000, SeqNum(10_000), 0, 1000, 0, 1);
         assert!(cc.may_recover(SeqNum(10_000)));
         assert!(cc.cwnd >= cc.ssthresh, "SACK recovery ends at ssthresh, not one segment");
     }
@@ -202,22 +301,100 @@ mod tests {
 
     const MSS: u32 = 1000;
 
+    /// Acknowledges a full window every `rtt_ms` for `rounds` round trips, in congestion
+    /// avoidance; returns cwnd in segments after each round.
+    fn rounds(c: &mut Congestion, start_ms: u32, rtt_ms: u32, rounds: u32) -> Vec<u32> {
+        let mut out = Vec::new();
+        for r in 0..rounds {
+            let now = start_ms + r * rtt_ms;
+            let mut left = c.cwnd;
+            while left > 0 {
+                let a = left.min(2 * MSS);
+                c.on_ack(a, SeqNum(1_000_000), c.cwnd, MSS, now, rtt_ms);
+                left -= a;
+            }
+            out.push(c.cwnd / MSS);
+        }
+        out
+    }
+
+    /// RFC 9438 §4.6: CUBIC keeps 0.7 of the window at a loss, Reno half.
+    #[test]
+    fn cubic_decreases_to_0_7_reno_to_half() {
+        for (algo, want) in [(CongestionControl::Cubic, 70_000), (CongestionControl::Reno, 50_000)] {
+            let mut c = Congestion::new(MSS, 100, SeqNum(0), algo);
+            c.enter_sack_recovery(SeqNum(100_000), 100_000, MSS);
+            assert_eq!((c.ssthresh, c.cwnd), (want, want), "{algo:?}");
+        }
+    }
+
+    /// RFC 9438 §4.2 and §4.7: after a loss at 100 segments the window climbs back to W_max
+    /// at K = cbrt(30 / 0.4) = 4.2 s (concave: fast at first, flat near W_max), then grows
+    /// past it (convex); a second loss below W_max lowers W_max by fast convergence.
+    #[test]
+    fn cubic_returns_to_w_max_after_k_seconds_then_probes_beyond() {
+        let mut c = Congestion::new(MSS, 100, SeqNum(0), CongestionControl::Cubic);
+        c.enter_sack_recovery(SeqNum(100_000), 100_000, MSS);
+        c.on_ack(100_000, SeqNum(100_000), 0, MSS, 0, 100);
+        assert_eq!(c.cwnd, 70_000);
+        // 100 ms round trips: W_cubic leads the Reno-friendly estimate.
+        let w = rounds(&mut c, 0, 100, 80);
+        assert_eq!(c.k_ms, 4217);
+        let at = |t_ms: u32| w[(t_ms / 100) as usize - 1];
+        assert!(at(1000) > 80 && at(1000) < 95, "fast at first: {w:?}");
+        assert!((97..=101).contains(&at(4200)), "W_max again at K: {w:?}");
+        assert!(at(5000) - at(4200) <= 2, "flat near W_max: {w:?}");
+        assert!(at(8000) > 110, "beyond W_max, convex: {w:?}");
+        // A loss at 90 segments, below W_max (100): W_max = 90 × 1.7 / 2 = 76.5 segments.
+        let mut d = Congestion::new(MSS, 100, SeqNum(0), CongestionControl::Cubic);
+        d.enter_sack_recovery(SeqNum(100_000), 100_000, MSS);
+        d.cwnd = 90_000;
+        d.in_recovery = false;
+        d.enter_sack_recovery(SeqNum(200_000), 90_000, MSS);
+        assert_eq!((d.w_max, d.ssthresh), (76_500, 63_000));
+    }
+
+    /// RFC 9438 §4.3: at a short RTT the cubic curve barely moves in a round trip, and the
+    /// window follows the Reno-friendly estimate instead: α = 3(1 - β)/(1 + β) = 0.53 segments
+    /// per round trip up to W_max, one segment per round trip beyond it.
+    #[test]
+    fn cubic_at_short_rtt_grows_like_reno_friendly_aimd() {
+        let mut c = Congestion::new(MSS, 100, SeqNum(0), CongestionControl::Cubic);
+        c.enter_sack_recovery(SeqNum(100_000), 100_000, MSS);
+        c.on_ack(100_000, SeqNum(100_000), 0, MSS, 0, 1);
+        let w = rounds(&mut c, 0, 1, 100);
+        // 30 segments at ~0.53 a round trip: W_max (100) after about 57 round trips.
+        let back = w.iter().position(|&x| x >= 100).expect("back at W_max");
+        assert!((52..=62).contains(&back), "W_max after {back} round trips: {w:?}");
+        let beyond = w[99] - w[back];
+        assert!((99 - back as u32 - 2..=99 - back as u32 + 1).contains(&beyond), "one a round trip: {w:?}");
+    }
+
+    /// A timeout forgets W_max (Linux `bictcp_reset`): the next epoch starts its curve at the
+    /// window it has then.
+    #[test]
+    fn cubic_forgets_w_max_at_a_timeout() {
+        let mut c = Congestion::new(MSS, 100, SeqNum(0), CongestionControl::Cubic);
+        c.on_rto(SeqNum(100_000), 100_000, MSS);
+        assert_eq!((c.ssthresh, c.cwnd, c.w_max), (70_000, MSS, 0));
+    }
+
     #[test]
     fn slow_start_then_avoidance() {
-        let mut c = NewReno::new(MSS, 10, SeqNum(0));
+        let mut c = Congestion::new(MSS, 10, SeqNum(0), CongestionControl::Reno);
         assert_eq!(c.cwnd, 10_000);
-        c.on_ack(1000, SeqNum(1001), 9000, MSS);
+        c.on_ack(1000, SeqNum(1001), 9000, MSS, 0, 1);
         assert_eq!(c.cwnd, 11_000);
         c.ssthresh = 11_000;
         for _ in 0..11 {
-            c.on_ack(1000, SeqNum(5000), 5000, MSS);
+            c.on_ack(1000, SeqNum(5000), 5000, MSS, 0, 1);
         }
         assert_eq!(c.cwnd, 12_000);
     }
 
     #[test]
     fn three_dupacks_then_partial_then_full_ack() {
-        let mut c = NewReno::new(MSS, 10, SeqNum(0));
+        let mut c = Congestion::new(MSS, 10, SeqNum(0), CongestionControl::Reno);
         let una = SeqNum(1001);
         let max = SeqNum(11_001);
         assert_eq!(c.on_dupack(una, max, 10_000, MSS), CcAction::None);
@@ -227,9 +404,9 @@ mod tests {
         assert_eq!(c.cwnd, 8000);
         c.on_dupack(una, max, 10_000, MSS);
         assert_eq!(c.cwnd, 9000);
-        assert_eq!(c.on_ack(2000, SeqNum(3001), 8000, MSS), CcAction::RetransmitFirst);
+        assert_eq!(c.on_ack(2000, SeqNum(3001), 8000, MSS, 0, 1), CcAction::RetransmitFirst);
         assert!(c.in_recovery);
-        assert_eq!(c.on_ack(8000, max, 0, MSS), CcAction::None);
+        assert_eq!(c.on_ack(8000, max, 0, MSS, 0, 1), CcAction::None);
         assert!(!c.in_recovery);
         // RFC 6582 §3.2 (3) option 1: min(ssthresh, max(FlightSize, SMSS) + SMSS).
         assert_eq!(c.cwnd, 2000);
@@ -241,12 +418,12 @@ mod tests {
     #[test]
     fn fast_retransmit_after_more_than_2_31_bytes() {
         let iss = SeqNum(0x1000);
-        let mut c = NewReno::new(MSS, 10, iss);
+        let mut c = Congestion::new(MSS, 10, iss, CongestionControl::Reno);
         c.ssthresh = 10_000;
         let mut una = iss.add(1);
         for _ in 0..3 * 1024 {
             una = una.add(1 << 20);
-            c.on_ack(1 << 20, una, 10_000, MSS);
+            c.on_ack(1 << 20, una, 10_000, MSS, 0, 1);
         }
         assert!(una.diff(iss) < 0, "the test must cross 2^31");
         let max = una.add(10_000);
@@ -257,7 +434,7 @@ mod tests {
 
     #[test]
     fn timeout_collapses_window() {
-        let mut c = NewReno::new(MSS, 10, SeqNum(0));
+        let mut c = Congestion::new(MSS, 10, SeqNum(0), CongestionControl::Reno);
         c.on_rto(SeqNum(10_000), 10_000, MSS);
         assert_eq!((c.cwnd, c.ssthresh), (1000, 5000));
     }

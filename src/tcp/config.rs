@@ -3,6 +3,17 @@
 
 use crate::time::Duration;
 
+/// `tcp_congestion_control`: how the window grows between losses and how far it falls at one.
+/// Recovery itself (RFC 6675 with SACK, RFC 6582 without, RACK-TLP, RTO) is the same for both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CongestionControl {
+    /// RFC 5681 AIMD: one segment per round trip, the window halved at a loss.
+    Reno,
+    /// RFC 9438 CUBIC, Linux's default since 2.6.19 (`CONFIG_DEFAULT_TCP_CONG`): the window
+    /// follows a cubic function of the time since the last loss and falls to 0.7 of itself.
+    Cubic,
+}
+
 /// `tcp_syncookies`: 0 off, 1 when the SYN queue overflows (default), 2 always.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SynCookies {
@@ -100,6 +111,8 @@ pub struct Config {
     pub max_tw_buckets: usize,
     /// Initial congestion window in segments (RFC 6928: 10).
     pub initial_cwnd: u32,
+    /// Congestion control (`tcp_congestion_control`); default CUBIC, as Linux.
+    pub congestion_control: CongestionControl,
     /// IP TTL / hop limit of emitted packets.
     pub ttl: u8,
     /// RSTs per second this shard sends in answer to segments that match nothing (no
@@ -155,6 +168,7 @@ impl Default for Config {
             max_connections: 1 << 20,
             max_tw_buckets: 1 << 18,
             initial_cwnd: 10,
+            congestion_control: CongestionControl::Cubic,
             ttl: 64,
             rst_rate_limit: 200,
             rst_rate_burst: 200,

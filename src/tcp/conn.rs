@@ -11,7 +11,7 @@
 //! by the application carries it.
 
 use super::buffer::{AsmAdd, Assembler, Ring};
-use super::cc::{CcAction, NewReno};
+use super::cc::{CcAction, Congestion};
 use super::config::Config;
 use super::counters::{Counters, DropReason};
 use super::emit::{emit, OutSegment};
@@ -128,6 +128,19 @@ impl Wakeups {
     }
 }
 
+/// A time kept in 32 bits, as Linux keeps per-socket times in 32-bit jiffies: milliseconds,
+/// wrapping every 49.7 days, for times only ever compared with a recent `now` (the difference
+/// is taken with wrapping arithmetic).
+fn ms32(now: Instant) -> u32 {
+    (now.as_nanos() / 1_000_000) as u32
+}
+
+/// Seconds in 32 bits (wrapping every 136 years), for the 24-day PAWS idle rule (RFC 7323
+/// §5.5), which milliseconds could not span safely; Linux keeps `ts_recent_stamp` in seconds.
+fn secs32(now: Instant) -> u32 {
+    (now.as_nanos() / 1_000_000_000) as u32
+}
+
 /// The segment Karn's algorithm is timing (RFC 6298 §3): the sequence number that completes
 /// it and when it was sent. Packed to 4-byte alignment so that it takes 12 bytes in the TCB, not
 /// 16.
@@ -193,7 +206,8 @@ pub struct Tcb {
     // Options.
     pub ts_ok: bool,
     ts_recent: u32,
-    ts_recent_stamp: Instant,
+    /// When TS.Recent was last updated, in seconds (`secs32`; Linux `ts_recent_stamp`).
+    ts_recent_stamp: u32,
     ts_offset: u32,
     pub sack_ok: bool,
     /// Payload bytes per segment we send (peer's MSS, minus the timestamp option).
@@ -223,7 +237,7 @@ pub struct Tcb {
     rtt: RttEstimator,
     /// Karn's algorithm without timestamps: (sequence that completes the timed segment, when sent).
     rtt_timing: Option<Timed>,
-    pub cc: NewReno,
+    pub cc: Congestion,
 
     pub timers: Timers,
     /// Consecutive retransmission timeouts (or probes) without progress.
@@ -232,14 +246,16 @@ pub struct Tcb {
     probes: u8,
     /// When an acceptable ACK last arrived (Linux `rcv_tstamp`): the proof that a peer which
     /// holds a zero window is still there.
-    last_ack_rcvd: Instant,
+    last_ack_rcvd: u32,
     /// Exponent of the zero-window probe interval.
     persist_backoff: u8,
     ack_now: bool,
     /// Full-sized segments received since the last ACK (RFC 5681 §4.2: ACK at least every
     /// second one).
-    unacked_segs: u32,
-    last_oow_ack: Option<Instant>,
+    unacked_segs: u8,
+    /// When the last rate-limited ACK went out (`ms32`, 0: never; Linux
+    /// `last_oow_ack_time`).
+    last_oow_ack: u32,
     /// The last ICMP error reported for this connection and not acted on (Linux
     /// `sk_err_soft`; RFC 9293 SHLD-25: made available to the application in [`TcbInfo`]).
     soft_error: Option<IcmpError>,
@@ -253,6 +269,11 @@ pub struct Tcb {
     /// The wake-ups the shard's timer heap holds for this connection (see [`Wakeups`]).
     pub queued: Wakeups,
 }
+
+/// The TCB's budget: with the allocator's 8-byte header it fills a 464-byte chunk, which keeps
+/// an idle connection within the 512 bytes `tests/tcp_tw_memory.rs` measures (issue 10).
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(core::mem::size_of::<Tcb>() <= 456);
 
 /// Result of an ACK acceptability check.
 enum AckCheck {
@@ -302,7 +323,7 @@ impl Tcb {
             ooo_fin: None,
             ts_ok: false,
             ts_recent: 0,
-            ts_recent_stamp: now,
+            ts_recent_stamp: secs32(now),
             ts_offset,
             sack_ok: false,
             smss: u32::from(DEFAULT_MSS_V4),
@@ -318,15 +339,15 @@ impl Tcb {
             reo: ReoWnd::new(iss),
             rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
             rtt_timing: None,
-            cc: NewReno::new(u32::from(DEFAULT_MSS_V4), cfg.initial_cwnd, iss),
+            cc: Congestion::new(u32::from(DEFAULT_MSS_V4), cfg.initial_cwnd, iss, cfg.congestion_control),
             timers: Timers::default(),
             retries: 0,
             probes: 0,
-            last_ack_rcvd: now,
+            last_ack_rcvd: ms32(now),
             persist_backoff: 0,
             ack_now: false,
             unacked_segs: 0,
-            last_oow_ack: None,
+            last_oow_ack: 0,
             soft_error: None,
             readable_raised: false,
             want_writable: false,
@@ -383,7 +404,7 @@ impl Tcb {
         t.rcv_edge_max = t.rcv_adv;
         // RFC 6582 §3.2: "recover" starts at the ISS. (SND.UNA = ISS + 1 here would keep a
         // loss in the first window from ever starting a fast retransmit: SND.UNA - 1 < recover.)
-        t.cc = NewReno::new(t.smss, cfg.initial_cwnd, iss);
+        t.cc = Congestion::new(t.smss, cfg.initial_cwnd, iss, cfg.congestion_control);
         t.state = State::Established;
         t.arm_keepalive(cfg, now);
         t
@@ -619,13 +640,12 @@ impl Tcb {
     /// RFC 5961 §7 / Linux `tcp_oow_rate_limited`: at most one challenge or out-of-window ACK
     /// per connection per `invalid_ratelimit`.
     fn oow_ack_allowed(&mut self, now: Instant, cfg: &Config) -> bool {
-        match self.last_oow_ack {
-            Some(t) if now.saturating_since(t) < cfg.invalid_ratelimit => false,
-            _ => {
-                self.last_oow_ack = Some(now);
-                true
-            }
+        let since = Duration::from_millis(u64::from(ms32(now).wrapping_sub(self.last_oow_ack)));
+        if self.last_oow_ack != 0 && since < cfg.invalid_ratelimit {
+            return false;
         }
+        self.last_oow_ack = ms32(now).max(1);
+        true
     }
 
     /// Sends <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> now, if the rate limit allows. As in Linux
@@ -768,9 +788,9 @@ impl Tcb {
         let offered_wscale = self.rcv_wscale;
         self.apply_negotiated(ctx.cfg, neg, offered_wscale);
         if self.ts_ok {
-            self.ts_recent_stamp = ctx.now;
+            self.ts_recent_stamp = secs32(ctx.now);
         }
-        self.cc = NewReno::new(self.smss, ctx.cfg.initial_cwnd, self.iss);
+        self.cc = Congestion::new(self.smss, ctx.cfg.initial_cwnd, self.iss, ctx.cfg.congestion_control);
         if ack_ok {
             // SND.UNA <- SEG.ACK; our SYN is acked: ESTABLISHED.
             self.rtt_sample_on_ack(ctx.now, ctx.cfg, seg);
@@ -850,7 +870,7 @@ impl Tcb {
                 restart(self, ctx);
                 if let (true, Some((tsval, _))) = (self.ts_ok, seg.options.timestamps) {
                     self.ts_recent = tsval;
-                    self.ts_recent_stamp = ctx.now;
+                    self.ts_recent_stamp = secs32(ctx.now);
                 }
                 Ok(())
             }
@@ -864,14 +884,18 @@ impl Tcb {
 
     /// What the TIME-WAIT table keeps of this connection.
     pub(crate) fn time_wait_entry(&self) -> TwEntry {
+        let deadline = self.timers.time_wait.unwrap_or_default();
         TwEntry {
             snd_nxt: self.snd_max,
             rcv_nxt: self.rcv_nxt,
             ts_recent: self.ts_recent(),
             ts_offset: self.ts_offset,
             window: self.window_field(false),
-            deadline: self.timers.time_wait.unwrap_or_default(),
-            last_oow_ack: self.last_oow_ack,
+            deadline,
+            // The 32-bit stamp back on the full clock: the latest instant at or before the
+            // TIME-WAIT deadline (a recent time) that has it.
+            last_oow_ack: (self.last_oow_ack != 0)
+                .then(|| deadline - Duration::from_millis(u64::from(ms32(deadline).wrapping_sub(self.last_oow_ack)))),
         }
     }
 
@@ -916,9 +940,9 @@ impl Tcb {
             return Ok(());
         };
         if (tsval.wrapping_sub(self.ts_recent) as i32) < 0 {
-            if ctx.now.saturating_since(self.ts_recent_stamp) > PAWS_IDLE {
+            if u64::from(secs32(ctx.now).wrapping_sub(self.ts_recent_stamp)) > PAWS_IDLE.as_millis() / 1000 {
                 self.ts_recent = tsval;
-                self.ts_recent_stamp = ctx.now;
+                self.ts_recent_stamp = secs32(ctx.now);
                 return Ok(());
             }
             ctx.counters.tcp_ext_paws_estab_rejected += 1;
@@ -1036,7 +1060,7 @@ impl Tcb {
         if let Some((tsval, _)) = orig.options.timestamps {
             if orig.seq.before_eq(self.last_ack_sent) && (tsval.wrapping_sub(self.ts_recent) as i32) >= 0 {
                 self.ts_recent = tsval;
-                self.ts_recent_stamp = now;
+                self.ts_recent_stamp = secs32(now);
             }
         }
     }
@@ -1130,7 +1154,7 @@ impl Tcb {
         // RFC 9293 §3.8.6.1 (MUST-37): a peer that answers keeps the connection open, however
         // long its window stays zero (Linux resets `icsk_probes_out` on every ACK).
         self.probes = 0;
-        self.last_ack_rcvd = ctx.now;
+        self.last_ack_rcvd = ms32(ctx.now);
         let old_una = self.snd_una;
         let was_recovering = self.cc.is_recovering();
         // RFC 2018 / RFC 6675: the scoreboard first, against SND.UNA as this ACK leaves it
@@ -1177,7 +1201,10 @@ impl Tcb {
             }
             acked = data;
             let flight = self.flight();
-            if self.cc.on_ack(acked, self.snd_una, flight, self.smss) == CcAction::RetransmitFirst {
+            // CUBIC's clock: milliseconds (wrapping), and the smoothed RTT.
+            let now_ms = (ctx.now.as_nanos() / 1_000_000) as u32;
+            let rtt_ms = self.rtt.srtt().map_or(0, |d| d.as_millis().min(u64::from(u32::MAX)) as u32);
+            if self.cc.on_ack(acked, self.snd_una, flight, self.smss, now_ms, rtt_ms) == CcAction::RetransmitFirst {
                 self.retransmit_first(ctx);
             }
             self.sack_partial_ack(ctx);
@@ -1308,7 +1335,7 @@ impl Tcb {
             }
             self.ack_now = true;
         } else {
-            self.unacked_segs += 1;
+            self.unacked_segs = self.unacked_segs.saturating_add(1);
             if self.unacked_segs >= 2 {
                 self.ack_now = true;
             } else if self.timers.delack.is_none() {
@@ -1720,7 +1747,7 @@ impl Tcb {
     /// `tcp_rtx_probe0_timed_out`), the connection is given up only when nothing acceptable
     /// has come back for twice the maximum RTO; orphans go the normal way (retry limit).
     fn on_rto_zero_window(&mut self, ctx: &mut Ctx<'_>) {
-        let silent = ctx.now.saturating_since(self.last_ack_rcvd);
+        let silent = Duration::from_millis(u64::from(ms32(ctx.now).wrapping_sub(self.last_ack_rcvd)));
         if silent > ctx.cfg.rto_max.saturating_mul(2) {
             ctx.counters.tcp_ext_tcp_abort_on_timeout += 1;
             self.enter_closed(ctx, CloseReason::TimedOut);

@@ -47,7 +47,7 @@ pub mod syncookie;
 pub mod time_wait;
 pub mod tuple;
 
-pub use config::{Config, SynCookies};
+pub use config::{Config, CongestionControl, SynCookies};
 pub use conn::{ApiError, TcbInfo};
 pub use counters::{Counters, DropReason};
 pub use event::{CloseReason, Event};
