@@ -47,6 +47,10 @@ struct Server {
 
 /// Starts `run` in a thread with two threads serving `apps` on consecutive ports.
 fn start(addr: IpAddr, apps: &[AppKind]) -> Server {
+    start_with(addr, apps, None)
+}
+
+fn start_with(addr: IpAddr, apps: &[AppKind], congestion: Option<&'static str>) -> Server {
     let base = pick_ports(addr, apps.len() as u16);
     let cfg = KernelServeConfig {
         addr,
@@ -54,6 +58,7 @@ fn start(addr: IpAddr, apps: &[AppKind]) -> Server {
         threads: 2,
         cores: Vec::new(),
         backlog: 1024,
+        congestion,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let s = stop.clone();
@@ -415,6 +420,25 @@ fn echo_over_ipv6_loopback() {
     assert_eq!((st.accepted, st.closed), (1, 1), "{st:?}");
 }
 
+/// `serve --backend kernel --congestion-control reno`: the listening sockets carry the
+/// algorithm (`TCP_CONGESTION`) and the connections they accept inherit it, whatever the
+/// namespace's default; `ss -ti` shows it on the server's side of the connection.
+#[test]
+fn accepted_connections_use_the_configured_congestion_control() {
+    let srv = start_with(v4(), &[AppKind::Echo], Some("reno"));
+    let mut c = srv.connect(0);
+    c.write_all(b"x").unwrap();
+    let mut b = [0u8; 1];
+    c.read_exact(&mut b).unwrap();
+    let port = srv.addr(0).port();
+    let out = std::process::Command::new("ss")
+        .args(["-tinH", "state", "established", &format!("( sport = :{port} )")])
+        .output()
+        .expect("ss (iproute2)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(" reno "), "the server's socket is not reno:\n{text}");
+}
+
 #[test]
 fn bind_refuses_bad_configs_and_reports_ports_in_use() {
     let cfg = |apps: Vec<(u16, AppKind)>, threads| KernelServeConfig {
@@ -423,6 +447,7 @@ fn bind_refuses_bad_configs_and_reports_ports_in_use() {
         threads,
         cores: Vec::new(),
         backlog: 16,
+        congestion: None,
     };
     let err = |c: &KernelServeConfig| KernelServer::bind(c).err().expect("bind should fail").kind();
     assert_eq!(err(&cfg(vec![(0, AppKind::Echo)], 1)), ErrorKind::InvalidInput);

@@ -246,6 +246,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 1 << 18)]
     pub max_tw_buckets: usize,
     /// net.ipv4.tcp_congestion_control: cubic (Linux's default, RFC 9438) or reno (RFC 5681).
+    /// With --backend kernel the listening sockets are set to it (TCP_CONGESTION).
     #[arg(long, value_enum, default_value_t = CcArg::Cubic)]
     pub congestion_control: CcArg,
     /// XDP attach mode: native (driver) or generic (SKB, any interface).
@@ -613,6 +614,12 @@ pub fn serve_kernel(a: &ServeArgs) -> Result<()> {
         threads,
         cores: a.cores.clone(),
         backlog: a.backlog.min(i32::MAX as usize) as i32,
+        // The flag means the same on both backends: the kernel's listening sockets take it
+        // (`TCP_CONGESTION`), whatever the namespace's default (some distributions ship bbr).
+        congestion: Some(match a.congestion_control {
+            CcArg::Cubic => "cubic",
+            CcArg::Reno => "reno",
+        }),
     };
     let stop = std::sync::Arc::new(AtomicBool::new(false));
     let watcher = {

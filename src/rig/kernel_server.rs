@@ -46,6 +46,10 @@ pub struct KernelServeConfig {
     pub cores: Vec<usize>,
     /// `listen(2)` backlog of each socket (the kernel caps it at `net.core.somaxconn`).
     pub backlog: i32,
+    /// Congestion control of the listening sockets (`TCP_CONGESTION`, which accepted
+    /// connections inherit), e.g. "cubic"; `None` keeps the namespace's
+    /// `net.ipv4.tcp_congestion_control`.
+    pub congestion: Option<&'static str>,
 }
 
 /// Totals over all threads of one run.
@@ -116,6 +120,9 @@ impl KernelServer {
             for (idx, (port, _)) in cfg.apps.iter().enumerate() {
                 let addr = SocketAddr::new(cfg.addr, *port);
                 let fd = listen_socket(addr, cfg.backlog).map_err(|e| annotate(e, &format!("listen on {addr}")))?;
+                if let Some(cc) = cfg.congestion {
+                    set_congestion(&fd, cc).map_err(|e| annotate(e, &format!("TCP_CONGESTION {cc}")))?;
+                }
                 epoll_ctl(&epoll, libc::EPOLL_CTL_ADD, fd.as_raw_fd(), EV_IN, LISTENER_TAG | idx as u64)?;
                 listeners.push((fd, idx));
             }
@@ -542,6 +549,21 @@ fn set_int_opt(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: libc:
             name,
             (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+/// Sets the socket's congestion control by name (`TCP_CONGESTION`, tcp(7)).
+fn set_congestion(fd: &OwnedFd, name: &str) -> io::Result<()> {
+    // SAFETY: `fd` is open; the value points at `name.len()` live bytes.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CONGESTION,
+            name.as_ptr().cast(),
+            name.len() as libc::socklen_t,
         )
     })
     .map(drop)
