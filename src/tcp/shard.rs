@@ -263,7 +263,8 @@ impl Shard {
         if local.is_ipv4() != remote.is_ipv4() {
             return Err(ApiError::BadAddress);
         }
-        let t = FourTuple::new(local, remote);
+        // The TCB keeps the tuple without flow label or scope id, and so must every table.
+        let t = FourTuple::new(local, remote).identity();
         if self.owns(&t) || self.owners.as_ref().is_some_and(|o| o.owner_elsewhere(&t).is_some()) {
             return Err(ApiError::AlreadyExists);
         }
@@ -411,6 +412,7 @@ impl Shard {
     /// State of whatever holds `t`: a TCB, a SYN-queue entry (SYN-RECEIVED) or a TIME-WAIT
     /// entry.
     pub fn state_of(&self, t: &FourTuple) -> Option<State> {
+        let t = &t.identity();
         if let Some(id) = self.conn_get(t) {
             return self.state(id);
         }
@@ -429,6 +431,7 @@ impl Shard {
 
     /// Is `t` a flow this shard holds state for (connection, SYN queue, TIME-WAIT)?
     pub fn owns(&self, t: &FourTuple) -> bool {
+        let t = &t.identity();
         self.conn_get(t).is_some() || self.syn_queue.contains_key(t) || self.time_wait.contains(t)
     }
 
@@ -785,7 +788,7 @@ impl Shard {
         let Some(slot) = self.slab.get_mut(id.index as usize) else { return };
         slot.tcb = Some(Box::new(tcb));
         let key = PackedTuple::from(t);
-        let tag = self.conns.tag(&t);
+        let tag = self.conns.tag(&key);
         let slab = &self.slab;
         self.conns.insert(tag, id.index, |i| i != id.index && holds(slab, i, &key));
         self.touched(&t);
@@ -796,7 +799,7 @@ impl Shard {
     fn conn_get(&self, t: &FourTuple) -> Option<ConnId> {
         let key = PackedTuple::from(*t);
         let slab = &self.slab;
-        let index = self.conns.find(self.conns.tag(t), |i| holds(slab, i, &key))?;
+        let index = self.conns.find(self.conns.tag(&key), |i| holds(slab, i, &key))?;
         slab.get(index as usize).map(|s| ConnId { index, generation: s.generation })
     }
 
@@ -806,7 +809,7 @@ impl Shard {
             return false;
         }
         let key = PackedTuple::from(*t);
-        let tag = self.conns.tag(t);
+        let tag = self.conns.tag(&key);
         let slab = &self.slab;
         self.conns.remove(tag, |i| holds(slab, i, &key)).is_some()
     }
@@ -986,3 +989,6 @@ pub fn parse_ip_tcp(packet: &[u8]) -> Result<(IpAddr, IpAddr, TcpRepr<'_>), Pars
         _ => Err(ParseError::BadVersion),
     }
 }
+
+#[cfg(test)]
+mod tests;
