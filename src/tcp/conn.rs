@@ -116,6 +116,10 @@ impl Wakeups {
             *s = Some(at);
         }
     }
+    /// Whether the heap entry for `at` is one of ours (not stale).
+    pub fn holds(&self, at: Instant) -> bool {
+        self.0.contains(&Some(at))
+    }
     /// An entry for `at` popped: whether it is one of ours (then forgotten) or stale.
     pub fn take(&mut self, at: Instant) -> bool {
         match self.0.iter_mut().find(|q| **q == Some(at)) {

@@ -62,6 +62,10 @@ pub(crate) enum TimerKey {
     Syn(FourTuple),
 }
 
+/// The timer heap is never compacted below this many entries (few in unit tests, so that
+/// compaction runs in them all the time).
+const TIMER_HEAP_COMPACT_MIN: usize = if cfg!(test) { 16 } else { 1024 };
+
 /// Whether the TCB in slab slot `i` has the tuple `key`.
 fn holds(slab: &[Slot], i: u32, key: &PackedTuple) -> bool {
     slab.get(i as usize).and_then(|s| s.tcb.as_deref()).is_some_and(|t| t.has_tuple(key))
@@ -86,6 +90,8 @@ pub struct Shard {
     pub(crate) syn_queue: HashMap<FourTuple, SynEntry>,
     pub(crate) time_wait: TimeWaitTable,
     timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
+    /// Heap size at which entries nobody answers to are dropped (see `compact_timers`).
+    timers_compact_at: usize,
     pub(crate) events: VecDeque<Event>,
     dirty: Vec<ConnId>,
     /// The engine's flow directory when it runs several shards (see [`FlowOwners`]).
@@ -109,6 +115,7 @@ impl Shard {
             time_wait: TimeWaitTable::new(cfg.time_wait, &secrets),
             secrets,
             timers: BinaryHeap::new(),
+            timers_compact_at: TIMER_HEAP_COMPACT_MIN,
             events: VecDeque::new(),
             dirty: Vec::new(),
             owners: None,
@@ -766,6 +773,28 @@ impl Shard {
 
     pub(crate) fn schedule(&mut self, key: TimerKey, at: Instant) {
         self.timers.push(Reverse((at, key)));
+        if self.timers.len() >= self.timers_compact_at {
+            self.compact_timers();
+        }
+    }
+
+    /// Drops the heap entries that would be skipped when they pop: those of freed TCBs and of
+    /// gone SYN-queue entries, those a TCB no longer remembers (see `Wakeups`), and repeats.
+    /// Without this an entry outlives its owner until its instant (a keepalive deadline two
+    /// hours on for every connection closed in the last two hours), and every deadline that
+    /// moved earlier leaves one behind until then. Run when the heap has doubled since the last
+    /// run, so the work per push stays O(log n) on average and the heap stays within twice what
+    /// its owners hold.
+    fn compact_timers(&mut self) {
+        let mut v = core::mem::take(&mut self.timers).into_vec();
+        v.sort_unstable();
+        v.dedup();
+        v.retain(|Reverse((at, key))| match key {
+            TimerKey::Conn(id) => self.tcb(*id).is_some_and(|t| t.queued.holds(*at)),
+            TimerKey::Syn(t) => self.syn_queue.contains_key(t),
+        });
+        self.timers = BinaryHeap::from(v);
+        self.timers_compact_at = self.timers.len().saturating_mul(2).max(TIMER_HEAP_COMPACT_MIN);
     }
 
     // -------------------------------------------------------------------------------------
