@@ -321,6 +321,23 @@ fn sack_on_and_off_under_loss_with_reordering() {
     assert!(timeouts_rack_tlp < timeouts_plain, "RACK-TLP {timeouts_rack_tlp} timeouts, without {timeouts_plain}");
 }
 
+/// Heavy loss with SACK on: timeouts come while the scoreboard holds SACKed data, which
+/// go-back-N then skips (Linux `tcp_timeout_mark_lost`). Every byte still arrives once and in
+/// order (the checks in `run_with`), also with the client's ISS just below 2^32.
+#[test]
+fn timeouts_with_a_kept_scoreboard_under_heavy_loss() {
+    let imp = Impairments { loss: 0.25, dup: 0.02, min_delay_ms: 1, max_delay_ms: 60 };
+    let mut timeouts = 0;
+    for seed in 41..=46u64 {
+        let start =
+            if seed % 2 == 0 { start_for_client_iss(seed, 0u32.wrapping_sub(30_000)) } else { Instant::from_secs(10) };
+        let c = run_with(seed, 8, imp, start, Config::default());
+        assert!(c.tcp_ext_tcp_sack_recovery > 0, "seed {seed}: no SACK recovery");
+        timeouts += c.tcp_ext_tcp_timeouts;
+    }
+    assert!(timeouts > 0, "no timeout at 25 % loss");
+}
+
 /// The instant at which the client (secrets from `seed ^ 1`) picks `iss` for its connection from
 /// port 20000 (RFC 6528: ISN = keyed hash + a 4 µs clock).
 fn start_for_client_iss(seed: u64, iss: u32) -> Instant {

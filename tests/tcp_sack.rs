@@ -364,6 +364,220 @@ fn established_reneging_peer_gets_sacked_data_after_a_timeout() {
     assert!(rest.contains(&2920), "{rest:?}");
 }
 
+// ---------------------------------------------------------------------------------------------
+// Sender: the scoreboard kept across a timeout (Linux `tcp_timeout_mark_lost`)
+
+/// SACKed data leaves the congestion window's count after a timeout, but the peer's receive
+/// window still ends at SND.UNA + SND.WND (RFC 9293 §3.8.6; Linux checks the two apart,
+/// `tcp_cwnd_test` with SACKed segments out of `tcp_packets_in_flight`, `tcp_snd_wnd_test`
+/// against `tcp_wnd_end`). A receiver whose application reads nothing keeps its right edge
+/// where it was, and go-back-N must not send past it.
+///
+/// ```text
+///     TCP A                                          TCP B (buffer of 10 segments, not read)
+///     <SEQ=0..10*1460>               -->             (0 and 2 lost)
+///                                    <--  <ACK=0><SACK=1460..2920,4380..14600><WND=14600>
+///     ... RTO ...
+///     <SEQ=0>                        -->
+///                                    <--  <ACK=2920><SACK=4380..14600><WND=11680>
+///     <SEQ=2920> (the hole), and nothing at or past 14600
+/// ```
+#[test]
+fn established_go_back_n_stays_inside_the_receive_window() {
+    let (mut h, id, iss1, p) = established(plain_cfg(), 1460);
+    let mss = 1460u32;
+    h.shard.send(id, &vec![5u8; 20 * mss as usize]).unwrap();
+    h.flush();
+    assert_eq!(h.take().len(), 10, "the initial window is ten segments");
+    let to = h.addr(80);
+    let edge = 10 * mss;
+    let blocks = [(iss1 + mss, iss1 + 2 * mss), (iss1 + 3 * mss, iss1 + edge)];
+    h.deliver(&craft_opts(peer_addr(), to, p, iss1, ACK, &[], sack_opts(&blocks), edge as u16));
+    h.take();
+    h.advance(xdptcp::time::Duration::from_secs(3));
+    let after_rto: Vec<u32> = h.take_segs().iter().filter(|s| !s.payload.is_empty()).map(|s| s.seq - iss1).collect();
+    assert_eq!(after_rto, vec![0], "the timeout sends the first hole");
+    let una = 2 * mss;
+    let blocks = [(iss1 + 3 * mss, iss1 + edge)];
+    h.deliver(&craft_opts(peer_addr(), to, p, iss1 + una, ACK, &[], sack_opts(&blocks), (edge - una) as u16));
+    let sent: Vec<(u32, u32)> = h
+        .take_segs()
+        .iter()
+        .filter(|s| !s.payload.is_empty())
+        .map(|s| (s.seq - iss1, s.seq - iss1 + s.payload.len() as u32))
+        .collect();
+    assert!(sent.contains(&(2 * mss, 3 * mss)), "the second hole goes: {sent:?}");
+    assert!(sent.iter().all(|&(_, e)| e <= edge), "sent past the peer's right edge {edge}: {sent:?}");
+}
+
+/// The stream the peer model checks against: byte `o` of the connection is `stream_byte(o)`.
+fn stream_byte(o: usize) -> u8 {
+    ((o as u32).wrapping_mul(2_654_435_761) >> 11) as u8
+}
+
+/// A peer that remembers what it received byte by byte, SACKs what it holds out of order, and
+/// either keeps it (`renege` false) or drops all of it whenever the hole below it fills
+/// (`renege` true: it reneges every time, RFC 2018 §8). The FIN is the slot after the data, so
+/// a block can cover it, as Linux's blocks (`end_seq`) do.
+struct SackPeer {
+    /// Our ISS + 1: the peer's offsets count from it.
+    base: u32,
+    held: Vec<bool>,
+    /// Bytes (and the FIN) delivered in order.
+    rcv_nxt: usize,
+    got: Vec<u8>,
+    renege: bool,
+    rng: u64,
+}
+
+impl SackPeer {
+    fn new(base: u32, len: usize, renege: bool, seed: u64) -> SackPeer {
+        SackPeer { base, held: vec![false; len + 1], rcv_nxt: 0, got: Vec::new(), renege, rng: seed }
+    }
+
+    /// One in `n`, from the peer's generator.
+    fn one_in(&mut self, n: u64) -> bool {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng % n == 0
+    }
+
+    /// One segment from us: lost (one in five, retransmissions too), or taken. Returns
+    /// whether it arrived.
+    fn take(&mut self, s: &Seg) -> bool {
+        if self.one_in(5) {
+            return false;
+        }
+        let off = s.seq.wrapping_sub(self.base);
+        let len = s.payload.len() + usize::from(s.flags.contains(FIN));
+        let start = off as usize;
+        assert!(start + len <= self.held.len(), "sent past the end of the stream: {start} + {len}");
+        for (i, b) in s.payload.iter().enumerate() {
+            assert_eq!(*b, stream_byte(start + i), "byte {} of the stream", start + i);
+        }
+        for slot in self.held.iter_mut().skip(start).take(len) {
+            *slot = true;
+        }
+        let before = self.rcv_nxt;
+        while self.rcv_nxt < self.held.len() && self.held[self.rcv_nxt] {
+            if self.rcv_nxt < self.held.len() - 1 {
+                self.got.push(stream_byte(self.rcv_nxt));
+            }
+            self.rcv_nxt += 1;
+        }
+        if self.renege && self.rcv_nxt > before {
+            // The hole filled: what was held beyond it is dropped, the FIN with it.
+            for slot in self.held.iter_mut().skip(self.rcv_nxt) {
+                *slot = false;
+            }
+        }
+        true
+    }
+
+    /// The peer's ACK: RCV.NXT and up to three blocks of what it holds beyond.
+    fn ack(&self, to: std::net::SocketAddr, p: u32) -> Vec<u8> {
+        let mut blocks = Vec::new();
+        let mut i = self.rcv_nxt;
+        while i < self.held.len() && blocks.len() < 3 {
+            if self.held[i] {
+                let s = i;
+                while i < self.held.len() && self.held[i] {
+                    i += 1;
+                }
+                blocks.push((self.base.wrapping_add(s as u32), self.base.wrapping_add(i as u32)));
+            } else {
+                i += 1;
+            }
+        }
+        let ack = self.base.wrapping_add(self.rcv_nxt as u32);
+        craft_opts(peer_addr(), to, p, ack, ACK, &[], sack_opts(&blocks), 65535)
+    }
+}
+
+/// Sends `segs` segments and a FIN to a [`SackPeer`] over a path that loses one segment in
+/// five and one ACK in ten, until the FIN is acknowledged. Every byte must arrive once and in
+/// order, within a bounded number of rounds and of virtual time.
+fn transfer_to_sack_peer(mut h: Host, id: ConnId, iss1: u32, p: u32, segs: usize, renege: bool, seed: u64) -> Host {
+    let len = segs * 1460;
+    let data: Vec<u8> = (0..len).map(stream_byte).collect();
+    assert_eq!(h.shard.send(id, &data).unwrap(), len);
+    h.shard.shutdown(h.now, id, &mut h.out).unwrap();
+    h.flush();
+    let to = h.addr(80);
+    let start = h.now;
+    let mut peer = SackPeer::new(iss1, len, renege, seed);
+    let mut rounds = 0;
+    while h.shard.state(id) != Some(xdptcp::tcp::State::FinWait2) {
+        rounds += 1;
+        assert!(rounds < 5_000, "no end after {rounds} rounds (renege {renege}, seed {seed})");
+        let segs = h.take_segs();
+        let mut acks = Vec::new();
+        for s in segs.iter().filter(|s| !s.payload.is_empty() || s.flags.contains(FIN)) {
+            if peer.take(s) && !peer.one_in(10) {
+                acks.push(peer.ack(to, p));
+            }
+        }
+        for a in acks {
+            h.deliver(&a);
+        }
+        if h.out.is_empty() {
+            let next = h.shard.poll_timeout().expect("data outstanding and no timer");
+            h.run_until(next);
+        }
+    }
+    assert_eq!(peer.got.len(), len, "renege {renege}, seed {seed}");
+    assert!(peer.got == data, "the stream arrived altered (renege {renege}, seed {seed})");
+    assert_eq!(peer.rcv_nxt, len + 1, "the FIN arrived");
+    let took = h.now.saturating_since(start);
+    // Without timestamps nothing re-sent gives an RTT sample (Karn), so a timeout's backoff
+    // stays until new data is timed: at this loss rate the timer can reach RTO.max.
+    assert!(took < xdptcp::time::Duration::from_secs(1800), "took {took:?} (renege {renege}, seed {seed})");
+    h
+}
+
+/// Every byte once and in order, with the scoreboard kept across timeouts: a peer that holds
+/// what it SACKed, and one that drops it every time a hole fills (it must get it again, and
+/// the sender must neither loop nor stall). The FIN may be SACKed and then dropped too.
+#[test]
+fn established_lossy_transfer_to_an_honest_or_reneging_peer() {
+    for seed in 1..=6u64 {
+        for renege in [false, true] {
+            let (h, id, iss1, p) = established(plain_cfg(), 1460);
+            let h = transfer_to_sack_peer(h, id, iss1, p, 40, renege, seed * 0x9e37_79b9);
+            if renege {
+                assert!(h.shard.counters().tcp_ext_tcp_sack_reneging > 0, "seed {seed}: no reneging seen");
+            }
+        }
+    }
+}
+
+/// The same across the sequence wrap: our ISS is 0xffff_f000, so the SACKed ranges, the holes,
+/// go-back-N and the FIN all straddle 2^32 (RFC 9293 §3.4).
+#[test]
+fn established_lossy_transfer_across_the_wrap() {
+    use xdptcp::tcp::secrets::isn;
+    use xdptcp::tcp::{FourTuple, Secrets};
+    for seed in 1..=6u64 {
+        for renege in [false, true] {
+            let iss = 0xffff_f000u32;
+            let mut h = Host::new("198.18.0.1", plain_cfg(), 7);
+            let t = FourTuple::new(h.addr(80), peer_addr());
+            let hash = isn(&Secrets::from_seed(7).isn_key, xdptcp::time::Instant::from_nanos(0), &t).0;
+            h.now = xdptcp::time::Instant::from_nanos(u64::from(iss.wrapping_sub(hash)) * 4_000 + (1u64 << 32) * 4_000);
+            h.shard.listen(80, None, 16).unwrap();
+            let o = TcpOptions { mss: Some(1460), sack_permitted: true, ..TcpOptions::default() };
+            h.deliver(&craft_opts(peer_addr(), h.addr(80), 1000, 0, SYN, &[], o, 65535));
+            let sa = Seg::parse(&h.take_one());
+            assert_eq!(sa.seq, iss);
+            let iss1 = iss.wrapping_add(1);
+            h.deliver(&craft(peer_addr(), h.addr(80), 1001, iss1, ACK, &[]));
+            let id = h.shard.accept(80).unwrap();
+            transfer_to_sack_peer(h, id, iss1, 1001, 24, renege, seed * 0x2545_f491);
+        }
+    }
+}
+
 /// The CVE-2019-11477/11478 class: a peer with a tiny MSS and a stream of crafted SACK blocks
 /// (one-byte blocks all over the window) cannot grow our state or the work per ACK. The
 /// scoreboard stays within its fixed size, each ACK draws a bounded number of segments, and

@@ -116,6 +116,10 @@ impl Wakeups {
             *s = Some(at);
         }
     }
+    /// Whether the heap entry for `at` is one of ours (not stale).
+    pub fn holds(&self, at: Instant) -> bool {
+        self.0.contains(&Some(at))
+    }
     /// An entry for `at` popped: whether it is one of ours (then forgotten) or stale.
     pub fn take(&mut self, at: Instant) -> bool {
         match self.0.iter_mut().find(|q| **q == Some(at)) {
@@ -1491,12 +1495,14 @@ impl Tcb {
                 }
             }
             let unsent = self.unsent_bytes();
-            let wnd = self.snd_wnd.min(self.cc.cwnd);
             let in_flight = match (&self.scoreboard, self.cc.rto_recovery) {
                 (Some(sb), true) => sb.uncovered(self.snd_una, self.snd_nxt),
                 _ => self.flight(),
             };
-            let usable = wnd.saturating_sub(in_flight);
+            // SACKed data is out of the network but not out of the peer's window, which ends
+            // at SND.UNA + SND.WND whatever it holds beyond SND.UNA (RFC 9293 §3.8.6): the two
+            // limits are taken apart, as Linux's `tcp_cwnd_test` and `tcp_snd_wnd_test` are.
+            let usable = self.cc.cwnd.saturating_sub(in_flight).min(self.snd_wnd.saturating_sub(self.flight()));
             let room = self.payload_room();
             let mut n = unsent.min(usable).min(room);
             let mut sack_cut = false;

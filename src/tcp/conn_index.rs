@@ -7,7 +7,7 @@
 //! The hash is hashbrown's default, seeded at random per table, so a peer that picks its
 //! addresses and ports cannot aim them at one bucket chain.
 
-use super::tuple::FourTuple;
+use super::tuple::PackedTuple;
 use core::hash::BuildHasher;
 use hashbrown::{DefaultHashBuilder, HashTable};
 
@@ -32,8 +32,10 @@ fn wide(tag: u32) -> u64 {
 }
 
 impl ConnIndex {
-    /// The 32 bits of `t`'s hash this table files it under.
-    pub fn tag(&self, t: &FourTuple) -> u32 {
+    /// The 32 bits of `t`'s hash this table files it under. Hashed packed, so that what a
+    /// `SocketAddrV6` carries beyond the tuple (flow label, scope id) cannot file one
+    /// connection under two hashes.
+    pub fn tag(&self, t: &PackedTuple) -> u32 {
         let h = self.hasher.hash_one(t);
         (h ^ (h >> 32)) as u32
     }
@@ -70,6 +72,7 @@ impl ConnIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tcp::tuple::FourTuple;
     use std::collections::HashMap;
 
     fn tuple(i: u32) -> FourTuple {
@@ -95,7 +98,7 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             let t = tuple((x % 5_000) as u32);
-            let tag = idx.tag(&t);
+            let tag = idx.tag(&PackedTuple::from(t));
             match x >> 62 {
                 0 | 1 => {
                     slab.push(Some(t));
@@ -117,7 +120,7 @@ mod tests {
         }
         assert_eq!(idx.len(), model.len());
         for (t, i) in &model {
-            assert_eq!(idx.find(idx.tag(t), |j| slab[j as usize] == Some(*t)), Some(*i));
+            assert_eq!(idx.find(idx.tag(&PackedTuple::from(*t)), |j| slab[j as usize] == Some(*t)), Some(*i));
         }
         let mut all: Vec<u32> = idx.indexes().collect();
         all.sort_unstable();

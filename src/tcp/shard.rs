@@ -62,6 +62,10 @@ pub(crate) enum TimerKey {
     Syn(FourTuple),
 }
 
+/// The timer heap is never compacted below this many entries (few in unit tests, so that
+/// compaction runs in them all the time).
+const TIMER_HEAP_COMPACT_MIN: usize = if cfg!(test) { 16 } else { 1024 };
+
 /// Whether the TCB in slab slot `i` has the tuple `key`.
 fn holds(slab: &[Slot], i: u32, key: &PackedTuple) -> bool {
     slab.get(i as usize).and_then(|s| s.tcb.as_deref()).is_some_and(|t| t.has_tuple(key))
@@ -86,6 +90,8 @@ pub struct Shard {
     pub(crate) syn_queue: HashMap<FourTuple, SynEntry>,
     pub(crate) time_wait: TimeWaitTable,
     timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
+    /// Heap size at which entries nobody answers to are dropped (see `compact_timers`).
+    timers_compact_at: usize,
     pub(crate) events: VecDeque<Event>,
     dirty: Vec<ConnId>,
     /// The engine's flow directory when it runs several shards (see [`FlowOwners`]).
@@ -109,6 +115,7 @@ impl Shard {
             time_wait: TimeWaitTable::new(cfg.time_wait, &secrets),
             secrets,
             timers: BinaryHeap::new(),
+            timers_compact_at: TIMER_HEAP_COMPACT_MIN,
             events: VecDeque::new(),
             dirty: Vec::new(),
             owners: None,
@@ -263,7 +270,8 @@ impl Shard {
         if local.is_ipv4() != remote.is_ipv4() {
             return Err(ApiError::BadAddress);
         }
-        let t = FourTuple::new(local, remote);
+        // The TCB keeps the tuple without flow label or scope id, and so must every table.
+        let t = FourTuple::new(local, remote).identity();
         if self.owns(&t) || self.owners.as_ref().is_some_and(|o| o.owner_elsewhere(&t).is_some()) {
             return Err(ApiError::AlreadyExists);
         }
@@ -411,6 +419,7 @@ impl Shard {
     /// State of whatever holds `t`: a TCB, a SYN-queue entry (SYN-RECEIVED) or a TIME-WAIT
     /// entry.
     pub fn state_of(&self, t: &FourTuple) -> Option<State> {
+        let t = &t.identity();
         if let Some(id) = self.conn_get(t) {
             return self.state(id);
         }
@@ -429,6 +438,7 @@ impl Shard {
 
     /// Is `t` a flow this shard holds state for (connection, SYN queue, TIME-WAIT)?
     pub fn owns(&self, t: &FourTuple) -> bool {
+        let t = &t.identity();
         self.conn_get(t).is_some() || self.syn_queue.contains_key(t) || self.time_wait.contains(t)
     }
 
@@ -763,6 +773,28 @@ impl Shard {
 
     pub(crate) fn schedule(&mut self, key: TimerKey, at: Instant) {
         self.timers.push(Reverse((at, key)));
+        if self.timers.len() >= self.timers_compact_at {
+            self.compact_timers();
+        }
+    }
+
+    /// Drops the heap entries that would be skipped when they pop: those of freed TCBs and of
+    /// gone SYN-queue entries, those a TCB no longer remembers (see `Wakeups`), and repeats.
+    /// Without this an entry outlives its owner until its instant (a keepalive deadline two
+    /// hours on for every connection closed in the last two hours), and every deadline that
+    /// moved earlier leaves one behind until then. Run when the heap has doubled since the last
+    /// run, so the work per push stays O(log n) on average and the heap stays within twice what
+    /// its owners hold.
+    fn compact_timers(&mut self) {
+        let mut v = core::mem::take(&mut self.timers).into_vec();
+        v.sort_unstable();
+        v.dedup();
+        v.retain(|Reverse((at, key))| match key {
+            TimerKey::Conn(id) => self.tcb(*id).is_some_and(|t| t.queued.holds(*at)),
+            TimerKey::Syn(t) => self.syn_queue.contains_key(t),
+        });
+        self.timers = BinaryHeap::from(v);
+        self.timers_compact_at = self.timers.len().saturating_mul(2).max(TIMER_HEAP_COMPACT_MIN);
     }
 
     // -------------------------------------------------------------------------------------
@@ -785,7 +817,7 @@ impl Shard {
         let Some(slot) = self.slab.get_mut(id.index as usize) else { return };
         slot.tcb = Some(Box::new(tcb));
         let key = PackedTuple::from(t);
-        let tag = self.conns.tag(&t);
+        let tag = self.conns.tag(&key);
         let slab = &self.slab;
         self.conns.insert(tag, id.index, |i| i != id.index && holds(slab, i, &key));
         self.touched(&t);
@@ -796,7 +828,7 @@ impl Shard {
     fn conn_get(&self, t: &FourTuple) -> Option<ConnId> {
         let key = PackedTuple::from(*t);
         let slab = &self.slab;
-        let index = self.conns.find(self.conns.tag(t), |i| holds(slab, i, &key))?;
+        let index = self.conns.find(self.conns.tag(&key), |i| holds(slab, i, &key))?;
         slab.get(index as usize).map(|s| ConnId { index, generation: s.generation })
     }
 
@@ -806,7 +838,7 @@ impl Shard {
             return false;
         }
         let key = PackedTuple::from(*t);
-        let tag = self.conns.tag(t);
+        let tag = self.conns.tag(&key);
         let slab = &self.slab;
         self.conns.remove(tag, |i| holds(slab, i, &key)).is_some()
     }
@@ -986,3 +1018,6 @@ pub fn parse_ip_tcp(packet: &[u8]) -> Result<(IpAddr, IpAddr, TcpRepr<'_>), Pars
         _ => Err(ParseError::BadVersion),
     }
 }
+
+#[cfg(test)]
+mod tests;

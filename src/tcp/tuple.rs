@@ -18,6 +18,11 @@ impl FourTuple {
     pub fn is_ipv6(&self) -> bool {
         self.local.is_ipv6()
     }
+    /// The tuple without what a `SocketAddrV6` carries beyond address and port (flow label,
+    /// scope id): the connection's identity (RFC 9293 §3.1), as tuples made from segments are.
+    pub fn identity(&self) -> FourTuple {
+        PackedTuple::from(*self).get()
+    }
     /// Bytes fed to keyed hashes (ISN, cookies, TS offset): addresses then ports, fixed layout.
     pub fn hash_bytes(&self, out: &mut [u8; 36]) -> usize {
         let mut n = 0;
@@ -63,7 +68,7 @@ impl fmt::Display for FourTuple {
 /// IPv6 flow label and scope id, which a TCP connection's identity (RFC 9293 §3.1, the
 /// addresses and ports) does not include; every tuple a shard makes from a segment has them
 /// zero, and so has the tuple this gives back.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PackedTuple {
     /// IPv4 addresses in the first 4 bytes, IPv6 in all 16.
     local: [u8; 16],
