@@ -1482,16 +1482,15 @@ impl Tcb {
     /// `tcp_packets_in_flight` leaves SACKed segments out).
     fn send_data(&mut self, ctx: &mut Ctx<'_>) {
         loop {
+            // Re-sending below SND.MAX: from the first hole at or after SND.NXT, up to the
+            // SACKed range that ends it.
             let mut sacked_ahead = None;
             if self.snd_nxt.before(self.snd_max) {
                 if let Some(sb) = self.scoreboard.as_deref() {
-                    let nxt = self.snd_nxt;
-                    if let Some(&(_, e)) = sb.ranges().iter().find(|r| r.0.before_eq(nxt) && nxt.before(r.1)) {
-                        self.snd_nxt = e.min(self.snd_max);
-                        continue;
-                    }
-                    sacked_ahead =
-                        sb.ranges().iter().map(|r| r.0).filter(|s| s.after(nxt)).min_by_key(|s| s.distance_from(nxt));
+                    let (start, end) =
+                        sb.holes(self.snd_nxt, self.snd_max).next().unwrap_or((self.snd_max, self.snd_max));
+                    self.snd_nxt = start;
+                    sacked_ahead = end.before(self.snd_max).then_some(end);
                 }
             }
             let unsent = self.unsent_bytes();

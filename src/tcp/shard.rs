@@ -834,13 +834,11 @@ impl Shard {
 
     /// Takes `t` out of the table if the TCB it holds for it is `id`.
     fn conn_remove(&mut self, t: &FourTuple, id: ConnId) -> bool {
-        if self.conn_get(t) != Some(id) {
-            return false;
-        }
         let key = PackedTuple::from(*t);
         let tag = self.conns.tag(&key);
         let slab = &self.slab;
-        self.conns.remove(tag, |i| holds(slab, i, &key)).is_some()
+        let is_id = |i: u32| i == id.index && slab.get(i as usize).is_some_and(|s| s.generation == id.generation);
+        self.conns.remove(tag, |i| holds(slab, i, &key) && is_id(i)).is_some()
     }
 
     /// The TCBs the table holds.
