@@ -395,7 +395,8 @@ fn loss_on_bed(a: &LossArgs) -> Result<()> {
     xdptcp::engine::signals::install();
     let exe = std::env::current_exe()?.to_string_lossy().to_string();
     let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    let client_cores = cpu_list(&(1..ncpu.max(2)).collect::<Vec<_>>());
+    let peer_cores: Vec<usize> = (1..ncpu.max(2)).collect();
+    let client_cores = cpu_list(&peer_cores);
     let conns = a.connections.to_string();
     let bytes = a.bytes.to_string();
     let stall = a.stall.to_string();
@@ -410,7 +411,7 @@ fn loss_on_bed(a: &LossArgs) -> Result<()> {
                 bail!("interrupted");
             }
             eprintln!("bench loss: round {}/{}: {} ...", round + 1, a.rounds, b.name());
-            let mut bed = BenchBed::up(1)?;
+            let mut bed = BenchBed::up(1, &[0], &peer_cores)?;
             let st = Command::new("ip")
                 .args(["netns", "exec", NS_CLI, "bash", "-c", &impairment_script(DEV_CLI, a.loss, a.reorder)])
                 .status()
@@ -535,10 +536,14 @@ struct BenchBed {
 }
 
 impl BenchBed {
-    fn up(queues: u32) -> Result<BenchBed> {
+    /// A bed of `queues` queues for a server on `server_cores` and a peer on `peer_cores`.
+    fn up(queues: u32, server_cores: &[usize], peer_cores: &[usize]) -> Result<BenchBed> {
         let names = BedNames::bench();
         debug_assert_eq!((names.ns_srv.as_str(), names.dev_srv.as_str()), (NS_SRV, DEV_SRV));
         let bed = BenchBed { server: None, bed: Bed::up(BedConfig::new(names).queues(queues))? };
+        // veth runs a receiver's path in the sender's context; put each end's on its own
+        // cores, as two machines would have it, for both backends alike.
+        bed.bed.place_receive_work(server_cores, peer_cores)?;
         // The load generator opens many short connections: give it the whole port range and
         // let it reuse its TIME-WAIT ports, for both backends alike.
         // Kernel-socket clients (the legitimate ones under flood, bulk) take ports above the
@@ -587,6 +592,9 @@ impl BenchBed {
         std::thread::sleep(Duration::from_millis(1200));
         if let Some(Ok(Some(st))) = self.server.as_mut().map(|s| s.try_wait()) {
             bail!("serve ({}) exited early: {st}", b.name());
+        }
+        if b != Backend::Kernel && self.bed.pin_stack_napi(cores)? == 0 {
+            eprintln!("bench: no NAPI thread of {DEV_SRV} to pin; the stack's receive runs where it lands");
         }
         Ok(())
     }
@@ -806,8 +814,9 @@ pub fn compare(a: &CompareArgs) -> Result<()> {
     // The server's cores: N from --server-core on (wrapping); the generator takes the others,
     // or shares all of them when the server takes every core.
     let server_cores: Vec<usize> = (0..queues).map(|i| (a.server_core + i) % ncpu).collect();
-    let client_cores = cpu_list(&(0..ncpu).filter(|c| !server_cores.contains(c)).collect::<Vec<_>>());
-    let client_cores = if client_cores.is_empty() { cpu_list(&(0..ncpu).collect::<Vec<_>>()) } else { client_cores };
+    let peer_cores: Vec<usize> = (0..ncpu).filter(|c| !server_cores.contains(c)).collect();
+    let peer_cores = if peer_cores.is_empty() { (0..ncpu).collect() } else { peer_cores };
+    let client_cores = cpu_list(&peer_cores);
     eprintln!(
         "bench compare: {queues} queue(s), server on core(s) {}, load generator on {client_cores}",
         cpu_list(&server_cores)
@@ -815,24 +824,9 @@ pub fn compare(a: &CompareArgs) -> Result<()> {
     // A fresh bed for every run: the kernel keeps TIME-WAIT state per namespace, and a run must
     // not meet the previous run's (a new client's timestamps fail PAWS against it).
     let fresh_bed = || -> Result<BenchBed> {
-        let bed = BenchBed::up(a.queues)?;
-        // veth runs the receiver's rx path in the sender's softirq: steer the server side's
-        // kernel work to the server's cores with RPS, as a NIC's IRQ affinity would (DESIGN.md),
-        // on every receive queue.
-        let mask = format!("{:x}", server_cores.iter().fold(0u64, |m, c| m | 1u64 << c));
-        for q in 0..a.queues {
-            let _ = Command::new("ip")
-                .args([
-                    "netns",
-                    "exec",
-                    NS_SRV,
-                    "sh",
-                    "-c",
-                    &format!("echo {mask} > /sys/class/net/{DEV_SRV}/queues/rx-{q}/rps_cpus"),
-                ])
-                .status();
-        }
-        Ok(bed)
+        // Each end's receive work on its own cores (`Bed::place_receive_work`); the stack's
+        // NAPI thread is pinned once its program is attached (`BenchBed::start`).
+        BenchBed::up(a.queues, &server_cores, &peer_cores)
     };
     let mut results: BTreeMap<&str, Vec<BTreeMap<String, f64>>> = BTreeMap::new();
     for round in 0..a.rounds {
@@ -853,7 +847,7 @@ pub fn compare(a: &CompareArgs) -> Result<()> {
     }
     // The bed's ceiling: an XDP program answering each SYN with a SYN-ACK by XDP_TX.
     let bed = fresh_bed()?;
-    let ceiling = measure_ceiling(&exe, a, &client_cores).unwrap_or_else(|e| {
+    let ceiling = measure_ceiling(&exe, a, &bed, &server_cores, &client_cores).unwrap_or_else(|e| {
         eprintln!("bench compare: ceiling not measured: {e:#}");
         CeilingFigures::default()
     });
@@ -868,7 +862,13 @@ struct CeilingFigures {
     cpu_s_per_ksynack: f64,
 }
 
-fn measure_ceiling(exe: &str, a: &CompareArgs, client_cores: &str) -> Result<CeilingFigures> {
+fn measure_ceiling(
+    exe: &str,
+    a: &CompareArgs,
+    bed: &BenchBed,
+    server_cores: &[usize],
+    client_cores: &str,
+) -> Result<CeilingFigures> {
     let mut srv = Command::new("ip")
         .args(["netns", "exec", NS_SRV, exe, "xdp-attach", "--prog", "synack-tx", "--iface", DEV_SRV, "--port", "80"])
         .spawn()?;
@@ -876,6 +876,8 @@ fn measure_ceiling(exe: &str, a: &CompareArgs, client_cores: &str) -> Result<Cei
         .args(["netns", "exec", NS_CLI, exe, "xdp-attach", "--prog", "pass", "--iface", DEV_CLI])
         .spawn()?;
     std::thread::sleep(Duration::from_millis(800));
+    // The program's receive poll on the server's cores, as the stack's (`BenchBed::start`).
+    bed.bed.pin_stack_napi(server_cores)?;
     let c0 = cpu_busy_ticks();
     let r = run_kv(
         exe,

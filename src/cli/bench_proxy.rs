@@ -455,20 +455,24 @@ pub fn run(a: &ProxyBenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// A fresh bed for every run (the kernel keeps TIME-WAIT state per namespace), with the server
-/// side's kernel work on the front's core (RPS, as a NIC's IRQ affinity would put it).
+/// A fresh bed for every run (the kernel keeps TIME-WAIT state per namespace), with each end's
+/// receive work on its own cores (`Bed::place_receive_work`: the front's on the front's core, as
+/// a NIC's IRQ affinity would put it, the clients' on theirs) and, for the stack's fronts, the
+/// veth receive poll pinned to the front's core (`Bed::pin_stack_napi`).
 fn one_run(exe: &str, front: Front, a: &ProxyBenchArgs, client_cores: &str) -> Result<BTreeMap<String, f64>> {
     let bed = bed_up()?;
-    let mask = format!("{:x}", 1u64 << a.server_core);
-    let setup = format!(
-        "echo {mask} > /sys/class/net/{DEV_SRV}/queues/rx-0/rps_cpus; \
-         sysctl -qw net.ipv4.ip_local_port_range='1024 65535' net.ipv4.tcp_tw_reuse=1 \
-         net.core.somaxconn=4096 net.ipv4.tcp_syncookies=1"
-    );
-    let _ = in_srv(&["sh", "-c", &setup]).status();
+    let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let peers: Vec<usize> = (0..ncpu).filter(|c| *c != a.server_core).collect();
+    bed.place_receive_work(&[a.server_core], if peers.is_empty() { &[0] } else { &peers })?;
+    let setup = "sysctl -qw net.ipv4.ip_local_port_range='1024 65535' net.ipv4.tcp_tw_reuse=1 \
+                 net.core.somaxconn=4096 net.ipv4.tcp_syncookies=1";
+    let _ = in_srv(&["sh", "-c", setup]).status();
     let dir = std::env::temp_dir().join(format!("xdptcp-bench-proxy-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let started = start(exe, &dir, front, a)?;
+    if matches!(front, Front::Xdptcp | Front::Shield) && bed.pin_stack_napi(&[a.server_core])? == 0 {
+        eprintln!("bench proxy: no NAPI thread of {DEV_SRV} to pin; the stack's receive runs where it lands");
+    }
     let pass = if front == Front::Shield { Some(PeerPass::attach_in(exe, NS_CLI, DEV_CLI)?) } else { None };
     let r = measure(exe, front, a, client_cores);
     drop(pass);

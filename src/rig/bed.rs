@@ -157,6 +157,67 @@ impl Bed {
         .map_err(|_| std::io::Error::other("connect thread panicked"))?
     }
 
+    /// Puts each end's kernel receive work on that end's cores, as on two machines. A veth
+    /// transmit runs the receiver's whole path in the sender's context: without this, every
+    /// frame the server sends is received (and ACKed) by the peer's TCP on the server's core,
+    /// and what the peer sends is received on the peer's core. RPS on each end's receive
+    /// queues sends the work where a NIC's interrupt affinity would: the server's receive to
+    /// `server_cores`, the peer's to `peer_cores`. Both backends get the same placement.
+    pub fn place_receive_work(&self, server_cores: &[usize], peer_cores: &[usize]) -> Result<()> {
+        let n = &self.cfg.names;
+        for (ns, dev, cores) in [(&n.ns_srv, &n.dev_srv, server_cores), (&n.ns_cli, &n.dev_cli, peer_cores)] {
+            let mask = format!("{:x}", cores.iter().fold(0u64, |m, c| m | 1u64 << (c % 64)));
+            for q in 0..self.cfg.queues {
+                let st = in_ns(ns, "sh")
+                    .arg("-c")
+                    .arg(format!("echo {mask} > /sys/class/net/{dev}/queues/rx-{q}/rps_cpus"))
+                    .status()
+                    .context("set rps_cpus")?;
+                if !st.success() {
+                    bail!("rps_cpus of {dev} rx-{q} in {ns} not set ({st})");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Once the stack's XDP program is attached, veth receives the stack end's frames in a NAPI
+    /// poll scheduled on the core that sent them (the peer's): the XDP program and the copy
+    /// into the AF_XDP ring would run on the load generator's core, for free. This makes that
+    /// poll a kernel thread (`/sys/class/net/DEV/threaded`) and pins it to `server_cores`,
+    /// where a NIC's receive interrupt and poll would run. Returns how many threads it pinned
+    /// (0 when the end has no NAPI, as with the kernel backend).
+    pub fn pin_stack_napi(&self, server_cores: &[usize]) -> Result<usize> {
+        let n = &self.cfg.names;
+        let before = napi_threads(&n.dev_srv);
+        let st = self
+            .in_srv("sh")
+            .arg("-c")
+            .arg(format!("echo 1 > /sys/class/net/{}/threaded", n.dev_srv))
+            .stderr(std::process::Stdio::null())
+            .status()
+            .context("set threaded NAPI")?;
+        if !st.success() {
+            return Ok(0);
+        }
+        let cores = server_cores.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",");
+        let mut pinned = 0;
+        // The threads appear as the write returns; look a few times.
+        for _ in 0..20 {
+            for pid in napi_threads(&n.dev_srv).into_iter().filter(|p| !before.contains(p)) {
+                let st = Command::new("taskset").args(["-pc", &cores, &pid.to_string()]).output();
+                if st.map(|o| o.status.success()).unwrap_or(false) {
+                    pinned += 1;
+                }
+            }
+            if pinned > 0 {
+                return Ok(pinned);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(pinned)
+    }
+
     /// Leaves the bed in place when dropped (remove it with `deploy/bed-down.sh`).
     pub fn keep(&mut self) {
         self.keep = true;
@@ -170,6 +231,21 @@ impl Drop for Bed {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Kernel threads polling `dev`'s NAPI instances: their name is `napi/DEV-ID`, cut to the
+/// 15 characters a thread name keeps.
+fn napi_threads(dev: &str) -> Vec<u32> {
+    let prefix: String = format!("napi/{dev}-").chars().take(15).collect();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()))
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .map(|c| c.trim_end().starts_with(&prefix))
+                .unwrap_or(false)
+        })
+        .collect()
 }
 
 /// `prog` in namespace `ns`.
