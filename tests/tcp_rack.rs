@@ -546,3 +546,109 @@ fn established_probe_dsack_does_not_widen_the_reordering_window() {
     assert_eq!(c.h.shard.counters().tcp_ext_tcp_loss_probe_recovery, 0);
     assert!(a_arrives_late(&mut c, late_by_1_5_reo_wnd()), "the window did not grow");
 }
+
+// ---------------------------------------------------------------------------------------------
+// F-RTO (RFC 5682 §3, SACK-enhanced; Linux's default `tcp_frto` = 2) and the undo of a
+// spurious timeout (RFC 4015 §3, Linux `tcp_try_undo_loss`)
+// ---------------------------------------------------------------------------------------------
+
+/// Six segments go out; the peer holds every ACK (a stalled receiver, a delayed ACK) past the
+/// probe and the retransmission timeout. Returns the offset of the first of them and the
+/// window before the timeout, once that first segment has gone out again.
+fn timeout_over_a_silent_peer(c: &mut Conn) -> (u32, u32) {
+    let base = c.next_off();
+    c.send(6);
+    assert_eq!(c.sent().len(), 6);
+    let cwnd = c.h.shard.info(c.id).unwrap().cwnd;
+    let rto = c.rto();
+    c.wait_for_send(rto).expect("a probe");
+    c.sent();
+    c.wait_for_send(rto.saturating_mul(2)).expect("the RTO");
+    assert_eq!(c.sent(), vec![base], "the timeout sends the first segment again");
+    assert_eq!(c.h.shard.counters().tcp_ext_tcp_timeouts, 1);
+    (base, cwnd)
+}
+
+/// RFC 5682 §3 step 3.b: the first ACK after the timeout acknowledges segments that were sent
+/// only once, before it: they were never lost, the timeout was spurious. The window comes
+/// back (RFC 4015 §3: cwnd and ssthresh as before the timeout), go-back-N stops (nothing it
+/// had yet to resend is sent again) and `TcpExtTCPSpuriousRTOs` counts it.
+///
+///   --> 1..6, then the probe (7)        (the peer's ACKs held)
+///   RTO --> 1 again
+///       <-- ACK 7 (everything: the originals had arrived)
+///       --> new data at the restored window, none of 2..6 again
+#[test]
+fn established_spurious_timeout_is_undone_by_frto() {
+    let mut c = Conn::new(plain_cfg(), true);
+    let (base, before) = timeout_over_a_silent_peer(&mut c);
+    c.send(20);
+    assert_eq!(c.sent(), Vec::<u32>::new(), "one segment in flight after the timeout: cwnd 1");
+    let end = base + 6 * MSS;
+    c.ack(end, &[]);
+    let info = c.h.shard.info(c.id).unwrap();
+    assert!(info.cwnd >= before, "cwnd {} after the undo, {before} before the timeout", info.cwnd);
+    assert_eq!(c.h.shard.counters().tcp_ext_tcp_spurious_rtos, 1);
+    let sent = c.sent();
+    assert!(sent.iter().all(|&o| o >= end), "only new data after the undo, sent {sent:?}");
+    assert!(sent.len() as u32 * MSS >= before, "the restored window is used: {sent:?}");
+}
+
+/// A new SACK block over a segment sent only once is the same proof (RFC 5682 §3 step 3.b,
+/// Linux FLAG_ORIG_SACK_ACKED): not everything was lost, so the timeout's one-segment window
+/// is undone. The first segment, which the peer still does not acknowledge, goes out again at
+/// the next timeout (or a probe's or RACK's repair) like any other hole.
+#[test]
+fn established_sack_of_an_original_after_a_timeout_undoes_it() {
+    let mut c = Conn::new(plain_cfg(), true);
+    let (base, before) = timeout_over_a_silent_peer(&mut c);
+    c.ack(base, &[(base + 2 * MSS, base + 4 * MSS)]);
+    assert_eq!(c.h.shard.counters().tcp_ext_tcp_spurious_rtos, 1);
+    let cwnd = c.h.shard.info(c.id).unwrap().cwnd;
+    assert!(cwnd >= before, "cwnd {cwnd} after the undo, {before} before the timeout");
+    let rto = c.rto();
+    let mut resent = c.sent();
+    while !resent.contains(&base) {
+        c.wait_for_send(rto.saturating_mul(4)).expect("the hole is sent again");
+        resent = c.sent();
+    }
+}
+
+/// RFC 5682 §3 step 2 / 3.a: the first ACK after the timeout covers only the segment the
+/// timeout sent again: the originals after it are not known to have arrived, the loss was
+/// real. Nothing is undone and go-back-N goes on from where it was.
+#[test]
+fn established_timeout_that_was_a_real_loss_is_not_undone() {
+    let mut c = Conn::new(plain_cfg(), true);
+    let (base, before) = timeout_over_a_silent_peer(&mut c);
+    c.ack(base + MSS, &[]);
+    let info = c.h.shard.info(c.id).unwrap();
+    assert_eq!(c.h.shard.counters().tcp_ext_tcp_spurious_rtos, 0);
+    assert!(info.cwnd < before, "cwnd {} stays reduced (was {before})", info.cwnd);
+    assert_eq!(c.sent(), vec![base + MSS, base + 2 * MSS], "go-back-N resends 2 and 3 in slow start");
+    // A later ACK that covers originals no longer judges the timeout: F-RTO looks at the
+    // first acknowledgment only.
+    c.ack(base + 4 * MSS, &[]);
+    assert_eq!(c.h.shard.counters().tcp_ext_tcp_spurious_rtos, 0);
+}
+
+/// SACK blocks the peer sent before the timeout prove nothing new: an ACK after it that only
+/// reaches what was already SACKed is not taken for a spurious timeout.
+#[test]
+fn established_timeout_ack_over_data_sacked_before_is_not_undone() {
+    let mut c = Conn::new(plain_cfg(), true);
+    let base = c.next_off();
+    c.send(6);
+    assert_eq!(c.sent().len(), 6);
+    // The first segment lost; the next two SACKed (too few for a recovery), then silence.
+    c.ack(base, &[(base + MSS, base + 3 * MSS)]);
+    c.sent();
+    let rto = c.rto();
+    while c.h.shard.counters().tcp_ext_tcp_timeouts == 0 {
+        c.wait_for_send(rto.saturating_mul(2)).expect("a probe or the RTO");
+        c.sent();
+    }
+    // The retransmitted first segment arrives: the ACK jumps over the two SACKed before.
+    c.ack(base + 3 * MSS, &[]);
+    assert_eq!(c.h.shard.counters().tcp_ext_tcp_spurious_rtos, 0);
+}

@@ -10,12 +10,16 @@ use crate::wire::SeqNum;
 const CUBIC_BETA: f64 = 0.7;
 /// RFC 9438 §4.2 C, in segments per second cubed.
 const CUBIC_C: f64 = 0.4;
+/// `Congestion::flags`.
+const CUBIC: u8 = 1;
+const EPOCH_OPEN: u8 = 2;
+const DUPACKS_SHIFT: u8 = 2;
+const DUPACKS_MAX: u8 = u8::MAX >> DUPACKS_SHIFT;
 
 #[derive(Debug, Clone)]
 pub struct Congestion {
     pub cwnd: u32,
     pub ssthresh: u32,
-    pub dupacks: u8,
     /// RFC 6582 "recover": highest sequence sent when recovery began.
     pub recover: SeqNum,
     pub in_recovery: bool,
@@ -25,12 +29,19 @@ pub struct Congestion {
     /// A retransmission timeout's recovery is under way: from the timeout until SND.UNA
     /// reaches "recover" (RFC 8985 §6.2 step 4 "RTO recovery"; Linux's Loss state).
     pub rto_recovery: bool,
+    /// cwnd before the last timeout in segments, restored if it proves spurious (RFC 4015 §3,
+    /// Linux's `tcp_undo_cwnd_reduction`); 0 once F-RTO (RFC 5682, SACK-enhanced, §3; Linux's
+    /// default `tcp_frto` = 2) has judged the first acknowledgment after it, or when it was
+    /// not armed. Segments, as Linux keeps them, keep the TCB within its size budget.
+    prior_cwnd_segs: u16,
+    /// ssthresh before the last timeout in segments (`u16::MAX`: no limit).
+    prior_ssthresh_segs: u16,
     /// Bytes acknowledged in congestion avoidance not yet turned into window growth.
     acked_accum: u32,
-    /// CUBIC (RFC 9438) rather than Reno growth and decrease.
-    cubic: bool,
-    /// CUBIC: a congestion-avoidance epoch is running (from `epoch_ms`).
-    epoch_open: bool,
+    /// `CUBIC` (RFC 9438 rather than Reno growth and decrease), `EPOCH_OPEN` (CUBIC: a
+    /// congestion-avoidance epoch is running, from `epoch_ms`) and, above them, the count of
+    /// duplicate ACKs (saturating at `DUPACKS_MAX`); one byte, for the TCB's size.
+    flags: u8,
     /// CUBIC W_max in bytes: the window before the last reduction (after fast convergence,
     /// §4.7), or the window at the start of an epoch that began above it (then K is 0 and it
     /// is the curve's origin, as Linux's `bic_origin_point`).
@@ -58,14 +69,14 @@ impl Congestion {
         Congestion {
             cwnd: mss.saturating_mul(initial_cwnd.max(1)),
             ssthresh: u32::MAX,
-            dupacks: 0,
             recover: iss,
             in_recovery: false,
             sack_mode: false,
             rto_recovery: false,
+            prior_cwnd_segs: 0,
+            prior_ssthresh_segs: 0,
             acked_accum: 0,
-            cubic: algo == CongestionControl::Cubic,
-            epoch_open: false,
+            flags: if algo == CongestionControl::Cubic { CUBIC } else { 0 },
             w_max: 0,
             k_ms: 0,
             epoch_ms: 0,
@@ -79,14 +90,14 @@ impl Congestion {
     /// in place of cwnd), after §4.7 fast convergence has set W_max; the epoch ends.
     fn reduced(&mut self, flight: u32, mss: u32) -> u32 {
         let floor = mss.saturating_mul(2);
-        if !self.cubic {
+        if self.flags & CUBIC == 0 {
             return (flight / 2).max(floor);
         }
         let w = self.cwnd.max(flight);
         // §4.7: a loss below the previous W_max means the available capacity shrank: release
         // some of it at once.
         self.w_max = if w < self.w_max { (f64::from(w) * (1.0 + CUBIC_BETA) / 2.0) as u32 } else { w };
-        self.epoch_open = false;
+        self.flags &= !EPOCH_OPEN;
         ((u64::from(flight) * 7 / 10) as u32).max(floor)
     }
 
@@ -95,7 +106,7 @@ impl Congestion {
     /// clock, `rtt_ms` the smoothed RTT.
     fn avoid(&mut self, acked: u32, mss: u32, now_ms: u32, rtt_ms: u32) {
         self.acked_accum = self.acked_accum.saturating_add(acked);
-        if !self.cubic {
+        if self.flags & CUBIC == 0 {
             if self.acked_accum >= self.cwnd {
                 self.acked_accum -= self.cwnd;
                 self.cwnd = self.cwnd.saturating_add(mss);
@@ -103,10 +114,10 @@ impl Congestion {
             return;
         }
         let mss_f = f64::from(mss.max(1));
-        if !self.epoch_open {
+        if self.flags & EPOCH_OPEN == 0 {
             // §4.2: a new epoch; K from the distance to W_max, or 0 above it (the curve then
             // starts here).
-            self.epoch_open = true;
+            self.flags |= EPOCH_OPEN;
             self.epoch_ms = now_ms;
             self.acked_accum = acked;
             self.w_est = self.cwnd;
@@ -153,7 +164,7 @@ impl Congestion {
     /// An ACK advanced SND.UNA by `acked` bytes to `snd_una`. `flight` is what remains in flight;
     /// `now_ms` a millisecond clock and `rtt_ms` the smoothed RTT (CUBIC's time axis).
     pub fn on_ack(&mut self, acked: u32, snd_una: SeqNum, flight: u32, mss: u32, now_ms: u32, rtt_ms: u32) -> CcAction {
-        self.dupacks = 0;
+        self.set_dupacks(0);
         if self.rto_recovery && snd_una.after_eq(self.recover) {
             self.rto_recovery = false;
         }
@@ -199,7 +210,7 @@ impl Congestion {
 
     /// A duplicate ACK (RFC 5681 §2 definition). `snd_max` is the highest sequence sent.
     pub fn on_dupack(&mut self, snd_una: SeqNum, snd_max: SeqNum, flight: u32, mss: u32) -> CcAction {
-        self.dupacks = self.dupacks.saturating_add(1);
+        self.set_dupacks(self.dupacks().saturating_add(1));
         if self.in_recovery {
             // RFC 5681 §3.2 (4): inflate for each further duplicate (RFC 6675 counts the
             // pipe instead).
@@ -210,7 +221,7 @@ impl Congestion {
         }
         // RFC 6582 §3.2 (2): enter fast retransmit only if the ACK covers more than "recover"
         // (avoids a second reduction for losses from the same window).
-        if self.dupacks == 3 && snd_una.sub(1).after_eq(self.recover) {
+        if self.dupacks() == 3 && snd_una.sub(1).after_eq(self.recover) {
             self.ssthresh = self.reduced(flight, mss);
             self.recover = snd_max;
             self.cwnd = self.ssthresh.saturating_add(mss.saturating_mul(3));
@@ -223,7 +234,7 @@ impl Congestion {
     /// A duplicate ACK (RFC 6675 §2 definition) when SACK is in use: only counted; the caller
     /// decides on recovery from the scoreboard.
     pub fn count_dupack(&mut self) {
-        self.dupacks = self.dupacks.saturating_add(1);
+        self.set_dupacks(self.dupacks().saturating_add(1));
     }
 
     /// RFC 6675 §5 (4.1)/(4.2): enter SACK-based loss recovery. RecoveryPoint = HighData;
@@ -256,20 +267,61 @@ impl Congestion {
         !self.in_recovery && snd_una.after_eq(self.recover)
     }
 
+    /// RFC 4015 §3 (the Eifel response) as Linux applies it on a spurious timeout
+    /// (`tcp_try_undo_loss` → `tcp_undo_cwnd_reduction`; CUBIC's `undo_cwnd` is the larger
+    /// of cwnd and the window before): the window and ssthresh from before the timeout come
+    /// back and the timeout's recovery ends.
+    pub fn undo_rto(&mut self, mss: u32) {
+        let bytes = |s: u16| if s == u16::MAX { u32::MAX } else { u32::from(s).saturating_mul(mss) };
+        self.cwnd = self.cwnd.max(bytes(self.prior_cwnd_segs).min(u32::MAX / 2));
+        self.ssthresh = self.ssthresh.max(bytes(self.prior_ssthresh_segs));
+        self.rto_recovery = false;
+        self.prior_cwnd_segs = 0;
+        self.set_dupacks(0);
+        self.acked_accum = 0;
+    }
+
+    /// Duplicate ACKs counted since the last ACK that advanced SND.UNA (at most 63).
+    pub fn dupacks(&self) -> u8 {
+        self.flags >> DUPACKS_SHIFT
+    }
+
+    fn set_dupacks(&mut self, n: u8) {
+        self.flags = (self.flags & ((1 << DUPACKS_SHIFT) - 1)) | (n.min(DUPACKS_MAX) << DUPACKS_SHIFT);
+    }
+
+    /// F-RTO is waiting to judge the first acknowledgment after a timeout.
+    pub fn frto_armed(&self) -> bool {
+        self.rto_recovery && self.prior_cwnd_segs != 0
+    }
+
+    /// F-RTO has judged the first acknowledgment after the timeout: the loss was real.
+    pub fn frto_done(&mut self) {
+        self.prior_cwnd_segs = 0;
+    }
+
     /// A further timeout for the same data: back to one segment, ssthresh kept.
     pub fn on_repeated_rto(&mut self, mss: u32) {
         self.cwnd = mss;
         self.rto_recovery = true;
         self.in_recovery = false;
         self.sack_mode = false;
-        self.dupacks = 0;
+        self.set_dupacks(0);
         self.acked_accum = 0;
     }
 
     /// RFC 5681 §3.1 (4): the retransmission timer expired. CUBIC then forgets W_max, as
     /// Linux's `bictcp_reset` on entering the Loss state: growth after a timeout starts a
     /// fresh curve.
+    ///
+    /// A timeout taken outside a fast recovery arms F-RTO (RFC 5682 §3): `undo_rto` puts the
+    /// window back if the next acknowledgment shows the timeout was spurious. Linux arms it
+    /// for timeouts from its Open, Disorder and CWR states (`tcp_enter_loss`).
     pub fn on_rto(&mut self, snd_max: SeqNum, flight: u32, mss: u32) {
+        let segs = |b: u32| u16::try_from(b / mss.max(1)).unwrap_or(u16::MAX);
+        let armed = !self.in_recovery && !self.rto_recovery;
+        self.prior_cwnd_segs = if armed { segs(self.cwnd).max(1) } else { 0 };
+        self.prior_ssthresh_segs = segs(self.ssthresh);
         self.ssthresh = self.reduced(flight, mss);
         self.w_max = 0;
         self.cwnd = mss;
@@ -277,7 +329,7 @@ impl Congestion {
         self.rto_recovery = true;
         self.in_recovery = false;
         self.sack_mode = false;
-        self.dupacks = 0;
+        self.set_dupacks(0);
         self.acked_accum = 0;
     }
 }

@@ -1163,7 +1163,25 @@ impl Tcb {
         let was_recovering = self.cc.is_recovering();
         // RFC 2018 / RFC 6675: the scoreboard first, against SND.UNA as this ACK leaves it
         // (Linux `tcp_ack` updates SND.UNA before `tcp_sacktag_write_queue`).
+        // RFC 5682 §3 (SACK-enhanced F-RTO) step 3.b, as Linux's FLAG_ORIG_SACK_ACKED: after a
+        // timeout, go-back-N has sent again [SND.UNA, SND.NXT); what lies in [SND.NXT,
+        // recover) went out once, before the timeout. If the first acknowledgment after the
+        // timeout delivers any of that (cumulatively or by a new SACK block), not everything
+        // was lost: the timeout was spurious (a delayed ACK, a stalled receiver) and is undone.
+        let frto = self.cc.frto_armed();
+        let (nxt, high) = (self.snd_nxt, self.cc.recover);
+        let originals_unsacked = if frto && nxt.before(high) { self.sb().uncovered(nxt, high) } else { 0 };
         let sack = self.sack_on_ack(ctx, seg);
+        let mut spurious_rto = false;
+        if frto && (ack.after(old_una) || sack.newly_sacked > 0) {
+            let from = if ack.after(nxt) { ack } else { nxt };
+            let still_unsacked = if from.before(high) { self.sb().uncovered(from, high) } else { 0 };
+            spurious_rto = still_unsacked < originals_unsacked;
+            if !spurious_rto {
+                // RFC 5682 §3 step 3.a in effect: the loss was real; F-RTO judges once.
+                self.cc.frto_done();
+            }
+        }
         if ack.after(self.snd_una) {
             let mut acked = ack.distance_from(self.snd_una);
             self.rtt_sample_on_ack(ctx.now, ctx.cfg, seg);
@@ -1231,6 +1249,9 @@ impl Tcb {
                     self.retransmit_first(ctx);
                 }
             }
+        }
+        if spurious_rto {
+            self.undo_spurious_rto(ctx);
         }
         self.rack_on_ack(ctx, sack, was_recovering);
         if self.tlp.is_some() {
@@ -1742,6 +1763,24 @@ impl Tcb {
         self.dirty = true;
         self.output(ctx);
         self.restart_rto(ctx.now);
+    }
+
+    /// F-RTO found the last timeout spurious (`process_ack`): its window reduction is undone
+    /// (RFC 4015 §3, `Congestion::undo_rto`) and go-back-N stops, since what it had yet to
+    /// resend was delivered; a hole that is really there is left to SACK recovery and RACK, as
+    /// Linux's undo unmarks the lost segments (`tcp_undo_cwnd_reduction`).
+    fn undo_spurious_rto(&mut self, ctx: &mut Ctx<'_>) {
+        ctx.counters.tcp_ext_tcp_spurious_rtos += 1;
+        self.cc.undo_rto(self.smss);
+        self.retries = 0;
+        if self.snd_nxt.before(self.snd_max) {
+            self.snd_nxt = self.snd_max;
+        }
+        if self.snd_una != self.snd_max {
+            self.restart_rto(ctx.now);
+            self.schedule_loss_probe(ctx);
+        }
+        self.dirty = true;
     }
 
     /// The retransmission timer fired while the peer advertises a zero window over data in

@@ -79,6 +79,8 @@ counters! {
     /// Segments dropped by PAWS (RFC 7323 §5).
     tcp_ext_paws_estab_rejected => "TcpExtPAWSEstab",
     tcp_ext_tcp_timeouts => "TcpExtTCPTimeouts",
+    /// Timeouts F-RTO found spurious and undid (RFC 5682, RFC 4015).
+    tcp_ext_tcp_spurious_rtos => "TcpExtTCPSpuriousRTOs",
     tcp_ext_tcp_abort_on_timeout => "TcpExtTCPAbortOnTimeout",
     tcp_ext_tcp_abort_on_data => "TcpExtTCPAbortOnData",
     tcp_ext_tcp_abort_on_close => "TcpExtTCPAbortOnClose",

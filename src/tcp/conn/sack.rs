@@ -142,7 +142,7 @@ impl Tcb {
             return;
         }
         let lost = !self.sb().is_empty() && self.sb().is_lost(self.snd_una, self.smss);
-        if u32::from(self.cc.dupacks) < DUP_THRESH && !lost {
+        if u32::from(self.cc.dupacks()) < DUP_THRESH && !lost {
             return;
         }
         ctx.counters.tcp_ext_tcp_sack_recovery += 1;
