@@ -621,6 +621,9 @@ pub fn run_echo_check(target: SocketAddr, connections: usize, bytes: u64, stall:
         conn: u64,
         connected: bool,
         sent: u64,
+        /// The chunk being written (the stream from `sent - pos` on) and how much of it went.
+        chunk: Vec<u8>,
+        pos: usize,
         shut: bool,
         got: u64,
         last: Instant,
@@ -644,12 +647,24 @@ pub fn run_echo_check(target: SocketAddr, connections: usize, bytes: u64, stall:
                 ep.ctl(libc::EPOLL_CTL_ADD, fd, (libc::EPOLLIN | libc::EPOLLOUT) as u32);
                 // SAFETY: `fd` is a socket we just made and own; the stream closes it.
                 let s = unsafe { std::net::TcpStream::from_raw_fd(fd) };
-                conns.insert(fd, Echo { s, conn, connected: false, sent: 0, shut: false, got: 0, last: start });
+                conns.insert(
+                    fd,
+                    Echo {
+                        s,
+                        conn,
+                        connected: false,
+                        sent: 0,
+                        chunk: Vec::new(),
+                        pos: 0,
+                        shut: false,
+                        got: 0,
+                        last: start,
+                    },
+                );
             }
             Err(e) => rep.errors.push(format!("conn {conn}: connect: {}", e.unwrap_or_else(io::Error::last_os_error))),
         }
     }
-    let mut wbuf = vec![0u8; 64 * 1024];
     let mut rbuf = vec![0u8; 64 * 1024];
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
     while !conns.is_empty() {
@@ -672,12 +687,17 @@ pub fn run_echo_check(target: SocketAddr, connections: usize, bytes: u64, stall:
             }
             if e.connected && outcome.is_none() {
                 while e.sent < bytes && outcome.is_none() {
-                    let len = (bytes - e.sent).min(wbuf.len() as u64) as usize;
-                    for (i, b) in wbuf[..len].iter_mut().enumerate() {
-                        *b = echo_pattern(conn, e.sent + i as u64);
+                    if e.pos == e.chunk.len() {
+                        // The next 64 KiB of the stream, made once however many writes it takes.
+                        let len = (bytes - e.sent).min(64 * 1024) as usize;
+                        let from = e.sent;
+                        e.chunk.clear();
+                        e.chunk.extend((0..len as u64).map(|i| echo_pattern(conn, from + i)));
+                        e.pos = 0;
                     }
-                    match e.s.write(&wbuf[..len]) {
+                    match e.s.write(&e.chunk[e.pos..]) {
                         Ok(k) => {
+                            e.pos += k;
                             e.sent += k as u64;
                             e.last = now;
                         }
