@@ -94,7 +94,7 @@ impl LineScan {
     pub fn feed(&mut self, data: &[u8]) -> bool {
         let mut found = false;
         let mut rest = data;
-        while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+        while let Some(i) = memchr::memchr(b'\n', rest) {
             self.push(&rest[..i]);
             let line = &self.cur[..self.len];
             let line = line.strip_suffix(b"\r").unwrap_or(line);
