@@ -596,8 +596,10 @@ fn established_spurious_timeout_is_undone_by_frto() {
 
 /// A new SACK block over a segment sent only once is the same proof (RFC 5682 §3 step 3.b,
 /// Linux FLAG_ORIG_SACK_ACKED): not everything was lost, so the timeout's one-segment window
-/// is undone. The first segment, which the peer still does not acknowledge, goes out again at
-/// the next timeout (or a probe's or RACK's repair) like any other hole.
+/// is undone. The hole below the block (the second segment, sent long before a delivered one)
+/// is a new loss: RACK finds it (once RACK.rtt and the reordering window have passed) and a
+/// fast recovery sends it, without another timeout: the undo gave up the timeout's recovery
+/// point, as Linux returns to Open.
 #[test]
 fn established_sack_of_an_original_after_a_timeout_undoes_it() {
     let mut c = Conn::new(plain_cfg(), true);
@@ -608,10 +610,30 @@ fn established_sack_of_an_original_after_a_timeout_undoes_it() {
     assert!(cwnd >= before, "cwnd {cwnd} after the undo, {before} before the timeout");
     let rto = c.rto();
     let mut resent = c.sent();
-    while !resent.contains(&base) {
-        c.wait_for_send(rto.saturating_mul(4)).expect("the hole is sent again");
+    while !resent.contains(&(base + MSS)) {
+        c.wait_for_send(rto).expect("the hole is sent again");
         resent = c.sent();
     }
+    let k = c.h.shard.counters();
+    assert_eq!((k.tcp_ext_tcp_timeouts, k.tcp_ext_tcp_sack_recovery), (1, 1), "repaired by a recovery");
+}
+
+/// A SACK for the loss probe's copy of the last segment proves nothing about the segments
+/// before it (Linux counts only never-retransmitted segments for FLAG_ORIG_SACK_ACKED): the
+/// whole flight may have been lost and only the probe arrived. No undo.
+///
+///   --> 1..6 (all lost), probe: 6 again (arrives)
+///   RTO --> 1 again
+///       <-- ACK 0, SACK 6 (the probe's)
+///       the timeout stands: cwnd stays at its reduced value
+#[test]
+fn established_sack_of_the_probe_copy_does_not_undo_a_timeout() {
+    let mut c = Conn::new(plain_cfg(), true);
+    let (base, before) = timeout_over_a_silent_peer(&mut c);
+    c.ack(base, &[(base + 5 * MSS, base + 6 * MSS)]);
+    assert_eq!(c.h.shard.counters().tcp_ext_tcp_spurious_rtos, 0);
+    let cwnd = c.h.shard.info(c.id).unwrap().cwnd;
+    assert!(cwnd < before, "cwnd {cwnd} stays reduced (was {before})");
 }
 
 /// RFC 5682 §3 step 2 / 3.a: the first ACK after the timeout covers only the segment the

@@ -189,36 +189,33 @@ impl Bed {
     /// into the AF_XDP ring would run on the load generator's core, for free. This makes that
     /// poll a kernel thread (`/sys/class/net/DEV/threaded`) and pins it to `server_cores`,
     /// where a NIC's receive interrupt and poll would run. Returns how many threads it pinned
-    /// (0 when the end has no NAPI, as with the kernel backend).
+    /// (0 when the end has no NAPI within 5 s: call it only with a program attached).
     pub fn pin_stack_napi(&self, server_cores: &[usize]) -> Result<usize> {
         let n = &self.cfg.names;
-        let before = napi_threads(&n.dev_srv);
-        let st = self
-            .in_srv("sh")
-            .arg("-c")
-            .arg(format!("echo 1 > /sys/class/net/{}/threaded", n.dev_srv))
-            .stderr(std::process::Stdio::null())
-            .status()
-            .context("set threaded NAPI")?;
-        if !st.success() {
-            return Ok(0);
-        }
         let cores = server_cores.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",");
-        let mut pinned = 0;
-        // The threads appear as the write returns; look a few times.
-        for _ in 0..20 {
-            for pid in napi_threads(&n.dev_srv).into_iter().filter(|p| !before.contains(p)) {
-                let st = Command::new("taskset").args(["-pc", &cores, &pid.to_string()]).output();
-                if st.map(|o| o.status.success()).unwrap_or(false) {
-                    pinned += 1;
+        // The end has NAPI instances only once a program is attached, which a loaded machine
+        // may take a while to do: the write fails until then. Every thread of the end is
+        // pinned (pinning is idempotent), so threads left from an earlier run are too.
+        for _ in 0..100 {
+            let st = self
+                .in_srv("sh")
+                .arg("-c")
+                .arg(format!("echo 1 > /sys/class/net/{}/threaded", n.dev_srv))
+                .stderr(std::process::Stdio::null())
+                .status()
+                .context("set threaded NAPI")?;
+            let threads = if st.success() { napi_threads(&n.dev_srv) } else { Vec::new() };
+            if !threads.is_empty() {
+                let mut pinned = 0;
+                for pid in threads {
+                    let o = Command::new("taskset").args(["-pc", &cores, &pid.to_string()]).output();
+                    pinned += usize::from(o.map(|o| o.status.success()).unwrap_or(false));
                 }
-            }
-            if pinned > 0 {
                 return Ok(pinned);
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(pinned)
+        Ok(0)
     }
 
     /// Leaves the bed in place when dropped (remove it with `deploy/bed-down.sh`).

@@ -271,7 +271,11 @@ impl Congestion {
     /// (`tcp_try_undo_loss` → `tcp_undo_cwnd_reduction`; CUBIC's `undo_cwnd` is the larger
     /// of cwnd and the window before): the window and ssthresh from before the timeout come
     /// back and the timeout's recovery ends.
-    pub fn undo_rto(&mut self, mss: u32) {
+    /// The timeout's recovery point goes too: what is still missing below it is a new loss,
+    /// which a fast recovery (RACK, SACK) may now repair, as Linux does from its Open state
+    /// after `tcp_try_undo_loss`.
+    pub fn undo_rto(&mut self, mss: u32, snd_una: SeqNum) {
+        self.recover = snd_una.sub(1);
         let bytes = |s: u16| if s == u16::MAX { u32::MAX } else { u32::from(s).saturating_mul(mss) };
         self.cwnd = self.cwnd.max(bytes(self.prior_cwnd_segs).min(u32::MAX / 2));
         self.ssthresh = self.ssthresh.max(bytes(self.prior_ssthresh_segs));

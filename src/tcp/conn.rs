@@ -1168,8 +1168,11 @@ impl Tcb {
         // recover) went out once, before the timeout. If the first acknowledgment after the
         // timeout delivers any of that (cumulatively or by a new SACK block), not everything
         // was lost: the timeout was spurious (a delayed ACK, a stalled receiver) and is undone.
+        // An ACK that reaches "recover" at once undoes it too: RFC 5682 step 2.a would fall
+        // back to the conventional recovery there, Linux (whose cumulative ACKs set
+        // FLAG_ORIG_SACK_ACKED) undoes, and so do we.
         let frto = self.cc.frto_armed();
-        let (nxt, high) = (self.snd_nxt, self.cc.recover);
+        let (nxt, high) = (self.snd_nxt, self.frto_originals_end());
         let originals_unsacked = if frto && nxt.before(high) { self.sb().uncovered(nxt, high) } else { 0 };
         let sack = self.sack_on_ack(ctx, seg);
         let mut spurious_rto = false;
@@ -1765,13 +1768,29 @@ impl Tcb {
         self.restart_rto(ctx.now);
     }
 
+    /// The end of what F-RTO may count as sent only once, before the timeout: the timeout's
+    /// recovery point, or the start of the first piece above go-back-N's position that was
+    /// itself a retransmission before the timeout (a loss probe's copy of the last segment, an
+    /// RFC 6675 rescue), whichever is lower. A SACK for such a copy proves nothing about the
+    /// originals (Linux counts only never-retransmitted segments for FLAG_ORIG_SACK_ACKED).
+    fn frto_originals_end(&self) -> SeqNum {
+        let (nxt, high) = (self.snd_nxt, self.cc.recover);
+        self.rack
+            .as_deref()
+            .into_iter()
+            .flat_map(|r| r.log.pieces(self.snd_una))
+            .filter(|p| p.retrans && p.end.after(nxt))
+            .map(|p| if p.start.after(nxt) { p.start } else { nxt })
+            .fold(high, |end, s| if s.before(end) { s } else { end })
+    }
+
     /// F-RTO found the last timeout spurious (`process_ack`): its window reduction is undone
     /// (RFC 4015 §3, `Congestion::undo_rto`) and go-back-N stops, since what it had yet to
     /// resend was delivered; a hole that is really there is left to SACK recovery and RACK, as
     /// Linux's undo unmarks the lost segments (`tcp_undo_cwnd_reduction`).
     fn undo_spurious_rto(&mut self, ctx: &mut Ctx<'_>) {
         ctx.counters.tcp_ext_tcp_spurious_rtos += 1;
-        self.cc.undo_rto(self.smss);
+        self.cc.undo_rto(self.smss, self.snd_una);
         self.retries = 0;
         if self.snd_nxt.before(self.snd_max) {
             self.snd_nxt = self.snd_max;
