@@ -210,6 +210,10 @@ impl Bed {
                 for pid in threads {
                     let o = Command::new("taskset").args(["-pc", &cores, &pid.to_string()]).output();
                     pinned += usize::from(o.map(|o| o.status.success()).unwrap_or(false));
+                    // A NIC's poll runs in softirq, ahead of every thread on its core; a
+                    // threaded poll at normal priority would queue behind the server and the
+                    // flood generator, and veth's 256-frame ring would overflow meanwhile.
+                    let _ = Command::new("chrt").args(["-f", "-p", "1", &pid.to_string()]).output();
                 }
                 return Ok(pinned);
             }
