@@ -402,7 +402,8 @@ pub fn run(a: &ProxyBenchArgs) -> Result<()> {
         bail!("--server-core {} --upstream-core {}: this machine has {ncpu} CPUs", a.server_core, a.upstream_core);
     }
     let others: Vec<usize> = (0..ncpu).filter(|c| *c != a.server_core).collect();
-    let client_cores = cpu_list(if others.is_empty() { &[0] } else { &others });
+    let peers = if others.is_empty() { vec![0] } else { others };
+    let client_cores = cpu_list(&peers);
     eprintln!(
         "bench proxy: front on core {}, nginx on core {}, load generators on {client_cores}",
         a.server_core, a.upstream_core
@@ -420,7 +421,7 @@ pub fn run(a: &ProxyBenchArgs) -> Result<()> {
                 bail!("interrupted");
             }
             eprintln!("bench proxy: round {}/{}: {} ...", round + 1, a.rounds, front.name());
-            let r = one_run(&exe, front, a, &client_cores)?;
+            let r = one_run(&exe, front, a, &peers)?;
             eprintln!("  {r:?}");
             runs.entry(front.name().into()).or_default().push(r);
         }
@@ -459,11 +460,11 @@ pub fn run(a: &ProxyBenchArgs) -> Result<()> {
 /// receive work on its own cores (`Bed::place_receive_work`: the front's on the front's core, as
 /// a NIC's IRQ affinity would put it, the clients' on theirs) and, for the stack's fronts, the
 /// veth receive poll pinned to the front's core (`Bed::pin_stack_napi`).
-fn one_run(exe: &str, front: Front, a: &ProxyBenchArgs, client_cores: &str) -> Result<BTreeMap<String, f64>> {
+/// The load generators run on `peers`.
+fn one_run(exe: &str, front: Front, a: &ProxyBenchArgs, peers: &[usize]) -> Result<BTreeMap<String, f64>> {
+    let client_cores = &cpu_list(peers);
     let bed = bed_up()?;
-    let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    let peers: Vec<usize> = (0..ncpu).filter(|c| *c != a.server_core).collect();
-    bed.place_receive_work(&[a.server_core], if peers.is_empty() { &[0] } else { &peers })?;
+    bed.place_receive_work(&[a.server_core], peers)?;
     let setup = "sysctl -qw net.ipv4.ip_local_port_range='1024 65535' net.ipv4.tcp_tw_reuse=1 \
                  net.core.somaxconn=4096 net.ipv4.tcp_syncookies=1";
     let _ = in_srv(&["sh", "-c", setup]).status();

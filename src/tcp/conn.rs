@@ -1171,13 +1171,15 @@ impl Tcb {
         // An ACK that reaches "recover" at once undoes it too: RFC 5682 step 2.a would fall
         // back to the conventional recovery there, Linux (whose cumulative ACKs set
         // FLAG_ORIG_SACK_ACKED) undoes, and so do we.
-        let frto = self.cc.frto_armed();
-        let (nxt, high) = (self.snd_nxt, self.frto_originals_end());
-        let originals_unsacked = if frto && nxt.before(high) { self.sb().uncovered(nxt, high) } else { 0 };
+        // Only while F-RTO is armed: the RACK log is not walked on every ACK.
+        let frto = self.cc.frto_armed().then(|| {
+            let (nxt, high) = (self.snd_nxt, self.frto_originals_end());
+            (nxt, high, if nxt.before(high) { self.sb().uncovered(nxt, high) } else { 0 })
+        });
         let sack = self.sack_on_ack(ctx, seg);
         let mut spurious_rto = false;
-        if frto && (ack.after(old_una) || sack.newly_sacked > 0) {
-            let from = if ack.after(nxt) { ack } else { nxt };
+        if let Some((nxt, high, originals_unsacked)) = frto.filter(|_| ack.after(old_una) || sack.newly_sacked > 0) {
+            let from = ack.max(nxt);
             let still_unsacked = if from.before(high) { self.sb().uncovered(from, high) } else { 0 };
             spurious_rto = still_unsacked < originals_unsacked;
             if !spurious_rto {
@@ -1780,8 +1782,8 @@ impl Tcb {
             .into_iter()
             .flat_map(|r| r.log.pieces(self.snd_una))
             .filter(|p| p.retrans && p.end.after(nxt))
-            .map(|p| if p.start.after(nxt) { p.start } else { nxt })
-            .fold(high, |end, s| if s.before(end) { s } else { end })
+            .map(|p| p.start.max(nxt))
+            .fold(high, SeqNum::min)
     }
 
     /// F-RTO found the last timeout spurious (`process_ack`): its window reduction is undone
