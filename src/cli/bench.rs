@@ -621,6 +621,31 @@ pub(super) fn cpu_busy_ticks() -> u64 {
     t.user + t.nice + t.system + t.irq.unwrap_or(0) + t.softirq.unwrap_or(0) + t.steal.unwrap_or(0)
 }
 
+/// Busy and total clock ticks of each CPU since boot (the `cpuN` lines of /proc/stat, busy
+/// counted as [`cpu_busy_ticks`] counts it; total adds idle and iowait); empty when /proc/stat
+/// cannot be read.
+pub(super) fn core_ticks() -> Vec<(u64, u64)> {
+    use procfs::CurrentSI;
+    let Ok(stat) = procfs::KernelStats::current() else { return Vec::new() };
+    stat.cpu_time
+        .iter()
+        .map(|t| {
+            let busy = t.user + t.nice + t.system + t.irq.unwrap_or(0) + t.softirq.unwrap_or(0) + t.steal.unwrap_or(0);
+            (busy, busy + t.idle + t.iowait.unwrap_or(0))
+        })
+        .collect()
+}
+
+/// How busy each CPU was between two [`core_ticks`] readings (0 to 1), so a report can tell
+/// which core held the rate down.
+pub(super) fn core_busy_share(before: &[(u64, u64)], after: &[(u64, u64)]) -> Vec<f64> {
+    before
+        .iter()
+        .zip(after)
+        .map(|(b, a)| a.0.saturating_sub(b.0) as f64 / (a.1.saturating_sub(b.1) as f64).max(1.0))
+        .collect()
+}
+
 /// Clock ticks per second (sysconf(_SC_CLK_TCK), the unit of /proc/stat).
 pub(super) fn clk_tck() -> f64 {
     procfs::ticks_per_second().max(1) as f64
@@ -1193,6 +1218,13 @@ mod tests {
         let a = cpu_busy_ticks();
         assert!(a > 0);
         assert!(cpu_busy_ticks() >= a);
+        let per_core = core_ticks();
+        assert_eq!(per_core.len(), std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+        assert!(per_core.iter().all(|&(busy, total)| busy <= total));
+        // 100 busy ticks out of 400 elapsed; a reading that went backwards counts as idle.
+        let later: Vec<(u64, u64)> = per_core.iter().map(|&(b, t)| (b + 100, t + 400)).collect();
+        assert!(core_busy_share(&per_core, &later).iter().all(|&f| (f - 0.25).abs() < 1e-9));
+        assert!(core_busy_share(&later, &per_core).iter().all(|&f| f == 0.0));
         // x86 kernels always have "model name"; others may not.
         if cfg!(target_arch = "x86_64") {
             assert!(!cpu_model().is_empty());

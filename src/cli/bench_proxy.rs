@@ -15,8 +15,8 @@
 //! of slow legitimate clients (`bench connect`) under a SYN flood (`bench flood`).
 
 use super::bench::{
-    clk_tck, cpu_busy_ticks, cpu_list, cpu_model, kernel_release, legit_under_flood, median, run_kv_in, PeerPass,
-    SRV_IP,
+    clk_tck, core_busy_share, core_ticks, cpu_busy_ticks, cpu_list, cpu_model, kernel_release, legit_under_flood,
+    median, run_kv_in, PeerPass, SRV_IP,
 };
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -314,6 +314,7 @@ fn measure(exe: &str, front: Front, a: &ProxyBenchArgs, client_cores: &str) -> R
     let secs = a.seconds.to_string();
     let mut m = BTreeMap::new();
     let b0 = cpu_busy_ticks();
+    let c0 = core_ticks();
     let o = Command::new("ip")
         .args(["netns", "exec", NS_CLI, "taskset", "-c", client_cores, "wrk", "-t1"])
         .args(["-c", &a.concurrency.to_string(), "-d", &format!("{secs}s"), "--latency"])
@@ -321,6 +322,7 @@ fn measure(exe: &str, front: Front, a: &ProxyBenchArgs, client_cores: &str) -> R
         .output()
         .context("run wrk")?;
     let b1 = cpu_busy_ticks();
+    let busy = core_busy_share(&c0, &core_ticks());
     let text = String::from_utf8_lossy(&o.stdout).to_string();
     if !o.status.success() {
         bail!("wrk: {text}{}", String::from_utf8_lossy(&o.stderr));
@@ -330,6 +332,9 @@ fn measure(exe: &str, front: Front, a: &ProxyBenchArgs, client_cores: &str) -> R
     m.insert("p99_us".into(), w.p99_us);
     m.insert("wrk_errors".into(), w.errors);
     m.insert("cpu_s_per_kconn".into(), b1.saturating_sub(b0) as f64 / clk_tck() / (w.requests / 1000.0).max(1e-9));
+    // Which core held the rate down: the front's, or nginx's (which wrk shares on 2 CPUs).
+    m.insert("front_core_busy".into(), busy.get(a.server_core).copied().unwrap_or(0.0));
+    m.insert("upstream_core_busy".into(), busy.get(a.upstream_core).copied().unwrap_or(0.0));
 
     // Slow legitimate clients beside a SYN flood on the same port. The flood generator runs on
     // the front's core: veth runs the receiver's XDP program and its copy into the AF_XDP ring
@@ -359,9 +364,11 @@ fn measure(exe: &str, front: Front, a: &ProxyBenchArgs, client_cores: &str) -> R
 }
 
 /// The figures reported, in order: key, label.
-const FIGURES: [(&str, &str); 6] = [
+const FIGURES: [(&str, &str); 8] = [
     ("conn_per_sec", "connections/s"),
     ("cpu_s_per_kconn", "CPU s / 1000 conns"),
+    ("front_core_busy", "front's core busy (0-1)"),
+    ("upstream_core_busy", "nginx's core busy (0-1)"),
     ("p99_us", "p99 latency (us)"),
     ("wrk_errors", "wrk errors"),
     ("flood_legit_success", "legit success under flood"),
