@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use xdptcp::rig::bed::{interrupt, Bed, BedConfig, BedNames};
+use xdptcp::rig::bed::{interrupt, Bed, BedConfig, BedNames, End};
 use xdptcp::rig::kernel::{syn_flood, FloodPlan};
 use xdptcp::rig::loadgen::{run_bulk, run_connect, run_echo_check, ConnectPlan, Exchange};
 
@@ -531,6 +531,8 @@ impl Drop for PeerPass {
 /// `bench`'s bed (`rig::bed` with `bench`'s names) and the server running on it.
 struct BenchBed {
     server: Option<Child>,
+    /// The load generators' cores (the peer end's receive work runs there too).
+    peer_cores: Vec<usize>,
     // Declared last: the server stops before the bed goes.
     bed: Bed,
 }
@@ -540,10 +542,15 @@ impl BenchBed {
     fn up(queues: u32, server_cores: &[usize], peer_cores: &[usize]) -> Result<BenchBed> {
         let names = BedNames::bench();
         debug_assert_eq!((names.ns_srv.as_str(), names.dev_srv.as_str()), (NS_SRV, DEV_SRV));
-        let bed = BenchBed { server: None, bed: Bed::up(BedConfig::new(names).queues(queues))? };
-        // veth runs a receiver's path in the sender's context; put each end's on its own
-        // cores, as two machines would have it, for both backends alike.
-        bed.bed.place_receive_work(server_cores, peer_cores)?;
+        let bed = BenchBed {
+            server: None,
+            peer_cores: peer_cores.to_vec(),
+            bed: Bed::up(BedConfig::new(names).queues(queues))?,
+        };
+        // veth runs a receiver's path in the sender's context; each end receives through a
+        // pinned poll on its own cores, as a NIC on each of two machines would, for every
+        // backend alike.
+        bed.bed.receive_like_a_nic(server_cores, peer_cores)?;
         // The load generator opens many short connections: give it the whole port range and
         // let it reuse its TIME-WAIT ports, for both backends alike.
         // Kernel-socket clients (the legitimate ones under flood, bulk) take ports above the
@@ -593,10 +600,20 @@ impl BenchBed {
         if let Some(Ok(Some(st))) = self.server.as_mut().map(|s| s.try_wait()) {
             bail!("serve ({}) exited early: {st}", b.name());
         }
-        if b != Backend::Kernel && self.bed.pin_stack_napi(cores)? == 0 {
-            eprintln!("bench: no NAPI thread of {DEV_SRV} to pin; the stack's receive runs where it lands");
+        // The poll the bed made stays once a program is attached; pinned again all the same.
+        if self.bed.pin_stack_napi(cores)? == 0 {
+            bail!("no NAPI thread of {DEV_SRV} to pin once serve ({}) started", b.name());
         }
         Ok(())
+    }
+    fn peer_cores_list(&self) -> String {
+        cpu_list(&self.peer_cores)
+    }
+    /// `xdp_pass` on the peer's end, its poll pinned again to the peer's cores.
+    fn peer_pass(&self, exe: &str) -> Result<PeerPass> {
+        let p = PeerPass::attach(exe)?;
+        self.bed.pin_napi(End::Peer, &self.peer_cores)?;
+        Ok(p)
     }
     fn stop(&mut self) {
         if let Some(c) = self.server.take() {
@@ -621,29 +638,37 @@ pub(super) fn cpu_busy_ticks() -> u64 {
     t.user + t.nice + t.system + t.irq.unwrap_or(0) + t.softirq.unwrap_or(0) + t.steal.unwrap_or(0)
 }
 
-/// Busy and total clock ticks of each CPU since boot (the `cpuN` lines of /proc/stat, busy
-/// counted as [`cpu_busy_ticks`] counts it; total adds idle and iowait); empty when /proc/stat
+/// Busy and total clock ticks per CPU since boot, keyed by CPU number (the `cpuN` lines of
+/// /proc/stat, which lists online CPUs only, so a position is not a number), busy counted as
+/// [`cpu_busy_ticks`] counts it and total adding idle and iowait; empty when /proc/stat
 /// cannot be read.
-pub(super) fn core_ticks() -> Vec<(u64, u64)> {
-    use procfs::CurrentSI;
-    let Ok(stat) = procfs::KernelStats::current() else { return Vec::new() };
-    stat.cpu_time
-        .iter()
-        .map(|t| {
-            let busy = t.user + t.nice + t.system + t.irq.unwrap_or(0) + t.softirq.unwrap_or(0) + t.steal.unwrap_or(0);
-            (busy, busy + t.idle + t.iowait.unwrap_or(0))
+pub(super) fn core_ticks() -> BTreeMap<usize, (u64, u64)> {
+    std::fs::read_to_string("/proc/stat").map(|s| parse_core_ticks(&s)).unwrap_or_default()
+}
+
+fn parse_core_ticks(stat: &str) -> BTreeMap<usize, (u64, u64)> {
+    stat.lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let cpu: usize = f.next()?.strip_prefix("cpu")?.parse().ok()?;
+            // user nice system idle iowait irq softirq steal (guest time is inside user).
+            let v: Vec<u64> = f.take(8).map(|x| x.parse().unwrap_or(0)).collect();
+            let at = |i: usize| v.get(i).copied().unwrap_or(0);
+            let busy = at(0) + at(1) + at(2) + at(5) + at(6) + at(7);
+            Some((cpu, (busy, busy + at(3) + at(4))))
         })
         .collect()
 }
 
-/// How busy each CPU was between two [`core_ticks`] readings (0 to 1), so a report can tell
-/// which core held the rate down.
-pub(super) fn core_busy_share(before: &[(u64, u64)], after: &[(u64, u64)]) -> Vec<f64> {
-    before
-        .iter()
-        .zip(after)
-        .map(|(b, a)| a.0.saturating_sub(b.0) as f64 / (a.1.saturating_sub(b.1) as f64).max(1.0))
-        .collect()
+/// How busy CPU `cpu` was between two [`core_ticks`] readings (0 to 1), so a report can tell
+/// which core held the rate down; `None` when either reading lacks it.
+pub(super) fn core_busy_share(
+    before: &BTreeMap<usize, (u64, u64)>,
+    after: &BTreeMap<usize, (u64, u64)>,
+    cpu: usize,
+) -> Option<f64> {
+    let (b, a) = (before.get(&cpu)?, after.get(&cpu)?);
+    Some(a.0.saturating_sub(b.0) as f64 / (a.1.saturating_sub(b.1) as f64).max(1.0))
 }
 
 /// Clock ticks per second (sysconf(_SC_CLK_TCK), the unit of /proc/stat).
@@ -690,7 +715,8 @@ pub(super) fn run_kv_in(ns: &str, exe: &str, cores: &str, args: &[&str]) -> Resu
 
 /// One measurement of every scenario against one backend (`b`: the shield needs an XDP
 /// program on the peer's end once kernel sockets are the clients).
-fn measure(exe: &str, a: &CompareArgs, client_cores: &str, b: Backend) -> Result<BTreeMap<String, f64>> {
+fn measure(exe: &str, a: &CompareArgs, bed: &BenchBed, b: Backend) -> Result<BTreeMap<String, f64>> {
+    let client_cores = &bed.peer_cores_list();
     let secs = a.seconds.to_string();
     let conc = a.concurrency.to_string();
     let target = format!("{SRV_IP}:80");
@@ -706,7 +732,7 @@ fn measure(exe: &str, a: &CompareArgs, client_cores: &str, b: Backend) -> Result
     let mut connect = vec!["bench", "connect", "--target", &target, "--concurrency", &conc, "--seconds", &secs];
     // With one queue the AF_XDP client's own XDP program is on the peer's end during the
     // connect scenario; for the kernel-socket clients (everything else) the shield needs one.
-    let mut peer_pass = if b == Backend::Shield && a.queues > 1 { Some(PeerPass::attach(exe)?) } else { None };
+    let mut peer_pass = if b == Backend::Shield && a.queues > 1 { Some(bed.peer_pass(exe)?) } else { None };
     if a.queues == 1 {
         connect.extend_from_slice(&["--xdp-iface", DEV_CLI, "--local", "198.18.0.2", "--dst-mac", "02:18:00:00:00:01"]);
     }
@@ -719,7 +745,7 @@ fn measure(exe: &str, a: &CompareArgs, client_cores: &str, b: Backend) -> Result
     m.insert("connect_p99_us".into(), c.get("connect_p99_us").copied().unwrap_or(0.0));
     m.insert("cpu_s_per_kconn".into(), b1.saturating_sub(b0) as f64 / clk_tck() / (conns / 1000.0).max(1e-9));
     if b == Backend::Shield && peer_pass.is_none() {
-        peer_pass = Some(PeerPass::attach(exe)?);
+        peer_pass = Some(bed.peer_pass(exe)?);
     }
     // SYN flood, with legitimate clients at a modest rate alongside; machine-wide CPU per
     // SYN-ACK over the flood's window (the generator and the legitimate clients included, the
@@ -849,8 +875,8 @@ pub fn compare(a: &CompareArgs) -> Result<()> {
     // A fresh bed for every run: the kernel keeps TIME-WAIT state per namespace, and a run must
     // not meet the previous run's (a new client's timestamps fail PAWS against it).
     let fresh_bed = || -> Result<BenchBed> {
-        // Each end's receive work on its own cores (`Bed::place_receive_work`); the stack's
-        // NAPI thread is pinned once its program is attached (`BenchBed::start`).
+        // Each end receives through a pinned poll on its own cores (`Bed::receive_like_a_nic`),
+        // pinned again once a program is attached (`BenchBed::start`).
         BenchBed::up(a.queues, &server_cores, &peer_cores)
     };
     let mut results: BTreeMap<&str, Vec<BTreeMap<String, f64>>> = BTreeMap::new();
@@ -862,7 +888,7 @@ pub fn compare(a: &CompareArgs) -> Result<()> {
             eprintln!("bench compare: round {}/{}: {} ...", round + 1, a.rounds, b.name());
             let mut bed = fresh_bed()?;
             bed.start(&exe, b, &server_cores)?;
-            let r = measure(&exe, a, &client_cores, b);
+            let r = measure(&exe, a, &bed, b);
             bed.stop();
             drop(bed);
             let r = r?;
@@ -902,7 +928,10 @@ fn measure_ceiling(
         .spawn()?;
     std::thread::sleep(Duration::from_millis(800));
     // The program's receive poll on the server's cores, as the stack's (`BenchBed::start`).
-    bed.bed.pin_stack_napi(server_cores)?;
+    if bed.bed.pin_stack_napi(server_cores)? == 0 {
+        bail!("no NAPI thread of {DEV_SRV} to pin for the ceiling program");
+    }
+    bed.bed.pin_napi(End::Peer, &bed.peer_cores)?;
     let c0 = cpu_busy_ticks();
     let r = run_kv(
         exe,
@@ -1218,13 +1247,22 @@ mod tests {
         let a = cpu_busy_ticks();
         assert!(a > 0);
         assert!(cpu_busy_ticks() >= a);
-        let per_core = core_ticks();
-        assert_eq!(per_core.len(), std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-        assert!(per_core.iter().all(|&(busy, total)| busy <= total));
-        // 100 busy ticks out of 400 elapsed; a reading that went backwards counts as idle.
-        let later: Vec<(u64, u64)> = per_core.iter().map(|&(b, t)| (b + 100, t + 400)).collect();
-        assert!(core_busy_share(&per_core, &later).iter().all(|&f| (f - 0.25).abs() < 1e-9));
-        assert!(core_busy_share(&later, &per_core).iter().all(|&f| f == 0.0));
+        let now = core_ticks();
+        assert!(now.contains_key(&0));
+        assert!(now.values().all(|&(busy, total)| busy <= total));
+        // CPU 1 offline: the line after cpu0 is cpu2, and it is read as CPU 2.
+        let before = parse_core_ticks(
+            "cpu  9 9 9 9 9 9 9 9 0 0\ncpu0 10 0 10 100 0 0 0 0 0 0\ncpu2 5 0 5 50 0 0 0 0 0 0\nintr 1\n",
+        );
+        let after =
+            parse_core_ticks("cpu  9 9 9 9 9 9 9 9 0 0\ncpu0 60 0 60 400 0 0 0 0 0 0\ncpu2 5 0 5 50 0 0 0 0 0 0\n");
+        assert_eq!(before.keys().copied().collect::<Vec<_>>(), [0, 2]);
+        // 100 busy ticks out of 400 elapsed.
+        assert_eq!(core_busy_share(&before, &after, 0), Some(0.25));
+        assert_eq!(core_busy_share(&before, &after, 2), Some(0.0));
+        assert_eq!(core_busy_share(&before, &after, 1), None);
+        // A reading that went backwards counts as idle.
+        assert_eq!(core_busy_share(&after, &before, 0), Some(0.0));
         // x86 kernels always have "model name"; others may not.
         if cfg!(target_arch = "x86_64") {
             assert!(!cpu_model().is_empty());

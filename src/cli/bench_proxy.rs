@@ -25,7 +25,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use xdptcp::rig::bed::{Bed, BedConfig, BedNames};
+use xdptcp::rig::bed::{Bed, BedConfig, BedNames, End};
 
 #[derive(Args, Debug, Clone)]
 pub struct ProxyBenchArgs {
@@ -44,6 +44,11 @@ pub struct ProxyBenchArgs {
     /// Core of nginx's worker.
     #[arg(long, default_value_t = 1)]
     pub upstream_core: usize,
+    /// SYNs per second the flood offers every front (the same load for all: a generator left
+    /// to run flat out on the front's core would slow down by as much as the front's poll
+    /// takes from it, and the fronts would face different floods).
+    #[arg(long, default_value_t = 40_000)]
+    pub flood_rate: u64,
     /// Where report.json goes.
     #[arg(long, default_value = "bench-report")]
     pub out: String,
@@ -322,7 +327,7 @@ fn measure(exe: &str, front: Front, a: &ProxyBenchArgs, client_cores: &str) -> R
         .output()
         .context("run wrk")?;
     let b1 = cpu_busy_ticks();
-    let busy = core_busy_share(&c0, &core_ticks());
+    let c1 = core_ticks();
     let text = String::from_utf8_lossy(&o.stdout).to_string();
     if !o.status.success() {
         bail!("wrk: {text}{}", String::from_utf8_lossy(&o.stderr));
@@ -332,23 +337,39 @@ fn measure(exe: &str, front: Front, a: &ProxyBenchArgs, client_cores: &str) -> R
     m.insert("p99_us".into(), w.p99_us);
     m.insert("wrk_errors".into(), w.errors);
     m.insert("cpu_s_per_kconn".into(), b1.saturating_sub(b0) as f64 / clk_tck() / (w.requests / 1000.0).max(1e-9));
-    // Which core held the rate down: the front's, or nginx's (which wrk shares on 2 CPUs).
-    m.insert("front_core_busy".into(), busy.get(a.server_core).copied().unwrap_or(0.0));
-    m.insert("upstream_core_busy".into(), busy.get(a.upstream_core).copied().unwrap_or(0.0));
+    // Which core held the rate down: the front's, or nginx's (which wrk, the clients' receive
+    // work and the legitimate clients share on 2 CPUs).
+    for (key, cpu) in [("front_core_busy", a.server_core), ("upstream_core_busy", a.upstream_core)] {
+        if let Some(f) = core_busy_share(&c0, &c1, cpu) {
+            m.insert(key.into(), f);
+        }
+    }
 
-    // Slow legitimate clients beside a SYN flood on the same port. The flood generator runs on
-    // the front's core: veth runs the receiver's XDP program and its copy into the AF_XDP ring
-    // in the sender's context (DESIGN.md), and that work belongs where a NIC would do it, on
-    // the server's core, not on nginx's (where it starved nginx and made the relay's legit
-    // clients wait on their upstream, not on the relay).
+    // Slow legitimate clients beside a SYN flood on the same port, at the same offered rate for
+    // every front. The generator runs on the front's core, which pays for it alike for every
+    // front; on nginx's core it starved nginx, and the relay's legitimate clients waited on
+    // their upstream, not on the relay.
     let target = format!("{SRV_IP}:{}", front.port());
     let flood = std::thread::spawn({
         let (exe, cores, target, secs) = (exe.to_string(), a.server_core.to_string(), target.clone(), secs.clone());
+        let rate = a.flood_rate.to_string();
         move || {
             run_kv(
                 &exe,
                 &cores,
-                &["bench", "flood", "--target", &target, "--seconds", &secs, "--count-iface", DEV_CLI, "--kv"],
+                &[
+                    "bench",
+                    "flood",
+                    "--target",
+                    &target,
+                    "--seconds",
+                    &secs,
+                    "--rate",
+                    &rate,
+                    "--count-iface",
+                    DEV_CLI,
+                    "--kv",
+                ],
             )
         }
     });
@@ -364,13 +385,14 @@ fn measure(exe: &str, front: Front, a: &ProxyBenchArgs, client_cores: &str) -> R
 }
 
 /// The figures reported, in order: key, label.
-const FIGURES: [(&str, &str); 8] = [
+const FIGURES: [(&str, &str); 9] = [
     ("conn_per_sec", "connections/s"),
     ("cpu_s_per_kconn", "CPU s / 1000 conns"),
     ("front_core_busy", "front's core busy (0-1)"),
-    ("upstream_core_busy", "nginx's core busy (0-1)"),
+    ("upstream_core_busy", "nginx+wrk core busy (0-1)"),
     ("p99_us", "p99 latency (us)"),
     ("wrk_errors", "wrk errors"),
+    ("flood_syns_per_sec", "flood SYNs/s offered"),
     ("flood_legit_success", "legit success under flood"),
     ("flood_legit_p99_us", "legit p99 connect under flood (us)"),
 ];
@@ -463,25 +485,31 @@ pub fn run(a: &ProxyBenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// A fresh bed for every run (the kernel keeps TIME-WAIT state per namespace), with each end's
-/// receive work on its own cores (`Bed::place_receive_work`: the front's on the front's core, as
-/// a NIC's IRQ affinity would put it, the clients' on theirs) and, for the stack's fronts, the
-/// veth receive poll pinned to the front's core (`Bed::pin_stack_napi`).
+/// A fresh bed for every run (the kernel keeps TIME-WAIT state per namespace), each end
+/// receiving through a pinned poll on its own cores as a NIC would, for every front alike
+/// (`Bed::receive_like_a_nic`: the front's on the front's core, the clients' on theirs).
 /// The load generators run on `peers`.
 fn one_run(exe: &str, front: Front, a: &ProxyBenchArgs, peers: &[usize]) -> Result<BTreeMap<String, f64>> {
     let client_cores = &cpu_list(peers);
     let bed = bed_up()?;
-    bed.place_receive_work(&[a.server_core], peers)?;
+    bed.receive_like_a_nic(&[a.server_core], peers)?;
     let setup = "sysctl -qw net.ipv4.ip_local_port_range='1024 65535' net.ipv4.tcp_tw_reuse=1 \
                  net.core.somaxconn=4096 net.ipv4.tcp_syncookies=1";
     let _ = in_srv(&["sh", "-c", setup]).status();
     let dir = std::env::temp_dir().join(format!("xdptcp-bench-proxy-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let started = start(exe, &dir, front, a)?;
-    if matches!(front, Front::Xdptcp | Front::Shield) && bed.pin_stack_napi(&[a.server_core])? == 0 {
-        eprintln!("bench proxy: no NAPI thread of {DEV_SRV} to pin; the stack's receive runs where it lands");
+    // The poll the bed made stays once a program is attached; pinned again all the same.
+    if bed.pin_stack_napi(&[a.server_core])? == 0 {
+        bail!("no NAPI thread of {DEV_SRV} to pin once the {} front started", front.name());
     }
-    let pass = if front == Front::Shield { Some(PeerPass::attach_in(exe, NS_CLI, DEV_CLI)?) } else { None };
+    let pass = if front == Front::Shield {
+        let p = PeerPass::attach_in(exe, NS_CLI, DEV_CLI)?;
+        bed.pin_napi(End::Peer, peers)?;
+        Some(p)
+    } else {
+        None
+    };
     let r = measure(exe, front, a, client_cores);
     drop(pass);
     drop(started);

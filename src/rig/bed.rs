@@ -157,67 +157,114 @@ impl Bed {
         .map_err(|_| std::io::Error::other("connect thread panicked"))?
     }
 
-    /// Puts each end's kernel receive work on that end's cores, as on two machines. A veth
-    /// transmit runs the receiver's whole path in the sender's context: without this, every
-    /// frame the server sends is received (and ACKed) by the peer's TCP on the server's core,
-    /// and what the peer sends is received on the peer's core. RPS on each end's receive
-    /// queues sends the work where a NIC's interrupt affinity would: the server's receive to
-    /// `server_cores`, the peer's to `peer_cores`. Both backends get the same placement.
-    pub fn place_receive_work(&self, server_cores: &[usize], peer_cores: &[usize]) -> Result<()> {
+    /// The namespace and interface of one end.
+    fn end(&self, end: End) -> (&str, &str) {
         let n = &self.cfg.names;
-        for (ns, dev, cores) in [(&n.ns_srv, &n.dev_srv, server_cores), (&n.ns_cli, &n.dev_cli, peer_cores)] {
-            let mask = format!("{:x}", cores.iter().fold(0u64, |m, c| m | 1u64 << (c % 64)));
-            for q in 0..self.cfg.queues {
-                let st = in_ns(ns, "sh")
-                    .arg("-c")
-                    .arg(format!("echo {mask} > /sys/class/net/{dev}/queues/rx-{q}/rps_cpus"))
-                    .status()
-                    .context("set rps_cpus")?;
-                if !st.success() {
-                    // A kernel without RPS: the figures then show veth's own placement.
-                    eprintln!(
-                        "bed: rps_cpus of {dev} rx-{q} in {ns} not set ({st}); receive work runs where veth puts it"
-                    );
-                }
+        match end {
+            End::Server => (&n.ns_srv, &n.dev_srv),
+            End::Peer => (&n.ns_cli, &n.dev_cli),
+        }
+    }
+
+    /// Makes both ends receive as a NIC would, on two machines, for every backend alike. A veth
+    /// transmit runs the receiver's path in the sender's context; without this, the frames the
+    /// server sends would be received (and ACKed) by the peer's TCP on the server's core, and
+    /// the server's XDP program and AF_XDP copy would run on the load generator's. Per end:
+    ///
+    /// - GRO on, so that veth receives through a NAPI poll with or without an XDP program (a
+    ///   NIC always does; veth otherwise hands frames to the backlog, and only an XDP program
+    ///   gives it a poll, which would treat the stack and the kernel differently);
+    /// - that poll made a kernel thread, pinned to the end's cores at SCHED_FIFO 1: a NIC's poll
+    ///   runs in softirq, ahead of every thread on its core ([`Bed::pin_napi`]);
+    /// - RPS on the end's receive queues to the same cores, for what the poll passes on.
+    ///
+    /// The server end's work goes to `server_cores`, the peer's to `peer_cores`.
+    pub fn receive_like_a_nic(&self, server_cores: &[usize], peer_cores: &[usize]) -> Result<()> {
+        for (end, cores) in [(End::Server, server_cores), (End::Peer, peer_cores)] {
+            let (ns, dev) = self.end(end);
+            let st = in_ns(ns, "ethtool").args(["-K", dev, "gro", "on"]).status().context("run ethtool")?;
+            if !st.success() {
+                bail!("ethtool -K {dev} gro on in {ns} failed ({st}): veth needs it to receive through NAPI");
+            }
+            if self.pin_napi(end, cores)? == 0 {
+                bail!("{dev} in {ns} has no NAPI poll thread to pin with GRO on (a kernel without veth NAPI?)");
+            }
+            self.set_rps(end, cores)?;
+        }
+        Ok(())
+    }
+
+    /// RPS of every receive queue of one end to `cores`.
+    fn set_rps(&self, end: End, cores: &[usize]) -> Result<()> {
+        let (ns, dev) = self.end(end);
+        let mask = rps_mask(cores)?;
+        for q in 0..self.cfg.queues {
+            let f = format!("/sys/class/net/{dev}/queues/rx-{q}/rps_cpus");
+            // Exit 3: no such file (a kernel built without RPS), where the figures then show
+            // veth's own placement; any other failure is an error.
+            let st = in_ns(ns, "sh")
+                .arg("-c")
+                .arg(format!("[ -e {f} ] || exit 3; echo {mask} > {f}"))
+                .status()
+                .context("set rps_cpus")?;
+            match st.code() {
+                Some(0) => {}
+                Some(3) => eprintln!("bed: {f} in {ns} does not exist (no RPS); receive work runs where veth puts it"),
+                _ => bail!("writing {mask} to {f} in {ns} failed ({st})"),
             }
         }
         Ok(())
     }
 
-    /// Once the stack's XDP program is attached, veth receives the stack end's frames in a NAPI
-    /// poll scheduled on the core that sent them (the peer's): the XDP program and the copy
-    /// into the AF_XDP ring would run on the load generator's core, for free. This makes that
-    /// poll a kernel thread (`/sys/class/net/DEV/threaded`) and pins it to `server_cores`,
-    /// where a NIC's receive interrupt and poll would run. Returns how many threads it pinned
-    /// (0 when the end has no NAPI within 5 s: call it only with a program attached).
+    /// Once the stack's program is attached, its end's poll threads are pinned again (see
+    /// [`Bed::pin_napi`]); the poll [`Bed::receive_like_a_nic`] made stays, so this finds the
+    /// same threads.
     pub fn pin_stack_napi(&self, server_cores: &[usize]) -> Result<usize> {
-        let n = &self.cfg.names;
-        let cores = server_cores.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",");
-        // The end has NAPI instances only once a program is attached, which a loaded machine
-        // may take a while to do: the write fails until then. Every thread of the end is
-        // pinned (pinning is idempotent), so threads left from an earlier run are too.
+        self.pin_napi(End::Server, server_cores)
+    }
+
+    /// Makes one end's NAPI polls kernel threads (`/sys/class/net/DEV/threaded`) and pins them
+    /// to `cores` at SCHED_FIFO 1, where a NIC's receive interrupt and softirq would run: at
+    /// normal priority the poll would queue behind the server and the load generators while
+    /// veth's 256-frame ring overflowed. Returns how many threads it pinned; 0 when the end has
+    /// no NAPI within 5 s. A thread found but not pinned, or not raised, is an error: the
+    /// figures would not mean what the report says.
+    pub fn pin_napi(&self, end: End, cores: &[usize]) -> Result<usize> {
+        let (ns, dev) = self.end(end);
+        let (_, other) = self.end(match end {
+            End::Server => End::Peer,
+            End::Peer => End::Server,
+        });
+        if napi_prefix(dev) == napi_prefix(other) {
+            bail!("{dev} and {other}: their NAPI threads' names (cut to 15 characters) cannot be told apart");
+        }
+        let list = cores.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",");
+        // The end has NAPI instances only once GRO or a program is on, which a loaded machine
+        // may take a while to do: the write fails until then. Pinning is idempotent, so the
+        // threads of an earlier call are pinned again.
         for _ in 0..100 {
-            let st = self
-                .in_srv("sh")
+            let st = in_ns(ns, "sh")
                 .arg("-c")
-                .arg(format!("echo 1 > /sys/class/net/{}/threaded", n.dev_srv))
+                .arg(format!("echo 1 > /sys/class/net/{dev}/threaded"))
                 .stderr(std::process::Stdio::null())
                 .status()
                 .context("set threaded NAPI")?;
-            let threads = if st.success() { napi_threads(&n.dev_srv) } else { Vec::new() };
-            if !threads.is_empty() {
-                let mut pinned = 0;
-                for pid in threads {
-                    let o = Command::new("taskset").args(["-pc", &cores, &pid.to_string()]).output();
-                    pinned += usize::from(o.map(|o| o.status.success()).unwrap_or(false));
-                    // A NIC's poll runs in softirq, ahead of every thread on its core; a
-                    // threaded poll at normal priority would queue behind the server and the
-                    // flood generator, and veth's 256-frame ring would overflow meanwhile.
-                    let _ = Command::new("chrt").args(["-f", "-p", "1", &pid.to_string()]).output();
-                }
-                return Ok(pinned);
+            let threads = if st.success() { napi_threads(dev) } else { Vec::new() };
+            if threads.is_empty() {
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            for pid in &threads {
+                let pid = pid.to_string();
+                let ok = |c: &mut Command| c.output().map(|o| o.status.success()).unwrap_or(false);
+                if !ok(Command::new("taskset").args(["-pc", &list, &pid])) {
+                    bail!("taskset -pc {list} {pid} (NAPI thread of {dev}) failed");
+                }
+                if !ok(Command::new("chrt").args(["-f", "-p", "1", &pid])) {
+                    bail!("chrt -f -p 1 {pid} (NAPI thread of {dev}) failed");
+                }
+            }
+            return Ok(threads.len());
         }
         Ok(0)
     }
@@ -237,19 +284,57 @@ impl Drop for Bed {
     }
 }
 
-/// Kernel threads polling `dev`'s NAPI instances: their name is `napi/DEV-ID`, cut to the
-/// 15 characters a thread name keeps.
+/// One end of a bed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The stack's (or the kernel server's) end.
+    Server,
+    /// The kernel peer's end, where the load generators run.
+    Peer,
+}
+
+/// What the name of a NAPI thread of `dev` starts with: `napi/DEV-ID`, cut to the 15
+/// characters a thread name keeps.
+fn napi_prefix(dev: &str) -> String {
+    format!("napi/{dev}-").chars().take(15).collect()
+}
+
+/// Kernel threads (children of kthreadd, pid 2) polling `dev`'s NAPI instances.
 fn napi_threads(dev: &str) -> Vec<u32> {
-    let prefix: String = format!("napi/{dev}-").chars().take(15).collect();
+    let prefix = napi_prefix(dev);
     let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
     dir.filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()))
         .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            let named = std::fs::read_to_string(format!("/proc/{pid}/comm"))
                 .map(|c| c.trim_end().starts_with(&prefix))
-                .unwrap_or(false)
+                .unwrap_or(false);
+            // /proc/PID/stat: "pid (comm) state ppid ...", comm may hold spaces.
+            let kthread = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1).map(str::to_owned))
+                })
+                .is_some_and(|ppid| ppid == "2");
+            named && kthread
         })
         .collect()
+}
+
+/// An `rps_cpus` value for `cores`: hexadecimal 32-bit groups, most significant first, joined
+/// by commas (the kernel's bitmap format; one group may not hold more than 8 digits).
+pub fn rps_mask(cores: &[usize]) -> Result<String> {
+    let Some(&top) = cores.iter().max() else { bail!("no cores for RPS") };
+    if top >= 4096 {
+        bail!("core {top}: beyond the CPUs a kernel supports");
+    }
+    let mut groups = vec![0u32; top / 32 + 1];
+    for &c in cores {
+        if let Some(g) = groups.get_mut(c / 32) {
+            *g |= 1 << (c % 32);
+        }
+    }
+    Ok(groups.iter().rev().map(|g| format!("{g:08x}")).collect::<Vec<_>>().join(","))
 }
 
 /// `prog` in namespace `ns`.
@@ -274,4 +359,28 @@ pub fn interrupt(mut c: Child) -> Option<std::process::ExitStatus> {
     }
     let _ = c.kill();
     c.wait().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rps_masks_are_32_bit_groups_most_significant_first() {
+        assert_eq!(rps_mask(&[0]).unwrap(), "00000001");
+        assert_eq!(rps_mask(&[1, 3]).unwrap(), "0000000a");
+        assert_eq!(rps_mask(&[31]).unwrap(), "80000000");
+        // CPU 32 opens a second group, which comes first.
+        assert_eq!(rps_mask(&[0, 32]).unwrap(), "00000001,00000001");
+        assert_eq!(rps_mask(&[70]).unwrap(), "00000040,00000000,00000000");
+        assert!(rps_mask(&[]).is_err());
+        assert!(rps_mask(&[4096]).is_err());
+    }
+
+    #[test]
+    fn napi_thread_names_are_cut_to_15_characters() {
+        assert_eq!(napi_prefix("vbench-stack"), "napi/vbench-sta");
+        assert_ne!(napi_prefix("vbench-stack"), napi_prefix("vbench-peer"));
+        assert_eq!(napi_prefix("xtab-s"), "napi/xtab-s-");
+    }
 }
