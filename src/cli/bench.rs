@@ -168,6 +168,10 @@ pub struct CompareArgs {
     /// client sends on queue 0 only).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub queues: u32,
+    /// SYNs per second of the flood the legitimate clients' connections run beside, the same
+    /// for every backend (the SYN-ACK rate and its CPU are measured with a flood flat out).
+    #[arg(long, default_value_t = 50_000)]
+    pub flood_rate: u64,
 }
 
 fn kv_parse(s: &str) -> BTreeMap<String, f64> {
@@ -747,41 +751,28 @@ fn measure(exe: &str, a: &CompareArgs, bed: &BenchBed, b: Backend) -> Result<BTr
     if b == Backend::Shield && peer_pass.is_none() {
         peer_pass = Some(bed.peer_pass(exe)?);
     }
-    // SYN flood, with legitimate clients at a modest rate alongside; machine-wide CPU per
-    // SYN-ACK over the flood's window (the generator and the legitimate clients included, the
-    // same for every backend: the bed's generator caps the rate, so the cost per answer is
-    // what tells the backends apart).
+    // SYN flood, flat out: SYN-ACKs per second and machine-wide CPU per SYN-ACK over the
+    // flood's window (the generator included, the same for every backend: the bed's generator
+    // caps the rate, so the cost per answer is what tells the backends apart).
     let f0 = cpu_busy_ticks();
-    let ns_flood = std::thread::spawn({
-        let exe = exe.to_string();
-        let client_cores = client_cores.to_string();
-        let secs = secs.clone();
-        move || {
-            run_kv(
-                &exe,
-                &client_cores,
-                &[
-                    "bench",
-                    "flood",
-                    "--target",
-                    &format!("{SRV_IP}:80"),
-                    "--seconds",
-                    &secs,
-                    "--count-iface",
-                    DEV_CLI,
-                    "--kv",
-                ],
-            )
-        }
-    });
-    std::thread::sleep(Duration::from_millis(200));
-    let legit = legit_under_flood(NS_CLI, exe, client_cores, &target, a.seconds)?;
-    let f = ns_flood.join().map_err(|_| anyhow::anyhow!("flood thread"))??;
+    let f = flood_on_bed(exe, client_cores, &secs, 0)?;
     let f1 = cpu_busy_ticks();
     let synacks = f.get("synacks").copied().unwrap_or(0.0);
     m.insert("cpu_s_per_ksynack".into(), f1.saturating_sub(f0) as f64 / clk_tck() / (synacks / 1000.0).max(1e-9));
     m.insert("flood_syns_per_sec".into(), f.get("syns_per_sec").copied().unwrap_or(0.0));
     m.insert("flood_synacks_per_sec".into(), f.get("synacks_per_sec").copied().unwrap_or(0.0));
+    // Legitimate clients at a modest rate beside a flood of the same offered rate for every
+    // backend: flat out, the generator sends as fast as the server leaves it room to, so a
+    // cheaper server would face a heavier flood and the latencies would not compare.
+    let ns_flood = std::thread::spawn({
+        let (exe, client_cores, secs, rate) = (exe.to_string(), client_cores.to_string(), secs.clone(), a.flood_rate);
+        move || flood_on_bed(&exe, &client_cores, &secs, rate)
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let legit = legit_under_flood(NS_CLI, exe, client_cores, &target, a.seconds);
+    let f = ns_flood.join().map_err(|_| anyhow::anyhow!("flood thread"))??;
+    let legit = legit?;
+    m.insert("legit_flood_syns_per_sec".into(), f.get("syns_per_sec").copied().unwrap_or(0.0));
     let done = legit.get("completed").copied().unwrap_or(0.0);
     let errs = legit.get("errors").copied().unwrap_or(0.0);
     m.insert("flood_legit_success".into(), if done + errs > 0.0 { done / (done + errs) } else { 0.0 });
@@ -792,6 +783,17 @@ fn measure(exe: &str, a: &CompareArgs, bed: &BenchBed, b: Backend) -> Result<BTr
     m.insert("bulk_gbit_per_sec".into(), bulk.get("gbit_per_sec").copied().unwrap_or(0.0));
     drop(peer_pass);
     Ok(m)
+}
+
+/// `bench flood` at the server's port 80 for `secs`, at `rate` SYNs per second (0: flat out),
+/// counting the SYN-ACKs on the peer's end.
+fn flood_on_bed(exe: &str, client_cores: &str, secs: &str, rate: u64) -> Result<BTreeMap<String, f64>> {
+    let (target, rate) = (format!("{SRV_IP}:80"), rate.to_string());
+    run_kv(
+        exe,
+        client_cores,
+        &["bench", "flood", "--target", &target, "--seconds", secs, "--rate", &rate, "--count-iface", DEV_CLI, "--kv"],
+    )
 }
 
 /// The legitimate clients run beside a flood, from namespace `ns`: 4 connections at a time, 200 per second, for the
@@ -1019,6 +1021,9 @@ struct Report {
     connect_client: &'static str,
     metrics: Metrics,
     flood_syns_offered_per_sec: Medians,
+    /// What the flood beside the legitimate clients offered (`--flood-rate`, if the generator
+    /// kept up).
+    legit_flood_syns_offered_per_sec: Medians,
     xdp_tx_ceiling_synacks_per_sec: f64,
     xdp_tx_ceiling_cpu_s_per_ksynack: f64,
     xdptcp_vs_ceiling: f64,
@@ -1091,6 +1096,11 @@ fn build_report(
             xdptcp_median: round3(med("xdptcp", "flood_syns_per_sec")),
             shield_median: round3(med("shield", "flood_syns_per_sec")),
         },
+        legit_flood_syns_offered_per_sec: Medians {
+            kernel_median: round3(med("kernel", "legit_flood_syns_per_sec")),
+            xdptcp_median: round3(med("xdptcp", "legit_flood_syns_per_sec")),
+            shield_median: round3(med("shield", "legit_flood_syns_per_sec")),
+        },
         xdp_tx_ceiling_synacks_per_sec: round3(ceiling.synacks_per_sec),
         xdp_tx_ceiling_cpu_s_per_ksynack: round3(ceiling.cpu_s_per_ksynack),
         xdptcp_vs_ceiling: vs_ceiling("xdptcp"),
@@ -1127,6 +1137,12 @@ fn report_table(r: &Report) -> (String, Vec<(String, f64, f64, bool)>) {
     let _ = writeln!(
         table,
         "| SYNs/s offered by the flood generator | {:.0} | {:.0} | {:.0} | | | |",
+        o.kernel_median, o.xdptcp_median, o.shield_median
+    );
+    let o = &r.legit_flood_syns_offered_per_sec;
+    let _ = writeln!(
+        table,
+        "| SYNs/s offered beside the legitimate clients | {:.0} | {:.0} | {:.0} | | | |",
         o.kernel_median, o.xdptcp_median, o.shield_median
     );
     let synacks = |b: fn(&MetricReport) -> f64| {
@@ -1224,7 +1240,15 @@ mod tests {
     use super::*;
 
     fn args() -> CompareArgs {
-        CompareArgs { rounds: 2, seconds: 4, concurrency: 32, out: String::new(), server_core: 0, queues: 1 }
+        CompareArgs {
+            rounds: 2,
+            seconds: 4,
+            concurrency: 32,
+            out: String::new(),
+            server_core: 0,
+            queues: 1,
+            flood_rate: 50_000,
+        }
     }
 
     fn results() -> BTreeMap<&'static str, Vec<BTreeMap<String, f64>>> {

@@ -178,6 +178,11 @@ impl Bed {
     ///   runs in softirq, ahead of every thread on its core ([`Bed::pin_napi`]);
     /// - RPS on the end's receive queues to the same cores, for what the poll passes on.
     ///
+    /// And the peer end sends wire-sized frames (TSO off; its TCP still segments in software):
+    /// once the stack's program is attached veth turns the peer's segmentation offloads off
+    /// anyway, and a NIC receives 1,500-byte frames, not the 64 KiB ones veth would otherwise
+    /// hand the kernel backend whole. The server end keeps TSO, as a NIC's would.
+    ///
     /// The server end's work goes to `server_cores`, the peer's to `peer_cores`.
     pub fn receive_like_a_nic(&self, server_cores: &[usize], peer_cores: &[usize]) -> Result<()> {
         for (end, cores) in [(End::Server, server_cores), (End::Peer, peer_cores)] {
@@ -185,6 +190,12 @@ impl Bed {
             let st = in_ns(ns, "ethtool").args(["-K", dev, "gro", "on"]).status().context("run ethtool")?;
             if !st.success() {
                 bail!("ethtool -K {dev} gro on in {ns} failed ({st}): veth needs it to receive through NAPI");
+            }
+            if end == End::Peer {
+                let st = in_ns(ns, "ethtool").args(["-K", dev, "tso", "off"]).status().context("run ethtool")?;
+                if !st.success() {
+                    bail!("ethtool -K {dev} tso off in {ns} failed ({st})");
+                }
             }
             if self.pin_napi(end, cores)? == 0 {
                 bail!("{dev} in {ns} has no NAPI poll thread to pin with GRO on (a kernel without veth NAPI?)");
