@@ -346,12 +346,14 @@ fn measure(exe: &str, front: Front, a: &ProxyBenchArgs, client_cores: &str) -> R
     }
 
     // Slow legitimate clients beside a SYN flood on the same port, at the same offered rate for
-    // every front. The generator runs on the front's core, which pays for it alike for every
-    // front; on nginx's core it starved nginx, and the relay's legitimate clients waited on
-    // their upstream, not on the relay.
+    // every front. The generator runs with the clients, off the front's core: a flood comes from
+    // elsewhere, and an operator keeps the server's cores for the server. On the front's core
+    // it took time slices from the relay's thread (which answers the SYNs without the shield)
+    // but not from the kernel's softirq (which answers them for HAProxy), and the legitimate
+    // clients' latency measured the sharing of that core.
     let target = format!("{SRV_IP}:{}", front.port());
     let flood = std::thread::spawn({
-        let (exe, cores, target, secs) = (exe.to_string(), a.server_core.to_string(), target.clone(), secs.clone());
+        let (exe, cores, target, secs) = (exe.to_string(), client_cores.to_string(), target.clone(), secs.clone());
         let rate = a.flood_rate.to_string();
         move || {
             run_kv(
