@@ -501,6 +501,22 @@ impl AsFd for XdpLink {
     }
 }
 
+/// Asks the CPU to bring a received frame into its first-level cache while the frame before it
+/// is handled: the stack's first touch of a frame is the TCP checksum over every byte, and in
+/// copy mode the kernel wrote the frame moments earlier, out of that cache (`bench bulk`: the
+/// checksum's loads stalled for most of the parse time). A hint: nothing is read or can fault.
+#[inline]
+fn prefetch(frame: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in frame.chunks(64) {
+        // SAFETY: SSE is part of the x86_64 baseline, and a prefetch of any address is only a
+        // hint (it neither reads for the program nor faults); these addresses lie in the UMEM.
+        unsafe { core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr().cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = frame;
+}
+
 impl FrameSink for XdpLink {
     fn send_frame(&mut self, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> bool {
         self.tx.send_frame(&self.umem, len, fill)
@@ -528,12 +544,17 @@ impl FrameIo for XdpLink {
         }
         rx.in_fill = rx.in_fill.saturating_sub(got);
         rx.rx_frames = rx.rx_frames.wrapping_add(got as u64);
-        for desc in rx.descs.iter().take(got) {
+        let batch = rx.descs.get(..got).unwrap_or(&[]);
+        for (i, desc) in batch.iter().enumerate() {
             // SAFETY: `desc` came off this socket's rx ring, so it names a frame of
             // `self.umem`, and the kernel gives it up until we put it back on the fill ring
             // (after this loop). The lender writes only frames from the free list, which are
             // distinct, so nothing writes this frame while the slice is borrowed.
             let frame = unsafe { self.umem.data(desc) }.contents();
+            if let Some(next) = batch.get(i + 1) {
+                // SAFETY: as above: the next descriptor of the same batch, read only.
+                prefetch(unsafe { self.umem.data(next) }.contents());
+            }
             let mut lender = Lender { umem: &self.umem, tx: &mut self.tx };
             on_frame(frame, &mut lender);
         }
