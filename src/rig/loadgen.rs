@@ -227,10 +227,16 @@ impl Epoll {
         }
         Ok(Epoll(fd))
     }
-    fn ctl(&self, op: i32, fd: RawFd, events: u32) {
+    /// A socket not added is never polled (its connection would wait for the stall limit),
+    /// and one not modified keeps waking the loop for what it no longer waits on: callers
+    /// count the error against the connection.
+    fn ctl(&self, op: i32, fd: RawFd, events: u32) -> io::Result<()> {
         let mut ev = libc::epoll_event { events, u64: fd as u64 };
         // SAFETY: valid epoll fd, valid target fd, `ev` lives for the call.
-        unsafe { libc::epoll_ctl(self.0, op, fd, &mut ev) };
+        if unsafe { libc::epoll_ctl(self.0, op, fd, &mut ev) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     }
 }
 
@@ -360,7 +366,12 @@ pub fn run_connect(plan: &ConnectPlan) -> io::Result<ConnectReport> {
                     break;
                 }
             };
-            ep.ctl(libc::EPOLL_CTL_ADD, fd, (libc::EPOLLOUT | libc::EPOLLIN) as u32);
+            if ep.ctl(libc::EPOLL_CTL_ADD, fd, (libc::EPOLLOUT | libc::EPOLLIN) as u32).is_err() {
+                // SAFETY: `fd` is a socket we just made and own.
+                unsafe { libc::close(fd) };
+                rep.errors.other += 1;
+                break;
+            }
             started += 1;
             conns.insert(
                 fd,
@@ -400,7 +411,7 @@ pub fn run_connect(plan: &ConnectPlan) -> io::Result<ConnectReport> {
             let outcome = step(c, fd, flags, &mut buf, plan.exchange, now, &mut rep);
             if let Some(result) = outcome {
                 conns.remove(&fd);
-                ep.ctl(libc::EPOLL_CTL_DEL, fd, 0);
+                let _ = ep.ctl(libc::EPOLL_CTL_DEL, fd, 0); // closed next; close removes it anyway
                 close_fd(fd);
                 if let Err(kind) = result {
                     match kind {
@@ -419,7 +430,7 @@ pub fn run_connect(plan: &ConnectPlan) -> io::Result<ConnectReport> {
             conns.iter().filter(|(_, c)| now.duration_since(c.started) > plan.timeout).map(|(fd, _)| *fd).collect();
         for fd in expired {
             conns.remove(&fd);
-            ep.ctl(libc::EPOLL_CTL_DEL, fd, 0);
+            let _ = ep.ctl(libc::EPOLL_CTL_DEL, fd, 0); // closed next; close removes it anyway
             close_fd(fd);
             rep.errors.timeout += 1;
         }
@@ -644,9 +655,12 @@ pub fn run_echo_check(target: SocketAddr, connections: usize, bytes: u64, stall:
     for conn in 0..connections as u64 {
         match connect_nonblocking(family, &sa, salen) {
             Ok(fd) => {
-                ep.ctl(libc::EPOLL_CTL_ADD, fd, (libc::EPOLLIN | libc::EPOLLOUT) as u32);
                 // SAFETY: `fd` is a socket we just made and own; the stream closes it.
                 let s = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+                if let Err(e) = ep.ctl(libc::EPOLL_CTL_ADD, fd, (libc::EPOLLIN | libc::EPOLLOUT) as u32) {
+                    rep.errors.push(format!("conn {conn}: epoll_ctl: {e}"));
+                    continue;
+                }
                 conns.insert(
                     fd,
                     Echo {
@@ -710,7 +724,9 @@ pub fn run_echo_check(target: SocketAddr, connections: usize, bytes: u64, stall:
                     match e.s.shutdown(std::net::Shutdown::Write) {
                         Ok(()) => {
                             e.shut = true;
-                            ep.ctl(libc::EPOLL_CTL_MOD, fd, libc::EPOLLIN as u32);
+                            if let Err(x) = ep.ctl(libc::EPOLL_CTL_MOD, fd, libc::EPOLLIN as u32) {
+                                outcome = err("epoll_ctl", x);
+                            }
                         }
                         Err(x) => outcome = err("shutdown", x),
                     }
