@@ -170,7 +170,7 @@ pub struct CompareArgs {
     pub queues: u32,
     /// SYNs per second of the flood the legitimate clients' connections run beside, the same
     /// for every backend (the SYN-ACK rate and its CPU are measured with a flood flat out).
-    #[arg(long, default_value_t = 50_000)]
+    #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub flood_rate: u64,
 }
 
@@ -286,7 +286,10 @@ fn read_counter(path: &str) -> u64 {
 
 pub fn flood(a: &FloodBenchArgs) -> Result<()> {
     let rx = format!("/sys/class/net/{}/statistics/rx_packets", a.count_iface);
-    let before = read_counter(&rx);
+    // veth counts the frames its peer's full ring refused as the sender's tx_dropped: SYNs
+    // sent that never reached the server.
+    let drops = format!("/sys/class/net/{}/statistics/tx_dropped", a.count_iface);
+    let (before, dropped_before) = (read_counter(&rx), read_counter(&drops));
     let r = match &a.xdp_iface {
         #[cfg(feature = "xdp")]
         Some(iface) => {
@@ -309,9 +312,11 @@ pub fn flood(a: &FloodBenchArgs) -> Result<()> {
     // Answers still in flight arrive within a moment.
     std::thread::sleep(Duration::from_millis(200));
     let answers = read_counter(&rx).saturating_sub(before);
+    let dropped = read_counter(&drops).saturating_sub(dropped_before);
     let secs = r.elapsed.as_secs_f64().max(1e-9);
     let kv = format!(
-        "syns_sent={}\nsyns_per_sec={:.0}\nsynacks={}\nsynacks_per_sec={:.0}\nsend_errors={}\nelapsed_s={secs:.3}\n",
+        "syns_sent={}\nsyns_per_sec={:.0}\nsynacks={}\nsynacks_per_sec={:.0}\nsend_errors={}\ndropped_on_the_way={dropped}\n\
+         elapsed_s={secs:.3}\n",
         r.sent,
         r.sent as f64 / secs,
         answers,
@@ -322,7 +327,7 @@ pub fn flood(a: &FloodBenchArgs) -> Result<()> {
         print!("{kv}");
     } else {
         println!(
-            "flood: {} SYNs in {secs:.2}s ({:.0}/s); {} answers on {} ({:.0}/s)",
+            "flood: {} SYNs in {secs:.2}s ({:.0}/s); {} answers on {} ({:.0}/s); {dropped} dropped on the way",
             r.sent,
             r.sent as f64 / secs,
             answers,
@@ -505,7 +510,10 @@ impl Backend {
 /// `xdp_pass` on the peer's end of a veth bed, for as long as it lives: a veth end receives
 /// frames another end sent by `XDP_TX` (the shield's SYN-ACKs) only while it has an XDP
 /// program of its own (DESIGN.md).
-pub(super) struct PeerPass(Child);
+pub(super) struct PeerPass {
+    /// Held for its Drop: the program goes when the process does.
+    _attach: Interrupted,
+}
 
 impl PeerPass {
     pub(super) fn attach(exe: &str) -> Result<PeerPass> {
@@ -518,11 +526,15 @@ impl PeerPass {
             .spawn()
             .context("attach xdp_pass to the peer's end")?;
         std::thread::sleep(Duration::from_millis(500));
-        Ok(PeerPass(c))
+        Ok(PeerPass { _attach: Interrupted(c) })
     }
 }
 
-impl Drop for PeerPass {
+/// A child process that gets SIGINT and is waited for when this is dropped, whichever way
+/// the caller leaves.
+struct Interrupted(Child);
+
+impl Drop for Interrupted {
     fn drop(&mut self) {
         // SAFETY: kill(2) on our own child.
         unsafe {
@@ -772,7 +784,10 @@ fn measure(exe: &str, a: &CompareArgs, bed: &BenchBed, b: Backend) -> Result<BTr
     let legit = legit_under_flood(NS_CLI, exe, client_cores, &target, a.seconds);
     let f = ns_flood.join().map_err(|_| anyhow::anyhow!("flood thread"))??;
     let legit = legit?;
-    m.insert("legit_flood_syns_per_sec".into(), f.get("syns_per_sec").copied().unwrap_or(0.0));
+    // What reached the server: SYNs sent less those veth's full ring refused.
+    let got = |k: &str| f.get(k).copied().unwrap_or(0.0);
+    let reached = (got("syns_sent") - got("dropped_on_the_way")).max(0.0) / got("elapsed_s").max(1e-9);
+    m.insert("legit_flood_syns_per_sec".into(), reached);
     let done = legit.get("completed").copied().unwrap_or(0.0);
     let errs = legit.get("errors").copied().unwrap_or(0.0);
     m.insert("flood_legit_success".into(), if done + errs > 0.0 { done / (done + errs) } else { 0.0 });
@@ -922,12 +937,19 @@ fn measure_ceiling(
     server_cores: &[usize],
     client_cores: &str,
 ) -> Result<CeilingFigures> {
-    let mut srv = Command::new("ip")
-        .args(["netns", "exec", NS_SRV, exe, "xdp-attach", "--prog", "synack-tx", "--iface", DEV_SRV, "--port", "80"])
-        .spawn()?;
-    let mut peer = Command::new("ip")
-        .args(["netns", "exec", NS_CLI, exe, "xdp-attach", "--prog", "pass", "--iface", DEV_CLI])
-        .spawn()?;
+    let programs = [
+        Interrupted(
+            Command::new("ip")
+                .args(["netns", "exec", NS_SRV, exe, "xdp-attach", "--prog", "synack-tx", "--iface", DEV_SRV])
+                .args(["--port", "80"])
+                .spawn()?,
+        ),
+        Interrupted(
+            Command::new("ip")
+                .args(["netns", "exec", NS_CLI, exe, "xdp-attach", "--prog", "pass", "--iface", DEV_CLI])
+                .spawn()?,
+        ),
+    ];
     std::thread::sleep(Duration::from_millis(800));
     // The program's receive poll on the server's cores, as the stack's (`BenchBed::start`).
     if bed.bed.pin_stack_napi(server_cores)? == 0 {
@@ -951,13 +973,7 @@ fn measure_ceiling(
         ],
     );
     let c1 = cpu_busy_ticks();
-    for c in [&mut srv, &mut peer] {
-        // SAFETY: kill(2) on our own child.
-        unsafe {
-            libc::kill(c.id() as libc::pid_t, libc::SIGINT);
-        }
-        let _ = c.wait();
-    }
+    drop(programs);
     let r = r?;
     let synacks = r.get("synacks").copied().unwrap_or(0.0);
     Ok(CeilingFigures {
@@ -1021,8 +1037,9 @@ struct Report {
     connect_client: &'static str,
     metrics: Metrics,
     flood_syns_offered_per_sec: Medians,
-    /// What the flood beside the legitimate clients offered (`--flood-rate`, if the generator
-    /// kept up).
+    /// `--flood-rate`, and what of it reached the server beside the legitimate clients (less if
+    /// the generator fell behind or veth's ring refused some).
+    flood_rate: u64,
     legit_flood_syns_offered_per_sec: Medians,
     xdp_tx_ceiling_synacks_per_sec: f64,
     xdp_tx_ceiling_cpu_s_per_ksynack: f64,
@@ -1096,6 +1113,7 @@ fn build_report(
             xdptcp_median: round3(med("xdptcp", "flood_syns_per_sec")),
             shield_median: round3(med("shield", "flood_syns_per_sec")),
         },
+        flood_rate: a.flood_rate,
         legit_flood_syns_offered_per_sec: Medians {
             kernel_median: round3(med("kernel", "legit_flood_syns_per_sec")),
             xdptcp_median: round3(med("xdptcp", "legit_flood_syns_per_sec")),
@@ -1140,10 +1158,17 @@ fn report_table(r: &Report) -> (String, Vec<(String, f64, f64, bool)>) {
         o.kernel_median, o.xdptcp_median, o.shield_median
     );
     let o = &r.legit_flood_syns_offered_per_sec;
+    let short = |v: f64| if v < 0.95 * r.flood_rate as f64 { " (short)" } else { "" };
     let _ = writeln!(
         table,
-        "| SYNs/s offered beside the legitimate clients | {:.0} | {:.0} | {:.0} | | | |",
-        o.kernel_median, o.xdptcp_median, o.shield_median
+        "| SYNs/s that reached the server beside the legitimate clients (--flood-rate {}) | {:.0}{} | {:.0}{} | {:.0}{} | | | |",
+        r.flood_rate,
+        o.kernel_median,
+        short(o.kernel_median),
+        o.xdptcp_median,
+        short(o.xdptcp_median),
+        o.shield_median,
+        short(o.shield_median)
     );
     let synacks = |b: fn(&MetricReport) -> f64| {
         r.metrics.0.iter().find(|(k, _)| *k == "flood_synacks_per_sec").map_or(0.0, |(_, m)| b(m))

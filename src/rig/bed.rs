@@ -174,54 +174,47 @@ impl Bed {
     /// - GRO on, so that veth receives through a NAPI poll with or without an XDP program (a
     ///   NIC always does; veth otherwise hands frames to the backlog, and only an XDP program
     ///   gives it a poll, which would treat the stack and the kernel differently);
+    /// - TSO off: veth takes a frame through the receiver's poll only when the sender cannot
+    ///   make 64 KiB frames (`veth_skb_is_eligible_for_gro`), and a wire carries 1,500-byte
+    ///   frames anyway (the sender's TCP still segments in software); once the stack's program
+    ///   is attached veth turns the other end's offloads off itself;
     /// - that poll made a kernel thread, pinned to the end's cores at SCHED_FIFO 1: a NIC's poll
     ///   runs in softirq, ahead of every thread on its core ([`Bed::pin_napi`]);
-    /// - RPS on the end's receive queues to the same cores, for what the poll passes on.
-    ///
-    /// And the peer end sends wire-sized frames (TSO off; its TCP still segments in software):
-    /// once the stack's program is attached veth turns the peer's segmentation offloads off
-    /// anyway, and a NIC receives 1,500-byte frames, not the 64 KiB ones veth would otherwise
-    /// hand the kernel backend whole. The server end keeps TSO, as a NIC's would.
+    /// - no RPS: what the poll passes on is handled in the poll's own thread, as behind a NIC
+    ///   with one queue per core (RPS to the same core would queue it to the backlog, which
+    ///   under load drains in ksoftirqd at normal priority).
     ///
     /// The server end's work goes to `server_cores`, the peer's to `peer_cores`.
     pub fn receive_like_a_nic(&self, server_cores: &[usize], peer_cores: &[usize]) -> Result<()> {
         for (end, cores) in [(End::Server, server_cores), (End::Peer, peer_cores)] {
             let (ns, dev) = self.end(end);
-            let st = in_ns(ns, "ethtool").args(["-K", dev, "gro", "on"]).status().context("run ethtool")?;
-            if !st.success() {
-                bail!("ethtool -K {dev} gro on in {ns} failed ({st}): veth needs it to receive through NAPI");
-            }
-            if end == End::Peer {
-                let st = in_ns(ns, "ethtool").args(["-K", dev, "tso", "off"]).status().context("run ethtool")?;
+            for (feature, on) in [("gro", "on"), ("tso", "off")] {
+                let st = in_ns(ns, "ethtool").args(["-K", dev, feature, on]).status().context("run ethtool")?;
                 if !st.success() {
-                    bail!("ethtool -K {dev} tso off in {ns} failed ({st})");
+                    bail!("ethtool -K {dev} {feature} {on} in {ns} failed ({st})");
                 }
             }
+            self.clear_rps(end)?;
             if self.pin_napi(end, cores)? == 0 {
                 bail!("{dev} in {ns} has no NAPI poll thread to pin with GRO on (a kernel without veth NAPI?)");
             }
-            self.set_rps(end, cores)?;
         }
         Ok(())
     }
 
-    /// RPS of every receive queue of one end to `cores`.
-    fn set_rps(&self, end: End, cores: &[usize]) -> Result<()> {
+    /// No RPS on one end's receive queues (a reused bed may have some).
+    fn clear_rps(&self, end: End) -> Result<()> {
         let (ns, dev) = self.end(end);
-        let mask = rps_mask(cores)?;
         for q in 0..self.cfg.queues {
             let f = format!("/sys/class/net/{dev}/queues/rx-{q}/rps_cpus");
-            // Exit 3: no such file (a kernel built without RPS), where the figures then show
-            // veth's own placement; any other failure is an error.
+            // No such file: a kernel without RPS, nothing to clear.
             let st = in_ns(ns, "sh")
                 .arg("-c")
-                .arg(format!("[ -e {f} ] || exit 3; echo {mask} > {f}"))
+                .arg(format!("[ -e {f} ] || exit 0; echo 0 > {f}"))
                 .status()
-                .context("set rps_cpus")?;
-            match st.code() {
-                Some(0) => {}
-                Some(3) => eprintln!("bed: {f} in {ns} does not exist (no RPS); receive work runs where veth puts it"),
-                _ => bail!("writing {mask} to {f} in {ns} failed ({st})"),
+                .context("clear rps_cpus")?;
+            if !st.success() {
+                bail!("clearing {f} in {ns} failed ({st})");
             }
         }
         Ok(())
@@ -246,7 +239,8 @@ impl Bed {
             End::Server => End::Peer,
             End::Peer => End::Server,
         });
-        if napi_prefix(dev) == napi_prefix(other) {
+        let (mine, theirs) = (napi_prefix(dev), napi_prefix(other));
+        if mine.starts_with(&theirs) || theirs.starts_with(&mine) {
             bail!("{dev} and {other}: their NAPI threads' names (cut to 15 characters) cannot be told apart");
         }
         let list = cores.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",");
@@ -265,17 +259,23 @@ impl Bed {
                 std::thread::sleep(Duration::from_millis(50));
                 continue;
             }
+            let mut pinned = 0;
             for pid in &threads {
                 let pid = pid.to_string();
                 let ok = |c: &mut Command| c.output().map(|o| o.status.success()).unwrap_or(false);
-                if !ok(Command::new("taskset").args(["-pc", &list, &pid])) {
-                    bail!("taskset -pc {list} {pid} (NAPI thread of {dev}) failed");
+                let done = ok(Command::new("taskset").args(["-pc", &list, &pid]))
+                    && ok(Command::new("chrt").args(["-f", "-p", "1", &pid]));
+                if done {
+                    pinned += 1;
+                } else if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                    bail!("pinning NAPI thread {pid} of {dev} to {list} at SCHED_FIFO 1 failed");
                 }
-                if !ok(Command::new("chrt").args(["-f", "-p", "1", &pid])) {
-                    bail!("chrt -f -p 1 {pid} (NAPI thread of {dev}) failed");
-                }
+                // Gone meanwhile: a device of an earlier bed of the same name, being removed.
             }
-            return Ok(threads.len());
+            if pinned > 0 {
+                return Ok(pinned);
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
         Ok(0)
     }
@@ -332,22 +332,6 @@ fn napi_threads(dev: &str) -> Vec<u32> {
         .collect()
 }
 
-/// An `rps_cpus` value for `cores`: hexadecimal 32-bit groups, most significant first, joined
-/// by commas (the kernel's bitmap format; one group may not hold more than 8 digits).
-pub fn rps_mask(cores: &[usize]) -> Result<String> {
-    let Some(&top) = cores.iter().max() else { bail!("no cores for RPS") };
-    if top >= 4096 {
-        bail!("core {top}: beyond the CPUs a kernel supports");
-    }
-    let mut groups = vec![0u32; top / 32 + 1];
-    for &c in cores {
-        if let Some(g) = groups.get_mut(c / 32) {
-            *g |= 1 << (c % 32);
-        }
-    }
-    Ok(groups.iter().rev().map(|g| format!("{g:08x}")).collect::<Vec<_>>().join(","))
-}
-
 /// `prog` in namespace `ns`.
 pub fn in_ns(ns: &str, prog: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut c = Command::new("ip");
@@ -377,21 +361,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rps_masks_are_32_bit_groups_most_significant_first() {
-        assert_eq!(rps_mask(&[0]).unwrap(), "00000001");
-        assert_eq!(rps_mask(&[1, 3]).unwrap(), "0000000a");
-        assert_eq!(rps_mask(&[31]).unwrap(), "80000000");
-        // CPU 32 opens a second group, which comes first.
-        assert_eq!(rps_mask(&[0, 32]).unwrap(), "00000001,00000001");
-        assert_eq!(rps_mask(&[70]).unwrap(), "00000040,00000000,00000000");
-        assert!(rps_mask(&[]).is_err());
-        assert!(rps_mask(&[4096]).is_err());
-    }
-
-    #[test]
     fn napi_thread_names_are_cut_to_15_characters() {
         assert_eq!(napi_prefix("vbench-stack"), "napi/vbench-sta");
         assert_ne!(napi_prefix("vbench-stack"), napi_prefix("vbench-peer"));
         assert_eq!(napi_prefix("xtab-s"), "napi/xtab-s-");
+        // A name that is another's prefix plus more: "napi/a-" would match "napi/a-b-0" too.
+        assert!(napi_prefix("a-b").starts_with(&napi_prefix("a")));
     }
 }

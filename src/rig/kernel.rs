@@ -220,9 +220,14 @@ pub fn syn_flood(plan: &FloodPlan) -> std::io::Result<FloodReport> {
     let opts = TcpOptions { mss: Some(1460), window_scale: Some(7), sack_permitted: true, ..TcpOptions::default() };
     while rep.sent < plan.count && start.elapsed() < plan.duration {
         if plan.rate > 0 {
-            let due = (start.elapsed().as_secs_f64() * plan.rate as f64) as u64;
-            if rep.sent >= due {
-                std::thread::yield_now();
+            let elapsed = start.elapsed();
+            if rep.sent >= (elapsed.as_secs_f64() * plan.rate as f64) as u64 {
+                // Sleep, not spin, until the next SYN is due: on the bed the generator shares
+                // its core with others, and a paced flood must cost what its rate costs. A
+                // sleep overshoots by the timer slack; the SYNs due meanwhile go out together
+                // (a few at the benches' rates).
+                let next = StdDuration::from_secs_f64((rep.sent + 1) as f64 / plan.rate as f64);
+                std::thread::sleep(next.saturating_sub(elapsed));
                 continue;
             }
         }
