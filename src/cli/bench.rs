@@ -162,8 +162,8 @@ pub struct CompareArgs {
     #[arg(long, default_value_t = 0)]
     pub server_core: usize,
     /// Receive queues of the bed's veth pair. The stack serves them on as many cores (one
-    /// queue each); the kernel backend runs as many threads on the same cores, with RPS
-    /// spreading the server veth's receive processing over them. Above 1, the connection-rate
+    /// queue each); the kernel backend runs as many threads on the same cores, and each queue's
+    /// receive poll runs on those cores for both. Above 1, the connection-rate
     /// scenario uses kernel-socket clients, whose flows veth spreads over the queues (the AF_XDP
     /// client sends on queue 0 only).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
@@ -1130,8 +1130,8 @@ fn build_report(
 fn report_table(r: &Report) -> (String, Vec<(String, f64, f64, bool)>) {
     let cores = cpu_list(&r.server_cores);
     let mut table = format!(
-        "{} queue(s): xdptcp serves one per core, the kernel runs one thread per core with RPS over the same \
-         cores ({cores}); connection-rate client: {}. shield: xdptcp with --syn-shield on (SYNs answered by \
+        "{} queue(s): xdptcp serves one per core, the kernel runs one thread per core, on the same cores \
+         ({cores}), each end receiving through pinned polls; connection-rate client: {}. shield: xdptcp with --syn-shield on (SYNs answered by \
          the XDP program).\n\n",
         r.queues, r.connect_client
     );
