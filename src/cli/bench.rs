@@ -784,10 +784,7 @@ fn measure(exe: &str, a: &CompareArgs, bed: &BenchBed, b: Backend) -> Result<BTr
     let legit = legit_under_flood(NS_CLI, exe, client_cores, &target, a.seconds);
     let f = ns_flood.join().map_err(|_| anyhow::anyhow!("flood thread"))??;
     let legit = legit?;
-    // What reached the server: SYNs sent less those veth's full ring refused.
-    let got = |k: &str| f.get(k).copied().unwrap_or(0.0);
-    let reached = (got("syns_sent") - got("dropped_on_the_way")).max(0.0) / got("elapsed_s").max(1e-9);
-    m.insert("legit_flood_syns_per_sec".into(), reached);
+    m.insert("legit_flood_syns_per_sec".into(), flood_reached(&f));
     let done = legit.get("completed").copied().unwrap_or(0.0);
     let errs = legit.get("errors").copied().unwrap_or(0.0);
     m.insert("flood_legit_success".into(), if done + errs > 0.0 { done / (done + errs) } else { 0.0 });
@@ -798,6 +795,13 @@ fn measure(exe: &str, a: &CompareArgs, bed: &BenchBed, b: Backend) -> Result<BTr
     m.insert("bulk_gbit_per_sec".into(), bulk.get("gbit_per_sec").copied().unwrap_or(0.0));
     drop(peer_pass);
     Ok(m)
+}
+
+/// SYNs per second of a `bench flood --kv` report that reached the server: those sent less
+/// those veth's full ring refused.
+pub(super) fn flood_reached(f: &BTreeMap<String, f64>) -> f64 {
+    let got = |k: &str| f.get(k).copied().unwrap_or(0.0);
+    (got("syns_sent") - got("dropped_on_the_way")).max(0.0) / got("elapsed_s").max(1e-9)
 }
 
 /// `bench flood` at the server's port 80 for `secs`, at `rate` SYNs per second (0: flat out),
@@ -1288,6 +1292,15 @@ mod tests {
     /// A CPU model string with a quote and a backslash (hypervisors put odd things there) comes
     /// back from the JSON unchanged, and the metrics keep their table order.
     /// The machine line's sources on this (Linux) machine: procfs reads them.
+    #[test]
+    fn flood_reached_counts_what_veth_did_not_refuse() {
+        let f = kv_parse("syns_sent=100000\ndropped_on_the_way=10000\nelapsed_s=2.000\nsyns_per_sec=50000\n");
+        assert_eq!(flood_reached(&f), 45_000.0);
+        // An empty or odd report reads as nothing reached, not as a division by zero.
+        assert_eq!(flood_reached(&kv_parse("")), 0.0);
+        assert_eq!(flood_reached(&kv_parse("syns_sent=5\ndropped_on_the_way=9\nelapsed_s=1\n")), 0.0);
+    }
+
     #[test]
     fn machine_facts_come_from_proc() {
         assert!(!kernel_release().is_empty());

@@ -15,8 +15,8 @@
 //! of slow legitimate clients (`bench connect`) under a SYN flood (`bench flood`).
 
 use super::bench::{
-    clk_tck, core_busy_share, core_ticks, cpu_busy_ticks, cpu_list, cpu_model, kernel_release, legit_under_flood,
-    median, run_kv_in, PeerPass, SRV_IP,
+    clk_tck, core_busy_share, core_ticks, cpu_busy_ticks, cpu_list, cpu_model, flood_reached, kernel_release,
+    legit_under_flood, median, run_kv_in, PeerPass, SRV_IP,
 };
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -378,9 +378,7 @@ fn measure(exe: &str, front: Front, a: &ProxyBenchArgs, client_cores: &str) -> R
     std::thread::sleep(Duration::from_millis(200));
     let legit = legit_under_flood(NS_CLI, exe, client_cores, &target, a.seconds)?;
     let f = flood.join().map_err(|_| anyhow::anyhow!("flood thread"))??;
-    // What reached the front: SYNs sent less those veth's full ring refused.
-    let got = |k: &str| f.get(k).copied().unwrap_or(0.0);
-    let reached = (got("syns_sent") - got("dropped_on_the_way")).max(0.0) / got("elapsed_s").max(1e-9);
+    let reached = flood_reached(&f);
     if reached < 0.95 * a.flood_rate as f64 {
         eprintln!(
             "bench proxy: {}: the flood reached {reached:.0} SYN/s of --flood-rate {}",
