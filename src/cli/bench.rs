@@ -1289,9 +1289,7 @@ mod tests {
         ])
     }
 
-    /// A CPU model string with a quote and a backslash (hypervisors put odd things there) comes
-    /// back from the JSON unchanged, and the metrics keep their table order.
-    /// The machine line's sources on this (Linux) machine: procfs reads them.
+    /// What a flood delivered: the SYNs sent less those veth refused, per second.
     #[test]
     fn flood_reached_counts_what_veth_did_not_refuse() {
         let f = kv_parse("syns_sent=100000\ndropped_on_the_way=10000\nelapsed_s=2.000\nsyns_per_sec=50000\n");
@@ -1301,6 +1299,7 @@ mod tests {
         assert_eq!(flood_reached(&kv_parse("syns_sent=5\ndropped_on_the_way=9\nelapsed_s=1\n")), 0.0);
     }
 
+    /// The machine line's sources on this (Linux) machine: procfs reads them.
     #[test]
     fn machine_facts_come_from_proc() {
         assert!(!kernel_release().is_empty());
@@ -1331,6 +1330,8 @@ mod tests {
         }
     }
 
+    /// A CPU model string with a quote and a backslash (hypervisors put odd things there) comes
+    /// back from the JSON unchanged, and the metrics keep their table order.
     #[test]
     fn report_json_escapes_the_cpu_model_and_parses_back() {
         let cpu = r#"Fancy "Turbo" CPU \ 3.0GHz\"#.to_string();
