@@ -804,15 +804,29 @@ pub(super) fn flood_reached(f: &BTreeMap<String, f64>) -> f64 {
     (got("syns_sent") - got("dropped_on_the_way")).max(0.0) / got("elapsed_s").max(1e-9)
 }
 
-/// `bench flood` at the server's port 80 for `secs`, at `rate` SYNs per second (0: flat out),
-/// counting the SYN-ACKs on the peer's end.
-fn flood_on_bed(exe: &str, client_cores: &str, secs: &str, rate: u64) -> Result<BTreeMap<String, f64>> {
-    let (target, rate) = (format!("{SRV_IP}:80"), rate.to_string());
-    run_kv(
+/// `bench flood` at `target` for `secs`, from namespace `ns` on `cores`, at `rate` SYNs per
+/// second (0: flat out), counting the SYN-ACKs (and the SYNs veth refused) on `dev`, the
+/// peer's end. `bench compare` and `bench proxy` flood their beds with it.
+pub(super) fn flood_from(
+    (ns, dev): (&str, &str),
+    exe: &str,
+    cores: &str,
+    target: &str,
+    secs: &str,
+    rate: u64,
+) -> Result<BTreeMap<String, f64>> {
+    let rate = rate.to_string();
+    run_kv_in(
+        ns,
         exe,
-        client_cores,
-        &["bench", "flood", "--target", &target, "--seconds", secs, "--rate", &rate, "--count-iface", DEV_CLI, "--kv"],
+        cores,
+        &["bench", "flood", "--target", target, "--seconds", secs, "--rate", &rate, "--count-iface", dev, "--kv"],
     )
+}
+
+/// [`flood_from`] this bed's peer at the server's port 80.
+fn flood_on_bed(exe: &str, client_cores: &str, secs: &str, rate: u64) -> Result<BTreeMap<String, f64>> {
+    flood_from((NS_CLI, DEV_CLI), exe, client_cores, &format!("{SRV_IP}:80"), secs, rate)
 }
 
 /// The legitimate clients run beside a flood, from namespace `ns`: 4 connections at a time, 200 per second, for the
@@ -961,21 +975,7 @@ fn measure_ceiling(
     }
     bed.bed.pin_napi(End::Peer, &bed.peer_cores)?;
     let c0 = cpu_busy_ticks();
-    let r = run_kv(
-        exe,
-        client_cores,
-        &[
-            "bench",
-            "flood",
-            "--target",
-            &format!("{SRV_IP}:80"),
-            "--seconds",
-            &a.seconds.to_string(),
-            "--count-iface",
-            DEV_CLI,
-            "--kv",
-        ],
-    );
+    let r = flood_on_bed(exe, client_cores, &a.seconds.to_string(), 0);
     let c1 = cpu_busy_ticks();
     drop(programs);
     let r = r?;

@@ -15,8 +15,8 @@
 //! of slow legitimate clients (`bench connect`) under a SYN flood (`bench flood`).
 
 use super::bench::{
-    clk_tck, core_busy_share, core_ticks, cpu_busy_ticks, cpu_list, cpu_model, flood_reached, kernel_release,
-    legit_under_flood, median, run_kv_in, PeerPass, SRV_IP,
+    clk_tck, core_busy_share, core_ticks, cpu_busy_ticks, cpu_list, cpu_model, flood_from, flood_reached,
+    kernel_release, legit_under_flood, median, PeerPass, SRV_IP,
 };
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -265,11 +265,6 @@ fn start(exe: &str, dir: &Path, front: Front, a: &ProxyBenchArgs) -> Result<Star
     Ok(s)
 }
 
-/// Runs `xdptcp ARGS` (a `--kv` load generator) in this bed's peer namespace on `cores`.
-fn run_kv(exe: &str, cores: &str, args: &[&str]) -> Result<BTreeMap<String, f64>> {
-    run_kv_in(NS_CLI, exe, cores, args)
-}
-
 /// wrk's latency figure (`1.23ms`, `850.00us`, `1.02s`) in microseconds.
 fn wrk_us(v: &str) -> Option<f64> {
     let (num, scale) = if let Some(n) = v.strip_suffix("us") {
@@ -353,27 +348,9 @@ fn measure(exe: &str, front: Front, a: &ProxyBenchArgs, client_cores: &str) -> R
     // clients' latency measured the sharing of that core.
     let target = format!("{SRV_IP}:{}", front.port());
     let flood = std::thread::spawn({
-        let (exe, cores, target, secs) = (exe.to_string(), client_cores.to_string(), target.clone(), secs.clone());
-        let rate = a.flood_rate.to_string();
-        move || {
-            run_kv(
-                &exe,
-                &cores,
-                &[
-                    "bench",
-                    "flood",
-                    "--target",
-                    &target,
-                    "--seconds",
-                    &secs,
-                    "--rate",
-                    &rate,
-                    "--count-iface",
-                    DEV_CLI,
-                    "--kv",
-                ],
-            )
-        }
+        let (exe, cores, target, secs, rate) =
+            (exe.to_string(), client_cores.to_string(), target.clone(), secs.clone(), a.flood_rate);
+        move || flood_from((NS_CLI, DEV_CLI), &exe, &cores, &target, &secs, rate)
     });
     std::thread::sleep(Duration::from_millis(200));
     let legit = legit_under_flood(NS_CLI, exe, client_cores, &target, a.seconds)?;

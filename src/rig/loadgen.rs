@@ -367,8 +367,7 @@ pub fn run_connect(plan: &ConnectPlan) -> io::Result<ConnectReport> {
                 }
             };
             if ep.ctl(libc::EPOLL_CTL_ADD, fd, (libc::EPOLLOUT | libc::EPOLLIN) as u32).is_err() {
-                // SAFETY: `fd` is a socket we just made and own.
-                unsafe { libc::close(fd) };
+                close_fd(fd);
                 rep.errors.other += 1;
                 break;
             }
