@@ -676,6 +676,16 @@ fn parse_core_ticks(stat: &str) -> BTreeMap<usize, (u64, u64)> {
         .collect()
 }
 
+/// Busy clock ticks of `cores` together between two [`core_ticks`] readings.
+pub(super) fn busy_ticks_on(
+    before: &BTreeMap<usize, (u64, u64)>,
+    after: &BTreeMap<usize, (u64, u64)>,
+    cores: &[usize],
+) -> u64 {
+    let busy = |t: &BTreeMap<usize, (u64, u64)>, c: &usize| t.get(c).map_or(0, |v| v.0);
+    cores.iter().map(|c| busy(after, c).saturating_sub(busy(before, c))).sum()
+}
+
 /// How busy CPU `cpu` was between two [`core_ticks`] readings (0 to 1), so a report can tell
 /// which core held the rate down; `None` when either reading lacks it.
 pub(super) fn core_busy_share(
@@ -731,7 +741,13 @@ pub(super) fn run_kv_in(ns: &str, exe: &str, cores: &str, args: &[&str]) -> Resu
 
 /// One measurement of every scenario against one backend (`b`: the shield needs an XDP
 /// program on the peer's end once kernel sockets are the clients).
-fn measure(exe: &str, a: &CompareArgs, bed: &BenchBed, b: Backend) -> Result<BTreeMap<String, f64>> {
+fn measure(
+    exe: &str,
+    a: &CompareArgs,
+    bed: &BenchBed,
+    server_cores: &[usize],
+    b: Backend,
+) -> Result<BTreeMap<String, f64>> {
     let client_cores = &bed.peer_cores_list();
     let secs = a.seconds.to_string();
     let conc = a.concurrency.to_string();
@@ -773,6 +789,16 @@ fn measure(exe: &str, a: &CompareArgs, bed: &BenchBed, b: Backend) -> Result<BTr
     m.insert("cpu_s_per_ksynack".into(), f1.saturating_sub(f0) as f64 / clk_tck() / (synacks / 1000.0).max(1e-9));
     m.insert("flood_syns_per_sec".into(), f.get("syns_per_sec").copied().unwrap_or(0.0));
     m.insert("flood_synacks_per_sec".into(), f.get("synacks_per_sec").copied().unwrap_or(0.0));
+    // The same flood at --flood-rate, alone: flat out every core is busy, so the figure above
+    // is only the cores over the rate; paced, the machine has time to spare and the busy time
+    // per answer is what answering costs, machine-wide and on the server's cores alone.
+    let (t0, f, t1) = (core_ticks(), flood_on_bed(exe, client_cores, &secs, a.flood_rate)?, core_ticks());
+    let synacks = f.get("synacks").copied().unwrap_or(0.0);
+    let per_ksynack =
+        |cores: &[usize]| busy_ticks_on(&t0, &t1, cores) as f64 / clk_tck() / (synacks / 1000.0).max(1e-9);
+    m.insert("paced_cpu_s_per_ksynack".into(), per_ksynack(&t1.keys().copied().collect::<Vec<_>>()));
+    m.insert("paced_server_cpu_s_per_ksynack".into(), per_ksynack(server_cores));
+    m.insert("paced_synacks_per_sec".into(), f.get("synacks_per_sec").copied().unwrap_or(0.0));
     // Legitimate clients at a modest rate beside a flood of the same offered rate for every
     // backend: flat out, the generator sends as fast as the server leaves it room to, so a
     // cheaper server would face a heavier flood and the latencies would not compare.
@@ -873,12 +899,14 @@ pub(super) fn median(v: &mut [f64]) -> f64 {
 }
 
 /// The metrics, with whether larger is better and the target ratio (against the kernel).
-const METRICS: [(&str, &str, bool, f64); 7] = [
+const METRICS: [(&str, &str, bool, f64); 9] = [
     ("conn_per_sec", "connections/s", true, 3.0),
     ("cpu_s_per_kconn", "CPU s / 1000 conns", false, 1.0 / 3.0),
     ("flood_synacks_per_sec", "SYN-ACKs/s under flood", true, 2.0),
     // Issue 10: the SYN shield answers a SYN for at most a third of the kernel's CPU.
     ("cpu_s_per_ksynack", "CPU s / 1000 SYN-ACKs under flood", false, 1.0 / 3.0),
+    ("paced_cpu_s_per_ksynack", "CPU s / 1000 SYN-ACKs, flood at --flood-rate", false, 1.0 / 3.0),
+    ("paced_server_cpu_s_per_ksynack", "server cores' CPU s / 1000 SYN-ACKs, same flood", false, 1.0 / 3.0),
     ("flood_legit_success", "legit success under flood", true, 1.0),
     ("flood_legit_connect_p99_us", "legit p99 connect under flood", false, 1.0),
     // Issue 11: one stream into `discard` at 0.9 of the kernel's Gbit/s or better.
@@ -923,7 +951,7 @@ pub fn compare(a: &CompareArgs) -> Result<()> {
             eprintln!("bench compare: round {}/{}: {} ...", round + 1, a.rounds, b.name());
             let mut bed = fresh_bed()?;
             bed.start(&exe, b, &server_cores)?;
-            let r = measure(&exe, a, &bed, b);
+            let r = measure(&exe, a, &bed, &server_cores, b);
             bed.stop();
             drop(bed);
             let r = r?;
@@ -946,6 +974,9 @@ pub fn compare(a: &CompareArgs) -> Result<()> {
 struct CeilingFigures {
     synacks_per_sec: f64,
     cpu_s_per_ksynack: f64,
+    /// At `--flood-rate`: machine-wide, and on the server's cores alone.
+    paced_cpu_s_per_ksynack: f64,
+    paced_server_cpu_s_per_ksynack: f64,
 }
 
 fn measure_ceiling(
@@ -974,15 +1005,20 @@ fn measure_ceiling(
         bail!("no NAPI thread of {DEV_SRV} to pin for the ceiling program");
     }
     bed.bed.pin_napi(End::Peer, &bed.peer_cores)?;
-    let c0 = cpu_busy_ticks();
-    let r = flood_on_bed(exe, client_cores, &a.seconds.to_string(), 0);
-    let c1 = cpu_busy_ticks();
+    let secs = a.seconds.to_string();
+    let (c0, r, c1) = (cpu_busy_ticks(), flood_on_bed(exe, client_cores, &secs, 0), cpu_busy_ticks());
+    // Paced, as `measure` paces it.
+    let (t0, p, t1) = (core_ticks(), flood_on_bed(exe, client_cores, &secs, a.flood_rate), core_ticks());
     drop(programs);
-    let r = r?;
+    let (r, p) = (r?, p?);
     let synacks = r.get("synacks").copied().unwrap_or(0.0);
+    let paced = p.get("synacks").copied().unwrap_or(0.0);
+    let per_kpaced = |cores: &[usize]| busy_ticks_on(&t0, &t1, cores) as f64 / clk_tck() / (paced / 1000.0).max(1e-9);
     Ok(CeilingFigures {
         synacks_per_sec: r.get("synacks_per_sec").copied().unwrap_or(0.0),
         cpu_s_per_ksynack: c1.saturating_sub(c0) as f64 / clk_tck() / (synacks / 1000.0).max(1e-9),
+        paced_cpu_s_per_ksynack: per_kpaced(&t1.keys().copied().collect::<Vec<_>>()),
+        paced_server_cpu_s_per_ksynack: per_kpaced(server_cores),
     })
 }
 
@@ -1047,13 +1083,21 @@ struct Report {
     legit_flood_syns_offered_per_sec: Medians,
     xdp_tx_ceiling_synacks_per_sec: f64,
     xdp_tx_ceiling_cpu_s_per_ksynack: f64,
+    xdp_tx_ceiling_paced_cpu_s_per_ksynack: f64,
+    xdp_tx_ceiling_paced_server_cpu_s_per_ksynack: f64,
     xdptcp_vs_ceiling: f64,
     shield_vs_ceiling: f64,
 }
 
-/// Three decimals are all a noisy bed's figures carry; the JSON stays readable.
+/// Three decimals are all a noisy bed's figures carry, and the JSON stays readable; below 1,
+/// four significant digits, so that a CPU cost of a few thousandths of a second per 1,000
+/// answers keeps its precision.
 fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
+    if x == 0.0 || x.abs() >= 1.0 || !x.is_finite() {
+        return (x * 1000.0).round() / 1000.0;
+    }
+    let scale = 10f64.powi(3 - x.abs().log10().floor() as i32);
+    (x * scale).round() / scale
 }
 
 /// The report's figures from every round's measurements (no I/O, so it can be tested).
@@ -1125,9 +1169,21 @@ fn build_report(
         },
         xdp_tx_ceiling_synacks_per_sec: round3(ceiling.synacks_per_sec),
         xdp_tx_ceiling_cpu_s_per_ksynack: round3(ceiling.cpu_s_per_ksynack),
+        xdp_tx_ceiling_paced_cpu_s_per_ksynack: round3(ceiling.paced_cpu_s_per_ksynack),
+        xdp_tx_ceiling_paced_server_cpu_s_per_ksynack: round3(ceiling.paced_server_cpu_s_per_ksynack),
         xdptcp_vs_ceiling: vs_ceiling("xdptcp"),
         shield_vs_ceiling: vs_ceiling("shield"),
     }
+}
+
+/// A figure for the table: two decimals, or four significant digits below 1 (a CPU cost per
+/// 1,000 answers is a few thousandths of a second).
+fn figure(v: f64) -> String {
+    if v == 0.0 || v.abs() >= 1.0 || !v.is_finite() {
+        return format!("{v:.2}");
+    }
+    let decimals = (3 - v.abs().log10().floor() as i32).max(0) as usize;
+    format!("{v:.decimals$}")
 }
 
 /// The report as a Markdown table, and the rows of the plot.
@@ -1147,8 +1203,14 @@ fn report_table(r: &Report) -> (String, Vec<(String, f64, f64, bool)>) {
         let cmp = if m.higher_is_better { ">=" } else { "<=" };
         let _ = writeln!(
             table,
-            "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {cmp} {:.2} |",
-            m.label, m.kernel_median, m.xdptcp_median, m.shield_median, m.ratio, m.shield_ratio, m.target_ratio
+            "| {} | {} | {} | {} | {:.2} | {:.2} | {cmp} {:.2} |",
+            m.label,
+            figure(m.kernel_median),
+            figure(m.xdptcp_median),
+            figure(m.shield_median),
+            m.ratio,
+            m.shield_ratio,
+            m.target_ratio
         );
         rows.push((m.label.to_string(), m.ratio, m.target_ratio, m.higher_is_better));
         rows.push((format!("{} (shield)", m.label), m.shield_ratio, m.target_ratio, m.higher_is_better));
@@ -1354,5 +1416,19 @@ mod tests {
         assert_eq!(cps["shield"], serde_json::json!([1200.0, 600.0]));
         assert_eq!(cps["shield_ratio"].as_f64(), Some(4.0));
         assert_eq!(v["server_cores"], serde_json::json!([0]));
+    }
+
+    /// A CPU cost per 1,000 SYN-ACKs (a few thousandths of a second) keeps four significant
+    /// digits in the JSON and the table; large figures keep three and two decimals.
+    #[test]
+    fn small_figures_keep_their_digits() {
+        assert_eq!(round3(0.0056148), 0.005615);
+        assert_eq!(round3(0.01715), 0.01715);
+        assert_eq!(round3(43717.8123), 43717.812);
+        assert_eq!(round3(0.0), 0.0);
+        assert_eq!(figure(0.0056148), "0.005615");
+        assert_eq!(figure(0.1445), "0.1445");
+        assert_eq!(figure(43717.8), "43717.80");
+        assert_eq!(figure(0.0), "0.00");
     }
 }

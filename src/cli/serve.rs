@@ -58,6 +58,7 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
         directory_slots: a.directory_slots,
         cookie_secrets,
         shield: a.shield_config(),
+        busy_poll: std::time::Duration::from_micros(a.busy_poll_us),
     };
     let cfg_iface = cfg.iface.clone();
     let ports: Vec<String> = a

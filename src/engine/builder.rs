@@ -38,6 +38,7 @@ impl EngineConfig {
             directory_slots: DEFAULT_DIRECTORY_SLOTS,
             cookie_secrets: None,
             shield: ShieldConfig::default(),
+            busy_poll: std::time::Duration::ZERO,
         }
     }
 }
@@ -91,6 +92,14 @@ impl EngineBuilder {
     /// CPUs to pin the queue threads to, in queue order.
     pub fn cores(mut self, cores: impl IntoIterator<Item = usize>) -> Self {
         self.cfg.cores = cores.into_iter().collect();
+        self
+    }
+
+    /// How long a core keeps polling its rings after its last work before it sleeps (default
+    /// zero: it sleeps as soon as a turn finds nothing). A spell of polling saves the wake-up
+    /// of a frame that comes within it, and spends the core meanwhile.
+    pub fn busy_poll(mut self, spell: std::time::Duration) -> Self {
+        self.cfg.busy_poll = spell;
         self
     }
 

@@ -49,6 +49,10 @@ pub struct EngineConfig {
     pub cookie_secrets: Option<FleetSecrets>,
     /// The SYN shield of the XDP program (`serve --syn-shield`, see `engine::shield`).
     pub shield: ShieldConfig,
+    /// How long a core keeps polling its rings after its last work before it sleeps in
+    /// poll(2) (`serve --busy-poll-us`). Zero, the default as Linux's `net.core.busy_poll`:
+    /// it sleeps as soon as a turn finds nothing to do.
+    pub busy_poll: std::time::Duration,
 }
 
 /// How long stopping waits for the core threads.
@@ -225,10 +229,11 @@ impl Engine {
             xsk.bind = cfg.bind;
             let tap = bound.tap();
             let shield = shield_shared.clone();
+            let busy_poll = Duration::from_nanos(u64::try_from(cfg.busy_poll.as_nanos()).unwrap_or(u64::MAX));
             let h = std::thread::Builder::new()
                 .name(format!("xdptcp-q{q}"))
                 .spawn(move || {
-                    let ids = CoreIds { queue: q as u32, pin };
+                    let ids = CoreIds { queue: q as u32, pin, busy_poll };
                     core_thread(core, ids, iface, xsk, clock, master, ctl_rx, fd_tx, go_rx, tap, shield)
                 })
                 .context("spawn core thread")?;
@@ -351,10 +356,12 @@ impl Drop for Engine {
     }
 }
 
-/// Which queue a core thread serves and which CPU it runs on.
+/// Which queue a core thread serves, which CPU it runs on, and how long it polls before it
+/// sleeps ([`EngineConfig::busy_poll`]).
 struct CoreIds {
     queue: u32,
     pin: usize,
+    busy_poll: Duration,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -371,7 +378,7 @@ fn core_thread(
     mut tap: Option<Tap>,
     shield: Option<Arc<ShieldShared>>,
 ) {
-    let CoreIds { queue, pin } = ids;
+    let CoreIds { queue, pin, busy_poll } = ids;
     if !core_affinity::set_for_current(core_affinity::CoreId { id: pin }) {
         eprintln!("xdptcp: queue {queue}: could not pin to core {pin}; running unpinned");
     }
@@ -393,7 +400,7 @@ fn core_thread(
     }
     core.work_clock = Some(MonoClock::new());
     let mut epoch = u64::MAX;
-    let mut idle = 0u32;
+    let mut last_work = clock.now();
     let mut wait_fds: Vec<RawFd> = Vec::with_capacity(4);
     let mut shield_seen = ShieldSeen::default();
     loop {
@@ -435,12 +442,9 @@ fn core_thread(
             Err(crossbeam_channel::TryRecvError::Empty) => {}
         }
         if n == 0 {
-            idle = idle.saturating_add(1);
-            // Busy-poll while traffic flows; after a short idle spell, sleep in poll(2) until a
-            // frame arrives or the next timer is due (at most 2 ms, so control stays prompt).
-            if idle > 256 && core.sleeping(true) {
-                let until = core.shard.poll_timeout().map(|t| t.saturating_since(clock.now()).as_millis());
-                let ms = until.unwrap_or(2).min(2) as i32;
+            // Idle for the busy-poll spell: sleep until a frame arrives or the next timer is due.
+            if now.saturating_since(last_work) >= busy_poll && !link.tx_waiting() && core.sleeping(true) {
+                let nap = sleep_for(core.shard.poll_timeout(), clock.now());
                 // A frame handed over by another core wakes the sleep too (its eventfd), and so
                 // does anything the application waits on (its own sockets).
                 wait_fds.clear();
@@ -449,22 +453,36 @@ fn core_thread(
                     wait_fds.push(wake.as_raw_fd());
                 }
                 core.app.wait_fds(&mut wait_fds);
-                wait_any(&wait_fds, ms);
+                wait_any(&wait_fds, nap);
                 core.sleeping(false);
             }
         } else {
-            idle = 0;
+            last_work = now;
         }
     }
 }
 
+/// The longest sleep of an idle core, so that a control request is answered promptly.
+const MAX_SLEEP: Duration = Duration::from_millis(2);
+
+/// How long an idle core sleeps at `now` when its next timer is `next_timer`: until that timer,
+/// to the nanosecond (poll(2)'s milliseconds would round a timer due in 0.4 ms down to a
+/// zero timeout, and the core would spin through system calls until it came due), at most
+/// [`MAX_SLEEP`].
+fn sleep_for(next_timer: Option<crate::time::Instant>, now: crate::time::Instant) -> Duration {
+    next_timer.map_or(MAX_SLEEP, |t| t.saturating_since(now)).min(MAX_SLEEP)
+}
+
 /// Sleeps in poll(2) until one of `fds` is readable (the AF_XDP socket has frames, a hand-over
 /// eventfd was written, an application socket is ready) or `ms` pass.
-fn wait_any(fds: &[RawFd], ms: i32) {
+fn wait_any(fds: &[RawFd], timeout: Duration) {
     let mut p: Vec<libc::pollfd> =
         fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
-    // SAFETY: `p` is a valid array of pollfd for the duration of the call.
-    let _ = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, ms) };
+    let ns = timeout.as_nanos();
+    let ts = libc::timespec { tv_sec: (ns / 1_000_000_000) as libc::time_t, tv_nsec: (ns % 1_000_000_000) as _ };
+    // SAFETY: `p` is a valid array of pollfd and `ts` a valid timespec for the duration of the
+    // call; a null signal mask leaves the thread's mask as it is.
+    let _ = unsafe { libc::ppoll(p.as_mut_ptr(), p.len() as libc::nfds_t, &ts, std::ptr::null()) };
 }
 
 /// What a core last told, and last heard from, the SYN shield.
@@ -495,5 +513,24 @@ impl ShieldSeen {
             s.note_overflows(q.wrapping_sub(self.overflows));
             self.overflows = q;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{sleep_for, MAX_SLEEP};
+    use crate::time::{Duration, Instant};
+
+    #[test]
+    fn an_idle_core_sleeps_until_its_next_timer_to_the_microsecond() {
+        let now = Instant::from_millis(10_000);
+        // A timer 400 µs away: a 400 µs sleep, not poll(2)'s 0 ms (which spun the core in
+        // system calls until the timer came due).
+        assert_eq!(sleep_for(Some(Instant::from_nanos(now.as_nanos() + 400_000)), now), Duration::from_micros(400));
+        // Overdue: no sleep, the next turn runs it.
+        assert_eq!(sleep_for(Some(Instant::from_millis(9_000)), now), Duration::ZERO);
+        // Far off, or no timer at all: at most MAX_SLEEP, so control stays prompt.
+        assert_eq!(sleep_for(Some(Instant::from_secs(60)), now), MAX_SLEEP);
+        assert_eq!(sleep_for(None, now), MAX_SLEEP);
     }
 }

@@ -445,6 +445,13 @@ impl XdpLink {
         self.tx.wakeup_errors
     }
 
+    /// Whether frames wait in the transmit ring for the kernel to take them (copy mode sends a
+    /// budget per kick, so a large burst may outlast one flush): a core that slept now would
+    /// leave them there until something woke it.
+    pub fn tx_waiting(&mut self) -> bool {
+        self.tx.in_flight > 0 && self.tx.ring_outstanding() > 0
+    }
+
     /// Blocks up to `timeout_ms` (-1: forever) until a frame is ready to receive.
     pub fn wait_rx(&mut self, timeout_ms: i32) -> io::Result<bool> {
         self.rx.q.poll(timeout_ms)
