@@ -275,10 +275,10 @@ pub struct ServeArgs {
     /// (8 bytes each; a flow held by any core takes one).
     #[arg(long, default_value_t = 1 << 20, value_parser = parse_directory_slots)]
     pub directory_slots: usize,
-    /// Microseconds each core keeps polling its rings after its last work before it sleeps in
-    /// poll(2) until a frame or a timer wakes it. 0 (as Linux's net.core.busy_poll): sleep as
-    /// soon as a turn finds nothing. More saves the wake-up of a frame that comes within the
-    /// spell, and spends the core's CPU meanwhile.
+    /// Microseconds each core keeps polling its rings after its last work before it sleeps
+    /// until a frame, a timer or its application's sockets wake it (at most 2 ms). 0 (as Linux's
+    /// net.core.busy_poll): sleep as soon as a turn finds nothing. More saves the wake-up of a
+    /// frame that comes within the spell, and spends the core's CPU meanwhile.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     pub busy_poll_us: u64,
     /// Stop after this many seconds (default: run until SIGINT/SIGTERM).

@@ -86,7 +86,11 @@ impl Waker {
 
     fn wake(&self) {
         use std::os::fd::AsRawFd;
-        if !self.sleeping.load(std::sync::atomic::Ordering::Acquire) {
+        use std::sync::atomic::{fence, Ordering};
+        // The frame was queued before this load, and the core stores `sleeping` before it
+        // looks at its queue: with a full fence on both sides, one of the two sees the other.
+        fence(Ordering::SeqCst);
+        if !self.sleeping.load(Ordering::Relaxed) {
             return;
         }
         if let Some(fd) = &self.fd {
@@ -318,18 +322,31 @@ impl<H: Handler + ?Sized> Core<H> {
         self.links.as_ref().and_then(|l| l.wakers.get(self.index)).and_then(|w| w.fd.as_ref()).map(|f| f.as_fd())
     }
 
-    /// Says whether the core is about to sleep (true: hand-overs write its eventfd) or woke up
-    /// (false: the eventfd is drained). Returns false when going to sleep would miss frames
-    /// already handed over.
-    pub fn sleeping(&self, on: bool) -> bool {
+    /// The core is about to sleep: from now on hand-overs write its eventfd. Returns false,
+    /// and the core stays awake, when frames were handed over already.
+    pub fn going_to_sleep(&self) -> bool {
+        use std::sync::atomic::{fence, Ordering};
         let Some(l) = self.links.as_ref() else { return true };
         let Some(w) = l.wakers.get(self.index) else { return true };
-        w.sleeping.store(on, std::sync::atomic::Ordering::SeqCst);
-        if on {
-            return l.inbox.is_empty();
+        w.sleeping.store(true, Ordering::Relaxed);
+        // Pairs with the fence in `Waker::wake`.
+        fence(Ordering::SeqCst);
+        if l.inbox.is_empty() {
+            return true;
         }
-        w.drain();
-        true
+        // Awake after all: hand-overs need not write the eventfd.
+        w.sleeping.store(false, Ordering::Relaxed);
+        false
+    }
+
+    /// The core woke: hand-overs stop writing its eventfd, and the eventfd is emptied when the
+    /// sleep saw it readable (`written`), so the next sleep is not cut short by an old wake.
+    pub fn woke(&self, written: bool) {
+        let Some(w) = self.links.as_ref().and_then(|l| l.wakers.get(self.index)) else { return };
+        w.sleeping.store(false, std::sync::atomic::Ordering::Relaxed);
+        if written {
+            w.drain();
+        }
     }
 
     /// Graceful stop, first step: every listener closes (new SYNs meet a closed port, and

@@ -50,7 +50,7 @@ pub struct EngineConfig {
     /// The SYN shield of the XDP program (`serve --syn-shield`, see `engine::shield`).
     pub shield: ShieldConfig,
     /// How long a core keeps polling its rings after its last work before it sleeps in
-    /// poll(2) (`serve --busy-poll-us`). Zero, the default as Linux's `net.core.busy_poll`:
+    /// ppoll(2) (`serve --busy-poll-us`). Zero, the default as Linux's `net.core.busy_poll`:
     /// it sleeps as soon as a turn finds nothing to do.
     pub busy_poll: std::time::Duration,
 }
@@ -401,7 +401,11 @@ fn core_thread(
     core.work_clock = Some(MonoClock::new());
     let mut epoch = u64::MAX;
     let mut last_work = clock.now();
+    // Set by a control request: `xdptcp ss` asks page after page, and each should find the
+    // core awake rather than wait out a sleep.
+    let mut awake_until = clock.now();
     let mut wait_fds: Vec<RawFd> = Vec::with_capacity(4);
+    let mut pollfds: Vec<libc::pollfd> = Vec::with_capacity(4);
     let mut shield_seen = ShieldSeen::default();
     loop {
         let now = clock.now();
@@ -421,7 +425,11 @@ fn core_thread(
             None => core.poll(now, &mut link),
             Some(t) => core.poll(now, &mut Tapped::new(&mut link, t)),
         };
-        match ctl.try_recv() {
+        let asked = ctl.try_recv();
+        if asked.is_ok() {
+            awake_until = now + CONTROL_SPELL;
+        }
+        match asked {
             Ok(Control::Snapshot(reply)) => {
                 let mut s = core.stats(&link);
                 s.pcap_dropped = tap.as_ref().map_or(0, |t| t.dropped);
@@ -443,18 +451,21 @@ fn core_thread(
         }
         if n == 0 {
             // Idle for the busy-poll spell: sleep until a frame arrives or the next timer is due.
-            if now.saturating_since(last_work) >= busy_poll && !link.tx_waiting() && core.sleeping(true) {
+            if now.saturating_since(last_work) >= busy_poll
+                && now >= awake_until
+                && !link.tx_waiting()
+                && core.going_to_sleep()
+            {
                 let nap = sleep_for(core.shard.poll_timeout(), clock.now());
-                // A frame handed over by another core wakes the sleep too (its eventfd), and so
-                // does anything the application waits on (its own sockets).
+                // A frame handed over by another core wakes the sleep too (its eventfd, second),
+                // and so does anything the application waits on (its own sockets).
                 wait_fds.clear();
                 wait_fds.push(link.as_fd().as_raw_fd());
-                if let Some(wake) = core.wake_fd() {
-                    wait_fds.push(wake.as_raw_fd());
-                }
+                let handed = core.wake_fd().map(|w| w.as_raw_fd());
+                wait_fds.extend(handed);
                 core.app.wait_fds(&mut wait_fds);
-                wait_any(&wait_fds, nap);
-                core.sleeping(false);
+                wait_any(&mut pollfds, &wait_fds, nap);
+                core.woke(handed.is_some() && pollfds.get(1).is_some_and(|p| p.revents != 0));
             }
         } else {
             last_work = now;
@@ -462,22 +473,28 @@ fn core_thread(
     }
 }
 
-/// The longest sleep of an idle core, so that a control request is answered promptly.
+/// The longest sleep of an idle core, so that a control request (which writes no descriptor
+/// the core waits on) is answered promptly, and so are an application's own deadlines.
 const MAX_SLEEP: Duration = Duration::from_millis(2);
 
-/// How long an idle core sleeps at `now` when its next timer is `next_timer`: until that timer,
-/// to the nanosecond (poll(2)'s milliseconds would round a timer due in 0.4 ms down to a
-/// zero timeout, and the core would spin through system calls until it came due), at most
-/// [`MAX_SLEEP`].
+/// How long a core stays awake after a control request, for the next one (a listing asks page
+/// after page).
+const CONTROL_SPELL: Duration = Duration::from_millis(1);
+
+/// How long an idle core sleeps at `now` when its next timer is `next_timer`: until that timer
+/// (a nanosecond timeout, where poll(2)'s milliseconds would round a timer due in 0.4 ms down
+/// to a zero timeout and the core would spin through system calls until it came due; the
+/// kernel adds the thread's timer slack, 50 µs by default), at most [`MAX_SLEEP`].
 fn sleep_for(next_timer: Option<crate::time::Instant>, now: crate::time::Instant) -> Duration {
     next_timer.map_or(MAX_SLEEP, |t| t.saturating_since(now)).min(MAX_SLEEP)
 }
 
-/// Sleeps in poll(2) until one of `fds` is readable (the AF_XDP socket has frames, a hand-over
-/// eventfd was written, an application socket is ready) or `ms` pass.
-fn wait_any(fds: &[RawFd], timeout: Duration) {
-    let mut p: Vec<libc::pollfd> =
-        fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+/// Sleeps in ppoll(2) until one of `fds` is readable (the AF_XDP socket has frames, a hand-over
+/// eventfd was written, an application socket is ready) or `timeout` passes; `p` is the
+/// loop's own buffer (no allocation per sleep) and holds each descriptor's `revents` after.
+fn wait_any(p: &mut Vec<libc::pollfd>, fds: &[RawFd], timeout: Duration) {
+    p.clear();
+    p.extend(fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }));
     let ns = timeout.as_nanos();
     let ts = libc::timespec { tv_sec: (ns / 1_000_000_000) as libc::time_t, tv_nsec: (ns % 1_000_000_000) as _ };
     // SAFETY: `p` is a valid array of pollfd and `ts` a valid timespec for the duration of the
@@ -522,7 +539,7 @@ mod tests {
     use crate::time::{Duration, Instant};
 
     #[test]
-    fn an_idle_core_sleeps_until_its_next_timer_to_the_microsecond() {
+    fn an_idle_core_sleeps_until_its_next_timer_not_a_rounded_millisecond() {
         let now = Instant::from_millis(10_000);
         // A timer 400 µs away: a 400 µs sleep, not poll(2)'s 0 ms (which spun the core in
         // system calls until the timer came due).

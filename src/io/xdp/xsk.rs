@@ -159,6 +159,10 @@ struct TxPath {
     tx_no_frame: u64,
     wakeups: u64,
     wakeup_errors: u64,
+    /// Frames the completion ring returned, and that count when `XdpLink::tx_waiting` last
+    /// looked: whether the kernel is taking frames at all.
+    completed: u64,
+    completed_seen: u64,
 }
 
 /// Copy mode sends at most a budget of frames (32 by default) per `sendto`; a full batch
@@ -177,6 +181,7 @@ impl TxPath {
             }
             self.free.extend(self.comp.iter().take(n).copied());
             self.in_flight = self.in_flight.saturating_sub(n);
+            self.completed = self.completed.wrapping_add(n as u64);
             if n < self.comp.len() {
                 break;
             }
@@ -395,6 +400,8 @@ impl XdpLink {
                 tx_no_frame: 0,
                 wakeups: 0,
                 wakeup_errors: 0,
+                completed: 0,
+                completed_seen: 0,
             },
             total_frames,
             zero_copy,
@@ -445,11 +452,16 @@ impl XdpLink {
         self.tx.wakeup_errors
     }
 
-    /// Whether frames wait in the transmit ring for the kernel to take them (copy mode sends a
-    /// budget per kick, so a large burst may outlast one flush): a core that slept now would
-    /// leave them there until something woke it.
+    /// Whether frames wait to be sent (on the transmit ring, or written and waiting for room
+    /// on it) while the kernel is taking them: copy mode sends a budget per kick, so a large
+    /// burst outlasts one flush, and a core that slept now would leave the rest until something
+    /// woke it. False when nothing completed since the last call: a link that is down, or a
+    /// queue the driver stopped, takes nothing, and a core that stayed awake for it would spin.
     pub fn tx_waiting(&mut self) -> bool {
-        self.tx.in_flight > 0 && self.tx.ring_outstanding() > 0
+        let t = &mut self.tx;
+        let moving = t.completed != t.completed_seen;
+        t.completed_seen = t.completed;
+        moving && (!t.pending.is_empty() || (t.in_flight > 0 && t.ring_outstanding() > 0))
     }
 
     /// Blocks up to `timeout_ms` (-1: forever) until a frame is ready to receive.
