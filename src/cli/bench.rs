@@ -505,9 +505,6 @@ impl Backend {
     }
 }
 
-/// `xdptcp xdp-attach --prog pass` on the peer's end while it lives: the shield's XDP_TX
-/// SYN-ACKs reach a veth end only if that end runs an XDP program (DESIGN.md, bed facts).
-/// Dropping it detaches the program.
 /// `xdp_pass` on the peer's end of a veth bed, for as long as it lives: a veth end receives
 /// frames another end sent by `XDP_TX` (the shield's SYN-ACKs) only while it has an XDP
 /// program of its own (DESIGN.md).
@@ -521,13 +518,33 @@ impl PeerPass {
         PeerPass::attach_in(exe, NS_CLI, DEV_CLI)
     }
     pub(super) fn attach_in(exe: &str, ns: &str, dev: &str) -> Result<PeerPass> {
-        let c = Command::new("ip")
-            .args(["netns", "exec", ns, exe, "xdp-attach", "--prog", "pass", "--iface", dev])
-            .stdout(Stdio::null())
-            .spawn()
-            .context("attach xdp_pass to the peer's end")?;
-        std::thread::sleep(Duration::from_millis(500));
-        Ok(PeerPass { _attach: Interrupted(c) })
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns, exe, "xdp-attach", "--prog", "pass", "--iface", dev]);
+        Ok(PeerPass { _attach: attached(c, "xdp_pass on the peer's end")? })
+    }
+}
+
+/// Starts `xdptcp xdp-attach` (`c`) and returns once it says its program is attached (its
+/// first line), or fails if it exits first or takes more than 10 s. What it prints later goes
+/// on to this process's stdout.
+fn attached(mut c: Command, what: &str) -> Result<Interrupted> {
+    use std::io::{BufRead, BufReader};
+    let mut child = c.stdout(Stdio::piped()).spawn().with_context(|| format!("start {what}"))?;
+    let out = child.stdout.take();
+    let guard = Interrupted(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Some(out) = out else { return };
+        let mut r = BufReader::new(out);
+        let mut first = String::new();
+        let _ = r.read_line(&mut first);
+        let _ = tx.send(first);
+        let _ = std::io::copy(&mut r, &mut std::io::stdout());
+    });
+    match rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(l) if l.trim_end() == super::ATTACHED => Ok(guard),
+        Ok(l) => bail!("{what}: not attached (it said {:?} and exited)", l.trim_end()),
+        Err(_) => bail!("{what}: not attached after 10 s"),
     }
 }
 
@@ -992,20 +1009,10 @@ fn measure_ceiling(
     server_cores: &[usize],
     client_cores: &str,
 ) -> Result<CeilingFigures> {
-    let programs = [
-        Interrupted(
-            Command::new("ip")
-                .args(["netns", "exec", NS_SRV, exe, "xdp-attach", "--prog", "synack-tx", "--iface", DEV_SRV])
-                .args(["--port", "80"])
-                .spawn()?,
-        ),
-        Interrupted(
-            Command::new("ip")
-                .args(["netns", "exec", NS_CLI, exe, "xdp-attach", "--prog", "pass", "--iface", DEV_CLI])
-                .spawn()?,
-        ),
-    ];
-    std::thread::sleep(Duration::from_millis(800));
+    let mut ceiling = Command::new("ip");
+    ceiling.args(["netns", "exec", NS_SRV, exe, "xdp-attach", "--prog", "synack-tx", "--iface", DEV_SRV]);
+    ceiling.args(["--port", "80"]);
+    let programs = [attached(ceiling, "the XDP_TX ceiling program")?, PeerPass::attach(exe)?._attach];
     // The program's receive poll on the server's cores, as the stack's (`BenchBed::start`).
     if bed.bed.pin_stack_napi(server_cores)? == 0 {
         bail!("no NAPI thread of {DEV_SRV} to pin for the ceiling program");

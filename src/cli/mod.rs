@@ -672,10 +672,19 @@ pub struct XdpAttachArgs {
     pub port: u16,
 }
 
+/// What `xdp-attach` prints once its program is attached.
+pub const ATTACHED: &str = "attached";
+
 #[cfg(feature = "xdp")]
 pub fn xdp_attach(a: &XdpAttachArgs) -> Result<()> {
     use xdptcp::io::xdp::{AttachMode, Ceiling, PassProgram};
     xdptcp::engine::signals::install();
+    // The first line out: what `bench` waits for before it measures.
+    let say_attached = || {
+        use std::io::Write;
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "{ATTACHED}").and_then(|()| out.flush());
+    };
     let wait = || {
         while !xdptcp::engine::signals::stop_requested() {
             std::thread::sleep(std::time::Duration::from_millis(50));
@@ -685,12 +694,14 @@ pub fn xdp_attach(a: &XdpAttachArgs) -> Result<()> {
         HelperProg::SynackTx => {
             let mut c = Ceiling::load(a.port).context("load synack_tx")?;
             c.attach(&a.iface, AttachMode::Native).with_context(|| format!("attach synack_tx to {}", a.iface))?;
+            say_attached();
             wait();
             println!("synack_tx answered={} passed={}", c.answered(), c.passed());
         }
         HelperProg::Pass => {
             let _p = PassProgram::attach(&a.iface, AttachMode::Native)
                 .with_context(|| format!("attach xdp_pass to {}", a.iface))?;
+            say_attached();
             wait();
         }
     }
