@@ -316,7 +316,8 @@ impl<H: Handler + ?Sized> Core<H> {
     }
 
     /// The descriptor to poll beside the AF_XDP socket while the core sleeps: it becomes
-    /// readable when a frame is handed to this core. Call [`Core::going_to_sleep`] before the wait and [`Core::woke`] after it.
+    /// readable when a frame is handed to this core. Call [`Core::going_to_sleep`] before the
+    /// wait and [`Core::woke`] after it.
     pub fn wake_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         use std::os::fd::AsFd;
         self.links.as_ref().and_then(|l| l.wakers.get(self.index)).and_then(|w| w.fd.as_ref()).map(|f| f.as_fd())
