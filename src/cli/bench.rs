@@ -510,7 +510,7 @@ impl Backend {
 /// program of its own (DESIGN.md).
 pub(super) struct PeerPass {
     /// Held for its Drop: the program goes when the process does.
-    _attach: Interrupted,
+    _attach: Attached,
 }
 
 impl PeerPass {
@@ -524,16 +524,31 @@ impl PeerPass {
     }
 }
 
+/// A running `xdptcp xdp-attach` and the thread that passes on what it prints; dropping it
+/// stops the process (see [`Interrupted`]) and then waits for its last words.
+struct Attached {
+    child: Option<Interrupted>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        drop(self.child.take());
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+    }
+}
+
 /// Starts `xdptcp xdp-attach` (`c`) and returns once it says its program is attached (its
-/// first line), or fails if it exits first or takes more than 10 s. What it prints later goes
+/// first line), or fails if it ends first or takes more than 10 s. What it prints later goes
 /// on to this process's stdout.
-fn attached(mut c: Command, what: &str) -> Result<Interrupted> {
+fn attached(mut c: Command, what: &str) -> Result<Attached> {
     use std::io::{BufRead, BufReader};
     let mut child = c.stdout(Stdio::piped()).spawn().with_context(|| format!("start {what}"))?;
     let out = child.stdout.take();
-    let guard = Interrupted(child);
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         let Some(out) = out else { return };
         let mut r = BufReader::new(out);
         let mut first = String::new();
@@ -541,15 +556,21 @@ fn attached(mut c: Command, what: &str) -> Result<Interrupted> {
         let _ = tx.send(first);
         let _ = std::io::copy(&mut r, &mut std::io::stdout());
     });
+    let mut a = Attached { child: Some(Interrupted(child)), reader: Some(reader) };
     match rx.recv_timeout(Duration::from_secs(10)) {
-        Ok(l) if l.trim_end() == super::ATTACHED => Ok(guard),
-        Ok(l) => bail!("{what}: not attached (it said {:?} and exited)", l.trim_end()),
+        Ok(l) if l.trim_end() == super::ATTACHED => Ok(a),
+        Ok(l) => {
+            let status = a.child.as_mut().and_then(|c| c.0.try_wait().ok().flatten());
+            let how = status.map_or("is still running".to_string(), |s| format!("ended ({s})"));
+            bail!("{what}: not attached (its first line was {:?}; it {how})", l.trim_end())
+        }
         Err(_) => bail!("{what}: not attached after 10 s"),
     }
 }
 
 /// A child process that gets SIGINT and is waited for when this is dropped, whichever way
-/// the caller leaves.
+/// the caller leaves; one that has not ended 3 s after the SIGINT (stuck before its handler
+/// looks, e.g. loading a program) is killed.
 struct Interrupted(Child);
 
 impl Drop for Interrupted {
@@ -558,6 +579,13 @@ impl Drop for Interrupted {
         unsafe {
             libc::kill(self.0.id() as libc::pid_t, libc::SIGINT);
         }
+        for _ in 0..300 {
+            if !matches!(self.0.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.0.kill();
         let _ = self.0.wait();
     }
 }

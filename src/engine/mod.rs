@@ -81,6 +81,12 @@ impl Waker {
         let raw = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
         // SAFETY: `raw` is a fresh descriptor this value alone owns.
         let fd = (raw >= 0).then(|| unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) });
+        if fd.is_none() {
+            eprintln!(
+                "xdptcp: eventfd: {}; a sleeping core notices frames handed to it only when its sleep ends (2 ms at most)",
+                std::io::Error::last_os_error()
+            );
+        }
         Waker { fd, sleeping: std::sync::atomic::AtomicBool::new(false) }
     }
 
@@ -90,7 +96,9 @@ impl Waker {
         // The frame was queued before this load, and the core stores `sleeping` before it
         // looks at its queue: with a full fence on both sides, one of the two sees the other.
         fence(Ordering::SeqCst);
-        if !self.sleeping.load(Ordering::Relaxed) {
+        // The first hand-over to a sleeping core writes the eventfd; those after it, until the
+        // core sleeps again, find it awake (or waking) and need not.
+        if !self.sleeping.swap(false, Ordering::Relaxed) {
             return;
         }
         if let Some(fd) = &self.fd {

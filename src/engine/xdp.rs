@@ -401,8 +401,8 @@ fn core_thread(
     core.work_clock = Some(MonoClock::new());
     let mut epoch = u64::MAX;
     let mut last_work = clock.now();
-    // Set by a control request: `xdptcp ss` asks page after page, and each should find the
-    // core awake rather than wait out a sleep.
+    // Set by a listing request: `xdptcp ss` asks page after page, and each should find the
+    // core awake rather than wait out a sleep (the once-a-second snapshot needs no spell).
     let mut awake_until = clock.now();
     let mut wait_fds: Vec<RawFd> = Vec::with_capacity(4);
     let mut pollfds: Vec<libc::pollfd> = Vec::with_capacity(4);
@@ -426,7 +426,7 @@ fn core_thread(
             Some(t) => core.poll(now, &mut Tapped::new(&mut link, t)),
         };
         let asked = ctl.try_recv();
-        if asked.is_ok() {
+        if matches!(asked, Ok(Control::List(_))) {
             awake_until = now + CONTROL_SPELL;
         }
         match asked {
@@ -477,8 +477,7 @@ fn core_thread(
 /// the core waits on) is answered promptly, and so are an application's own deadlines.
 const MAX_SLEEP: Duration = Duration::from_millis(2);
 
-/// How long a core stays awake after a control request, for the next one (a listing asks page
-/// after page).
+/// How long a core stays awake after a listing request, for the next page.
 const CONTROL_SPELL: Duration = Duration::from_millis(1);
 
 /// How long an idle core sleeps at `now` when its next timer is `next_timer`: until that timer

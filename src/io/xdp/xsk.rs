@@ -159,10 +159,9 @@ struct TxPath {
     tx_no_frame: u64,
     wakeups: u64,
     wakeup_errors: u64,
-    /// Frames the completion ring returned, and that count when `XdpLink::tx_waiting` last
-    /// looked: whether the kernel is taking frames at all.
-    completed: u64,
-    completed_seen: u64,
+    /// The last flush's kick moved the ring's consumer (copy mode: the kernel took frames
+    /// inside `sendto`), so another kick would take more.
+    took: bool,
 }
 
 /// Copy mode sends at most a budget of frames (32 by default) per `sendto`; a full batch
@@ -181,7 +180,6 @@ impl TxPath {
             }
             self.free.extend(self.comp.iter().take(n).copied());
             self.in_flight = self.in_flight.saturating_sub(n);
-            self.completed = self.completed.wrapping_add(n as u64);
             if n < self.comp.len() {
                 break;
             }
@@ -246,6 +244,7 @@ impl TxPath {
 
     /// Wakes the kernel's transmit path when it needs it.
     fn kick(&mut self) {
+        self.took = false;
         if self.in_flight == 0 || !(self.always_kick || self.q.needs_wakeup()) {
             return;
         }
@@ -260,6 +259,7 @@ impl TxPath {
                 return;
             }
             let after = self.ring_outstanding();
+            self.took = after < before;
             if after == 0 || after >= before {
                 return;
             }
@@ -400,8 +400,7 @@ impl XdpLink {
                 tx_no_frame: 0,
                 wakeups: 0,
                 wakeup_errors: 0,
-                completed: 0,
-                completed_seen: 0,
+                took: false,
             },
             total_frames,
             zero_copy,
@@ -455,13 +454,14 @@ impl XdpLink {
     /// Whether frames wait to be sent (on the transmit ring, or written and waiting for room
     /// on it) while the kernel is taking them: copy mode sends a budget per kick, so a large
     /// burst outlasts one flush, and a core that slept now would leave the rest until something
-    /// woke it. False when nothing completed since the last call: a link that is down, or a
-    /// queue the driver stopped, takes nothing, and a core that stayed awake for it would spin.
+    /// woke it. False when the last kick took nothing: a link that is down, or a queue the
+    /// driver stopped, takes nothing, and a core that stayed awake for it would spin. (The
+    /// ring's consumer, not the completion ring: in copy mode a frame completes when its skb
+    /// is freed, which on veth may be later, in the peer's poll.) In zero-copy mode the driver
+    /// drains the ring by itself and this stays false.
     pub fn tx_waiting(&mut self) -> bool {
         let t = &mut self.tx;
-        let moving = t.completed != t.completed_seen;
-        t.completed_seen = t.completed;
-        moving && (!t.pending.is_empty() || (t.in_flight > 0 && t.ring_outstanding() > 0))
+        t.took && (!t.pending.is_empty() || (t.in_flight > 0 && t.ring_outstanding() > 0))
     }
 
     /// Blocks up to `timeout_ms` (-1: forever) until a frame is ready to receive.
