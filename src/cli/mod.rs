@@ -590,6 +590,9 @@ pub fn kclient(a: &KclientArgs) -> Result<()> {
             r.elapsed.as_secs_f64(),
             r.ok as f64 / r.elapsed.as_secs_f64().max(1e-9)
         );
+        if let Some(e) = &r.first_io_error {
+            println!("kclient: first io error: {e}");
+        }
         failed += r.connect_errors + r.io_errors + r.mismatches;
     }
     if failed > 0 {

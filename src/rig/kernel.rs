@@ -34,6 +34,8 @@ pub struct ClientReport {
     pub connect_errors: u64,
     pub io_errors: u64,
     pub mismatches: u64,
+    /// The first I/O error, as "call: error" (e.g. a reset on a read), for the report.
+    pub first_io_error: Option<String>,
     pub bytes_each_way: u64,
     pub elapsed: StdDuration,
 }
@@ -44,22 +46,30 @@ pub fn pattern_byte(conn: usize, i: usize) -> u8 {
     ((i as u32).wrapping_mul(2_654_435_761) >> 11) as u8 ^ (conn as u8).wrapping_mul(31)
 }
 
-fn one_echo(plan: &ClientPlan, conn: usize) -> Result<(), &'static str> {
-    let mut s = TcpStream::connect_timeout(&plan.target, plan.timeout).map_err(|_| "connect")?;
-    s.set_read_timeout(Some(plan.timeout)).map_err(|_| "io")?;
-    s.set_write_timeout(Some(plan.timeout)).map_err(|_| "io")?;
-    s.set_nodelay(true).map_err(|_| "io")?;
+/// Why one exchange failed: its kind ("connect", "io", "mismatch") and, for an I/O error,
+/// the call and the error, so that a report can say what went wrong.
+type Fail = (&'static str, String);
+
+fn io_fail(call: &'static str) -> impl Fn(std::io::Error) -> Fail {
+    move |e| ("io", format!("{call}: {e}"))
+}
+
+fn one_echo(plan: &ClientPlan, conn: usize) -> Result<(), Fail> {
+    let mut s = TcpStream::connect_timeout(&plan.target, plan.timeout).map_err(|e| ("connect", e.to_string()))?;
+    s.set_read_timeout(Some(plan.timeout)).map_err(io_fail("setsockopt"))?;
+    s.set_write_timeout(Some(plan.timeout)).map_err(io_fail("setsockopt"))?;
+    s.set_nodelay(true).map_err(io_fail("setsockopt"))?;
     let mut payload: Vec<u8> = (0..plan.bytes).map(|i| pattern_byte(conn, i)).collect();
     if plan.closer == Closer::Server {
         payload.extend_from_slice(b"\nCLOSE\n");
     }
-    let mut reader = s.try_clone().map_err(|_| "io")?;
+    let mut reader = s.try_clone().map_err(io_fail("dup"))?;
     let expect = payload.len();
-    let rd = std::thread::spawn(move || -> Result<Vec<u8>, &'static str> {
+    let rd = std::thread::spawn(move || -> Result<Vec<u8>, Fail> {
         let mut got = Vec::with_capacity(expect);
         let mut buf = [0u8; 65536];
         while got.len() < expect {
-            let n = reader.read(&mut buf).map_err(|_| "io")?;
+            let n = reader.read(&mut buf).map_err(io_fail("read"))?;
             if n == 0 {
                 break;
             }
@@ -67,26 +77,26 @@ fn one_echo(plan: &ClientPlan, conn: usize) -> Result<(), &'static str> {
         }
         Ok(got)
     });
-    s.write_all(&payload).map_err(|_| "io")?;
-    let got = rd.join().map_err(|_| "io")??;
+    s.write_all(&payload).map_err(io_fail("write"))?;
+    let got = rd.join().map_err(|_| ("io", "the reader thread panicked".to_string()))??;
     if got != payload {
-        return Err("mismatch");
+        return Err(("mismatch", String::new()));
     }
     match plan.closer {
         Closer::Client => {
-            s.shutdown(Shutdown::Write).map_err(|_| "io")?;
+            s.shutdown(Shutdown::Write).map_err(io_fail("shutdown"))?;
             // The server closes when it sees our FIN: read to EOF.
             let mut rest = [0u8; 16];
-            let n = s.read(&mut rest).map_err(|_| "io")?;
+            let n = s.read(&mut rest).map_err(io_fail("read to EOF"))?;
             if n != 0 {
-                return Err("mismatch");
+                return Err(("mismatch", String::new()));
             }
         }
         Closer::Server => {
             let mut rest = [0u8; 16];
-            let n = s.read(&mut rest).map_err(|_| "io")?;
+            let n = s.read(&mut rest).map_err(io_fail("read to EOF"))?;
             if n != 0 {
-                return Err("mismatch");
+                return Err(("mismatch", String::new()));
             }
         }
     }
@@ -101,11 +111,12 @@ pub fn run_echo_clients(plan: &ClientPlan) -> ClientReport {
     let cerr = Arc::new(AtomicU64::new(0));
     let ioerr = Arc::new(AtomicU64::new(0));
     let mism = Arc::new(AtomicU64::new(0));
+    let first_io: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
     let start = std::time::Instant::now();
     let mut hs = Vec::new();
     for _ in 0..plan.concurrency.max(1) {
-        let (next, ok, cerr, ioerr, mism, plan) =
-            (next.clone(), ok.clone(), cerr.clone(), ioerr.clone(), mism.clone(), plan.clone());
+        let (next, ok, cerr, ioerr, mism, plan, first_io) =
+            (next.clone(), ok.clone(), cerr.clone(), ioerr.clone(), mism.clone(), plan.clone(), first_io.clone());
         hs.push(std::thread::spawn(move || loop {
             let i = next.fetch_add(1, Ordering::Relaxed) as usize;
             if i >= plan.connections {
@@ -113,9 +124,14 @@ pub fn run_echo_clients(plan: &ClientPlan) -> ClientReport {
             }
             match one_echo(&plan, i) {
                 Ok(()) => ok.fetch_add(1, Ordering::Relaxed),
-                Err("connect") => cerr.fetch_add(1, Ordering::Relaxed),
-                Err("mismatch") => mism.fetch_add(1, Ordering::Relaxed),
-                Err(_) => ioerr.fetch_add(1, Ordering::Relaxed),
+                Err(("connect", _)) => cerr.fetch_add(1, Ordering::Relaxed),
+                Err(("mismatch", _)) => mism.fetch_add(1, Ordering::Relaxed),
+                Err((_, why)) => {
+                    if let Ok(mut f) = first_io.lock() {
+                        f.get_or_insert(why);
+                    }
+                    ioerr.fetch_add(1, Ordering::Relaxed)
+                }
             };
         }));
     }
@@ -127,6 +143,7 @@ pub fn run_echo_clients(plan: &ClientPlan) -> ClientReport {
         connect_errors: cerr.load(Ordering::Relaxed),
         io_errors: ioerr.load(Ordering::Relaxed),
         mismatches: mism.load(Ordering::Relaxed),
+        first_io_error: first_io.lock().ok().and_then(|f| f.clone()),
         bytes_each_way: (plan.bytes * plan.connections) as u64,
         elapsed: start.elapsed(),
     }
