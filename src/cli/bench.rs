@@ -722,6 +722,11 @@ fn parse_core_ticks(stat: &str) -> BTreeMap<usize, (u64, u64)> {
         .collect()
 }
 
+/// CPU seconds per 1,000 answers (connections, SYN-ACKs), from busy clock ticks.
+pub(super) fn cpu_s_per_k(busy_ticks: u64, answers: f64) -> f64 {
+    busy_ticks as f64 / clk_tck() / (answers / 1000.0).max(1e-9)
+}
+
 /// Busy clock ticks of `cores` together between two [`core_ticks`] readings.
 pub(super) fn busy_ticks_on(
     before: &BTreeMap<usize, (u64, u64)>,
@@ -821,7 +826,7 @@ fn measure(
     m.insert("conn_per_sec".into(), c.get("conn_per_sec").copied().unwrap_or(0.0));
     m.insert("connect_errors".into(), c.get("errors").copied().unwrap_or(0.0));
     m.insert("connect_p99_us".into(), c.get("connect_p99_us").copied().unwrap_or(0.0));
-    m.insert("cpu_s_per_kconn".into(), b1.saturating_sub(b0) as f64 / clk_tck() / (conns / 1000.0).max(1e-9));
+    m.insert("cpu_s_per_kconn".into(), cpu_s_per_k(b1.saturating_sub(b0), conns));
     if b == Backend::Shield && peer_pass.is_none() {
         peer_pass = Some(bed.peer_pass(exe)?);
     }
@@ -832,7 +837,7 @@ fn measure(
     let f = flood_on_bed(exe, client_cores, &secs, 0)?;
     let f1 = cpu_busy_ticks();
     let synacks = f.get("synacks").copied().unwrap_or(0.0);
-    m.insert("cpu_s_per_ksynack".into(), f1.saturating_sub(f0) as f64 / clk_tck() / (synacks / 1000.0).max(1e-9));
+    m.insert("cpu_s_per_ksynack".into(), cpu_s_per_k(f1.saturating_sub(f0), synacks));
     m.insert("flood_syns_per_sec".into(), f.get("syns_per_sec").copied().unwrap_or(0.0));
     m.insert("flood_synacks_per_sec".into(), f.get("synacks_per_sec").copied().unwrap_or(0.0));
     // The same flood at --flood-rate, alone: flat out every core is busy, so the figure above
@@ -840,10 +845,9 @@ fn measure(
     // per answer is what answering costs, machine-wide and on the server's cores alone.
     let (t0, f, t1) = (core_ticks(), flood_on_bed(exe, client_cores, &secs, a.flood_rate)?, core_ticks());
     let synacks = f.get("synacks").copied().unwrap_or(0.0);
-    let per_ksynack =
-        |cores: &[usize]| busy_ticks_on(&t0, &t1, cores) as f64 / clk_tck() / (synacks / 1000.0).max(1e-9);
-    m.insert("paced_cpu_s_per_ksynack".into(), per_ksynack(&t1.keys().copied().collect::<Vec<_>>()));
-    m.insert("paced_server_cpu_s_per_ksynack".into(), per_ksynack(server_cores));
+    let all_cores: Vec<usize> = t1.keys().copied().collect();
+    m.insert("paced_cpu_s_per_ksynack".into(), cpu_s_per_k(busy_ticks_on(&t0, &t1, &all_cores), synacks));
+    m.insert("paced_server_cpu_s_per_ksynack".into(), cpu_s_per_k(busy_ticks_on(&t0, &t1, server_cores), synacks));
     m.insert("paced_synacks_per_sec".into(), f.get("synacks_per_sec").copied().unwrap_or(0.0));
     // Legitimate clients at a modest rate beside a flood of the same offered rate for every
     // backend: flat out, the generator sends as fast as the server leaves it room to, so a
@@ -1054,12 +1058,12 @@ fn measure_ceiling(
     let (r, p) = (r?, p?);
     let synacks = r.get("synacks").copied().unwrap_or(0.0);
     let paced = p.get("synacks").copied().unwrap_or(0.0);
-    let per_kpaced = |cores: &[usize]| busy_ticks_on(&t0, &t1, cores) as f64 / clk_tck() / (paced / 1000.0).max(1e-9);
+    let all_cores: Vec<usize> = t1.keys().copied().collect();
     Ok(CeilingFigures {
         synacks_per_sec: r.get("synacks_per_sec").copied().unwrap_or(0.0),
-        cpu_s_per_ksynack: c1.saturating_sub(c0) as f64 / clk_tck() / (synacks / 1000.0).max(1e-9),
-        paced_cpu_s_per_ksynack: per_kpaced(&t1.keys().copied().collect::<Vec<_>>()),
-        paced_server_cpu_s_per_ksynack: per_kpaced(server_cores),
+        cpu_s_per_ksynack: cpu_s_per_k(c1.saturating_sub(c0), synacks),
+        paced_cpu_s_per_ksynack: cpu_s_per_k(busy_ticks_on(&t0, &t1, &all_cores), paced),
+        paced_server_cpu_s_per_ksynack: cpu_s_per_k(busy_ticks_on(&t0, &t1, server_cores), paced),
     })
 }
 

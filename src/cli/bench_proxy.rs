@@ -15,7 +15,7 @@
 //! of slow legitimate clients (`bench connect`) under a SYN flood (`bench flood`).
 
 use super::bench::{
-    clk_tck, core_busy_share, core_ticks, cpu_busy_ticks, cpu_list, cpu_model, flood_from, flood_reached,
+    core_busy_share, core_ticks, cpu_busy_ticks, cpu_list, cpu_model, cpu_s_per_k, flood_from, flood_reached,
     kernel_release, legit_under_flood, median, PeerPass, SRV_IP,
 };
 use anyhow::{bail, Context, Result};
@@ -331,7 +331,7 @@ fn measure(exe: &str, front: Front, a: &ProxyBenchArgs, client_cores: &str) -> R
     m.insert("conn_per_sec".into(), w.per_sec);
     m.insert("p99_us".into(), w.p99_us);
     m.insert("wrk_errors".into(), w.errors);
-    m.insert("cpu_s_per_kconn".into(), b1.saturating_sub(b0) as f64 / clk_tck() / (w.requests / 1000.0).max(1e-9));
+    m.insert("cpu_s_per_kconn".into(), cpu_s_per_k(b1.saturating_sub(b0), w.requests));
     // Which core held the rate down: the front's, or nginx's (which wrk, the clients' receive
     // work and the legitimate clients share on 2 CPUs).
     for (key, cpu) in [("front_core_busy", a.server_core), ("upstream_core_busy", a.upstream_core)] {
