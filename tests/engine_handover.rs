@@ -506,3 +506,104 @@ fn unmatched_segment_costs_the_same_on_one_and_two_cores() {
     assert_eq!(replies[0], replies[1], "1 and 2 cores answer the same ACKs differently");
     assert!(lookups[1] <= 4096, "2 cores: {} directory lookups for 4,096 frames", lookups[1]);
 }
+
+/// Whether a core's wake descriptor is readable now (a zero-timeout poll).
+fn wake_pending(core: &Core) -> bool {
+    use std::os::fd::AsRawFd;
+    let fd = core.wake_fd().expect("a joined core has a wake descriptor").as_raw_fd();
+    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: poll(2) on one valid pollfd, zero timeout.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n == 1 && p.revents & libc::POLLIN != 0
+}
+
+/// The eventfd's count, read (and so emptied).
+fn wake_count(core: &Core) -> u64 {
+    use std::os::fd::AsRawFd;
+    let fd = core.wake_fd().expect("a joined core has a wake descriptor").as_raw_fd();
+    let mut v: u64 = 0;
+    // SAFETY: reads 8 bytes into a valid u64 from the core's non-blocking eventfd.
+    let n = unsafe { libc::read(fd, (&mut v as *mut u64).cast(), 8) };
+    if n == 8 {
+        v
+    } else {
+        0
+    }
+}
+
+/// A core that sleeps is woken by the first segment handed to it, and only once however many
+/// follow before it wakes (one eventfd write per sleep); once it has woken, hand-overs find it
+/// awake and write nothing, and the segments wait in its inbox for its next turn.
+#[test]
+fn a_sleeping_core_is_woken_once_by_the_segments_handed_to_it() {
+    let mut cores = server_cores(2);
+    let mut queues = vec![Queue::default(), Queue::default()];
+    let mut c = client(11);
+    let now = c.now;
+    let id = connect_on_queue_0(&mut cores, &mut queues, &mut c);
+    assert_eq!(c.state(id), Some(State::Established));
+    // The handshake's last ACK reaches core 0 on its own queue.
+    push(&mut queues[0], &mut c);
+    turn(&mut cores, &mut queues, now);
+    assert!(!wake_pending(&cores[0]), "nothing handed over yet");
+
+    // Core 0 finds nothing to do and goes to sleep; two segments of its flow land on queue 1.
+    assert!(cores[0].going_to_sleep(), "an empty inbox: the core sleeps");
+    for chunk in [&b"one\n"[..], &b"two\n"[..]] {
+        c.shard.send(id, chunk).unwrap();
+        c.flush();
+        push(&mut queues[1], &mut c);
+    }
+    cores[1].poll(now, &mut queues[1]);
+    assert_eq!(cores[1].forwarded, 2);
+    assert!(wake_pending(&cores[0]), "the first hand-over wakes the sleeping core");
+    assert_eq!(wake_count(&cores[0]), 1, "one write for the two segments");
+    cores[0].woke(true);
+    assert!(!wake_pending(&cores[0]));
+
+    // Awake: a hand-over writes nothing; the core finds the segments on its turn.
+    c.shard.send(id, b"three\n").unwrap();
+    c.flush();
+    push(&mut queues[1], &mut c);
+    cores[1].poll(now, &mut queues[1]);
+    assert!(!wake_pending(&cores[0]), "an awake core is not woken");
+    turn(&mut cores, &mut queues, now);
+    let back: Vec<u8> = deliver_all(&mut c, &mut queues[0]).into_iter().flat_map(|s| s.payload).collect();
+    assert_eq!(back, b"one\ntwo\nthree\n");
+}
+
+/// A core about to sleep whose inbox already holds a segment stays awake, and the hand-overs
+/// that follow do not write its eventfd; a wake written during a sleep that ended on its own is
+/// emptied by `woke(true)`, so it does not cut the next sleep short.
+#[test]
+fn a_core_with_segments_waiting_does_not_sleep() {
+    let mut cores = server_cores(2);
+    let mut queues = vec![Queue::default(), Queue::default()];
+    let mut c = client(12);
+    let now = c.now;
+    let id = connect_on_queue_0(&mut cores, &mut queues, &mut c);
+    c.shard.send(id, b"early\n").unwrap();
+    c.flush();
+    push(&mut queues[1], &mut c);
+    cores[1].poll(now, &mut queues[1]);
+    assert!(!cores[0].going_to_sleep(), "a segment waits: the core stays awake");
+    c.shard.send(id, b"late\n").unwrap();
+    c.flush();
+    push(&mut queues[1], &mut c);
+    cores[1].poll(now, &mut queues[1]);
+    assert!(!wake_pending(&cores[0]), "a core that stayed awake is not woken");
+
+    turn(&mut cores, &mut queues, now);
+    let back: Vec<u8> = deliver_all(&mut c, &mut queues[0]).into_iter().flat_map(|s| s.payload).collect();
+    assert_eq!(back, b"early\nlate\n");
+
+    // A sleep whose wake was written but which ended by its timeout: woke(true) empties it.
+    assert!(cores[0].going_to_sleep());
+    c.shard.send(id, b"x\n").unwrap();
+    c.flush();
+    push(&mut queues[1], &mut c);
+    cores[1].poll(now, &mut queues[1]);
+    assert!(wake_pending(&cores[0]));
+    cores[0].woke(true);
+    assert!(!wake_pending(&cores[0]), "the old wake is gone");
+}

@@ -1385,6 +1385,43 @@ fn plot(path: &str, queues: u32, rows: &[(String, f64, f64, bool)]) -> Result<()
 mod tests {
     use super::*;
 
+    fn sh(script: &str) -> Command {
+        let mut c = Command::new("sh");
+        c.args(["-c", script]);
+        c
+    }
+
+    fn gone(pid: u32) -> bool {
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    }
+
+    #[test]
+    fn attached_returns_once_the_child_says_so_and_stops_it_when_dropped() {
+        let a = attached(sh(&format!("echo {}; exec sleep 30", crate::cli::ATTACHED)), "child").expect("attached");
+        let pid = a.child.as_ref().map(|c| c.0.id()).expect("a child");
+        assert!(!gone(pid), "running while held");
+        drop(a);
+        assert!(gone(pid), "SIGINT ended it and it was waited for");
+    }
+
+    #[test]
+    fn attached_fails_with_the_first_line_of_a_child_that_did_not_attach() {
+        let e = attached(sh("echo 'xdp-attach: no such device'; exit 1"), "child").err().expect("an error");
+        let msg = format!("{e:#}");
+        assert!(msg.contains("no such device"), "{msg}");
+        let e = attached(sh("exit 3"), "child").err().expect("an error");
+        assert!(format!("{e:#}").contains("not attached"), "{e:#}");
+    }
+
+    #[test]
+    fn a_child_that_ignores_sigint_is_killed() {
+        let script = format!("trap '' INT; echo {}; exec sleep 30", crate::cli::ATTACHED);
+        let a = attached(sh(&script), "child").expect("attached");
+        let pid = a.child.as_ref().map(|c| c.0.id()).expect("a child");
+        drop(a);
+        assert!(gone(pid), "killed after its SIGINT went unanswered");
+    }
+
     fn args() -> CompareArgs {
         CompareArgs {
             rounds: 2,

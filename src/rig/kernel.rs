@@ -46,16 +46,21 @@ pub fn pattern_byte(conn: usize, i: usize) -> u8 {
     ((i as u32).wrapping_mul(2_654_435_761) >> 11) as u8 ^ (conn as u8).wrapping_mul(31)
 }
 
-/// Why one exchange failed: its kind ("connect", "io", "mismatch") and, for an I/O error,
-/// the call and the error, so that a report can say what went wrong.
-type Fail = (&'static str, String);
+/// Why one exchange failed.
+enum Fail {
+    Connect,
+    /// The call and the error ("read: Connection reset by peer"), for the report.
+    Io(String),
+    /// The bytes that came back were not the bytes sent.
+    Mismatch,
+}
 
 fn io_fail(call: &'static str) -> impl Fn(std::io::Error) -> Fail {
-    move |e| ("io", format!("{call}: {e}"))
+    move |e| Fail::Io(format!("{call}: {e}"))
 }
 
 fn one_echo(plan: &ClientPlan, conn: usize) -> Result<(), Fail> {
-    let mut s = TcpStream::connect_timeout(&plan.target, plan.timeout).map_err(|e| ("connect", e.to_string()))?;
+    let mut s = TcpStream::connect_timeout(&plan.target, plan.timeout).map_err(|_| Fail::Connect)?;
     s.set_read_timeout(Some(plan.timeout)).map_err(io_fail("setsockopt"))?;
     s.set_write_timeout(Some(plan.timeout)).map_err(io_fail("setsockopt"))?;
     s.set_nodelay(true).map_err(io_fail("setsockopt"))?;
@@ -78,9 +83,9 @@ fn one_echo(plan: &ClientPlan, conn: usize) -> Result<(), Fail> {
         Ok(got)
     });
     s.write_all(&payload).map_err(io_fail("write"))?;
-    let got = rd.join().map_err(|_| ("io", "the reader thread panicked".to_string()))??;
+    let got = rd.join().map_err(|_| Fail::Io("the reader thread panicked".to_string()))??;
     if got != payload {
-        return Err(("mismatch", String::new()));
+        return Err(Fail::Mismatch);
     }
     match plan.closer {
         Closer::Client => {
@@ -89,14 +94,14 @@ fn one_echo(plan: &ClientPlan, conn: usize) -> Result<(), Fail> {
             let mut rest = [0u8; 16];
             let n = s.read(&mut rest).map_err(io_fail("read to EOF"))?;
             if n != 0 {
-                return Err(("mismatch", String::new()));
+                return Err(Fail::Mismatch);
             }
         }
         Closer::Server => {
             let mut rest = [0u8; 16];
             let n = s.read(&mut rest).map_err(io_fail("read to EOF"))?;
             if n != 0 {
-                return Err(("mismatch", String::new()));
+                return Err(Fail::Mismatch);
             }
         }
     }
@@ -124,9 +129,9 @@ pub fn run_echo_clients(plan: &ClientPlan) -> ClientReport {
             }
             match one_echo(&plan, i) {
                 Ok(()) => ok.fetch_add(1, Ordering::Relaxed),
-                Err(("connect", _)) => cerr.fetch_add(1, Ordering::Relaxed),
-                Err(("mismatch", _)) => mism.fetch_add(1, Ordering::Relaxed),
-                Err((_, why)) => {
+                Err(Fail::Connect) => cerr.fetch_add(1, Ordering::Relaxed),
+                Err(Fail::Mismatch) => mism.fetch_add(1, Ordering::Relaxed),
+                Err(Fail::Io(why)) => {
                     if let Ok(mut f) = first_io.lock() {
                         f.get_or_insert(why);
                     }
