@@ -464,7 +464,7 @@ fn core_thread(
                 let handed = core.wake_fd().map(|w| w.as_raw_fd());
                 wait_fds.extend(handed);
                 core.app.wait_fds(&mut wait_fds);
-                wait_any(&mut pollfds, &wait_fds, nap);
+                wait_any(&mut pollfds, &wait_fds, link.tx_blocked(), nap);
                 core.woke(handed.is_some() && pollfds.get(1).is_some_and(|p| p.revents != 0));
             }
         } else {
@@ -489,11 +489,15 @@ fn sleep_for(next_timer: Option<crate::time::Instant>, now: crate::time::Instant
 }
 
 /// Sleeps in ppoll(2) until one of `fds` is readable (the AF_XDP socket has frames, a hand-over
-/// eventfd was written, an application socket is ready) or `timeout` passes; `p` is the
-/// loop's own buffer (no allocation per sleep) and holds each descriptor's `revents` after.
-fn wait_any(p: &mut Vec<libc::pollfd>, fds: &[RawFd], timeout: Duration) {
+/// eventfd was written, an application socket is ready), the first (the AF_XDP socket) is
+/// writable when `first_writable` is asked for, or `timeout` passes; `p` is the loop's own
+/// buffer (no allocation per sleep) and holds each descriptor's `revents` after.
+fn wait_any(p: &mut Vec<libc::pollfd>, fds: &[RawFd], first_writable: bool, timeout: Duration) {
     p.clear();
     p.extend(fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }));
+    if let Some(first) = p.first_mut().filter(|_| first_writable) {
+        first.events |= libc::POLLOUT;
+    }
     let ns = timeout.as_nanos();
     let ts = libc::timespec { tv_sec: (ns / 1_000_000_000) as libc::time_t, tv_nsec: (ns % 1_000_000_000) as _ };
     // SAFETY: `p` is a valid array of pollfd and `ts` a valid timespec for the duration of the
@@ -548,5 +552,19 @@ mod tests {
         // Far off, or no timer at all: at most MAX_SLEEP, so control stays prompt.
         assert_eq!(sleep_for(Some(Instant::from_secs(60)), now), MAX_SLEEP);
         assert_eq!(sleep_for(None, now), MAX_SLEEP);
+    }
+
+    /// A core whose written frames wait for ring room sleeps until the socket is writable too;
+    /// otherwise writability does not wake it (a socket is writable nearly always).
+    #[test]
+    fn the_sleep_waits_for_room_only_when_frames_wait_for_it() {
+        use std::os::fd::AsRawFd;
+        let (a, _b) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+        let fds = [a.as_raw_fd()];
+        let mut p = Vec::new();
+        super::wait_any(&mut p, &fds, true, Duration::from_secs(10));
+        assert_ne!(p[0].revents & libc::POLLOUT, 0, "writable: the sleep ends");
+        super::wait_any(&mut p, &fds, false, Duration::from_millis(1));
+        assert_eq!(p[0].revents, 0, "not asked for: only the timeout ends the sleep");
     }
 }

@@ -464,6 +464,14 @@ impl XdpLink {
         t.took && (!t.pending.is_empty() || (t.in_flight > 0 && t.ring_outstanding() > 0))
     }
 
+    /// Whether frames are written but wait for room on the transmit ring. A sleeping core then
+    /// also waits for the socket to become writable (POLLOUT: the kernel has taken half the
+    /// ring), which in zero-copy mode, where the driver drains the ring by itself and
+    /// [`XdpLink::tx_waiting`] stays false, is the only sign that room came back.
+    pub fn tx_blocked(&self) -> bool {
+        !self.tx.pending.is_empty()
+    }
+
     /// Blocks up to `timeout_ms` (-1: forever) until a frame is ready to receive.
     pub fn wait_rx(&mut self, timeout_ms: i32) -> io::Result<bool> {
         self.rx.q.poll(timeout_ms)
