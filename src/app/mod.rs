@@ -207,6 +207,11 @@ pub trait Handler {
     /// Descriptors the core's sleep also waits on (readable wakes it), e.g. the epoll instance
     /// of the handler's own sockets. Appended to `out`.
     fn wait_fds(&self, _out: &mut Vec<std::os::fd::RawFd>) {}
+    /// The earliest of the handler's own deadlines (those `on_poll` keeps): a sleeping core
+    /// wakes by then. Asked before every sleep, so it should be cheap.
+    fn next_deadline(&self) -> Option<Instant> {
+        None
+    }
     /// The handler's own counters, appended to `out` when the engine takes a statistics
     /// snapshot (about once a second, never per packet): they show in `serve`'s summary, its
     /// stats file and `/metrics`, summed over the cores by name.
@@ -425,6 +430,9 @@ impl Handler for Mux {
         for h in self.by_port.values() {
             h.wait_fds(out);
         }
+    }
+    fn next_deadline(&self) -> Option<Instant> {
+        self.by_port.values().filter_map(|h| h.next_deadline()).min()
     }
     fn counters(&self, out: &mut Vec<AppCounter>) {
         for h in self.by_port.values() {

@@ -212,6 +212,11 @@ pub struct ServeArgs {
     /// Seconds a relayed connection may move no byte either way before both sides are reset.
     #[arg(long, default_value_t = 300, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub proxy_idle_timeout: u64,
+    /// Microseconds the PROXY header waits for the client's first bytes, to reach the upstream
+    /// in one segment with them (0: sent as soon as the upstream connection is up; a
+    /// server-speaks-first protocol gets its header this much later).
+    #[arg(long, default_value_t = 1000, value_name = "MICROSECONDS", value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub proxy_header_wait_us: u64,
     /// NIC queues to serve (one pinned thread each). Default: every receive queue the NIC has;
     /// fewer is refused, since flows the NIC puts on an unserved queue would be lost.
     #[arg(long)]

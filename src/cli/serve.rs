@@ -216,6 +216,7 @@ fn engine_apps(a: &ServeArgs) -> Result<Vec<(u16, App)>> {
         };
         cfg.connect_timeout = xdptcp::time::Duration::from_secs(a.proxy_connect_timeout);
         cfg.idle_timeout = xdptcp::time::Duration::from_secs(a.proxy_idle_timeout);
+        cfg.header_wait = xdptcp::time::Duration::from_micros(a.proxy_header_wait_us);
         // One upstream socket per relayed connection.
         if let Err(e) = raise_nofile_limit() {
             eprintln!("xdptcp: proxy: could not raise the open-files limit: {e}");

@@ -32,6 +32,18 @@
 //! - A RST, from either side, ends the other side at once: a client RST closes the upstream
 //!   socket with `SO_LINGER` 0 (the kernel sends a RST); an upstream reset, a failed or timed
 //!   out connect, or an idle timeout resets the client ([`Conn::abort`]).
+//! # One segment for the header and the request
+//!
+//! With a PROXY header the upstream connection is opened as HAProxy's `option
+//! tcp-smart-connect` opens it: `TCP_QUICKACK` off before `connect`, so Linux holds the
+//! handshake's last ACK for the first write instead of sending it alone. The header then waits
+//! for the client's first bytes (`--proxy-header-wait-us`, 1 ms by default), and goes in the same
+//! `sendmsg`: on the upstream, one segment opens the connection, carries the header and the
+//! request, and the server reads both in one wake-up. A client that sends nothing first (a
+//! server-speaks-first protocol) has its header sent when the wait ends.
+//!
+//! # Counters
+//!
 //! - Every accepted connection ends in exactly one of the terminal counters (`closed`,
 //!   `connect_failed`, `connect_timeout`, `idle_timeout`, `client_reset`, `client_timeout`,
 //!   `upstream_reset`, `socket_failed`, `aborted`) or is still `open`.
@@ -51,6 +63,10 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a relayed connection may move no byte either way before both sides are reset
 /// (nginx's stream `proxy_timeout` is 10 minutes, HAProxy's examples use under a minute).
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long the PROXY header waits for the client's first bytes, to go with them in one
+/// segment. An HTTP client writes its request right after its handshake's last ACK, tens of
+/// microseconds later on a LAN.
+pub const DEFAULT_HEADER_WAIT: Duration = Duration::from_millis(1);
 /// Bytes read from an upstream socket at once: one per-core buffer, whatever the number of
 /// connections.
 const SCRATCH: usize = 64 * 1024;
@@ -66,6 +82,9 @@ pub struct ProxyConfig {
     pub proxy_protocol: Version,
     pub connect_timeout: Duration,
     pub idle_timeout: Duration,
+    /// How long the PROXY header waits for the client's first bytes (zero: it goes as soon as
+    /// the upstream connection is up).
+    pub header_wait: Duration,
 }
 
 impl ProxyConfig {
@@ -75,6 +94,7 @@ impl ProxyConfig {
             proxy_protocol: Version::Off,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            header_wait: DEFAULT_HEADER_WAIT,
         }
     }
 }
@@ -113,6 +133,8 @@ struct Session {
     /// The PROXY header not yet written, and how much of it was.
     head: Option<Header>,
     head_sent: usize,
+    /// Until when the header waits for the client's first bytes (in `Relay::held` too).
+    hold: Option<Instant>,
     /// The client sent FIN.
     client_eof: bool,
     /// The upstream socket's write side is shut (the client's FIN passed on).
@@ -148,6 +170,9 @@ pub struct Relay {
     k: RelayCounters,
     next_sweep: Instant,
     expired: Vec<ConnId>,
+    /// Sessions whose header waits for the client's first bytes, by deadline (accept order,
+    /// so deadlines only grow); an entry whose session sent its header meanwhile is skipped.
+    held: std::collections::VecDeque<(Instant, ConnId)>,
 }
 
 impl Relay {
@@ -170,6 +195,7 @@ impl Relay {
             k: RelayCounters::default(),
             next_sweep: Instant::ZERO,
             expired: Vec::new(),
+            held: std::collections::VecDeque::new(),
         }
     }
 
@@ -277,7 +303,9 @@ impl Handler for Relay {
             c.abort();
             return;
         };
-        let (fd, connected) = match open_upstream(self.cfg.upstream) {
+        let head = proxy_protocol::header(self.cfg.proxy_protocol, peer, local);
+        // A header is written within `header_wait`: the handshake's last ACK can wait for it.
+        let (fd, connected) = match open_upstream(self.cfg.upstream, head.is_some()) {
             Ok(v) => v,
             Err(OpenError::Socket) => {
                 self.k.socket_failed += 1;
@@ -293,7 +321,8 @@ impl Handler for Relay {
         let mut s = Session {
             fd: None,
             phase: Phase::Connecting { deadline: c.now + self.cfg.connect_timeout },
-            head: proxy_protocol::header(self.cfg.proxy_protocol, peer, local),
+            hold: (head.is_some() && self.cfg.header_wait > Duration::ZERO).then(|| c.now + self.cfg.header_wait),
+            head,
             head_sent: 0,
             client_eof: false,
             up_shut: false,
@@ -314,6 +343,9 @@ impl Handler for Relay {
             return;
         }
         s.fd = Some(fd);
+        if let Some(t) = s.hold {
+            self.held.push_back((t, c.id));
+        }
         self.sessions.insert(c.id, s);
         if connected {
             self.on_connect_done(c.id, c, true);
@@ -368,7 +400,18 @@ impl Handler for Relay {
         // Nothing relayed, nothing to wait for: no system call in the turn (a SYN flood keeps
         // the loop turning with no session at all).
         if ep < 0 || self.sessions.is_empty() {
+            self.held.clear();
             return;
+        }
+        // Headers whose wait for the client's first bytes ended go alone.
+        while let Some(&(t, id)) = self.held.front() {
+            if conns.now < t {
+                break;
+            }
+            self.held.pop_front();
+            if self.sessions.get(&id).is_some_and(|s| s.hold == Some(t)) {
+                self.pump(id, &mut conns.conn(id), true, false);
+            }
         }
         // SAFETY: `events` is a valid buffer of EVENTS entries; timeout 0 never blocks.
         let n = unsafe { libc::epoll_wait(ep, self.events.as_mut_ptr(), EVENTS as i32, 0) };
@@ -408,6 +451,18 @@ impl Handler for Relay {
             self.next_sweep = conns.now + SWEEP;
             self.sweep(conns);
         }
+        // The first entry is one that still waits, so `next_deadline` does not wake the core
+        // for a header that went with its request.
+        while let Some(&(t, id)) = self.held.front() {
+            if self.sessions.get(&id).is_some_and(|s| s.hold == Some(t)) {
+                break;
+            }
+            self.held.pop_front();
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.held.front().map(|&(t, _)| t)
     }
 
     fn wait_fds(&self, out: &mut Vec<RawFd>) {
@@ -458,6 +513,11 @@ fn pump_up(s: &mut Session, c: &mut Conn<'_>, k: &mut RelayCounters) -> Result<(
     // are some (one system call, and one segment for a short request).
     let head = s.head;
     let mut head_rest: &[u8] = head.as_ref().and_then(|h| h.as_bytes().get(s.head_sent..)).unwrap_or(&[]);
+    if !head_rest.is_empty() && c.readable() == 0 && !s.client_eof && s.hold.is_some_and(|t| c.now < t) {
+        // The header waits for the client's first bytes (or the end of the wait, `on_poll`).
+        return Ok(());
+    }
+    s.hold = None;
     if !head_rest.is_empty() && c.readable() == 0 {
         let n = write_vectored(fd, &[head_rest]).map_err(|_| Fail::Upstream)?;
         s.head_sent += n;
@@ -593,8 +653,12 @@ enum OpenError {
 }
 
 /// A non-blocking TCP socket connecting to `to`, with Nagle off (the relay passes on what it
-/// has at once, as it got it). Returns whether it is already connected.
-fn open_upstream(to: SocketAddr) -> Result<(OwnedFd, bool), OpenError> {
+/// has at once, as it got it). With `hold_ack` (something is written soon), `TCP_QUICKACK` is
+/// off before the connect: Linux then sends the handshake's last ACK with the first write
+/// (`tcp_rcv_synsent_state_process` delays it in ping-pong mode, up to 200 ms if nothing is
+/// written), as HAProxy's `option tcp-smart-connect` does. Returns whether it is already
+/// connected.
+fn open_upstream(to: SocketAddr, hold_ack: bool) -> Result<(OwnedFd, bool), OpenError> {
     let family = if to.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
     // SAFETY: socket(2) with constant arguments; the result is checked before it is owned.
     let raw = unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
@@ -604,6 +668,9 @@ fn open_upstream(to: SocketAddr) -> Result<(OwnedFd, bool), OpenError> {
     // SAFETY: a fresh descriptor only this value owns.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
     set_int(raw, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
+    if hold_ack {
+        set_int(raw, libc::IPPROTO_TCP, libc::TCP_QUICKACK, 0);
+    }
     let r = match to {
         SocketAddr::V4(a) => {
             // SAFETY: sockaddr_in is plain data for which all-zero bytes are valid.
@@ -905,6 +972,94 @@ mod tests {
             r.relay.on_closed(ID, CloseReason::Normal);
             assert_eq!((r.relay.outcomes().closed, r.relay.open()), (1, 0));
         }
+    }
+
+    /// Whatever the upstream has to read now, without waiting.
+    fn read_now(s: &mut TcpStream) -> Vec<u8> {
+        s.set_nonblocking(true).unwrap();
+        let mut v = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => v.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+        s.set_nonblocking(false).unwrap();
+        v
+    }
+
+    const V1_HEAD: &[u8] = b"PROXY TCP4 198.18.0.2 198.18.0.1 40000 80\r\n";
+
+    /// The header waits for the client's first bytes and goes with them, in one write.
+    #[test]
+    fn the_header_waits_for_the_clients_first_bytes() {
+        let (l, addr) = upstream();
+        let mut r = Rig::new(addr, Version::V1);
+        r.with_conn(|h, c| h.on_accept(c));
+        let mut up = accept(&l);
+        r.drive("connected", |r| r.relay.outcomes().upstream_connected == 1);
+        assert_eq!(r.relay.next_deadline(), Some(T0 + DEFAULT_HEADER_WAIT), "the core wakes for the wait's end");
+        r.now = T0 + DEFAULT_HEADER_WAIT - Duration::from_micros(1);
+        for _ in 0..20 {
+            r.poll();
+        }
+        // A wait on the upstream's side too: anything the relay had written would be there.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(read_now(&mut up), b"", "nothing written while the header waits");
+        r.fake.c.inbox.extend_from_slice(b"GET /");
+        r.with_conn(|h, c| h.on_data(c));
+        let mut want = V1_HEAD.to_vec();
+        want.extend_from_slice(b"GET /");
+        assert_eq!(read_n(&mut up, want.len()), want);
+        r.poll();
+        assert_eq!(r.relay.next_deadline(), None, "nothing waits any more");
+    }
+
+    /// A client that waits for the server to speak first: its header goes when the wait ends,
+    /// and the server's greeting comes back.
+    #[test]
+    fn a_server_speaks_first_gets_its_header_when_the_wait_ends() {
+        let (l, addr) = upstream();
+        let mut r = Rig::new(addr, Version::V1);
+        r.with_conn(|h, c| h.on_accept(c));
+        let mut up = accept(&l);
+        r.drive("connected", |r| r.relay.outcomes().upstream_connected == 1);
+        r.now = T0 + DEFAULT_HEADER_WAIT;
+        r.poll();
+        assert_eq!(read_n(&mut up, V1_HEAD.len()), V1_HEAD);
+        up.write_all(b"220 ready\r\n").unwrap();
+        r.drive("greeting", |r| r.fake.c.outbox == b"220 ready\r\n");
+        r.fake.c.inbox.extend_from_slice(b"QUIT\r\n");
+        r.with_conn(|h, c| h.on_data(c));
+        assert_eq!(read_n(&mut up, 6), b"QUIT\r\n");
+        assert_eq!(r.relay.next_deadline(), None);
+    }
+
+    /// No wait asked for: the header goes as soon as the upstream connection is up. A client
+    /// that closes without a byte has its header, then its FIN, passed on at once.
+    #[test]
+    fn without_a_wait_or_with_a_fin_the_header_goes_at_once() {
+        let (l, addr) = upstream();
+        let cfg = ProxyConfig { proxy_protocol: Version::V1, header_wait: Duration::ZERO, ..ProxyConfig::new(addr) };
+        let mut r = Rig::new(addr, Version::V1);
+        r.relay = Relay::new(cfg);
+        r.with_conn(|h, c| h.on_accept(c));
+        let mut up = accept(&l);
+        r.drive("connected", |r| r.relay.outcomes().upstream_connected == 1);
+        assert_eq!(read_n(&mut up, V1_HEAD.len()), V1_HEAD);
+        assert_eq!(r.relay.next_deadline(), None);
+
+        let mut r = Rig::new(addr, Version::V1);
+        r.with_conn(|h, c| h.on_accept(c));
+        let mut up = accept(&l);
+        r.drive("connected", |r| r.relay.outcomes().upstream_connected == 1);
+        r.with_conn(|h, c| h.on_peer_closed(c));
+        let mut all = Vec::new();
+        up.read_to_end(&mut all).unwrap();
+        assert_eq!(all, V1_HEAD, "the header, then EOF");
     }
 
     #[test]

@@ -456,7 +456,11 @@ fn core_thread(
                 && !link.tx_waiting()
                 && core.going_to_sleep()
             {
-                let nap = sleep_for(core.shard.poll_timeout(), clock.now());
+                let next = match (core.shard.poll_timeout(), core.app.next_deadline()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                let nap = sleep_for(next, clock.now());
                 // A frame handed over by another core wakes the sleep too (its eventfd, second),
                 // and so does anything the application waits on (its own sockets).
                 wait_fds.clear();
