@@ -134,7 +134,11 @@ http {
 "#;
 
 /// HAProxy as its documentation sets up a TCP relay with the PROXY protocol (v1, as `send-proxy`
-/// sends), one thread on the front's core.
+/// sends), one thread on the front's core, with the two options its manual gives for protocols
+/// where the client speaks first, such as HTTP (both off by default): `tcp-smart-accept`
+/// (`TCP_DEFER_ACCEPT`: the connection is handed over with its request) and
+/// `tcp-smart-connect` (the upstream handshake's last ACK goes with the request). The relay
+/// does the same by default, so neither front is measured without them.
 const HAPROXY_CONF: &str = r#"
 global
     nbthread 1
@@ -142,6 +146,8 @@ global
     maxconn 9000
 defaults
     mode tcp
+    option tcp-smart-accept
+    option tcp-smart-connect
     timeout connect 5s
     timeout client 300s
     timeout server 300s
