@@ -1,4 +1,5 @@
-//! Audit: a segment whose option list ends in an illegal option length.
+//! Audit: option handling. A segment whose option list ends in an illegal option length, and
+//! the TSecr echoed after a passive open.
 //!
 //! Linux `tcp_parse_options` stops at an option whose length is below 2 ("silly options") or
 //! runs past the header ("don't parse partial options") and processes the segment with the
@@ -58,4 +59,25 @@ fn syn_with_a_zero_length_trailing_option_is_answered() {
         "Linux answers with a SYN-ACK (options parsed up to the bad one); got {segs:?}, verdict {v:?}"
     );
     assert_eq!(v, Verdict::Consumed);
+}
+
+/// RFC 7323 §4.3 (2): the handshake's final ACK (SEG.SEQ = IRS + 1 = Last.ACK.sent, a newer
+/// TSval) sets TS.Recent, so the server's first segment echoes that TSval; Linux takes it in
+/// `tcp_check_req` (`req->ts_recent = tmp_opt.rcv_tsval`) before the child socket copies it.
+/// A server that speaks first (SMTP, SSH, MySQL banners) echoes the SYN's TSval instead.
+#[test]
+fn first_segment_after_the_handshake_echoes_the_final_acks_tsval() {
+    let mut b = Host::new("198.18.0.1", xdptcp::tcp::Config::default(), 42);
+    b.shard.listen(80, None, 16).unwrap();
+    let o = TcpOptions { mss: Some(1460), timestamps: Some((5_000, 0)), ..TcpOptions::default() };
+    b.deliver(&craft_opts(peer(), b.addr(80), 88_000, 0, SYN, b"", o, 65535));
+    let sa = Seg::parse(&b.take_one());
+    let our_ts = sa.options.timestamps.expect("timestamps negotiated").0;
+    let o = TcpOptions { timestamps: Some((5_040, our_ts)), ..TcpOptions::default() };
+    b.deliver(&craft_opts(peer(), b.addr(80), 88_001, sa.seq.wrapping_add(1), ACK, b"", o, 65535));
+    let id = b.shard.accept(80).unwrap();
+    b.shard.send(id, b"220 banner\r\n").unwrap();
+    b.flush();
+    let d = Seg::parse(&b.take_one());
+    assert_eq!(d.options.timestamps.map(|t| t.1), Some(5_040), "TSecr of the first data segment");
 }
