@@ -272,9 +272,13 @@ fn keepalive_probes_then_abort() {
     a.deliver(&b.take_one());
     a.run_until(t0 + Duration::from_secs(19));
     a.expect_nothing();
-    // Now the peer is gone.
+    // Now the peer is gone: three probes, then a RST as the connection is given up (Linux
+    // `tcp_keepalive_timer` -> `tcp_send_active_reset`).
     a.run_until(t0 + Duration::from_secs(40));
-    assert_eq!(a.take_segs().len(), 3);
+    let segs = a.take_segs();
+    assert_eq!(segs.len(), 4, "{segs:?}");
+    assert!(segs[..3].iter().all(|s| s.is(ACK)), "{segs:?}");
+    assert!(segs[3].is(rstack()), "{segs:?}");
     assert_eq!(a.state(ida), Some(State::Closed));
     assert_eq!(a.shard.counters().tcp_ext_tcp_keepalive, 4);
 }

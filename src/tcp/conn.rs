@@ -960,12 +960,19 @@ impl Tcb {
     /// RFC 9293 §3.10.7.4 second, with RFC 5961 §3.2.
     fn check_rst(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) -> Result<(), DropReason> {
         let wnd = self.rcv_window().max(1);
+        // After the peer's FIN, a RST may carry the FIN's own number (RCV.NXT - 1): several
+        // stacks reset a closing connection from the sequence number they last sent. Linux
+        // (`tcp_reset_check`) takes it as exact in CLOSE-WAIT, LAST-ACK and CLOSING; so do we.
+        // (TIME-WAIT has its own rules, RFC 1337.) A blind attacker gains nothing: the
+        // number is one more value next to RCV.NXT, not a window.
+        let fin_seq_rst =
+            seg.seq == self.rcv_nxt.sub(1) && matches!(self.state, State::CloseWait | State::LastAck | State::Closing);
         // 1) outside the window: drop silently.
-        if !seg.seq.in_window(self.rcv_nxt, wnd) {
+        if !seg.seq.in_window(self.rcv_nxt, wnd) && !fin_seq_rst {
             return Err(DropReason::InvalidRst);
         }
         // 3) in the window but not exactly RCV.NXT: challenge ACK.
-        if seg.seq != self.rcv_nxt {
+        if seg.seq != self.rcv_nxt && !fin_seq_rst {
             self.send_oow_ack(ctx, true, seg);
             return Err(DropReason::InvalidRst);
         }
@@ -1866,8 +1873,11 @@ impl Tcb {
             return;
         }
         if self.probes >= ctx.cfg.keepalive_probes {
+            // The peer may be back (rebooted, or only its path was down) holding a half-open
+            // connection: Linux's `tcp_keepalive_timer` tells it with a RST
+            // (`tcp_send_active_reset`) before the connection is dropped; so do we.
             ctx.counters.tcp_ext_tcp_abort_on_timeout += 1;
-            self.enter_closed(ctx, CloseReason::TimedOut);
+            self.send_reset_and_close(ctx, CloseReason::TimedOut);
             return;
         }
         self.probes += 1;
