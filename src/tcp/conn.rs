@@ -728,6 +728,9 @@ impl Tcb {
         match self.state {
             State::SynSent => self.on_segment_syn_sent(ctx, seg),
             State::Closed | State::Listen => Err(DropReason::NoListener),
+            // The compact TIME-WAIT record never sees SYN+RST or SYN+FIN (`handle_segment`
+            // drops them where no connection is); the TCB in its last batch answers alike.
+            State::TimeWait if seg.flags.is_impossible() => Err(DropReason::BadFlags),
             State::TimeWait => self.on_segment_time_wait(ctx, seg),
             _ => self.on_segment_other(ctx, seg),
         }
@@ -775,9 +778,9 @@ impl Tcb {
             // Fifth: neither SYN nor RST: drop.
             return Err(DropReason::NoAck);
         }
-        if f.fin() {
-            return Err(DropReason::BadFlags);
-        }
+        // A FIN with the SYN does not stop the SYN: "If there are other controls or text in
+        // the segment, continue processing at the sixth step" (established below), or, in a
+        // simultaneous open, queue them for after ESTABLISHED (the peer resends its FIN).
         self.irs = seg.seq;
         self.rcv_nxt = seg.seq.add(1);
         self.rcv_adv = self.rcv_nxt;

@@ -80,12 +80,14 @@ impl TcpFlags {
     pub const fn psh(self) -> bool {
         self.contains(Self::PSH)
     }
-    /// SYN+FIN or SYN+RST: never legitimate (Linux drops both in `tcp_rcv_state_process`).
+    /// SYN+FIN or SYN+RST: no TCP opens a connection with them, and Linux drops both in
+    /// LISTEN (`tcp_rcv_state_process`). A connection that exists judges them bit by bit
+    /// instead (RFC 9293 §3.10.7.3-4: RST before SYN), so this is the listener's check.
     pub const fn is_impossible(self) -> bool {
         self.syn() && (self.fin() || self.rst())
     }
-    /// `Err(BadFlags)` for a combination no TCP sends (see [`TcpFlags::is_impossible`]): the
-    /// check a receiver applies before any state is looked up.
+    /// `Err(BadFlags)` for a combination no TCP opens with (see [`TcpFlags::is_impossible`]):
+    /// the check a receiver applies when no connection matches.
     pub const fn check(self) -> Result<()> {
         if self.is_impossible() {
             Err(ParseError::BadFlags)
