@@ -65,6 +65,17 @@ pub struct Negotiated {
     pub ts_recent: Option<u32>,
 }
 
+/// What a passive handshake knows about its SYN-ACK, for the first RTT sample (RFC 6298
+/// (2.2); Linux `tcp_synack_rtt_meas`). A cookie connection knows neither (no state was
+/// kept): only the final ACK's TSecr can time it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SynAckTiming {
+    /// When the SYN-ACK went, if it went only once (Karn: a resent one gives no sample).
+    pub sent: Option<Instant>,
+    /// The SYN-ACK was sent more than once (RFC 6298 (5.7)).
+    pub retransmitted: bool,
+}
+
 /// Per-connection timers (quinn-style: plain deadlines, no callbacks).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Timers {
@@ -375,7 +386,8 @@ impl Tcb {
 
     /// A passive open whose handshake the listener completed (SYN queue entry or cookie): the
     /// TCB starts in ESTABLISHED with the variables RFC 9293 §3.10.7.4 (fifth, SYN-RECEIVED)
-    /// sets. `ack_seg` is the ACK that completed the handshake.
+    /// sets. `ack_seg` is the ACK that completed the handshake; `synack` what is known of the
+    /// SYN-ACK it acknowledges.
     #[allow(clippy::too_many_arguments)]
     pub fn established_passive(
         id: ConnId,
@@ -387,6 +399,7 @@ impl Tcb {
         rcv_wscale: u8,
         ts_offset: u32,
         ack_seg: &TcpRepr<'_>,
+        synack: SynAckTiming,
         now: Instant,
     ) -> Tcb {
         let mut t = Tcb::blank(id, tuple, cfg, iss, ts_offset, now);
@@ -410,8 +423,35 @@ impl Tcb {
         // loss in the first window from ever starting a fast retransmit: SND.UNA - 1 < recover.)
         t.cc = Congestion::new(t.smss, cfg.initial_cwnd, iss, cfg.congestion_control);
         t.state = State::Established;
+        // RFC 7323 §4.3 (2): the final ACK (SEG.SEQ = IRS + 1 = Last.ACK.sent) carries a newer
+        // TSval than the SYN; it becomes TS.Recent, so our first segment echoes it (Linux
+        // takes it in `tcp_check_req` before the child socket copies `ts_recent`).
+        t.update_ts_recent(now, ack_seg);
+        // RFC 6298 (2.2): the handshake gives the first RTT sample, as Linux's
+        // `tcp_synack_rtt_meas` takes it: from the SYN-ACK's send time if it went once
+        // (Karn), else from the ACK's TSecr (RFC 7323 §4.1). Without one the first data
+        // would wait the 1 s initial RTO however short the path.
+        match synack.sent {
+            Some(at) => t.rtt.sample(now.saturating_since(at), cfg.rto_min, cfg.rto_max),
+            None => t.rtt_sample_on_ack(now, cfg, ack_seg),
+        }
+        if synack.retransmitted {
+            t.handshake_rto_fallback(cfg);
+        }
         t.arm_keepalive(cfg, now);
         t
+    }
+
+    /// RFC 6298 (5.7), a MUST: "the RTO MUST be re-initialized to 3 seconds when data
+    /// transmission begins" after the SYN or SYN-ACK was retransmitted and no RTT sample could
+    /// be taken (Linux `tcp_init_metrics`, `TCP_TIMEOUT_FALLBACK`). Called by a handshake
+    /// that retransmitted, once it has tried to sample. Linux also falls back when a handshake
+    /// that was not retransmitted gave no sample (a cookie without timestamps); RFC 6298 asks
+    /// it only after a retransmission, and only then do we.
+    fn handshake_rto_fallback(&mut self, cfg: &Config) {
+        if self.rtt.srtt().is_none() {
+            self.rtt.fall_back(cfg.rto_max);
+        }
     }
 
     fn apply_negotiated(&mut self, cfg: &Config, neg: Negotiated, rcv_wscale: u8) {
@@ -801,6 +841,9 @@ impl Tcb {
         if ack_ok {
             // SND.UNA <- SEG.ACK; our SYN is acked: ESTABLISHED.
             self.rtt_sample_on_ack(ctx.now, ctx.cfg, seg);
+            if self.retries > 0 {
+                self.handshake_rto_fallback(ctx.cfg);
+            }
             self.snd_una = seg.ack;
             self.syn_acked = true;
             if self.snd_nxt.before(self.snd_una) {
@@ -1126,7 +1169,13 @@ impl Tcb {
                 return Err(DropReason::InvalidAck);
             }
         }
+        // A simultaneous open completing here, after its SYN or SYN-ACK was retransmitted:
+        // RFC 6298 (5.7) once the ACK has had its chance to give a sample.
+        let handshake_retransmitted = !self.syn_acked && self.retries > 0;
         self.process_ack(ctx, seg, wnd_shift, orig.payload.is_empty() && !orig.flags.fin() && !orig.flags.syn());
+        if handshake_retransmitted {
+            self.handshake_rto_fallback(ctx.cfg);
+        }
         // Keepalive: any acceptable segment proves the peer alive.
         if ctx.cfg.keepalive {
             self.probes = 0;
