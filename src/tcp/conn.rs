@@ -262,6 +262,9 @@ pub struct Tcb {
     /// When an acceptable ACK last arrived (Linux `rcv_tstamp`): the proof that a peer which
     /// holds a zero window is still there.
     last_ack_rcvd: u32,
+    /// When a segment carrying data last went out (`ms32`; Linux `lsndtime`): the idle
+    /// clock of RFC 5681 §4.1.
+    last_data_sent: u32,
     /// Exponent of the zero-window probe interval.
     persist_backoff: u8,
     ack_now: bool,
@@ -359,6 +362,7 @@ impl Tcb {
             retries: 0,
             probes: 0,
             last_ack_rcvd: ms32(now),
+            last_data_sent: ms32(now),
             persist_backoff: 0,
             ack_now: false,
             unacked_segs: 0,
@@ -1566,6 +1570,7 @@ impl Tcb {
     /// data does not count as in flight (Linux's Loss state sends only what is not SACKed, and
     /// `tcp_packets_in_flight` leaves SACKed segments out).
     fn send_data(&mut self, ctx: &mut Ctx<'_>) {
+        self.restart_cwnd_after_idle(ctx);
         loop {
             // Re-sending below SND.MAX: from the first hole at or after SND.NXT, up to the
             // SACKed range that ends it.
@@ -1618,6 +1623,25 @@ impl Tcb {
         }
     }
 
+    /// RFC 5681 §4.1: "a TCP SHOULD set cwnd to no more than RW before beginning
+    /// transmission if the TCP has not sent data in an interval exceeding the retransmission
+    /// timeout". As Linux (`tcp_slow_start_after_idle_check` when new data is queued, with
+    /// `tcp_cwnd_restart`): idle means nothing in flight, and the time is counted from the
+    /// last data segment sent (`lsndtime`, set in `tcp_event_data_sent`), not from the last
+    /// segment received, so a server that answers after a long pause restarts too. New data
+    /// waiting with nothing in flight is the moment Linux checks (the data was just queued).
+    fn restart_cwnd_after_idle(&mut self, ctx: &mut Ctx<'_>) {
+        if !ctx.cfg.slow_start_after_idle || self.flight() != 0 || self.unsent_bytes() == 0 {
+            return;
+        }
+        let idle = Duration::from_millis(u64::from(ms32(ctx.now).wrapping_sub(self.last_data_sent)));
+        let rto = self.rtt.rto();
+        if idle > rto {
+            let iw = self.smss.saturating_mul(ctx.cfg.initial_cwnd.max(1));
+            self.cc.restart_after_idle(idle, rto, iw);
+        }
+    }
+
     /// Sends `len` data bytes starting at `seq` (and the FIN after them if `fin`), advancing
     /// SND.NXT when `seq` is SND.NXT. Returns false when no frame was available.
     fn send_segment(&mut self, ctx: &mut Ctx<'_>, seq: SeqNum, len: u32, fin: bool) -> bool {
@@ -1645,6 +1669,10 @@ impl Tcb {
         if sent {
             let (flags, ack, window) = (seg.flags, seg.ack, seg.window);
             self.note_sent(flags, ack, window);
+        }
+        if len > 0 {
+            // Linux `tcp_event_data_sent`: every segment with data, a retransmission too.
+            self.last_data_sent = ms32(ctx.now);
         }
         // Without a free frame the segment is treated as sent and lost (as Linux treats a
         // failed transmit): SND.NXT moves and the retransmission timer is armed, so a SYN,
