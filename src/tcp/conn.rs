@@ -603,6 +603,12 @@ impl Tcb {
         }
     }
 
+    /// Our SYN-ACK of an active (simultaneous) open is not acknowledged yet: SYN-RECEIVED, or
+    /// the FIN-WAIT-1 a CLOSE entered from it (RFC 9293 §3.10.4).
+    fn in_syn_received(&self) -> bool {
+        !self.syn_acked && matches!(self.state, State::SynReceived | State::FinWait1)
+    }
+
     /// Sequence number our FIN has (or will have): just past all queued data.
     pub(super) fn fin_seq(&self) -> SeqNum {
         self.data_seq().add(self.sndbuf.len() as u32)
@@ -1055,7 +1061,7 @@ impl Tcb {
         // Figure 7 line 6: in an active SYN-RECEIVED, the peer's SYN-ACK repeats its SYN
         // (SEG.SEQ = IRS) and acknowledges ours. Linux (`tcp_validate_incoming`) lets it through
         // as the ACK it is; so do we, with the duplicate SYN trimmed away.
-        if self.state == State::SynReceived
+        if self.in_syn_received()
             && !self.passive
             && seg.flags.syn()
             && seg.flags.ack()
@@ -1146,22 +1152,27 @@ impl Tcb {
             // "if the ACK bit is off, drop the segment and return"
             return Err(DropReason::NoAck);
         }
-        if self.state == State::SynReceived {
+        if self.in_syn_received() {
             // SND.UNA < SEG.ACK =< SND.NXT enters ESTABLISHED; otherwise <SEQ=SEG.ACK><CTL=RST>.
             if !(seg.ack.after(self.snd_una) && seg.ack.before_eq(self.snd_max)) {
                 let rst = OutSegment::control(seg.ack, SeqNum(0), TcpFlags::RST, 0);
                 self.transmit(ctx, &rst);
                 return Err(DropReason::InvalidAck);
             }
-            self.set_state(ctx, State::Established);
+            // A CLOSE in SYN-RECEIVED went on to FIN-WAIT-1 already (RFC 9293 §3.10.4): the
+            // handshake completes there.
+            if self.state == State::SynReceived {
+                self.set_state(ctx, State::Established);
+            }
             self.snd_wnd = u32::from(seg.window) << wnd_shift;
             self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
             self.snd_wl1 = seg.seq;
             self.snd_wl2 = seg.ack;
             self.arm_keepalive(ctx.cfg, ctx.now);
             self.raise(ctx, Event::Connected(self.id));
-            if self.fin_queued {
-                // A CLOSE issued in SYN-RECEIVED takes effect now (RFC 9293 §3.10.4).
+            if self.fin_queued && self.state == State::Established {
+                // A CLOSE issued in SYN-RECEIVED with data queued takes effect now (RFC 9293
+                // §3.10.4: "queue for processing after entering ESTABLISHED state").
                 self.set_state(ctx, State::FinWait1);
             }
         }
@@ -1512,6 +1523,9 @@ impl Tcb {
                 }
                 return;
             }
+            // FIN-WAIT-1 entered from SYN-RECEIVED (RFC 9293 §3.10.4): the SYN-ACK goes (again)
+            // ahead of the FIN.
+            _ if self.in_syn_received() && self.snd_nxt == self.iss => self.send_syn(ctx),
             _ => {}
         }
         if self.cc.in_recovery && self.cc.sack_mode {
@@ -1534,7 +1548,7 @@ impl Tcb {
     }
 
     fn send_syn(&mut self, ctx: &mut Ctx<'_>) {
-        let synack = self.state == State::SynReceived;
+        let synack = self.state != State::SynSent;
         let (flags, ack) =
             if synack { (TcpFlags::SYN | TcpFlags::ACK, self.rcv_nxt) } else { (TcpFlags::SYN, SeqNum(0)) };
         let seg = OutSegment {
@@ -2059,8 +2073,14 @@ impl Tcb {
         self.fin_queued = true;
         self.dirty = true;
         match self.state {
-            // In SYN-RECEIVED the FIN is queued until ESTABLISHED is reached (check_ack).
             State::Established => self.set_state(ctx, State::FinWait1),
+            //= https://www.rfc-editor.org/rfc/rfc9293#section-3.10.4
+            //# If no SENDs have been issued and there is no pending data to send, then form a
+            //# FIN segment and send it, and enter FIN-WAIT-1 state; otherwise, queue for
+            //# processing after entering ESTABLISHED state.
+            // Linux `tcp_close_state` likewise (SYN_RECV -> FIN_WAIT1). The SYN-ACK stays
+            // unacknowledged in FIN-WAIT-1 (`output` resends it, `check_ack` completes it).
+            State::SynReceived if self.sndbuf.is_empty() => self.set_state(ctx, State::FinWait1),
             State::CloseWait => self.set_state(ctx, State::LastAck),
             _ => {}
         }
