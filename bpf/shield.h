@@ -180,15 +180,15 @@ struct opt_walk {
 	__u8 th[64];
 	__u32 hlen;
 	__u32 off;
-	__s32 err;
 	struct syn_opts o;
 };
 
 /*
  * One step of the walk over the SYN's options (a bpf_loop callback), with the rules of the
  * stack's parser (wire::TcpOptions::parse): EOL ends the list, NOP is one byte, any other
- * kind has a length of at least 2 that stays inside the header, or the whole segment is
- * refused (err); a known kind with another length is ignored; a later option of a kind
+ * kind has a length of at least 2 that stays inside the header, or the list ends there and
+ * the options before it are kept (Linux tcp_parse_options; RFC 9293 MUST-68: be prepared
+ * for an illegal length); a known kind with another length is ignored; a later option of a kind
  * replaces an earlier one. Each step moves at least one byte, so 40 steps cover any header.
  *
  * Verifier: a plain loop here made the verifier walk every path through 40 iterations (over
@@ -209,15 +209,11 @@ static long syn_option_step(__u64 index, void *data)
 		w->off = off + 1;
 		return 0;
 	}
-	if (off + 1 >= hlen) {
-		w->err = -1;
+	if (off + 1 >= hlen)
 		return 1;
-	}
 	len = w->th[(off + 1) & 63];
-	if (len < 2 || off + len > hlen) {
-		w->err = -1;
+	if (len < 2 || off + len > hlen)
 		return 1;
-	}
 	if (kind == TCPOPT_MSS && len == 4) {
 		w->o.mss = ((__u16)w->th[(off + 2) & 63] << 8) | w->th[(off + 3) & 63];
 		w->o.has_mss = 1;
@@ -339,8 +335,6 @@ static __always_inline int shield_answer(struct xdp_md *ctx, const struct shield
 	w.hlen = hlen;
 	w.off = sizeof(struct tcphdr);
 	bpf_loop(MAX_TCP_OPTION_BYTES, syn_option_step, &w, 0);
-	if (w.err)
-		return shield_drop(XSK_STAT_SHIELD_DROP_MALFORMED);
 
 	/* The engine's clock, and the key of the epoch the program is in (see the top). */
 	now = bpf_ktime_get_ns() + (__u64)cfg->clock_offset_ns;

@@ -536,12 +536,15 @@ fn refuses_what_the_stack_refuses() {
     f[22] ^= 0x01; // source address
     assert_dropped(&rig, &f, XskStat::ShieldDropChecksum, "v6 pseudo-header");
 
+    // An illegal option length ends the list; the SYN is answered with the options before it,
+    // as the stack answers it (Linux `tcp_parse_options`, RFC 9293 MUST-68).
     for (what, opts) in [
         ("option length 1", vec![2, 1, 0, 0]),
         ("option past the header", vec![1, 1, 8, 10]),
         ("kind without length", vec![1, 1, 1, 2]),
+        ("MSS then a zero length", vec![2, 4, 0x05, 0xb4, 1, 1, 254, 0]),
     ] {
-        assert_dropped(&rig, &syn4_raw_options(&opts), XskStat::ShieldDropMalformed, what);
+        assert_answered(&rig, &syn4_raw_options(&opts), what);
     }
     // Data offset below 5.
     let mut f = syn4(TcpOptions::default());

@@ -272,13 +272,75 @@ fn keepalive_probes_then_abort() {
     a.deliver(&b.take_one());
     a.run_until(t0 + Duration::from_secs(19));
     a.expect_nothing();
-    // Now the peer is gone.
+    // Now the peer is gone: three probes, then a RST as the connection is given up (Linux
+    // `tcp_keepalive_timer` -> `tcp_send_active_reset`).
     a.run_until(t0 + Duration::from_secs(40));
-    assert_eq!(a.take_segs().len(), 3);
+    let segs = a.take_segs();
+    assert_eq!(segs.len(), 4, "{segs:?}");
+    assert!(segs[..3].iter().all(|s| s.is(ACK)), "{segs:?}");
+    assert!(segs[3].is(rstack()), "{segs:?}");
     assert_eq!(a.state(ida), Some(State::Closed));
     assert_eq!(a.shard.counters().tcp_ext_tcp_keepalive, 4);
 }
 
 fn a_to_bytes(s: &Seg, _a: &Host, _b: &Host) -> Vec<u8> {
     craft_opts(s.src, s.dst, s.seq, s.ack, s.flags, &s.payload, s.options, s.window)
+}
+
+/// RFC 9293 §3.10.4 CLOSE in SYN-RECEIVED: "If no SENDs have been issued and there is no
+/// pending data to send, then form a FIN segment and send it, and enter FIN-WAIT-1 state".
+/// Linux `tcp_close_state` does the same (SYN_RECV -> FIN_WAIT1). Here A is in the
+/// SYN-RECEIVED of a simultaneous open (Figure 7) when its application closes:
+///
+/// ```text
+///     TCP A                                                TCP B
+/// 1.  SYN-SENT     --> <SEQ=100><CTL=SYN>              ... (held)
+/// 2.  SYN-RECEIVED <-- <SEQ=300><CTL=SYN>              <-- SYN-SENT
+/// 3.  SYN-RECEIVED --> <SEQ=100><ACK=301><CTL=SYN,ACK> ... (held)
+/// 4.  (CLOSE)
+///     FIN-WAIT-1   --> <SEQ=101><ACK=301><CTL=FIN,ACK> ... (held)
+/// 5.               ... A's SYN reaches B               --> SYN-RECEIVED
+/// 6.  FIN-WAIT-1   <-- <SEQ=300><ACK=101><CTL=SYN,ACK> <-- SYN-RECEIVED
+/// 7.               ... A's SYN-ACK and FIN reach B     --> ESTABLISHED, CLOSE-WAIT
+/// 8.  FIN-WAIT-2   <-- <SEQ=301><ACK=102><CTL=ACK>     <-- CLOSE-WAIT
+/// ```
+#[test]
+fn syn_received_close_sends_fin_and_enters_fin_wait_1() {
+    let (mut a, mut b) = pair_cfg(plain_cfg());
+    let ida = a.connect(1000, b.addr(2000));
+    let a_syn = a.take_one();
+    let a_iss = Seg::parse(&a_syn).seq;
+    let idb = b.connect(2000, a.addr(1000));
+    let b_syn = b.take_one();
+    let b_iss = Seg::parse(&b_syn).seq;
+    a.deliver(&b_syn);
+    assert_eq!(a.state(ida), Some(State::SynReceived));
+    let a_synack = a.take_one();
+    // 4. CLOSE with nothing queued: the FIN goes now, not once ESTABLISHED is reached.
+    a.close(ida);
+    assert_eq!(a.state(ida), Some(State::FinWait1), "RFC 9293 §3.10.4: CLOSE in SYN-RECEIVED");
+    let fin = Seg::parse(&a.take_one());
+    assert!(fin.is(finack()), "{fin:?}");
+    assert_eq!((fin.seq, fin.ack), (a_iss.wrapping_add(1), b_iss.wrapping_add(1)));
+    let a_fin = craft(a.addr(1000), b.addr(2000), fin.seq, fin.ack, finack(), b"");
+    // 5-6. B answers A's SYN; its SYN-ACK acknowledges A's SYN (not the FIN): A stays in
+    // FIN-WAIT-1.
+    b.deliver(&a_syn);
+    assert_eq!(b.state(idb), Some(State::SynReceived));
+    a.deliver(&b.take_one());
+    assert_eq!(a.state(ida), Some(State::FinWait1));
+    a.take();
+    // 7-8. A's SYN-ACK and FIN reach B, which acknowledges the FIN: A in FIN-WAIT-2.
+    b.deliver(&a_synack);
+    b.deliver(&a_fin);
+    assert_eq!(b.state(idb), Some(State::CloseWait));
+    for p in b.take() {
+        a.deliver(&p);
+    }
+    assert_eq!(a.state(ida), Some(State::FinWait2));
+    // B closes too: A goes through TIME-WAIT.
+    b.close(idb);
+    exchange(&mut a, &mut b);
+    assert_eq!(a.state_of(1000, b.addr(2000)), Some(State::TimeWait));
+    assert_eq!(b.state_of(2000, a.addr(1000)), None, "B went through LAST-ACK to CLOSED");
 }

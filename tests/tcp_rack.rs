@@ -42,13 +42,16 @@ struct Conn {
 
 impl Conn {
     /// A listening host and a crafted peer (SACK-permitted or not, MSS 1000) that completed the
-    /// handshake; then one segment is sent and acknowledged an RTT later, so SRTT = RTT.
+    /// handshake an RTT after the SYN-ACK (the handshake's sample, Linux
+    /// `tcp_synack_rtt_meas`); then one segment is sent and acknowledged an RTT later, so
+    /// SRTT = RTT.
     fn new(cfg: Config, sack: bool) -> Conn {
         let mut h = Host::new("198.18.0.1", cfg, 7);
         h.shard.listen(80, None, 16).unwrap();
         let o = TcpOptions { mss: Some(MSS as u16), sack_permitted: sack, ..TcpOptions::default() };
         h.deliver(&craft_opts(peer_addr(), h.addr(80), 1000, 0, SYN, &[], o, 65535));
         let sa = Seg::parse(&h.take_one());
+        h.advance(RTT);
         h.deliver(&craft(peer_addr(), h.addr(80), 1001, sa.seq + 1, ACK, &[]));
         let id = h.shard.accept(80).unwrap();
         assert_eq!(h.shard.info(id).unwrap().sack_ok, sack);

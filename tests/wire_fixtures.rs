@@ -657,15 +657,25 @@ mod tcp {
 mod tcp_options {
     use super::*;
 
-    fn opts(o: &[u8]) -> Result<TcpOptions, ParseError> {
+    fn opts(o: &[u8]) -> TcpOptions {
         TcpOptions::parse(o)
     }
 
+    /// The first illegal option length the iterator reports (`None`: the list is well formed).
+    fn first_error(o: &[u8]) -> Option<ParseError> {
+        OptionIter::new(o).find_map(Result::err)
+    }
+
+    /// An illegal length ends the list and the options before it are kept: Linux's
+    /// `tcp_parse_options` stops there and processes the segment (RFC 9293 MUST-68).
     #[test]
     fn length_zero_or_one() {
         for o in [&[2u8, 0, 5, 0xb4][..], &[2, 1, 5, 0xb4], &[30, 0], &[30, 1], &[8, 1]] {
-            assert_eq!(opts(o).unwrap_err(), ParseError::BadOption, "{o:?}");
+            assert_eq!(first_error(o), Some(ParseError::BadOption), "{o:?}");
+            assert_eq!(opts(o), TcpOptions::default(), "{o:?}");
         }
+        let o = opts(&[2, 4, 5, 0xb4, 3, 3, 7, 1, 254, 0, 3, 3, 9, 0]);
+        assert_eq!((o.mss, o.window_scale), (Some(1460), Some(7)), "kept up to the bad option, nothing after");
         let mut it = OptionIter::new(&[1, 2, 0, 3, 3, 7]);
         assert_eq!(it.next(), Some(Ok(TcpOption::NoOperation)));
         assert_eq!(it.next(), Some(Err(ParseError::BadOption)));
@@ -677,11 +687,14 @@ mod tcp_options {
         // Timestamps claiming 10 bytes with 4 left; a SACK claiming 34 with 10 left; a kind at
         // the very end with no length byte.
         for o in [&[8u8, 10, 0, 0][..], &[5, 34, 0, 0, 0, 0, 0, 0, 0, 0], &[1, 1, 1, 3]] {
-            assert_eq!(opts(o).unwrap_err(), ParseError::BadOption, "{o:?}");
+            assert_eq!(first_error(o), Some(ParseError::BadOption), "{o:?}");
+            assert_eq!(opts(o), TcpOptions::default(), "{o:?}");
         }
         // The same inside a real header: a window scale kind as the last byte of the options.
+        // The segment parses, with the MSS before it.
         let s = syn_with_options(&[2, 4, 5, 0xb4, 1, 1, 1, 3]);
-        assert_eq!(tcp_parse(&s).unwrap_err(), ParseError::BadOption);
+        let r = tcp_parse(&s).unwrap();
+        assert_eq!((r.options.mss, r.options.window_scale), (Some(1460), None));
         // Linux's SYN options cut by a smaller data offset: 9 ends cleanly after the
         // timestamps, 8 cuts them (10 bytes claimed, 6 left). The rest becomes payload.
         let mut s = seg4(SYN);
@@ -691,7 +704,8 @@ mod tcp_options {
         assert_eq!((r.options.window_scale, r.payload.len()), (None, 4));
         s[12] = 8 << 4;
         refill_tcp(&mut s);
-        assert_eq!(tcp_parse(&s).unwrap_err(), ParseError::BadOption);
+        let r = tcp_parse(&s).unwrap();
+        assert_eq!((r.options.timestamps, r.payload.len()), (None, 8));
     }
 
     #[test]
@@ -701,21 +715,21 @@ mod tcp_options {
         let o = [2, 3, 0, 2, 6, 0, 0, 0, 0, 3, 4, 7, 7, 4, 3, 0, 8, 8, 0, 0, 0, 0, 0, 0];
         let mut o = o.to_vec();
         o.extend_from_slice(&[5, 9, 0, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(opts(&o).unwrap(), TcpOptions::default());
+        assert_eq!(opts(&o), TcpOptions::default());
         assert!(OptionIter::new(&o).all(|x| matches!(x, Ok(TcpOption::Unknown { .. }))));
     }
 
     #[test]
     fn eol_ends_the_list() {
         // Anything after EOL is padding, even bytes that would be malformed.
-        let o = opts(&[2, 4, 5, 0xb4, 0, 8, 0xff, 0xff]).unwrap();
+        let o = opts(&[2, 4, 5, 0xb4, 0, 8, 0xff, 0xff]);
         assert_eq!(o.mss, Some(1460));
         assert_eq!(o.timestamps, None);
     }
 
     #[test]
     fn sack_blocks() {
-        let o = opts(&ACK_SACK[34 + 20..34 + 44]).unwrap();
+        let o = opts(&ACK_SACK[34 + 20..34 + 44]);
         assert_eq!(o.sack_count, 1);
         // Four blocks (34 bytes) parse; a fifth does not fit in a header at all.
         let mut raw = vec![1, 1, 5, 34];
@@ -723,13 +737,13 @@ mod tcp_options {
             raw.extend_from_slice(&(i * 100).to_be_bytes());
             raw.extend_from_slice(&(i * 100 + 50).to_be_bytes());
         }
-        let o = opts(&raw).unwrap();
+        let o = opts(&raw);
         assert_eq!(o.sack_blocks().len(), MAX_SACK_BLOCKS);
         assert_eq!(o.sack_blocks()[3], (SeqNum(300), SeqNum(350)));
         // A second SACK option replaces the first.
         let mut two = raw.clone();
         two.extend_from_slice(&[5, 10, 0, 0, 0, 9, 0, 0, 0, 10]);
-        let o = opts(&two).unwrap();
+        let o = opts(&two);
         assert_eq!(o.sack_blocks(), [(SeqNum(9), SeqNum(10))]);
         // An inconsistent Repr (count above four) does not panic or over-read.
         let o = TcpOptions { sack_count: 200, ..o };
@@ -739,7 +753,7 @@ mod tcp_options {
     #[test]
     fn unknown_kinds_are_skipped() {
         // TCP-AO (29), MPTCP (30) with data, then a window scale.
-        let o = opts(&[29, 4, 1, 2, 30, 6, 0, 0, 0, 0, 1, 3, 3, 9]).unwrap();
+        let o = opts(&[29, 4, 1, 2, 30, 6, 0, 0, 0, 0, 1, 3, 3, 9]);
         assert_eq!(o.window_scale, Some(9));
         let kinds: Vec<_> = OptionIter::new(&[29, 4, 1, 2]).map(|o| o.unwrap()).collect();
         assert_eq!(kinds, [TcpOption::Unknown { kind: 29, data: &[1, 2] }]);
@@ -749,7 +763,8 @@ mod tcp_options {
     fn malformed_options_in_a_segment() {
         for o in [&[2u8, 0][..], &[2, 1], &[8, 12, 0, 0], &[4]] {
             let s = syn_with_options(o);
-            assert_eq!(tcp_parse(&s).unwrap_err(), ParseError::BadOption, "{o:?}");
+            let r = tcp_parse(&s).unwrap_or_else(|e| panic!("{o:?}: {e:?}"));
+            assert_eq!(r.options, TcpOptions::default(), "{o:?}");
         }
     }
 
@@ -784,7 +799,7 @@ mod tcp_options {
             assert_eq!(n, o.buffer_len());
             assert!(n <= 40 && n % 4 == 0);
             assert!(buf[n..].iter().all(|&b| b == 0xee), "wrote past {n}");
-            let back = TcpOptions::parse(&buf[..n]).unwrap();
+            let back = TcpOptions::parse(&buf[..n]);
             assert_eq!(back.sack_blocks(), &blocks[..want_blocks]);
             assert_eq!(o.sack_blocks_to_emit(), &blocks[..want_blocks]);
             assert_eq!((back.mss, back.timestamps, back.window_scale), (o.mss, o.timestamps, o.window_scale));
@@ -800,7 +815,7 @@ mod tcp_options {
             let mut buf = [0u8; 40];
             let n = o.emit(&mut buf);
             assert_eq!(n, 4);
-            assert_eq!(TcpOptions::parse(&buf[..n]).unwrap(), o);
+            assert_eq!(TcpOptions::parse(&buf[..n]), o);
         }
     }
 }
@@ -1005,7 +1020,7 @@ fn every_parse_error_variant_is_produced() {
         (ParseError::BadHeaderLen, ipv4_parse(&ihl4).map(drop)),
         (ParseError::BadTotalLen, ipv4_parse(&total).map(drop)),
         (ParseError::BadDataOffset, tcp_parse(&doff).map(drop)),
-        (ParseError::BadOption, tcp_parse(&syn_with_options(&[2, 1])).map(drop)),
+        (ParseError::BadOption, OptionIter::new(&[2, 1]).find_map(Result::err).map_or(Ok(()), Err)),
         (ParseError::BadChecksum, ipv4_parse(&ttl).map(drop)),
         (ParseError::BadFlags, (TcpFlags::SYN | TcpFlags::FIN).check()),
         (ParseError::Fragment, ipv4_parse(&mf).map(drop)),

@@ -3,6 +3,7 @@
 //! growth and decrease either Reno's (RFC 5681) or CUBIC's (RFC 9438, Linux's default).
 
 use super::config::CongestionControl;
+use crate::time::Duration;
 use crate::wire::SeqNum;
 
 /// RFC 9438 §4.6 β_cubic: the window keeps 0.7 of itself at a loss (Linux 717/1024); the
@@ -154,6 +155,28 @@ impl Congestion {
             self.cwnd = self.cwnd.saturating_add(inc);
             self.acked_accum = 0;
         }
+    }
+
+    /// RFC 5681 §4.1 (restarting idle connections), as Linux's `tcp_cwnd_restart`: after
+    /// `idle` without sending data (and nothing in flight), cwnd is halved once per `rto`
+    /// elapsed, never below the restart window RW = min(IW, cwnd) (`iw` in bytes); RFC 5681
+    /// allows cutting straight to RW, Linux's gentler decay is what peers see from it. ssthresh
+    /// keeps the memory of the old window, as Linux's `tcp_current_ssthresh` (3/4 of it), so
+    /// slow start climbs back to where the path was good. CUBIC's epoch ends: its clock must
+    /// not count the idle time as growth.
+    pub fn restart_after_idle(&mut self, idle: Duration, rto: Duration, iw: u32) {
+        let restart = iw.min(self.cwnd);
+        if !self.is_recovering() {
+            self.ssthresh = self.ssthresh.max((self.cwnd >> 1).saturating_add(self.cwnd >> 2));
+        }
+        let (mut cwnd, mut left) = (self.cwnd, idle);
+        while left > rto && cwnd > restart && rto > Duration::ZERO {
+            left = Duration(left.0.saturating_sub(rto.0));
+            cwnd >>= 1;
+        }
+        self.cwnd = cwnd.max(restart);
+        self.flags &= !EPOCH_OPEN;
+        self.acked_accum = 0;
     }
 
     /// A fast recovery or a timeout's recovery is under way.

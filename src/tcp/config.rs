@@ -113,6 +113,9 @@ pub struct Config {
     pub initial_cwnd: u32,
     /// Congestion control (`tcp_congestion_control`); default CUBIC, as Linux.
     pub congestion_control: CongestionControl,
+    /// `net.ipv4.tcp_slow_start_after_idle` (default on, as Linux): a connection that sent no
+    /// data for longer than its RTO restarts from at most the initial window (RFC 5681 §4.1).
+    pub slow_start_after_idle: bool,
     /// IP TTL / hop limit of emitted packets.
     pub ttl: u8,
     /// RSTs per second this shard sends in answer to segments that match nothing (no
@@ -169,6 +172,7 @@ impl Default for Config {
             max_tw_buckets: 1 << 18,
             initial_cwnd: 10,
             congestion_control: CongestionControl::Cubic,
+            slow_start_after_idle: true,
             ttl: 64,
             rst_rate_limit: 200,
             rst_rate_burst: 200,

@@ -65,6 +65,17 @@ pub struct Negotiated {
     pub ts_recent: Option<u32>,
 }
 
+/// What a passive handshake knows about its SYN-ACK, for the first RTT sample (RFC 6298
+/// (2.2); Linux `tcp_synack_rtt_meas`). A cookie connection knows neither (no state was
+/// kept): only the final ACK's TSecr can time it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SynAckTiming {
+    /// When the SYN-ACK went, if it went only once (Karn: a resent one gives no sample).
+    pub sent: Option<Instant>,
+    /// The SYN-ACK was sent more than once (RFC 6298 (5.7)).
+    pub retransmitted: bool,
+}
+
 /// Per-connection timers (quinn-style: plain deadlines, no callbacks).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Timers {
@@ -251,6 +262,9 @@ pub struct Tcb {
     /// When an acceptable ACK last arrived (Linux `rcv_tstamp`): the proof that a peer which
     /// holds a zero window is still there.
     last_ack_rcvd: u32,
+    /// When a segment carrying data last went out (`ms32`; Linux `lsndtime`): the idle
+    /// clock of RFC 5681 §4.1.
+    last_data_sent: u32,
     /// Exponent of the zero-window probe interval.
     persist_backoff: u8,
     ack_now: bool,
@@ -348,6 +362,7 @@ impl Tcb {
             retries: 0,
             probes: 0,
             last_ack_rcvd: ms32(now),
+            last_data_sent: ms32(now),
             persist_backoff: 0,
             ack_now: false,
             unacked_segs: 0,
@@ -375,7 +390,8 @@ impl Tcb {
 
     /// A passive open whose handshake the listener completed (SYN queue entry or cookie): the
     /// TCB starts in ESTABLISHED with the variables RFC 9293 §3.10.7.4 (fifth, SYN-RECEIVED)
-    /// sets. `ack_seg` is the ACK that completed the handshake.
+    /// sets. `ack_seg` is the ACK that completed the handshake; `synack` what is known of the
+    /// SYN-ACK it acknowledges.
     #[allow(clippy::too_many_arguments)]
     pub fn established_passive(
         id: ConnId,
@@ -387,6 +403,7 @@ impl Tcb {
         rcv_wscale: u8,
         ts_offset: u32,
         ack_seg: &TcpRepr<'_>,
+        synack: SynAckTiming,
         now: Instant,
     ) -> Tcb {
         let mut t = Tcb::blank(id, tuple, cfg, iss, ts_offset, now);
@@ -410,8 +427,35 @@ impl Tcb {
         // loss in the first window from ever starting a fast retransmit: SND.UNA - 1 < recover.)
         t.cc = Congestion::new(t.smss, cfg.initial_cwnd, iss, cfg.congestion_control);
         t.state = State::Established;
+        // RFC 7323 §4.3 (2): the final ACK (SEG.SEQ = IRS + 1 = Last.ACK.sent) carries a newer
+        // TSval than the SYN; it becomes TS.Recent, so our first segment echoes it (Linux
+        // takes it in `tcp_check_req` before the child socket copies `ts_recent`).
+        t.update_ts_recent(now, ack_seg);
+        // RFC 6298 (2.2): the handshake gives the first RTT sample, as Linux's
+        // `tcp_synack_rtt_meas` takes it: from the SYN-ACK's send time if it went once
+        // (Karn), else from the ACK's TSecr (RFC 7323 §4.1). Without one the first data
+        // would wait the 1 s initial RTO however short the path.
+        match synack.sent {
+            Some(at) => t.rtt.sample(now.saturating_since(at), cfg.rto_min, cfg.rto_max),
+            None => t.rtt_sample_on_ack(now, cfg, ack_seg),
+        }
+        if synack.retransmitted {
+            t.handshake_rto_fallback(cfg);
+        }
         t.arm_keepalive(cfg, now);
         t
+    }
+
+    /// RFC 6298 (5.7), a MUST: "the RTO MUST be re-initialized to 3 seconds when data
+    /// transmission begins" after the SYN or SYN-ACK was retransmitted and no RTT sample could
+    /// be taken (Linux `tcp_init_metrics`, `TCP_TIMEOUT_FALLBACK`). Called by a handshake
+    /// that retransmitted, once it has tried to sample. Linux also falls back when a handshake
+    /// that was not retransmitted gave no sample (a cookie without timestamps); RFC 6298 asks
+    /// it only after a retransmission, and only then do we.
+    fn handshake_rto_fallback(&mut self, cfg: &Config) {
+        if self.rtt.srtt().is_none() {
+            self.rtt.fall_back(cfg.rto_max);
+        }
     }
 
     fn apply_negotiated(&mut self, cfg: &Config, neg: Negotiated, rcv_wscale: u8) {
@@ -557,6 +601,12 @@ impl Tcb {
         } else {
             self.iss.add(1)
         }
+    }
+
+    /// Our SYN-ACK of an active (simultaneous) open is not acknowledged yet: SYN-RECEIVED, or
+    /// the FIN-WAIT-1 a CLOSE entered from it (RFC 9293 §3.10.4).
+    fn in_syn_received(&self) -> bool {
+        !self.syn_acked && matches!(self.state, State::SynReceived | State::FinWait1)
     }
 
     /// Sequence number our FIN has (or will have): just past all queued data.
@@ -728,6 +778,9 @@ impl Tcb {
         match self.state {
             State::SynSent => self.on_segment_syn_sent(ctx, seg),
             State::Closed | State::Listen => Err(DropReason::NoListener),
+            // The compact TIME-WAIT record never sees SYN+RST or SYN+FIN (`handle_segment`
+            // drops them where no connection is); the TCB in its last batch answers alike.
+            State::TimeWait if seg.flags.is_impossible() => Err(DropReason::BadFlags),
             State::TimeWait => self.on_segment_time_wait(ctx, seg),
             _ => self.on_segment_other(ctx, seg),
         }
@@ -775,9 +828,9 @@ impl Tcb {
             // Fifth: neither SYN nor RST: drop.
             return Err(DropReason::NoAck);
         }
-        if f.fin() {
-            return Err(DropReason::BadFlags);
-        }
+        // A FIN with the SYN does not stop the SYN: "If there are other controls or text in
+        // the segment, continue processing at the sixth step" (established below), or, in a
+        // simultaneous open, queue them for after ESTABLISHED (the peer resends its FIN).
         self.irs = seg.seq;
         self.rcv_nxt = seg.seq.add(1);
         self.rcv_adv = self.rcv_nxt;
@@ -798,6 +851,9 @@ impl Tcb {
         if ack_ok {
             // SND.UNA <- SEG.ACK; our SYN is acked: ESTABLISHED.
             self.rtt_sample_on_ack(ctx.now, ctx.cfg, seg);
+            if self.retries > 0 {
+                self.handshake_rto_fallback(ctx.cfg);
+            }
             self.snd_una = seg.ack;
             self.syn_acked = true;
             if self.snd_nxt.before(self.snd_una) {
@@ -960,12 +1016,19 @@ impl Tcb {
     /// RFC 9293 §3.10.7.4 second, with RFC 5961 §3.2.
     fn check_rst(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) -> Result<(), DropReason> {
         let wnd = self.rcv_window().max(1);
+        // After the peer's FIN, a RST may carry the FIN's own number (RCV.NXT - 1): several
+        // stacks reset a closing connection from the sequence number they last sent. Linux
+        // (`tcp_reset_check`) takes it as exact in CLOSE-WAIT, LAST-ACK and CLOSING; so do we.
+        // (TIME-WAIT has its own rules, RFC 1337.) A blind attacker gains nothing: the
+        // number is one more value next to RCV.NXT, not a window.
+        let fin_seq_rst =
+            seg.seq == self.rcv_nxt.sub(1) && matches!(self.state, State::CloseWait | State::LastAck | State::Closing);
         // 1) outside the window: drop silently.
-        if !seg.seq.in_window(self.rcv_nxt, wnd) {
+        if !seg.seq.in_window(self.rcv_nxt, wnd) && !fin_seq_rst {
             return Err(DropReason::InvalidRst);
         }
         // 3) in the window but not exactly RCV.NXT: challenge ACK.
-        if seg.seq != self.rcv_nxt {
+        if seg.seq != self.rcv_nxt && !fin_seq_rst {
             self.send_oow_ack(ctx, true, seg);
             return Err(DropReason::InvalidRst);
         }
@@ -998,7 +1061,7 @@ impl Tcb {
         // Figure 7 line 6: in an active SYN-RECEIVED, the peer's SYN-ACK repeats its SYN
         // (SEG.SEQ = IRS) and acknowledges ours. Linux (`tcp_validate_incoming`) lets it through
         // as the ACK it is; so do we, with the duplicate SYN trimmed away.
-        if self.state == State::SynReceived
+        if self.in_syn_received()
             && !self.passive
             && seg.flags.syn()
             && seg.flags.ack()
@@ -1089,22 +1152,27 @@ impl Tcb {
             // "if the ACK bit is off, drop the segment and return"
             return Err(DropReason::NoAck);
         }
-        if self.state == State::SynReceived {
+        if self.in_syn_received() {
             // SND.UNA < SEG.ACK =< SND.NXT enters ESTABLISHED; otherwise <SEQ=SEG.ACK><CTL=RST>.
             if !(seg.ack.after(self.snd_una) && seg.ack.before_eq(self.snd_max)) {
                 let rst = OutSegment::control(seg.ack, SeqNum(0), TcpFlags::RST, 0);
                 self.transmit(ctx, &rst);
                 return Err(DropReason::InvalidAck);
             }
-            self.set_state(ctx, State::Established);
+            // A CLOSE in SYN-RECEIVED went on to FIN-WAIT-1 already (RFC 9293 §3.10.4): the
+            // handshake completes there.
+            if self.state == State::SynReceived {
+                self.set_state(ctx, State::Established);
+            }
             self.snd_wnd = u32::from(seg.window) << wnd_shift;
             self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
             self.snd_wl1 = seg.seq;
             self.snd_wl2 = seg.ack;
             self.arm_keepalive(ctx.cfg, ctx.now);
             self.raise(ctx, Event::Connected(self.id));
-            if self.fin_queued {
-                // A CLOSE issued in SYN-RECEIVED takes effect now (RFC 9293 §3.10.4).
+            if self.fin_queued && self.state == State::Established {
+                // A CLOSE issued in SYN-RECEIVED with data queued takes effect now (RFC 9293
+                // §3.10.4: "queue for processing after entering ESTABLISHED state").
                 self.set_state(ctx, State::FinWait1);
             }
         }
@@ -1116,7 +1184,13 @@ impl Tcb {
                 return Err(DropReason::InvalidAck);
             }
         }
+        // A simultaneous open completing here, after its SYN or SYN-ACK was retransmitted:
+        // RFC 6298 (5.7) once the ACK has had its chance to give a sample.
+        let handshake_retransmitted = !self.syn_acked && self.retries > 0;
         self.process_ack(ctx, seg, wnd_shift, orig.payload.is_empty() && !orig.flags.fin() && !orig.flags.syn());
+        if handshake_retransmitted {
+            self.handshake_rto_fallback(ctx.cfg);
+        }
         // Keepalive: any acceptable segment proves the peer alive.
         if ctx.cfg.keepalive {
             self.probes = 0;
@@ -1449,6 +1523,9 @@ impl Tcb {
                 }
                 return;
             }
+            // FIN-WAIT-1 entered from SYN-RECEIVED (RFC 9293 §3.10.4): the SYN-ACK goes (again)
+            // ahead of the FIN.
+            _ if self.in_syn_received() && self.snd_nxt == self.iss => self.send_syn(ctx),
             _ => {}
         }
         if self.cc.in_recovery && self.cc.sack_mode {
@@ -1471,7 +1548,7 @@ impl Tcb {
     }
 
     fn send_syn(&mut self, ctx: &mut Ctx<'_>) {
-        let synack = self.state == State::SynReceived;
+        let synack = self.state != State::SynSent;
         let (flags, ack) =
             if synack { (TcpFlags::SYN | TcpFlags::ACK, self.rcv_nxt) } else { (TcpFlags::SYN, SeqNum(0)) };
         let seg = OutSegment {
@@ -1507,6 +1584,7 @@ impl Tcb {
     /// data does not count as in flight (Linux's Loss state sends only what is not SACKed, and
     /// `tcp_packets_in_flight` leaves SACKed segments out).
     fn send_data(&mut self, ctx: &mut Ctx<'_>) {
+        self.restart_cwnd_after_idle(ctx);
         loop {
             // Re-sending below SND.MAX: from the first hole at or after SND.NXT, up to the
             // SACKed range that ends it.
@@ -1559,6 +1637,25 @@ impl Tcb {
         }
     }
 
+    /// RFC 5681 §4.1: "a TCP SHOULD set cwnd to no more than RW before beginning
+    /// transmission if the TCP has not sent data in an interval exceeding the retransmission
+    /// timeout". As Linux (`tcp_slow_start_after_idle_check` when new data is queued, with
+    /// `tcp_cwnd_restart`): idle means nothing in flight, and the time is counted from the
+    /// last data segment sent (`lsndtime`, set in `tcp_event_data_sent`), not from the last
+    /// segment received, so a server that answers after a long pause restarts too. New data
+    /// waiting with nothing in flight is the moment Linux checks (the data was just queued).
+    fn restart_cwnd_after_idle(&mut self, ctx: &mut Ctx<'_>) {
+        if !ctx.cfg.slow_start_after_idle || self.flight() != 0 || self.unsent_bytes() == 0 {
+            return;
+        }
+        let idle = Duration::from_millis(u64::from(ms32(ctx.now).wrapping_sub(self.last_data_sent)));
+        let rto = self.rtt.rto();
+        if idle > rto {
+            let iw = self.smss.saturating_mul(ctx.cfg.initial_cwnd.max(1));
+            self.cc.restart_after_idle(idle, rto, iw);
+        }
+    }
+
     /// Sends `len` data bytes starting at `seq` (and the FIN after them if `fin`), advancing
     /// SND.NXT when `seq` is SND.NXT. Returns false when no frame was available.
     fn send_segment(&mut self, ctx: &mut Ctx<'_>, seq: SeqNum, len: u32, fin: bool) -> bool {
@@ -1586,6 +1683,10 @@ impl Tcb {
         if sent {
             let (flags, ack, window) = (seg.flags, seg.ack, seg.window);
             self.note_sent(flags, ack, window);
+        }
+        if len > 0 {
+            // Linux `tcp_event_data_sent`: every segment with data, a retransmission too.
+            self.last_data_sent = ms32(ctx.now);
         }
         // Without a free frame the segment is treated as sent and lost (as Linux treats a
         // failed transmit): SND.NXT moves and the retransmission timer is armed, so a SYN,
@@ -1866,8 +1967,11 @@ impl Tcb {
             return;
         }
         if self.probes >= ctx.cfg.keepalive_probes {
+            // The peer may be back (rebooted, or only its path was down) holding a half-open
+            // connection: Linux's `tcp_keepalive_timer` tells it with a RST
+            // (`tcp_send_active_reset`) before the connection is dropped; so do we.
             ctx.counters.tcp_ext_tcp_abort_on_timeout += 1;
-            self.enter_closed(ctx, CloseReason::TimedOut);
+            self.send_reset_and_close(ctx, CloseReason::TimedOut);
             return;
         }
         self.probes += 1;
@@ -1969,8 +2073,14 @@ impl Tcb {
         self.fin_queued = true;
         self.dirty = true;
         match self.state {
-            // In SYN-RECEIVED the FIN is queued until ESTABLISHED is reached (check_ack).
             State::Established => self.set_state(ctx, State::FinWait1),
+            //= https://www.rfc-editor.org/rfc/rfc9293#section-3.10.4
+            //# If no SENDs have been issued and there is no pending data to send, then form a
+            //# FIN segment and send it, and enter FIN-WAIT-1 state; otherwise, queue for
+            //# processing after entering ESTABLISHED state.
+            // Linux `tcp_close_state` likewise (SYN_RECV -> FIN_WAIT1). The SYN-ACK stays
+            // unacknowledged in FIN-WAIT-1 (`output` resends it, `check_ack` completes it).
+            State::SynReceived if self.sndbuf.is_empty() => self.set_state(ctx, State::FinWait1),
             State::CloseWait => self.set_state(ctx, State::LastAck),
             _ => {}
         }

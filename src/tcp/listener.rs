@@ -3,7 +3,7 @@
 //! RFC 9293 §3.10.7.2 (LISTEN) and §3.10.7.4 for passive SYN-RECEIVED; RFC 4987 §3.6 for
 //! cookies. Linux analogues: `tcp_conn_request`, `tcp_check_req`, `cookie_v4_check`.
 
-use super::conn::{Negotiated, Tcb};
+use super::conn::{Negotiated, SynAckTiming, Tcb};
 use super::counters::DropReason;
 use super::emit::OutSegment;
 use super::event::Event;
@@ -44,6 +44,12 @@ pub struct SynEntry {
     /// Window scale we offered in the SYN-ACK (0 when the peer offered none).
     pub rcv_wscale: u8,
     pub retries: u8,
+    /// The SYN-ACK went again for a retransmitted SYN (not counted in `retries`, which drive
+    /// the timer): the handshake is no RTT sample any more (Karn; Linux counts it in the
+    /// request's `num_retrans`).
+    pub resent: bool,
+    /// When the SYN-ACK is due again. While `retries` is 0 it is the first SYN-ACK's send
+    /// time plus `rto_initial`, which is how the handshake's RTT is timed (`synack_timing`).
     pub deadline: Instant,
     /// When the last rate-limited answer went out (Linux `last_oow_ack_time` of a request).
     pub last_oow_ack: Option<Instant>,
@@ -195,6 +201,7 @@ impl Shard {
             },
             rcv_wscale,
             retries: 0,
+            resent: false,
             deadline: now + self.cfg.rto_initial,
             last_oow_ack: None,
         };
@@ -271,6 +278,9 @@ impl Shard {
             // per `tcp_invalid_ratelimit` (Linux `tcp_check_req`).
             if self.syn_recv_answer_allowed(now, &t) {
                 self.send_synack_for(now, &t, &e, tx);
+                if let Some(q) = self.syn_queue.get_mut(&t) {
+                    q.resent = true;
+                }
             }
             return Verdict::Consumed;
         }
@@ -283,7 +293,8 @@ impl Shard {
             if let Ok(c) = self.check_cookie(now, &t, seg) {
                 // The cookie's connection replaces the entry (`from_queue` removes it once the
                 // connection holds the tuple).
-                return self.complete_passive(now, t, c.iss, c.irs, c.neg, c.rcv_wscale, seg, tx, true);
+                let timing = SynAckTiming::default();
+                return self.complete_passive(now, t, c.iss, c.irs, c.neg, c.rcv_wscale, timing, seg, tx, true);
             }
             // Rate-limited as a segment that matches nothing: one spoofed SYN makes an entry,
             // and a flood of bad ACKs to it would otherwise be reflected 1:1 past the bucket.
@@ -312,7 +323,16 @@ impl Shard {
         if !f.ack() {
             return self.dropped(DropReason::NoAck);
         }
-        self.complete_passive(now, t, e.iss, e.irs, e.neg, e.rcv_wscale, seg, tx, true)
+        let timing = self.synack_timing(&e);
+        self.complete_passive(now, t, e.iss, e.irs, e.neg, e.rcv_wscale, timing, seg, tx, true)
+    }
+
+    /// What a SYN-queue entry knows about its SYN-ACK (Linux `tcp_synack_rtt_meas` reads
+    /// `snt_synack` unless the request was retransmitted).
+    fn synack_timing(&self, e: &SynEntry) -> SynAckTiming {
+        let retransmitted = e.retries > 0 || e.resent;
+        let sent = (!retransmitted).then(|| e.deadline - self.cfg.rto_initial);
+        SynAckTiming { sent, retransmitted }
     }
 
     /// Cookies for every listening port may be out there, sent by someone other than this
@@ -367,7 +387,8 @@ impl Shard {
         // the next segment (it carries the same cookie). If no connection is made (accept
         // queue or table full), TIME-WAIT stays.
         self.time_wait.remove(slot);
-        let v = self.complete_passive(now, t, c.iss, c.irs, c.neg, c.rcv_wscale, seg, tx, false);
+        let v =
+            self.complete_passive(now, t, c.iss, c.irs, c.neg, c.rcv_wscale, SynAckTiming::default(), seg, tx, false);
         if self.find(&t).is_some() {
             self.counters.tcp_ext_tw_recycled += 1;
         } else {
@@ -380,7 +401,10 @@ impl Shard {
     /// RFC 4987 §3.6: an ACK that matches nothing may carry a cookie.
     fn on_cookie_ack(&mut self, now: Instant, t: FourTuple, seg: &TcpRepr<'_>, tx: &mut dyn TxSink) -> Verdict {
         match self.check_cookie(now, &t, seg) {
-            Ok(c) => self.complete_passive(now, t, c.iss, c.irs, c.neg, c.rcv_wscale, seg, tx, false),
+            Ok(c) => {
+                let timing = SynAckTiming::default();
+                self.complete_passive(now, t, c.iss, c.irs, c.neg, c.rcv_wscale, timing, seg, tx, false)
+            }
             Err(reason) => {
                 // Not checked, or a forged or stale cookie (which never creates a
                 // connection): the ACK is then what LISTEN says it is, bad, and reset, within
@@ -448,6 +472,7 @@ impl Shard {
         irs: SeqNum,
         neg: Negotiated,
         rcv_wscale: u8,
+        synack: SynAckTiming,
         seg: &TcpRepr<'_>,
         tx: &mut dyn TxSink,
         from_queue: bool,
@@ -475,7 +500,7 @@ impl Shard {
         }
         let tso = ts_offset(&self.secrets.ts_key, &t);
         let id = self.alloc_id();
-        let mut tcb = Tcb::established_passive(id, t, &self.cfg, iss, irs, neg, rcv_wscale, tso, seg, now);
+        let mut tcb = Tcb::established_passive(id, t, &self.cfg, iss, irs, neg, rcv_wscale, tso, seg, synack, now);
         tcb.listener = Some(port);
         self.counters.tcp_passive_opens += 1;
         self.counters.tcp_curr_estab += 1;

@@ -545,21 +545,31 @@ impl Shard {
         tx: &mut dyn TxSink,
     ) -> Verdict {
         self.counters.tcp_in_segs += 1;
-        if seg.flags.is_impossible() {
-            self.counters.tcp_in_errs += 1;
-            return self.dropped(DropReason::BadFlags);
-        }
         if !is_valid_source(remote) || seg.src_port == 0 || seg.dst_port == 0 {
             return self.dropped(DropReason::BadAddress);
         }
         let t = FourTuple::new(SocketAddr::new(local, seg.dst_port), SocketAddr::new(remote, seg.src_port));
         if let Some(id) = self.conn_get(&t) {
+            // SYN+RST and SYN+FIN reach a connection: RFC 9293 §3.10.7.3/§3.10.7.4 judge them
+            // by their bits in order (RST before SYN), as Linux's `tcp_rcv_synsent_state_process`
+            // and `tcp_validate_incoming` do.
             let r = self.with_tcb(now, id, tx, |tcb, ctx| tcb.on_segment(ctx, seg));
             self.settle(id);
             return match r {
                 Some(Err(reason)) => self.dropped(reason),
                 _ => Verdict::Consumed,
             };
+        }
+        if seg.flags.is_impossible() {
+            // No connection here: LISTEN (and a SYN-queue entry or a TIME-WAIT record, which
+            // would hand a SYN on to the listener) drops SYN+RST and SYN+FIN, as Linux's
+            // `tcp_rcv_state_process` does in LISTEN. A flow another shard holds gets it there.
+            if let Some(o) = self.elsewhere(&t) {
+                self.counters.tcp_in_segs = self.counters.tcp_in_segs.saturating_sub(1);
+                return Verdict::Foreign(o);
+            }
+            self.counters.tcp_in_errs += 1;
+            return self.dropped(DropReason::BadFlags);
         }
         if self.syn_queue.contains_key(&t) {
             return self.on_syn_received(now, t, seg, tx);

@@ -80,12 +80,14 @@ impl TcpFlags {
     pub const fn psh(self) -> bool {
         self.contains(Self::PSH)
     }
-    /// SYN+FIN or SYN+RST: never legitimate (Linux drops both in `tcp_rcv_state_process`).
+    /// SYN+FIN or SYN+RST: no TCP opens a connection with them, and Linux drops both in
+    /// LISTEN (`tcp_rcv_state_process`). A connection that exists judges them bit by bit
+    /// instead (RFC 9293 §3.10.7.3-4: RST before SYN), so this is the listener's check.
     pub const fn is_impossible(self) -> bool {
         self.syn() && (self.fin() || self.rst())
     }
-    /// `Err(BadFlags)` for a combination no TCP sends (see [`TcpFlags::is_impossible`]): the
-    /// check a receiver applies before any state is looked up.
+    /// `Err(BadFlags)` for a combination no TCP opens with (see [`TcpFlags::is_impossible`]):
+    /// the check a receiver applies when no connection matches.
     pub const fn check(self) -> Result<()> {
         if self.is_impossible() {
             Err(ParseError::BadFlags)
@@ -160,7 +162,8 @@ pub enum TcpOption<'a> {
 }
 
 /// Iterator over the options area. Yields `Err(BadOption)` once, then stops, on a length of 0 or
-/// 1 or an option that runs past the header.
+/// 1 or an option that runs past the header. What came before the bad option stays valid:
+/// [`TcpOptions::parse`] keeps it, as Linux's `tcp_parse_options` does.
 #[derive(Debug, Clone)]
 pub struct OptionIter<'a> {
     rest: &'a [u8],
@@ -232,10 +235,18 @@ pub struct TcpOptions {
 }
 
 impl TcpOptions {
-    pub fn parse(options: &[u8]) -> Result<Self> {
+    /// The options of one header. An illegal length (0 or 1, or past the header) ends the
+    /// list: the options before it are kept and the segment is processed, as Linux's
+    /// `tcp_parse_options` does ("silly options", "don't parse partial options"). RFC 9293
+    /// MUST-68: "A TCP implementation MUST be prepared to handle an illegal option length
+    /// (e.g., zero)"; refusing the whole segment would leave a peer (or a middlebox that
+    /// pads badly) without an answer that Linux gives. [`OptionIter`] still reports the
+    /// error for a caller that wants to see it.
+    pub fn parse(options: &[u8]) -> Self {
         let mut o = TcpOptions::default();
         for opt in OptionIter::new(options) {
-            match opt? {
+            let Ok(opt) = opt else { break };
+            match opt {
                 TcpOption::MaxSegmentSize(m) => o.mss = Some(m),
                 TcpOption::WindowScale(w) => o.window_scale = Some(w),
                 TcpOption::SackPermitted => o.sack_permitted = true,
@@ -252,7 +263,7 @@ impl TcpOptions {
                 TcpOption::EndOfList | TcpOption::NoOperation | TcpOption::Unknown { .. } => {}
             }
         }
-        Ok(o)
+        o
     }
 
     /// The SACK blocks carried (at most [`MAX_SACK_BLOCKS`], whatever `sack_count` says).
@@ -499,14 +510,15 @@ pub struct TcpRepr<'a> {
 }
 
 impl<'a> TcpRepr<'a> {
-    /// Validates lengths, options and (if `verify`) the checksum against the pseudo-header sum.
+    /// Validates lengths and (if `verify`) the checksum against the pseudo-header sum; options
+    /// are read as [`TcpOptions::parse`] reads them (an illegal length ends them).
     /// Flag combinations are not judged here; see [`TcpFlags::is_impossible`].
     pub fn parse<T: AsRef<[u8]> + ?Sized>(p: &TcpPacket<&'a T>, pseudo: u64, verify: bool) -> Result<Self> {
         p.check_len()?;
         if verify && !p.verify_checksum(pseudo) {
             return Err(ParseError::BadChecksum);
         }
-        let options = TcpOptions::parse(p.options())?;
+        let options = TcpOptions::parse(p.options());
         Ok(TcpRepr {
             src_port: p.src_port(),
             dst_port: p.dst_port(),
@@ -584,7 +596,7 @@ mod tests {
 
     #[test]
     fn linux_syn_options() {
-        let o = TcpOptions::parse(&LINUX_SYN_OPTIONS).unwrap();
+        let o = TcpOptions::parse(&LINUX_SYN_OPTIONS);
         assert_eq!(o.mss, Some(1460));
         assert!(o.sack_permitted);
         assert_eq!(o.timestamps, Some((0x00010203, 0)));
@@ -596,12 +608,15 @@ mod tests {
 
     #[test]
     fn bad_option_lengths() {
-        assert_eq!(TcpOptions::parse(&[2, 0, 0, 0]).unwrap_err(), ParseError::BadOption);
-        assert_eq!(TcpOptions::parse(&[2, 1, 0, 0]).unwrap_err(), ParseError::BadOption);
-        assert_eq!(TcpOptions::parse(&[8, 10, 0, 0]).unwrap_err(), ParseError::BadOption);
-        assert_eq!(TcpOptions::parse(&[1, 2]).unwrap_err(), ParseError::BadOption);
+        for bad in [&[2u8, 0, 0, 0][..], &[2, 1, 0, 0], &[8, 10, 0, 0], &[1, 2]] {
+            assert_eq!(OptionIter::new(bad).last(), Some(Err(ParseError::BadOption)), "{bad:?}");
+            assert_eq!(TcpOptions::parse(bad), TcpOptions::default(), "{bad:?}");
+        }
+        // Linux `tcp_parse_options`: what precedes an illegal length is kept.
+        let o = TcpOptions::parse(&[2, 4, 5, 0xb4, 1, 1, 254, 0]);
+        assert_eq!(o.mss, Some(1460));
         // Unknown kinds are skipped by their length; EOL ends the list.
-        let o = TcpOptions::parse(&[30, 4, 9, 9, 3, 3, 2, 0, 2, 4]).unwrap();
+        let o = TcpOptions::parse(&[30, 4, 9, 9, 3, 3, 2, 0, 2, 4]);
         assert_eq!(o.window_scale, Some(2));
         assert_eq!(o.mss, None);
     }

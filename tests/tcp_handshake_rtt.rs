@@ -1,0 +1,188 @@
+//! The retransmission timer and TS.Recent a connection starts with once the handshake is over.
+//!
+//! RFC 6298 (2.2)-(2.3): the handshake is the first RTT sample. Linux takes it on a passive
+//! open from the SYN-ACK's send time (or the final ACK's TSecr) in `tcp_synack_rtt_meas`, so
+//! a server's first data segment is timed by a measured RTO, not the 1 s initial one.
+//! RFC 6298 (5.7), a MUST: when the SYN or SYN-ACK was retransmitted and no sample could be
+//! taken, the RTO is 3 s when data transmission begins (Linux `tcp_init_metrics`,
+//! `TCP_TIMEOUT_FALLBACK`). RFC 7323 §4.3: the final ACK of the handshake sets TS.Recent
+//! (Linux `tcp_check_req`).
+//!
+//! The peers send no SACK-permitted and loss probes are off, so every resend measured here is
+//! the retransmission timer's.
+
+mod common;
+use common::*;
+use std::net::SocketAddr;
+use xdptcp::tcp::{Config, ConnId, SynCookies};
+use xdptcp::time::Duration;
+use xdptcp::wire::TcpOptions;
+
+fn peer() -> SocketAddr {
+    "198.18.0.2:40000".parse().unwrap()
+}
+
+fn cfg() -> Config {
+    Config { timestamps: false, tlp: false, ..Config::default() }
+}
+
+/// Steps the clock by 5 ms up to `limit` after now; returns how long after the start the first
+/// segment carrying payload came out again (a retransmission), if any.
+fn first_data_resend(b: &mut Host, limit: Duration) -> Option<Duration> {
+    let start = b.now;
+    let step = Duration::from_millis(5);
+    while b.now.saturating_since(start) < limit {
+        b.advance(step);
+        b.flush();
+        let segs = b.take_segs();
+        if segs.iter().any(|s| !s.payload.is_empty()) {
+            return Some(b.now.saturating_since(start));
+        }
+    }
+    None
+}
+
+/// Sends 100 bytes on `id`, lets them out (and lose them), and returns when the
+/// retransmission timer sent them again.
+fn first_rto(h: &mut Host, id: ConnId) -> Duration {
+    h.shard.send(id, &[b'x'; 100]).unwrap();
+    h.flush();
+    assert_eq!(h.take_segs().len(), 1);
+    first_data_resend(h, Duration::from_secs(4)).expect("a retransmission")
+}
+
+/// A server connection from crafted segments: SYN now, final ACK `ack_after` later (the SYN-ACK
+/// retransmissions in between are let out and ignored). `ts`: the peer's TSval on the SYN
+/// (timestamps are then echoed on the ACK).
+fn passive(cfg: Config, ack_after: Duration, ts: Option<u32>) -> (Host, ConnId) {
+    let mut b = Host::new("198.18.0.1", cfg, 11);
+    b.shard.listen(80, None, 16).unwrap();
+    let isn = 7_000_000u32;
+    let o = TcpOptions { mss: Some(1460), timestamps: ts.map(|v| (v, 0)), ..TcpOptions::default() };
+    b.deliver(&craft_opts(peer(), b.addr(80), isn, 0, SYN, b"", o, 65535));
+    let mut sa = Seg::parse(&b.take_one());
+    b.run_until(b.now + ack_after);
+    b.flush();
+    // The peer answers the last SYN-ACK it saw (its TSval is the one echoed).
+    if let Some(last) = b.take_segs().into_iter().rfind(|s| s.is(synack())) {
+        sa = last;
+    }
+    let o = TcpOptions {
+        timestamps: ts.map(|v| (v + 10, sa.options.timestamps.expect("timestamps negotiated").0)),
+        ..TcpOptions::default()
+    };
+    let ack = craft_opts(peer(), b.addr(80), isn.wrapping_add(1), sa.seq.wrapping_add(1), ACK, b"", o, 65535);
+    b.deliver(&ack);
+    let id = b.shard.accept(80).expect("handshake completes");
+    b.take_events();
+    b.take();
+    (b, id)
+}
+
+/// RFC 6298 (2.2), Linux `tcp_synack_rtt_meas`: a 10 ms handshake is the first sample, SRTT
+/// 10 ms, RTTVAR 5 ms, RTO = max(RTO.min, SRTT + 4·RTTVAR) = 200 ms. Without the sample the
+/// first loss would wait the initial 1 s.
+#[test]
+fn passive_open_times_its_first_data_by_the_handshake_rtt() {
+    let (mut b, id) = passive(cfg(), Duration::from_millis(10), None);
+    let info = b.shard.info(id).unwrap();
+    assert_eq!(info.srtt, Some(Duration::from_millis(10)), "the handshake's sample");
+    let at = first_rto(&mut b, id);
+    assert!(
+        (Duration::from_millis(200)..=Duration::from_millis(205)).contains(&at),
+        "first retransmission {at:?} after the send; RTO after the handshake {:?}",
+        info.rto
+    );
+}
+
+/// A cookie connection kept no state about its SYN-ACK: the final ACK's TSecr times it (RFC
+/// 7323 §4.1; Linux's cookie request has no `snt_synack`, `tcp_ack_update_rtt` falls back to
+/// TSecr). The cookie's TSval has its low 6 bits replaced, so the sample may be up to 63 ms
+/// long; it is still far below the initial 1 s.
+#[test]
+fn cookie_connection_times_its_first_data_by_the_tsecr() {
+    let c = Config { timestamps: true, syncookies: SynCookies::Always, ..cfg() };
+    let (mut b, id) = passive(c, Duration::from_millis(10), Some(5_000));
+    let srtt = b.shard.info(id).unwrap().srtt.expect("a sample from TSecr");
+    assert!(srtt >= Duration::from_millis(10) && srtt < Duration::from_millis(80), "srtt {srtt:?}");
+    let at = first_rto(&mut b, id);
+    assert!(at < Duration::from_millis(400), "first retransmission {at:?}");
+}
+
+/// RFC 6298 (5.7): the SYN-ACK was retransmitted (Karn: no sample from the handshake, and no
+/// timestamps to take one from); data sent after the handshake is timed with a 3 s RTO.
+///
+/// ```text
+///     TCP A (peer)                                       TCP B (us)
+/// 1.  SYN-SENT    --> <SEQ=100><CTL=SYN>              --> SYN-RECEIVED
+/// 2.              ... <SEQ=300><ACK=101><CTL=SYN,ACK> <-- (lost)
+/// 3.  (1 s later) <-- <SEQ=300><ACK=101><CTL=SYN,ACK> <-- SYN-RECEIVED
+/// 4.  ESTABLISHED --> <SEQ=101><ACK=301><CTL=ACK>     --> ESTABLISHED, RTO = 3 s
+/// ```
+#[test]
+fn rfc6298_5_7_rto_is_3s_after_a_synack_retransmission() {
+    let (mut b, id) = passive(cfg(), Duration::from_millis(1020), None);
+    assert_eq!(b.shard.counters().tcp_ext_tcp_syn_retrans, 1, "the SYN-ACK went twice");
+    assert_eq!(b.shard.info(id).unwrap().srtt, None, "Karn: no sample");
+    let at = first_rto(&mut b, id);
+    assert!(
+        (Duration::from_secs(3)..=Duration::from_millis(3005)).contains(&at),
+        "first data retransmission after {at:?}, RFC 6298 (5.7) says 3 s"
+    );
+}
+
+/// With timestamps the retransmitted SYN-ACK is no obstacle: the final ACK's TSecr names the
+/// SYN-ACK it answers (RFC 7323 §4.1), so the 3 s fallback does not apply.
+#[test]
+fn synack_retransmission_with_timestamps_still_samples() {
+    let c = Config { timestamps: true, ..cfg() };
+    let (mut b, id) = passive(c, Duration::from_millis(1020), Some(5_000));
+    let srtt = b.shard.info(id).unwrap().srtt.expect("a sample from TSecr");
+    assert!(srtt <= Duration::from_millis(25), "srtt {srtt:?} (the SYN-ACK resent at 1 s was answered 20 ms later)");
+    assert!(first_rto(&mut b, id) < Duration::from_millis(400));
+}
+
+/// RFC 6298 (5.7), active side: the SYN timed out once and the SYN-ACK (no timestamps) gives
+/// no sample; the first data retransmission comes 3 s after the data, not at the backed-off
+/// 2 s.
+#[test]
+fn rfc6298_5_7_rto_is_3s_after_a_syn_retransmission() {
+    let mut a = Host::new("198.18.0.2", cfg(), 12);
+    let server: SocketAddr = "198.18.0.1:80".parse().unwrap();
+    let id = a.connect(40000, server);
+    let syn = Seg::parse(&a.take_one());
+    a.run_until(a.now + Duration::from_millis(1010));
+    a.flush();
+    let again = a.take_segs();
+    assert!(again.iter().any(|s| s.is(SYN)), "SYN retransmitted after 1 s: {again:?}");
+    let o = TcpOptions { mss: Some(1460), ..TcpOptions::default() };
+    a.deliver(&craft_opts(server, a.addr(40000), 9_000_000, syn.seq.wrapping_add(1), synack(), b"", o, 65535));
+    a.take();
+    assert_eq!(a.state(id), Some(xdptcp::tcp::State::Established));
+    let at = first_rto(&mut a, id);
+    assert!(
+        (Duration::from_secs(3)..=Duration::from_millis(3005)).contains(&at),
+        "first data retransmission after {at:?}, RFC 6298 (5.7) says 3 s"
+    );
+}
+
+/// RFC 7323 §4.3 (2): the handshake's final ACK (SEG.SEQ = IRS + 1 = Last.ACK.sent, a newer
+/// TSval) sets TS.Recent, so the server's first segment echoes that TSval; Linux takes it in
+/// `tcp_check_req` (`req->ts_recent = tmp_opt.rcv_tsval`) before the child socket copies it.
+/// A server that speaks first (SMTP, SSH, MySQL banners) shows it.
+#[test]
+fn first_segment_after_the_handshake_echoes_the_final_acks_tsval() {
+    let mut b = Host::new("198.18.0.1", Config::default(), 42);
+    b.shard.listen(80, None, 16).unwrap();
+    let o = TcpOptions { mss: Some(1460), timestamps: Some((5_000, 0)), ..TcpOptions::default() };
+    b.deliver(&craft_opts(peer(), b.addr(80), 88_000, 0, SYN, b"", o, 65535));
+    let sa = Seg::parse(&b.take_one());
+    let our_ts = sa.options.timestamps.expect("timestamps negotiated").0;
+    let o = TcpOptions { timestamps: Some((5_040, our_ts)), ..TcpOptions::default() };
+    b.deliver(&craft_opts(peer(), b.addr(80), 88_001, sa.seq.wrapping_add(1), ACK, b"", o, 65535));
+    let id = b.shard.accept(80).unwrap();
+    b.shard.send(id, b"220 banner\r\n").unwrap();
+    b.flush();
+    let d = Seg::parse(&b.take_one());
+    assert_eq!(d.options.timestamps.map(|t| t.1), Some(5_040), "TSecr of the first data segment");
+}
