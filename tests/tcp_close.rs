@@ -323,13 +323,20 @@ fn syn_received_close_sends_fin_and_enters_fin_wait_1() {
     assert!(fin.is(finack()), "{fin:?}");
     assert_eq!((fin.seq, fin.ack), (a_iss.wrapping_add(1), b_iss.wrapping_add(1)));
     let a_fin = craft(a.addr(1000), b.addr(2000), fin.seq, fin.ack, finack(), b"");
-    // 5-6. B answers A's SYN; its SYN-ACK acknowledges A's SYN (not the FIN): A stays in
-    // FIN-WAIT-1.
+    // 5-6. B answers A's SYN; its SYN-ACK repeats B's SYN. In FIN-WAIT-1 a SYN is a SYN in a
+    // synchronized state (Linux lets the repeated SYN-ACK through only in SYN_RECV): the RFC
+    // 5961 §4 challenge ACK, nothing acknowledged, no Connected event. A stays in FIN-WAIT-1;
+    // B's ACK of the FIN completes the handshake (7-8).
     b.deliver(&a_syn);
     assert_eq!(b.state(idb), Some(State::SynReceived));
+    a.take_events();
     a.deliver(&b.take_one());
     assert_eq!(a.state(ida), Some(State::FinWait1));
-    a.take();
+    assert_eq!(a.shard.info(ida).unwrap().snd_una.0, a_iss, "the SYN-ACK acknowledged nothing");
+    assert!(a.take_events().is_empty());
+    let challenge = a.take_segs();
+    assert!(challenge.len() == 1 && challenge[0].is(ACK), "{challenge:?}");
+    assert_eq!(challenge[0].ack, b_iss.wrapping_add(1), "{challenge:?}");
     // 7-8. A's SYN-ACK and FIN reach B, which acknowledges the FIN: A in FIN-WAIT-2.
     b.deliver(&a_synack);
     b.deliver(&a_fin);

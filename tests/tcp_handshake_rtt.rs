@@ -186,3 +186,47 @@ fn first_segment_after_the_handshake_echoes_the_final_acks_tsval() {
     let d = Seg::parse(&b.take_one());
     assert_eq!(d.options.timestamps.map(|t| t.1), Some(5_040), "TSecr of the first data segment");
 }
+
+/// RFC 7323 §5.3 R1 in SYN-RECEIVED (Linux `tcp_check_req`): a final ACK whose TSval is older
+/// than the SYN's is an old duplicate. It gets an ACK and is dropped (counted in
+/// TcpExtPAWSEstab); no connection is made from it. The current ACK then completes the
+/// handshake.
+#[test]
+fn a_final_ack_older_than_the_syn_by_its_timestamp_makes_no_connection() {
+    let mut b = Host::new("198.18.0.1", Config::default(), 43);
+    b.shard.listen(80, None, 16).unwrap();
+    let o = TcpOptions { mss: Some(1460), timestamps: Some((5_000, 0)), ..TcpOptions::default() };
+    b.deliver(&craft_opts(peer(), b.addr(80), 77_000, 0, SYN, b"", o, 65535));
+    let sa = Seg::parse(&b.take_one());
+    let our_ts = sa.options.timestamps.expect("timestamps negotiated").0;
+    let old = TcpOptions { timestamps: Some((4_000, our_ts)), ..TcpOptions::default() };
+    b.deliver(&craft_opts(peer(), b.addr(80), 77_001, sa.seq.wrapping_add(1), ACK, b"", old, 65535));
+    assert!(b.shard.accept(80).is_none(), "no connection from an old duplicate");
+    let answer = Seg::parse(&b.take_one());
+    assert!(answer.is(ACK), "{answer:?}");
+    assert_eq!(b.shard.counters().tcp_ext_paws_estab_rejected, 1);
+    let cur = TcpOptions { timestamps: Some((5_010, our_ts)), ..TcpOptions::default() };
+    b.deliver(&craft_opts(peer(), b.addr(80), 77_001, sa.seq.wrapping_add(1), ACK, b"", cur, 65535));
+    assert!(b.shard.accept(80).is_some());
+}
+
+/// Simultaneous open (RFC 9293 Figure 7): the peer's SYN comes 500 ms after ours, and the ACK
+/// of our SYN-ACK 10 ms after that. The sample is the SYN-ACK's 10 ms (Linux stamps the
+/// SYN's buffer anew when `tcp_send_synack` sends it as the SYN-ACK), not 510 ms from the SYN.
+#[test]
+fn simultaneous_open_times_the_syn_ack_not_the_syn() {
+    let mut a = Host::new("198.18.0.2", cfg(), 13);
+    let server: SocketAddr = "198.18.0.1:80".parse().unwrap();
+    let id = a.connect(40000, server);
+    let syn = Seg::parse(&a.take_one());
+    a.advance(Duration::from_millis(500));
+    let o = TcpOptions { mss: Some(1460), ..TcpOptions::default() };
+    a.deliver(&craft_opts(server, a.addr(40000), 7_000_000, 0, SYN, b"", o, 65535));
+    let sa = Seg::parse(&a.take_one());
+    assert!(sa.is(synack()), "{sa:?}");
+    a.advance(Duration::from_millis(10));
+    a.deliver(&craft_opts(server, a.addr(40000), 7_000_000, syn.seq.wrapping_add(1), synack(), b"", o, 65535));
+    assert_eq!(a.state(id), Some(xdptcp::tcp::State::Established));
+    let srtt = a.shard.info(id).unwrap().srtt.expect("a sample");
+    assert_eq!(srtt, Duration::from_millis(10));
+}

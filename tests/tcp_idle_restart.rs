@@ -124,3 +124,30 @@ fn restart_can_be_turned_off() {
     let burst = first_flight_after(&mut b, id, Duration::from_secs(10));
     assert!(burst as u32 >= grown.min(140) - 1, "burst {burst}, cwnd {grown} segments");
 }
+
+/// One restart per idle period: a response queued after 2.5 RTOs of idleness meets a window
+/// the peer holds shut, so nothing goes; when the window opens, the data goes with the window
+/// the restart left (a quarter), not halved again for the time the window was shut.
+#[test]
+fn a_window_held_shut_does_not_restart_cwnd_again() {
+    let (mut b, id, rcv, _) = grown(cfg());
+    let before = b.shard.info(id).unwrap();
+    let rto = before.rto;
+    b.advance(Duration(rto.0 * 2 + rto.0 / 2));
+    let una = before.snd_nxt.0;
+    // The peer's window is shut (its application stopped reading).
+    b.deliver(&craft_opts(peer(), b.addr(80), rcv, una, ACK, b"", TcpOptions::default(), 0));
+    b.take();
+    b.shard.send(id, &vec![b'q'; 64 * 1024]).unwrap();
+    b.flush();
+    let after_restart = b.shard.info(id).unwrap().cwnd;
+    assert_eq!(after_restart, (before.cwnd >> 2).max(10 * before.smss), "the restart, once");
+    b.take();
+    // Two more RTOs with the window shut (probes only), then it opens.
+    b.advance(Duration(rto.0 * 2));
+    b.flush();
+    b.take();
+    b.deliver(&craft_opts(peer(), b.addr(80), rcv, una, ACK, b"", TcpOptions::default(), WIN));
+    b.flush();
+    assert_eq!(b.shard.info(id).unwrap().cwnd, after_restart, "not halved again");
+}

@@ -8,6 +8,9 @@
 //!   refuses the connection whatever SYN says; a SYN-ACK's FIN does not stop the connection
 //!   from being made ("If there are other controls or text in the segment, continue
 //!   processing at the sixth step"), and the FIN is then processed (CLOSE-WAIT).
+//! * A passive SYN-RECEIVED (a SYN-queue entry; §3.10.7.4, Linux `tcp_check_req`): SYN+RST at
+//!   RCV.NXT returns the entry to LISTEN; SYN+FIN is a SYN in the window, which does the same
+//!   and resets the peer.
 //! * Synchronized states (§3.10.7.4, Linux `tcp_validate_incoming`): the RST check (second)
 //!   comes before the SYN check (fourth), so SYN+RST at RCV.NXT resets; SYN+FIN is a SYN in
 //!   a synchronized state and draws the RFC 5961 §4 challenge ACK.
@@ -131,4 +134,45 @@ fn listen_drops_syn_fin_and_syn_rst() {
         assert_eq!(b.state_of(80, peer()), None, "{flags:?}");
         assert_eq!(b.shard.counters().tcp_in_errs, i as u64 + 1);
     }
+}
+
+/// A passive SYN-RECEIVED (a SYN-queue entry): SYN with the handshake's SYN-ACK sent, and the
+/// peer's ISN `isn`. Returns the server host and our SYN-ACK's sequence number.
+fn syn_received(seed: u64, isn: u32) -> (Host, u32) {
+    let mut b = Host::new("198.18.0.1", plain_cfg(), seed);
+    b.shard.listen(80, None, 16).unwrap();
+    b.deliver(&craft(peer(), b.addr(80), isn, 0, SYN, b""));
+    let sa = Seg::parse(&b.take_one());
+    assert!(sa.is(synack()), "{sa:?}");
+    assert_eq!(b.shard.syn_queue_len(), 1);
+    (b, sa.seq)
+}
+
+/// SYN-RECEIVED, SYN+RST at RCV.NXT: the RST check comes first (§3.10.7.4 second) and the
+/// entry goes back to LISTEN (Linux `tcp_check_req`, embryonic reset). The handshake's ACK that
+/// follows finds no entry and is reset, as Linux does.
+#[test]
+fn syn_received_syn_rst_at_rcv_nxt_removes_the_entry() {
+    let isn = 0x5000_0000u32;
+    let (mut b, iss) = syn_received(26, isn);
+    b.deliver(&craft(peer(), b.addr(80), isn.wrapping_add(1), 0, TcpFlags::SYN | TcpFlags::RST, b""));
+    b.expect_nothing();
+    assert_eq!(b.shard.syn_queue_len(), 0, "the entry is gone");
+    b.deliver(&craft(peer(), b.addr(80), isn.wrapping_add(1), iss.wrapping_add(1), ACK, b""));
+    let r = Seg::parse(&b.take_one());
+    assert!(r.is(RST) && r.seq == iss.wrapping_add(1), "{r:?}");
+    assert_eq!(b.state_of(80, peer()), None, "no connection from the ACK");
+}
+
+/// SYN-RECEIVED, SYN+FIN repeating the SYN's number: not a retransmitted SYN (which would get
+/// the SYN-ACK again) but a SYN in the window (§3.10.7.4 fourth): the entry goes and the peer
+/// gets a RST, as from Linux's `tcp_check_req`.
+#[test]
+fn syn_received_syn_fin_resets_the_entry() {
+    let isn = 0x6000_0000u32;
+    let (mut b, _) = syn_received(27, isn);
+    b.deliver(&craft(peer(), b.addr(80), isn, 0, TcpFlags::SYN | TcpFlags::FIN, b""));
+    let r = Seg::parse(&b.take_one());
+    assert!(r.flags.rst() && !r.flags.syn(), "a RST, not the SYN-ACK again: {r:?}");
+    assert_eq!(b.shard.syn_queue_len(), 0);
 }

@@ -214,8 +214,9 @@ pub struct ServeArgs {
     pub proxy_idle_timeout: u64,
     /// Microseconds the PROXY header waits for the client's first bytes, to reach the upstream
     /// in one segment with them (0: sent as soon as the upstream connection is up; a
-    /// server-speaks-first protocol gets its header this much later).
-    #[arg(long, default_value_t = 1000, value_name = "MICROSECONDS", value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    /// server-speaks-first protocol gets its header this much later). At most 100 ms: Linux
+    /// holds the handshake's last ACK for a write only up to 200 ms.
+    #[arg(long, default_value_t = 1000, value_name = "MICROSECONDS", value_parser = clap::value_parser!(u64).range(0..=100_000))]
     pub proxy_header_wait_us: u64,
     /// NIC queues to serve (one pinned thread each). Default: every receive queue the NIC has;
     /// fewer is refused, since flows the NIC puts on an unserved queue would be lost.

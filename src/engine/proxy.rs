@@ -1018,6 +1018,41 @@ mod tests {
         assert_eq!(r.relay.next_deadline(), None, "nothing waits any more");
     }
 
+    /// Segments a socket received (`tcpi_segs_in` of TCP_INFO, at its offset in Linux's
+    /// `struct tcp_info`, which the libc crate's glibc layout stops short of).
+    fn segs_in(s: &TcpStream) -> u32 {
+        let mut buf = [0u8; 256];
+        let mut len = buf.len() as libc::socklen_t;
+        // SAFETY: getsockopt(TCP_INFO) into a buffer of the length passed.
+        let r = unsafe {
+            libc::getsockopt(s.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_INFO, buf.as_mut_ptr().cast(), &mut len)
+        };
+        assert!(r == 0 && len >= 144, "TCP_INFO: {r}, {len} bytes");
+        u32::from_ne_bytes([buf[140], buf[141], buf[142], buf[143]])
+    }
+
+    /// The upstream receives the handshake's last ACK, the header and the request in one
+    /// segment (after its SYN): `TCP_QUICKACK` off before the connect holds the ACK for the
+    /// write, and the header waited for the request.
+    #[test]
+    fn the_upstream_gets_the_handshakes_end_the_header_and_the_request_in_one_segment() {
+        for (v, want) in [(Version::V1, 2), (Version::Off, 3)] {
+            let (l, addr) = upstream();
+            let mut r = Rig::new(addr, v);
+            r.with_conn(|h, c| h.on_accept(c));
+            r.drive("connected", |r| r.relay.outcomes().upstream_connected == 1);
+            r.fake.c.inbox.extend_from_slice(b"GET / HTTP/1.0\r\n\r\n");
+            r.with_conn(|h, c| h.on_data(c));
+            // Accepted only now: with the ACK held, the upstream's connection is made by the
+            // segment that carries the request.
+            let mut up = accept(&l);
+            let n = if v == Version::V1 { V1_HEAD.len() } else { 0 } + 18;
+            read_n(&mut up, n);
+            // Without a header the request goes as it comes: the ACK went alone before it.
+            assert_eq!(segs_in(&up), want, "{v:?}: SYN, then {}", want - 1);
+        }
+    }
+
     /// A client that waits for the server to speak first: its header goes when the wait ends,
     /// and the server's greeting comes back.
     #[test]

@@ -267,6 +267,10 @@ pub struct Tcb {
     last_data_sent: u32,
     /// Exponent of the zero-window probe interval.
     persist_backoff: u8,
+    /// The application queued data while nothing was in flight: the next transmission checks
+    /// for an idle restart first (RFC 5681 §4.1; Linux checks in `tcp_skb_entail`, when data is
+    /// queued, not when a window opens).
+    idle_check: bool,
     ack_now: bool,
     /// Full-sized segments received since the last ACK (RFC 5681 §4.2: ACK at least every
     /// second one).
@@ -364,6 +368,7 @@ impl Tcb {
             last_ack_rcvd: ms32(now),
             last_data_sent: ms32(now),
             persist_backoff: 0,
+            idle_check: false,
             ack_now: false,
             unacked_segs: 0,
             last_oow_ack: 0,
@@ -1563,7 +1568,13 @@ impl Tcb {
         self.transmit(ctx, &seg);
         self.snd_nxt = self.iss.add(1);
         self.snd_max = self.snd_max.max(self.snd_nxt);
-        if self.rtt_timing.is_none() && self.retries == 0 {
+        if synack {
+            // A simultaneous open's SYN-ACK carries the SYN's number: its ACK times the SYN-ACK
+            // (Linux `tcp_send_synack` sends the SYN's buffer again, stamped anew), never the
+            // SYN, whose timing would count the wait for the peer's SYN. Resent: no sample
+            // (Karn).
+            self.rtt_timing = (self.retries == 0).then_some(Timed { end: self.snd_nxt, at: ctx.now });
+        } else if self.rtt_timing.is_none() && self.retries == 0 {
             self.rtt_timing = Some(Timed { end: self.snd_nxt, at: ctx.now });
         }
         self.arm_rto(ctx.now);
@@ -1644,8 +1655,17 @@ impl Tcb {
     /// last data segment sent (`lsndtime`, set in `tcp_event_data_sent`), not from the last
     /// segment received, so a server that answers after a long pause restarts too. New data
     /// waiting with nothing in flight is the moment Linux checks (the data was just queued).
+    ///
+    /// Nothing in flight is SND.MAX = SND.UNA (Linux `packets_out == 0`), not SND.NXT = SND.UNA:
+    /// a timeout sets SND.NXT back to SND.UNA with data still out, and that is loss recovery,
+    /// not idleness. Checked once per application write that found nothing in flight
+    /// (`idle_check`), as Linux checks when data is queued: a window the peer held shut,
+    /// keeping that data from going, does not halve cwnd again when it opens.
     fn restart_cwnd_after_idle(&mut self, ctx: &mut Ctx<'_>) {
-        if !ctx.cfg.slow_start_after_idle || self.flight() != 0 || self.unsent_bytes() == 0 {
+        if !std::mem::take(&mut self.idle_check) {
+            return;
+        }
+        if !ctx.cfg.slow_start_after_idle || self.snd_max != self.snd_una || self.unsent_bytes() == 0 {
             return;
         }
         let idle = Duration::from_millis(u64::from(ms32(ctx.now).wrapping_sub(self.last_data_sent)));
@@ -2005,6 +2025,7 @@ impl Tcb {
         }
         if n > 0 {
             self.dirty = true;
+            self.idle_check |= self.snd_max == self.snd_una;
         }
         Ok(n)
     }

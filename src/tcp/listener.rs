@@ -273,7 +273,15 @@ impl Shard {
             }
             return self.dropped(DropReason::InvalidRst);
         }
-        if f.syn() && !f.ack() && seg.seq == e.irs {
+        // RFC 7323 §5.3 R1 holds in SYN-RECEIVED too (Linux `tcp_check_req`, `paws_reject`):
+        // TS.Recent is the SYN's TSval, and a segment with an older one is an old duplicate. A
+        // RST is exempt, as in the synchronized states (`Tcb::check_paws`).
+        let paws_reject = !f.rst()
+            && e.neg
+                .ts_recent
+                .zip(seg.options.timestamps)
+                .is_some_and(|(recent, (tsval, _))| (tsval.wrapping_sub(recent) as i32) < 0);
+        if f.syn() && !f.ack() && !f.fin() && !paws_reject && seg.seq == e.irs {
             // The peer retransmitted its SYN: our SYN-ACK was lost; send it again, at most once
             // per `tcp_invalid_ratelimit` (Linux `tcp_check_req`).
             if self.syn_recv_answer_allowed(now, &t) {
@@ -306,9 +314,13 @@ impl Shard {
         // entry stays.
         let len = seg.segment_len();
         let acceptable = seg.seq.in_window(rcv_nxt, wnd) || (len > 0 && seg.seq.add(len - 1).in_window(rcv_nxt, wnd));
-        if !acceptable {
+        if !acceptable || paws_reject {
             if self.syn_recv_answer_allowed(now, &t) {
                 self.send_synrecv_ack(now, &t, &e, tx);
+            }
+            if paws_reject {
+                self.counters.tcp_ext_paws_estab_rejected += 1;
+                return self.dropped(DropReason::Paws);
             }
             return self.dropped(DropReason::OutOfWindow);
         }

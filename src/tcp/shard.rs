@@ -560,19 +560,21 @@ impl Shard {
                 _ => Verdict::Consumed,
             };
         }
+        if self.syn_queue.contains_key(&t) {
+            // A SYN-queue entry judges SYN+RST and SYN+FIN as RFC 9293 §3.10.7.4 does, RST
+            // first (Linux `tcp_check_req`: an embryonic reset).
+            return self.on_syn_received(now, t, seg, tx);
+        }
         if seg.flags.is_impossible() {
-            // No connection here: LISTEN (and a SYN-queue entry or a TIME-WAIT record, which
-            // would hand a SYN on to the listener) drops SYN+RST and SYN+FIN, as Linux's
-            // `tcp_rcv_state_process` does in LISTEN. A flow another shard holds gets it there.
+            // No connection here: LISTEN (and a TIME-WAIT record, which would hand a SYN on to
+            // the listener) drops SYN+RST and SYN+FIN, as Linux's `tcp_rcv_state_process` does
+            // in LISTEN. A flow another shard holds gets it there.
             if let Some(o) = self.elsewhere(&t) {
                 self.counters.tcp_in_segs = self.counters.tcp_in_segs.saturating_sub(1);
                 return Verdict::Foreign(o);
             }
             self.counters.tcp_in_errs += 1;
             return self.dropped(DropReason::BadFlags);
-        }
-        if self.syn_queue.contains_key(&t) {
-            return self.on_syn_received(now, t, seg, tx);
         }
         let mut tw_iss = None;
         if let Some(slot) = self.time_wait.find(&t) {
