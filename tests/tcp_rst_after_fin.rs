@@ -17,23 +17,9 @@ fn peer() -> SocketAddr {
     "198.18.0.2:40000".parse().unwrap()
 }
 
-/// A server connection from crafted segments (no timestamps): (host, id, SND.NXT, RCV.NXT).
-fn established() -> (Host, ConnId, u32, u32) {
-    let mut b = Host::new("198.18.0.1", plain_cfg(), 21);
-    b.shard.listen(80, None, 16).unwrap();
-    let isn = 0x1234_0000u32;
-    b.deliver(&craft(peer(), b.addr(80), isn, 0, SYN, b""));
-    let sa = Seg::parse(&b.take_one());
-    let (snd, rcv) = (sa.seq.wrapping_add(1), isn.wrapping_add(1));
-    b.deliver(&craft(peer(), b.addr(80), rcv, snd, ACK, b""));
-    let id = b.shard.accept(80).unwrap();
-    b.take_events();
-    (b, id, snd, rcv)
-}
-
 /// CLOSE-WAIT: the peer's FIN is in and acknowledged. Returns RCV.NXT = FIN + 1.
 fn close_wait() -> (Host, ConnId, u32, u32) {
-    let (mut b, id, snd, rcv) = established();
+    let (mut b, id, snd, rcv) = established_from(peer());
     b.deliver(&craft(peer(), b.addr(80), rcv, snd, finack(), b""));
     let a = Seg::parse(&b.take_one());
     assert_eq!(a.ack, rcv.wrapping_add(1));
@@ -77,7 +63,7 @@ fn last_ack_rst_at_the_fins_sequence_number_closes() {
 /// number ends it too.
 #[test]
 fn closing_rst_at_the_fins_sequence_number_closes() {
-    let (mut b, id, snd, rcv) = established();
+    let (mut b, id, snd, rcv) = established_from(peer());
     b.shard.shutdown(b.now, id, &mut b.out).unwrap();
     b.flush();
     assert!(Seg::parse(&b.take_one()).flags.fin());
@@ -93,7 +79,7 @@ fn closing_rst_at_the_fins_sequence_number_closes() {
 /// window (RFC 5961 §3.2: drop silently), and in CLOSE-WAIT RCV.NXT - 2 is too.
 #[test]
 fn rst_below_the_window_is_still_dropped() {
-    let (mut b, id, snd, rcv) = established();
+    let (mut b, id, snd, rcv) = established_from(peer());
     b.deliver(&craft(peer(), b.addr(80), rcv.wrapping_sub(1), snd, rstack(), b""));
     assert_eq!(b.state(id), Some(State::Established));
     b.expect_nothing();

@@ -18,7 +18,7 @@
 mod common;
 use common::*;
 use std::net::SocketAddr;
-use xdptcp::tcp::{CloseReason, ConnId, Event, State};
+use xdptcp::tcp::{CloseReason, Event, State};
 use xdptcp::wire::TcpFlags;
 
 fn peer() -> SocketAddr {
@@ -29,24 +29,10 @@ fn server() -> SocketAddr {
     "198.18.0.1:80".parse().unwrap()
 }
 
-/// A server connection from crafted segments (no timestamps): (host, id, SND.NXT, RCV.NXT).
-fn established() -> (Host, ConnId, u32, u32) {
-    let mut b = Host::new("198.18.0.1", plain_cfg(), 21);
-    b.shard.listen(80, None, 16).unwrap();
-    let isn = 0x1234_0000u32;
-    b.deliver(&craft(peer(), b.addr(80), isn, 0, SYN, b""));
-    let sa = Seg::parse(&b.take_one());
-    let (snd, rcv) = (sa.seq.wrapping_add(1), isn.wrapping_add(1));
-    b.deliver(&craft(peer(), b.addr(80), rcv, snd, ACK, b""));
-    let id = b.shard.accept(80).unwrap();
-    b.take_events();
-    (b, id, snd, rcv)
-}
-
 /// ESTABLISHED, <SEQ=RCV.NXT><CTL=SYN,RST>: step two resets before step four sees the SYN.
 #[test]
 fn established_syn_rst_at_rcv_nxt_resets() {
-    let (mut b, id, snd, rcv) = established();
+    let (mut b, id, snd, rcv) = established_from(peer());
     b.deliver(&craft(peer(), b.addr(80), rcv, snd, TcpFlags::SYN | TcpFlags::RST, b""));
     assert_eq!(b.state(id), Some(State::Closed));
     assert!(b.take_events().contains(&Event::Closed(id, CloseReason::Reset)));
@@ -56,7 +42,7 @@ fn established_syn_rst_at_rcv_nxt_resets() {
 /// ESTABLISHED, SYN+RST in the window but not at RCV.NXT: the RFC 5961 §3.2 challenge ACK.
 #[test]
 fn established_syn_rst_in_the_window_draws_a_challenge_ack() {
-    let (mut b, id, snd, rcv) = established();
+    let (mut b, id, snd, rcv) = established_from(peer());
     b.deliver(&craft(peer(), b.addr(80), rcv.wrapping_add(100), snd, TcpFlags::SYN | TcpFlags::RST, b""));
     assert_eq!(b.state(id), Some(State::Established));
     let c = Seg::parse(&b.take_one());
@@ -68,7 +54,7 @@ fn established_syn_rst_in_the_window_draws_a_challenge_ack() {
 /// (Linux `syn_challenge`, TcpExtTCPSYNChallenge), and the FIN is not taken.
 #[test]
 fn established_syn_fin_draws_a_challenge_ack() {
-    let (mut b, id, snd, rcv) = established();
+    let (mut b, id, snd, rcv) = established_from(peer());
     b.deliver(&craft(peer(), b.addr(80), rcv, snd, TcpFlags::SYN | TcpFlags::FIN, b""));
     assert_eq!(b.state(id), Some(State::Established));
     let c = Seg::parse(&b.take_one());

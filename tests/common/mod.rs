@@ -215,6 +215,21 @@ pub fn craft_opts(
 }
 
 /// Config with the defaults, timestamps off (so crafted segments need no TS option).
+/// A server connection on 198.18.0.1:80 (no timestamps) made from crafted segments of `peer`:
+/// (host, id, SND.NXT, RCV.NXT).
+pub fn established_from(peer: SocketAddr) -> (Host, ConnId, u32, u32) {
+    let mut b = Host::new("198.18.0.1", plain_cfg(), 21);
+    b.shard.listen(80, None, 16).unwrap();
+    let isn = 0x1234_0000u32;
+    b.deliver(&craft(peer, b.addr(80), isn, 0, SYN, b""));
+    let sa = Seg::parse(&b.take_one());
+    let (snd, rcv) = (sa.seq.wrapping_add(1), isn.wrapping_add(1));
+    b.deliver(&craft(peer, b.addr(80), rcv, snd, ACK, b""));
+    let id = b.shard.accept(80).unwrap();
+    b.take_events();
+    (b, id, snd, rcv)
+}
+
 pub fn plain_cfg() -> Config {
     Config { timestamps: false, ..Config::default() }
 }
