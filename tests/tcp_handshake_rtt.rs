@@ -230,3 +230,36 @@ fn simultaneous_open_times_the_syn_ack_not_the_syn() {
     let srtt = a.shard.info(id).unwrap().srtt.expect("a sample");
     assert_eq!(srtt, Duration::from_millis(10));
 }
+
+/// RFC 5681 §3.1: after a lost SYN-ACK the connection starts from one segment, as Linux applies
+/// it (`tcp_init_transfer`: more than one SYN-ACK resent, a timeout among them). One
+/// retransmission (1 s) leaves the initial window of 10; two (1 s, then 2 s later) bring it to
+/// one segment.
+#[test]
+fn a_handshake_resent_twice_starts_from_one_segment() {
+    let (b, id) = passive(cfg(), Duration::from_millis(1020), None);
+    let info = b.shard.info(id).unwrap();
+    assert_eq!(info.cwnd, 10 * info.smss, "one SYN-ACK retransmission: the initial window");
+    let (b, id) = passive(cfg(), Duration::from_millis(3020), None);
+    assert_eq!(b.shard.counters().tcp_ext_tcp_syn_retrans, 2, "the SYN-ACK went three times");
+    let info = b.shard.info(id).unwrap();
+    assert_eq!(info.cwnd, info.smss, "two: one segment");
+}
+
+/// The same on an active open: our SYN resent twice (at 1 s and 3 s), then answered.
+#[test]
+fn a_syn_resent_twice_starts_from_one_segment() {
+    for (wait, want_iw) in [(1010u64, 10u32), (3010, 1)] {
+        let mut a = Host::new("198.18.0.2", cfg(), 14);
+        let server: SocketAddr = "198.18.0.1:80".parse().unwrap();
+        let id = a.connect(40000, server);
+        let syn = Seg::parse(&a.take_one());
+        a.run_until(a.now + Duration::from_millis(wait));
+        a.flush();
+        a.take();
+        let o = TcpOptions { mss: Some(1460), ..TcpOptions::default() };
+        a.deliver(&craft_opts(server, a.addr(40000), 9_000_000, syn.seq.wrapping_add(1), synack(), b"", o, 65535));
+        let info = a.shard.info(id).unwrap();
+        assert_eq!(info.cwnd, want_iw * info.smss, "SYN answered after {wait} ms");
+    }
+}

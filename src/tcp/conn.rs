@@ -74,7 +74,17 @@ pub struct SynAckTiming {
     pub sent: Option<Instant>,
     /// The SYN-ACK was sent more than once (RFC 6298 (5.7)).
     pub retransmitted: bool,
+    /// The SYN-ACK was resent more than once, by its timer at least once: the connection
+    /// starts from a one-segment window (see [`LOSS_WINDOW_AFTER`]).
+    pub lossy: bool,
 }
+
+/// RFC 5681 §3.1: "if the SYN or SYN/ACK is lost, the initial window used by a sender after a
+/// correctly transmitted SYN MUST be one segment". Linux (`tcp_init_transfer`) does it only
+/// after more than one SYN or SYN-ACK retransmission, a timeout among them, since RFC 6298's
+/// 1 s initial RTO makes a single one often spurious; so does the stack: one segment once
+/// the handshake was resent more than this many times.
+pub const LOSS_WINDOW_AFTER: u8 = 1;
 
 /// Per-connection timers (quinn-style: plain deadlines, no callbacks).
 #[derive(Debug, Clone, Copy, Default)]
@@ -446,6 +456,9 @@ impl Tcb {
         }
         if synack.retransmitted {
             t.handshake_rto_fallback(cfg);
+        }
+        if synack.lossy {
+            t.cc.cwnd = t.smss;
         }
         t.arm_keepalive(cfg, now);
         t
@@ -853,6 +866,10 @@ impl Tcb {
             self.ts_recent_stamp = secs32(ctx.now);
         }
         self.cc = Congestion::new(self.smss, ctx.cfg.initial_cwnd, self.iss, ctx.cfg.congestion_control);
+        if self.retries > LOSS_WINDOW_AFTER {
+            // RFC 5681 §3.1 as Linux applies it (`LOSS_WINDOW_AFTER`): our SYN was lost.
+            self.cc.cwnd = self.smss;
+        }
         if ack_ok {
             // SND.UNA <- SEG.ACK; our SYN is acked: ESTABLISHED.
             self.rtt_sample_on_ack(ctx.now, ctx.cfg, seg);

@@ -344,7 +344,10 @@ impl Shard {
     fn synack_timing(&self, e: &SynEntry) -> SynAckTiming {
         let retransmitted = e.retries > 0 || e.resent;
         let sent = (!retransmitted).then(|| e.deadline - self.cfg.rto_initial);
-        SynAckTiming { sent, retransmitted }
+        // Linux counts every SYN-ACK resent (`num_retrans`) and wants a timeout among them.
+        let resent = u32::from(e.retries) + u32::from(e.resent);
+        let lossy = e.retries > 0 && resent > u32::from(super::conn::LOSS_WINDOW_AFTER);
+        SynAckTiming { sent, retransmitted, lossy }
     }
 
     /// Cookies for every listening port may be out there, sent by someone other than this
