@@ -71,8 +71,10 @@
 #define TH_ECE 0x40
 #define TH_CWR 0x80
 
-/* RFC 9293 §3.7.1: the MSS assumed when a SYN carries none (conn.rs DEFAULT_MSS_V4). */
+/* RFC 9293 §3.7.1 (MUST-15): the MSS assumed when a SYN carries none, 536 on IPv4 (conn.rs
+ * DEFAULT_MSS_V4) and 1280 - 60 on IPv6 (DEFAULT_MSS_V6). */
 #define SHIELD_DEFAULT_MSS 536
+#define SHIELD_DEFAULT_MSS_V6 1220
 /* Cookie option bits in the low bits of TSval (syncookie.rs TS_OPT_BITS and friends). */
 #define COOKIE_TS_OPT_MASK 0x3f
 #define COOKIE_TS_WSCALE_NONE 0xf
@@ -385,7 +387,7 @@ static __always_inline int shield_answer(struct xdp_md *ctx, const struct shield
 	/* syncookie::generate: MSS index of the peer's MSS (at most ours), t mod 32, 24 bits of
 	 * SipHash(key, tuple, client ISN, t). */
 	local_mss = v6 ? cfg->mss_v6 : cfg->mss_v4;
-	peer_mss = o->has_mss ? o->mss : SHIELD_DEFAULT_MSS;
+	peer_mss = o->has_mss ? o->mss : (v6 ? SHIELD_DEFAULT_MSS_V6 : SHIELD_DEFAULT_MSS);
 	if (peer_mss > local_mss)
 		peer_mss = local_mss;
 	__builtin_memcpy(m + 2 * alen + 4, th + 4, 4);

@@ -79,6 +79,9 @@ pub struct SynAckTiming {
     pub lossy: bool,
 }
 
+/// IPv6's minimum link MTU (RFC 8200 §5), below which no path MTU estimate goes (RFC 8201 §4).
+const IPV6_MIN_MTU: u32 = 1280;
+
 /// RFC 5681 §3.1: "if the SYN or SYN/ACK is lost, the initial window used by a sender after a
 /// correctly transmitted SYN MUST be one segment". Linux (`tcp_init_transfer`) does it only
 /// after more than one SYN or SYN-ACK retransmission, a timeout among them, since RFC 6298's
@@ -1983,6 +1986,16 @@ impl Tcb {
             self.enter_closed(ctx, CloseReason::TimedOut);
             return;
         }
+        // An orphan (the application closed) may not be held open by a peer that answers every
+        // probe with a zero window (a Sockstress-style hold of its send buffer): RFC 1122
+        // §4.2.2.17 leaves it to the resource policy, and Linux's `tcp_probe_timer` gives a
+        // SOCK_DEAD socket up once its backed-off probe interval reaches TCP_RTO_MAX (`alive`
+        // false, `tcp_orphan_retries` 0), about 3 minutes with a 200 ms RTO; so do we.
+        if self.app_closed && self.rtt.rto().saturating_mul(1u64 << self.persist_backoff.min(10)) >= ctx.cfg.rto_max {
+            ctx.counters.tcp_ext_tcp_abort_on_timeout += 1;
+            self.enter_closed(ctx, CloseReason::TimedOut);
+            return;
+        }
         self.probes += 1;
         self.persist_backoff = self.persist_backoff.saturating_add(1);
         ctx.counters.tcp_ext_tcp_zero_window_probes += 1;
@@ -2164,6 +2177,11 @@ impl Tcb {
         if !quoted_seq.in_window(self.snd_una, self.snd_max.distance_from(self.snd_una)) {
             ctx.counters.tcp_ext_out_of_window_icmps += 1;
             return Err(DropReason::IcmpOutOfWindow);
+        }
+        // RFC 8201 §4: the path MTU never goes below IPv6's minimum link MTU; Linux
+        // (`tcp_v6_err`) ignores a packet-too-big that says less.
+        if self.tuple().is_ipv6() && mtu < IPV6_MIN_MTU {
+            return Err(DropReason::IcmpBadMtu);
         }
         let hdrs = if self.tuple().is_ipv6() { 60 } else { 40 };
         let ts_len = if self.ts_ok { TS_OPTION_LEN } else { 0 };

@@ -181,10 +181,12 @@ pub enum DropReason {
     IcmpNoConnection,
     /// Receive buffer full: data beyond the window.
     RcvBufFull,
+    /// ICMPv6 packet-too-big below IPv6's minimum MTU of 1280 (RFC 8201 §4).
+    IcmpBadMtu,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 23;
+    pub const COUNT: usize = 24;
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::Malformed,
         DropReason::BadChecksum,
@@ -209,6 +211,7 @@ impl DropReason {
         DropReason::IcmpOutOfWindow,
         DropReason::IcmpNoConnection,
         DropReason::RcvBufFull,
+        DropReason::IcmpBadMtu,
     ];
 
     pub const fn index(self) -> usize {
@@ -240,6 +243,7 @@ impl DropReason {
             DropReason::IcmpOutOfWindow => "icmp_out_of_window",
             DropReason::IcmpNoConnection => "icmp_no_connection",
             DropReason::RcvBufFull => "rcv_buf_full",
+            DropReason::IcmpBadMtu => "icmp_bad_mtu",
         }
     }
 }

@@ -152,7 +152,9 @@ impl Shard {
             if queue_full {
                 self.counters.tcp_ext_tcp_req_q_full_do_cookies += 1;
             }
-            let peer_mss = o.mss.unwrap_or(super::conn::DEFAULT_MSS_V4).min(local_mss);
+            // RFC 9293 §3.7.1 (MUST-15): without the option, 536 on IPv4 and 1220 on IPv6.
+            let default_mss = if t.is_ipv6() { super::conn::DEFAULT_MSS_V6 } else { super::conn::DEFAULT_MSS_V4 };
+            let peer_mss = o.mss.unwrap_or(default_mss).min(local_mss);
             let (cookie, _mss) =
                 syncookie::generate(&self.secrets.cookie_key, &t, seg.seq, peer_mss, syncookie::counter(now));
             let ecn = f_ecn_setup(seg.flags);

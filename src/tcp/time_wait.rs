@@ -67,8 +67,14 @@ pub fn on_segment(e: &TwEntry, seg: &TcpRepr<'_>, rfc1337: bool) -> TwVerdict {
         // RFC 1337 §3 (TIME-WAIT assassination hazard, fix "TW1"): ignore RST in TIME-WAIT.
         // Without it (Linux's default) only a RST at exactly RCV.NXT ends TIME-WAIT, as in every
         // other synchronized state (RFC 5961 §3).
+        // A RST whose TSval PAWS rejects is an old duplicate and ends nothing (Linux
+        // `tcp_timewait_state_process` kills only `!paws_reject`; `tcp_paws_reject` spares a
+        // RST only when TS.Recent is over TCP_PAWS_MSL, 60 s, old, never the case in a
+        // TIME-WAIT of 60 s).
         return if rfc1337 {
             TwVerdict::Drop(DropReason::TimeWaitRst)
+        } else if paws_rejects(e, seg) {
+            TwVerdict::Drop(DropReason::Paws)
         } else if seg.seq == e.rcv_nxt {
             TwVerdict::Kill
         } else {
