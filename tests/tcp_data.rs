@@ -121,7 +121,9 @@ fn zero_window_probe_and_reopen() {
     let data = pattern(10_000, 9);
     a.shard.send(ida, &data).unwrap();
     a.flush();
-    // B's window (4096) takes 2 segments + 1176 bytes; nothing is read, so it closes.
+    // B's window (4096) takes 2 segments, then 1176 bytes: less than an MSS and half the
+    // window, they wait for the sender SWS override timeout (RFC 9293 §3.8.6.2.1, the
+    // persist timer, one RTO). Nothing is read, so the window closes.
     for _ in 0..5 {
         for p in a.take() {
             b.deliver(&p);
@@ -130,6 +132,7 @@ fn zero_window_probe_and_reopen() {
         for p in b.take() {
             a.deliver(&p);
         }
+        a.advance(Duration::from_millis(300));
     }
     assert_eq!(a.shard.info(ida).unwrap().snd_wnd, 0);
     assert_eq!(b.shard.readable(idb), 4096);

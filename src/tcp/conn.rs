@@ -284,6 +284,9 @@ pub struct Tcb {
     /// for an idle restart first (RFC 5681 §4.1; Linux checks in `tcp_skb_entail`, when data is
     /// queued, not when a window opens).
     idle_check: bool,
+    /// Sender SWS avoidance holds a piece the window cut short with nothing in flight: the
+    /// persist timer is the override timeout that sends it (RFC 9293 §3.8.6.2.1 (4)).
+    sws_held: bool,
     ack_now: bool,
     /// Full-sized segments received since the last ACK (RFC 5681 §4.2: ACK at least every
     /// second one).
@@ -382,6 +385,7 @@ impl Tcb {
             last_data_sent: ms32(now),
             persist_backoff: 0,
             idle_check: false,
+            sws_held: false,
             ack_now: false,
             unacked_segs: 0,
             last_oow_ack: 0,
@@ -1561,9 +1565,10 @@ impl Tcb {
         if self.ack_now {
             self.send_ack(ctx);
         }
-        // RFC 9293 §3.8.6.1: probe a zero window while data waits.
+        // RFC 9293 §3.8.6.1: probe a zero window while data waits; and the override timeout of
+        // sender SWS avoidance for a piece it holds (§3.8.6.2.1).
         let unsent = self.unsent_bytes();
-        if self.snd_wnd == 0 && (unsent > 0 || self.fin_due()) && self.flight() == 0 {
+        if (self.snd_wnd == 0 || self.sws_held) && (unsent > 0 || self.fin_due()) && self.flight() == 0 {
             if self.timers.persist.is_none() {
                 self.timers.persist = Some(ctx.now + self.rtt.rto());
             }
@@ -1615,7 +1620,14 @@ impl Tcb {
     /// data does not count as in flight (Linux's Loss state sends only what is not SACKed, and
     /// `tcp_packets_in_flight` leaves SACKed segments out).
     fn send_data(&mut self, ctx: &mut Ctx<'_>) {
+        self.send_data_sws(ctx, false);
+    }
+
+    /// [`Tcb::send_data`]; `sws_override`: the override timeout expired, so a piece that
+    /// sender SWS avoidance held goes now.
+    fn send_data_sws(&mut self, ctx: &mut Ctx<'_>, sws_override: bool) {
         self.restart_cwnd_after_idle(ctx);
+        self.sws_held = false;
         loop {
             // Re-sending below SND.MAX: from the first hole at or after SND.NXT, up to the
             // SACKed range that ends it.
@@ -1656,10 +1668,13 @@ impl Tcb {
             }
             // RFC 9293 §3.8.6.2.1 (sender SWS avoidance, MUST-38): a piece cut short by the
             // window (not the end of the queued data) goes only if it is at least half the
-            // largest window the peer offered, or nothing is in flight (no ACK would come to
-            // open the window further).
+            // largest window the peer offered (3), or when the override timeout expires (4).
+            // With data in flight the next ACK brings the window on; with none, the persist
+            // timer is the override (Linux: `tcp_snd_wnd_test` fails, the probe timer's
+            // `tcp_write_wakeup` then sends what fits), one RTO later.
             let window_cut = !sack_cut && n < room && n < unsent;
-            if window_cut && in_flight > 0 && n < self.max_snd_wnd / 2 {
+            if window_cut && n < self.max_snd_wnd / 2 && !sws_override {
+                self.sws_held = in_flight == 0;
                 return;
             }
             if !self.send_segment(ctx, self.snd_nxt, n, fin_here) {
@@ -1979,6 +1994,10 @@ impl Tcb {
 
     fn on_persist(&mut self, ctx: &mut Ctx<'_>) {
         if self.snd_wnd != 0 {
+            if self.sws_held {
+                // The override timeout: what the window takes goes now.
+                self.send_data_sws(ctx, true);
+            }
             return;
         }
         if self.probes >= self.retry_limit(ctx.cfg) {
