@@ -263,3 +263,25 @@ fn a_syn_resent_twice_starts_from_one_segment() {
         assert_eq!(info.cwnd, want_iw * info.smss, "SYN answered after {wait} ms");
     }
 }
+
+/// A simultaneous open whose SYN-ACK was resent (at 1 s and 3 s) starts from one segment too,
+/// as Linux's `tcp_init_transfer` counts SYN and SYN-ACK resends together (here the
+/// retransmission timer's own loss window, RFC 5681 §3.1, already gives it).
+#[test]
+fn a_simultaneous_open_resent_twice_starts_from_one_segment() {
+    let mut a = Host::new("198.18.0.2", cfg(), 15);
+    let server: SocketAddr = "198.18.0.1:80".parse().unwrap();
+    let id = a.connect(40000, server);
+    let syn = Seg::parse(&a.take_one());
+    let o = TcpOptions { mss: Some(1460), ..TcpOptions::default() };
+    a.deliver(&craft_opts(server, a.addr(40000), 7_000_000, 0, SYN, b"", o, 65535));
+    a.take();
+    a.run_until(a.now + Duration::from_millis(3100));
+    a.flush();
+    let resent = a.take_segs().iter().filter(|s| s.is(synack())).count();
+    assert_eq!(resent, 2, "the SYN-ACK resent twice");
+    a.deliver(&craft_opts(server, a.addr(40000), 7_000_000, syn.seq.wrapping_add(1), synack(), b"", o, 65535));
+    assert_eq!(a.state(id), Some(xdptcp::tcp::State::Established));
+    let info = a.shard.info(id).unwrap();
+    assert_eq!(info.cwnd, info.smss);
+}

@@ -41,3 +41,39 @@ fn small_window_piece_waits_for_the_override_timeout() {
     let later: usize = b.take_segs().iter().map(|s| s.payload.len()).sum();
     assert_eq!(later, 300, "the override timeout sends what the window takes");
 }
+
+/// Sender SWS avoidance is for new data: the 300 bytes the override sent are lost, and the
+/// timeout's resend goes when the retransmission timer fires, with what the window takes, not
+/// one more override later (Linux's `__tcp_retransmit_skb` sends it at once).
+#[test]
+fn a_resend_after_a_timeout_is_not_held() {
+    let (mut b, id, snd, rcv) = established_from(peer());
+    b.shard.send(id, &vec![5u8; 20_000]).unwrap();
+    b.flush();
+    let first: usize = b.take_segs().iter().map(|s| s.payload.len()).sum();
+    let una = snd.wrapping_add(first as u32);
+    b.deliver(&craft_opts(peer(), b.addr(80), rcv, una, ACK, b"", Default::default(), 300));
+    b.take();
+    // The override sends the 300 bytes (at most 1 s later); they are lost.
+    let t0 = b.now;
+    let mut sent_at = None;
+    while sent_at.is_none() && b.now.saturating_since(t0) < Duration::from_secs(2) {
+        b.advance(Duration::from_millis(10));
+        if b.take_segs().iter().any(|s| s.payload.len() == 300) {
+            sent_at = Some(b.now);
+        }
+    }
+    let t1 = sent_at.expect("the override sent the piece");
+    let rto = b.shard.info(id).unwrap().rto;
+    // The retransmission timer fires one RTO later and resends them at once.
+    let mut resent_at = None;
+    while resent_at.is_none() && b.now.saturating_since(t1) < Duration(rto.0 * 3) {
+        b.advance(Duration::from_millis(10));
+        if b.take_segs().iter().any(|s| s.payload.len() == 300 && s.seq == una) {
+            resent_at = Some(b.now);
+        }
+    }
+    let after = resent_at.expect("resent").saturating_since(t1);
+    assert!(after <= Duration(rto.0 + 20_000_000), "resent {after:?} after the loss; RTO {rto:?}");
+    assert_eq!(b.shard.counters().tcp_ext_tcp_timeouts, 1, "one timeout, one resend");
+}

@@ -79,6 +79,9 @@ pub struct SynAckTiming {
     pub lossy: bool,
 }
 
+/// The longest the sender SWS override timeout waits (RFC 9293 §3.8.6.2.1: 0.1 to 1 s).
+const SWS_OVERRIDE_MAX: Duration = Duration::from_secs(1);
+
 /// IPv6's minimum link MTU (RFC 8200 §5), below which no path MTU estimate goes (RFC 8201 §4).
 const IPV6_MIN_MTU: u32 = 1280;
 
@@ -1570,7 +1573,9 @@ impl Tcb {
         let unsent = self.unsent_bytes();
         if (self.snd_wnd == 0 || self.sws_held) && (unsent > 0 || self.fin_due()) && self.flight() == 0 {
             if self.timers.persist.is_none() {
-                self.timers.persist = Some(ctx.now + self.rtt.rto());
+                // The SWS override timeout is 0.1 to 1 s (§3.8.6.2.1); the RTO may be longer.
+                let iv = if self.snd_wnd == 0 { self.rtt.rto() } else { self.rtt.rto().min(SWS_OVERRIDE_MAX) };
+                self.timers.persist = Some(ctx.now + iv);
             }
         } else {
             self.timers.persist = None;
@@ -1672,7 +1677,9 @@ impl Tcb {
             // With data in flight the next ACK brings the window on; with none, the persist
             // timer is the override (Linux: `tcp_snd_wnd_test` fails, the probe timer's
             // `tcp_write_wakeup` then sends what fits), one RTO later.
-            let window_cut = !sack_cut && n < room && n < unsent;
+            // New data only: a resend after a timeout (SND.NXT below SND.MAX) goes with what
+            // the window takes, as Linux's `__tcp_retransmit_skb` sends it.
+            let window_cut = !sack_cut && n < room && n < unsent && !self.snd_nxt.before(self.snd_max);
             if window_cut && n < self.max_snd_wnd / 2 && !sws_override {
                 self.sws_held = in_flight == 0;
                 return;
@@ -2009,8 +2016,11 @@ impl Tcb {
         // probe with a zero window (a Sockstress-style hold of its send buffer): RFC 1122
         // §4.2.2.17 leaves it to the resource policy, and Linux's `tcp_probe_timer` gives a
         // SOCK_DEAD socket up once its backed-off probe interval reaches TCP_RTO_MAX (`alive`
-        // false, `tcp_orphan_retries` 0), about 3 minutes with a 200 ms RTO; so do we.
-        if self.app_closed && self.rtt.rto().saturating_mul(1u64 << self.persist_backoff.min(10)) >= ctx.cfg.rto_max {
+        // false, `tcp_orphan_retries` 0), about 5 minutes with a 200 ms RTO (0.2 + 0.4 + ... +
+        // 102.4 + 120 s); so do we, and after 15 probes (`tcp_retries2`) whatever the RTO, so
+        // that a small RTO or a large RTO.max cannot keep an orphan for ever.
+        let interval = self.rtt.rto().saturating_mul(1u64 << self.persist_backoff.min(15));
+        if self.app_closed && (interval >= ctx.cfg.rto_max || self.persist_backoff >= 15) {
             ctx.counters.tcp_ext_tcp_abort_on_timeout += 1;
             self.enter_closed(ctx, CloseReason::TimedOut);
             return;
