@@ -10,23 +10,6 @@ fn pair_cfg(cfg: Config) -> (Host, Host) {
     (Host::new("198.18.0.2", cfg.clone(), 1), Host::new("198.18.0.1", cfg, 2))
 }
 
-/// Delivers everything each side sent to the other until both are quiet.
-fn exchange(a: &mut Host, b: &mut Host) {
-    for _ in 0..100 {
-        let (pa, pb) = (a.take(), b.take());
-        if pa.is_empty() && pb.is_empty() {
-            return;
-        }
-        for p in pa {
-            b.deliver(&p);
-        }
-        for p in pb {
-            a.deliver(&p);
-        }
-    }
-    panic!("no quiescence");
-}
-
 /// Half-close: data keeps flowing towards the side that closed first, in CLOSE-WAIT.
 #[test]
 fn half_close_data_flows_in_close_wait() {

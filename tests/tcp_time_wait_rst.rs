@@ -6,21 +6,6 @@ use common::*;
 use xdptcp::tcp::{Config, State};
 use xdptcp::wire::TcpOptions;
 
-fn exchange(a: &mut Host, b: &mut Host) {
-    for _ in 0..100 {
-        let (pa, pb) = (a.take(), b.take());
-        if pa.is_empty() && pb.is_empty() {
-            return;
-        }
-        for p in pa {
-            b.deliver(&p);
-        }
-        for p in pb {
-            a.deliver(&p);
-        }
-    }
-}
-
 /// With `rfc1337` off (Linux's default `tcp_rfc1337=0`), Linux's `tcp_timewait_state_process`
 /// ends TIME-WAIT on a RST at RCV.NXT only `if (!paws_reject && ...)`, and `tcp_paws_reject`
 /// applies PAWS to a RST while TS.Recent is younger than TCP_PAWS_MSL (60 s), which in

@@ -230,6 +230,23 @@ pub fn established_from(peer: SocketAddr) -> (Host, ConnId, u32, u32) {
     (b, id, snd, rcv)
 }
 
+/// Delivers everything each side sent to the other until both are quiet.
+pub fn exchange(a: &mut Host, b: &mut Host) {
+    for _ in 0..100 {
+        let (pa, pb) = (a.take(), b.take());
+        if pa.is_empty() && pb.is_empty() {
+            return;
+        }
+        for p in pa {
+            b.deliver(&p);
+        }
+        for p in pb {
+            a.deliver(&p);
+        }
+    }
+    panic!("no quiescence");
+}
+
 pub fn plain_cfg() -> Config {
     Config { timestamps: false, ..Config::default() }
 }
