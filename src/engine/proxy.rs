@@ -32,6 +32,7 @@
 //! - A RST, from either side, ends the other side at once: a client RST closes the upstream
 //!   socket with `SO_LINGER` 0 (the kernel sends a RST); an upstream reset, a failed or timed
 //!   out connect, or an idle timeout resets the client ([`Conn::abort`]).
+//!
 //! # One segment for the header and the request
 //!
 //! With a PROXY header the upstream connection is opened as HAProxy's `option
@@ -263,6 +264,12 @@ impl Relay {
         }
     }
 
+    /// Whether `held`'s entry (`t`, `id`) is live: session `id` still holds its header until
+    /// `t` (not gone, its header not sent, not a new session of the same id).
+    fn holds(&self, id: ConnId, t: Instant) -> bool {
+        self.sessions.get(&id).is_some_and(|s| s.hold == Some(t))
+    }
+
     /// Resets the connections whose connect or idle time ran out.
     fn sweep(&mut self, conns: &mut Conns<'_>) {
         let now = conns.now;
@@ -409,7 +416,7 @@ impl Handler for Relay {
                 break;
             }
             self.held.pop_front();
-            if self.sessions.get(&id).is_some_and(|s| s.hold == Some(t)) {
+            if self.holds(id, t) {
                 self.pump(id, &mut conns.conn(id), true, false);
             }
         }
@@ -454,7 +461,7 @@ impl Handler for Relay {
         // The first entry is one that still waits, so `next_deadline` does not wake the core
         // for a header that went with its request.
         while let Some(&(t, id)) = self.held.front() {
-            if self.sessions.get(&id).is_some_and(|s| s.hold == Some(t)) {
+            if self.holds(id, t) {
                 break;
             }
             self.held.pop_front();

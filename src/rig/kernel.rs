@@ -87,23 +87,15 @@ fn one_echo(plan: &ClientPlan, conn: usize) -> Result<(), Fail> {
     if got != payload {
         return Err(Fail::Mismatch);
     }
-    match plan.closer {
-        Closer::Client => {
-            s.shutdown(Shutdown::Write).map_err(io_fail("shutdown"))?;
-            // The server closes when it sees our FIN: read to EOF.
-            let mut rest = [0u8; 16];
-            let n = s.read(&mut rest).map_err(io_fail("read to EOF"))?;
-            if n != 0 {
-                return Err(Fail::Mismatch);
-            }
-        }
-        Closer::Server => {
-            let mut rest = [0u8; 16];
-            let n = s.read(&mut rest).map_err(io_fail("read to EOF"))?;
-            if n != 0 {
-                return Err(Fail::Mismatch);
-            }
-        }
+    if plan.closer == Closer::Client {
+        // The server closes when it sees our FIN.
+        s.shutdown(Shutdown::Write).map_err(io_fail("shutdown"))?;
+    }
+    // Either way the server's FIN comes next: read to EOF.
+    let mut rest = [0u8; 16];
+    let n = s.read(&mut rest).map_err(io_fail("read to EOF"))?;
+    if n != 0 {
+        return Err(Fail::Mismatch);
     }
     Ok(())
 }

@@ -2007,11 +2007,6 @@ impl Tcb {
             }
             return;
         }
-        if self.probes >= self.retry_limit(ctx.cfg) {
-            ctx.counters.tcp_ext_tcp_abort_on_timeout += 1;
-            self.enter_closed(ctx, CloseReason::TimedOut);
-            return;
-        }
         // An orphan (the application closed) may not be held open by a peer that answers every
         // probe with a zero window (a Sockstress-style hold of its send buffer): RFC 1122
         // §4.2.2.17 leaves it to the resource policy, and Linux's `tcp_probe_timer` gives a
@@ -2020,7 +2015,8 @@ impl Tcb {
         // 102.4 + 120 s); so do we, and after 15 probes (`tcp_retries2`) whatever the RTO, so
         // that a small RTO or a large RTO.max cannot keep an orphan for ever.
         let interval = self.rtt.rto().saturating_mul(1u64 << self.persist_backoff.min(15));
-        if self.app_closed && (interval >= ctx.cfg.rto_max || self.persist_backoff >= 15) {
+        let orphan_done = self.app_closed && (interval >= ctx.cfg.rto_max || self.persist_backoff >= 15);
+        if self.probes >= self.retry_limit(ctx.cfg) || orphan_done {
             ctx.counters.tcp_ext_tcp_abort_on_timeout += 1;
             self.enter_closed(ctx, CloseReason::TimedOut);
             return;

@@ -278,11 +278,7 @@ impl Shard {
         // RFC 7323 §5.3 R1 holds in SYN-RECEIVED too (Linux `tcp_check_req`, `paws_reject`):
         // TS.Recent is the SYN's TSval, and a segment with an older one is an old duplicate. A
         // RST is exempt, as in the synchronized states (`Tcb::check_paws`).
-        let paws_reject = !f.rst()
-            && e.neg
-                .ts_recent
-                .zip(seg.options.timestamps)
-                .is_some_and(|(recent, (tsval, _))| (tsval.wrapping_sub(recent) as i32) < 0);
+        let paws_reject = !f.rst() && super::time_wait::paws_rejects(e.neg.ts_recent, seg);
         if f.syn() && !f.ack() && !f.fin() && !paws_reject && seg.seq == e.irs {
             // The peer retransmitted its SYN: our SYN-ACK was lost; send it again, at most once
             // per `tcp_invalid_ratelimit` (Linux `tcp_check_req`).

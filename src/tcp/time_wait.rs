@@ -51,9 +51,10 @@ pub enum TwVerdict {
     Drop(DropReason),
 }
 
-/// RFC 7323 §5.3 R1 for a TIME-WAIT entry: the segment's TSval is older than TS.Recent.
-fn paws_rejects(e: &TwEntry, seg: &TcpRepr<'_>) -> bool {
-    match (e.ts_recent, seg.options.timestamps) {
+/// RFC 7323 §5.3 R1 where TS.Recent is `ts_recent` (None: timestamps are off): the segment's
+/// TSval is older. A TIME-WAIT entry's and a SYN-queue entry's (the SYN's TSval) alike.
+pub(super) fn paws_rejects(ts_recent: Option<u32>, seg: &TcpRepr<'_>) -> bool {
+    match (ts_recent, seg.options.timestamps) {
         (Some(recent), Some((tsval, _))) => (tsval.wrapping_sub(recent) as i32) < 0,
         _ => false,
     }
@@ -73,7 +74,7 @@ pub fn on_segment(e: &TwEntry, seg: &TcpRepr<'_>, rfc1337: bool) -> TwVerdict {
         // TIME-WAIT of 60 s).
         return if rfc1337 {
             TwVerdict::Drop(DropReason::TimeWaitRst)
-        } else if paws_rejects(e, seg) {
+        } else if paws_rejects(e.ts_recent, seg) {
             TwVerdict::Drop(DropReason::Paws)
         } else if seg.seq == e.rcv_nxt {
             TwVerdict::Kill
@@ -81,7 +82,7 @@ pub fn on_segment(e: &TwEntry, seg: &TcpRepr<'_>, rfc1337: bool) -> TwVerdict {
             TwVerdict::Drop(DropReason::InvalidRst)
         };
     }
-    let paws_reject = paws_rejects(e, seg);
+    let paws_reject = paws_rejects(e.ts_recent, seg);
     if f.syn() && !f.ack() && !paws_reject {
         // RFC 6191 §2 / RFC 1122 §4.2.2.13: a SYN may open a new incarnation when its sequence
         // number is above RCV.NXT, or, with timestamps on both sides, when its TSval is newer
@@ -128,7 +129,7 @@ impl Shard {
             return Ok(self.dropped(DropReason::NoListener));
         };
         let verdict = on_segment(&e, seg, self.cfg.rfc1337);
-        if paws_rejects(&e, seg) {
+        if paws_rejects(e.ts_recent, seg) {
             self.counters.tcp_ext_paws_estab_rejected += 1;
         }
         match verdict {
