@@ -89,6 +89,7 @@ http {
     scgi_temp_path DIR/scgi;
     server {
         listen 127.0.0.1:8080 proxy_protocol;
+        listen unix:DIR/nginx.sock proxy_protocol;
         access_log DIR/access.log relay;
         root DIR/html;
         location = / { return 200 "hello\n"; }
@@ -244,10 +245,14 @@ fn proxy_relays_curl_and_wrk_to_nginx_with_the_clients_address() {
         let nginx = Nginx::start(&bed, &big);
         let tmp = TempDir::new(&format!("relay-{tag}"));
         let mut seen_lines = 0;
-        for pp in ["v1", "v2"] {
-            let stats = tmp.path(&format!("stats-{pp}"));
-            serve_proxy(&mut bed, queues, "127.0.0.1:8080", pp, &stats, &[]);
-            let ctx = format!("{queues} queue(s), PROXY {pp}");
+        // TCP on loopback with either header, and a Unix socket (`--upstream unix:PATH`).
+        let unix = format!("unix:{}", nginx.dir.path("nginx.sock").display());
+        for (pp, upstream, name) in
+            [("v1", "127.0.0.1:8080", "v1"), ("v2", "127.0.0.1:8080", "v2"), ("v1", &unix, "unix")]
+        {
+            let stats = tmp.path(&format!("stats-{name}"));
+            serve_proxy(&mut bed, queues, upstream, pp, &stats, &[]);
+            let ctx = format!("{queues} queue(s), PROXY {pp} over {upstream}");
 
             let o = curl(&bed, &["http://198.18.0.1/"]);
             assert!(o.status.success(), "{ctx}: curl: {}", String::from_utf8_lossy(&o.stderr));
@@ -261,10 +266,10 @@ fn proxy_relays_curl_and_wrk_to_nginx_with_the_clients_address() {
             // 16 MiB up: nginx stores the body, byte for byte.
             let body = tmp.path("body.bin");
             std::fs::write(&body, &big[..]).unwrap();
-            let up = format!("http://198.18.0.1/up/{pp}.bin");
+            let up = format!("http://198.18.0.1/up/{name}.bin");
             let o = curl(&bed, &["-f", "-T", &body.to_string_lossy(), &up]);
             assert!(o.status.success(), "{ctx}: curl PUT: {}", String::from_utf8_lossy(&o.stderr));
-            let stored = std::fs::read(nginx.dir.path(&format!("html/up/{pp}.bin"))).unwrap_or_default();
+            let stored = std::fs::read(nginx.dir.path(&format!("html/up/{name}.bin"))).unwrap_or_default();
             assert!(stored == big, "{ctx}: 16 MiB upload differs ({} bytes stored)", stored.len());
 
             // wrk, one connection per request (Connection: close), 16 at a time.
@@ -279,7 +284,9 @@ fn proxy_relays_curl_and_wrk_to_nginx_with_the_clients_address() {
             assert!(requests > 100, "{ctx}: wrk made {requests} requests:\n{out}");
             assert!(!out.contains("Socket errors") && !out.contains("Non-2xx"), "{ctx}: wrk saw errors:\n{out}");
 
-            // nginx saw every client as 198.18.0.2, through the relay at 127.0.0.1.
+            // nginx saw every client as 198.18.0.2, through the relay at 127.0.0.1 (or on its
+            // Unix socket, which nginx logs as "unix:").
+            let via = if name == "unix" { "unix:" } else { "127.0.0.1" };
             let log = nginx.access_log();
             let lines: Vec<&str> = log.lines().skip(seen_lines).collect();
             seen_lines += lines.len();
@@ -287,7 +294,7 @@ fn proxy_relays_curl_and_wrk_to_nginx_with_the_clients_address() {
             for l in &lines {
                 let f: Vec<&str> = l.split_whitespace().collect();
                 assert_eq!(f.first(), Some(&"198.18.0.2"), "{ctx}: log line {l:?}");
-                assert_eq!(f.get(2), Some(&"127.0.0.1"), "{ctx}: log line {l:?}");
+                assert_eq!(f.get(2), Some(&via), "{ctx}: log line {l:?}");
                 assert!(f.get(1).and_then(|p| p.parse::<u16>().ok()).is_some_and(|p| p > 1023), "{ctx}: {l:?}");
             }
 

@@ -55,6 +55,32 @@ pub struct ProxyBenchArgs {
     /// The fronts to run, comma-separated (direct, haproxy, xdptcp, shield).
     #[arg(long, value_delimiter = ',', default_value = "direct,haproxy,xdptcp,shield")]
     pub fronts: Vec<String>,
+    /// How both relays (HAProxy and xdptcp) reach nginx: TCP on 127.0.0.1, or a Unix stream
+    /// socket (nginx's `listen unix:PATH proxy_protocol`).
+    #[arg(long, value_enum, default_value_t = UpstreamTransport::Tcp)]
+    pub upstream_transport: UpstreamTransport,
+}
+
+/// `--upstream-transport`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamTransport {
+    Tcp,
+    Unix,
+}
+
+impl UpstreamTransport {
+    /// nginx's PROXY-protocol listener as HAProxy's `server` line and as the relay's
+    /// `--upstream` name it.
+    fn upstreams(self, dir: &Path) -> (String, String) {
+        match self {
+            UpstreamTransport::Tcp => (UPSTREAM.to_string(), UPSTREAM.to_string()),
+            UpstreamTransport::Unix => {
+                let p = dir.join(UNIX_SOCKET);
+                (format!("unix@{}", p.display()), format!("unix:{}", p.display()))
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +135,8 @@ fn bed_up() -> Result<Bed> {
 
 /// nginx's port for the relays (PROXY protocol) on 127.0.0.1.
 const UPSTREAM: &str = "127.0.0.1:8081";
+/// nginx's Unix socket for the relays (PROXY protocol), in the run's directory.
+const UNIX_SOCKET: &str = "nginx.sock";
 
 const NGINX_CONF: &str = r#"
 daemon off;
@@ -127,6 +155,7 @@ http {
     scgi_temp_path DIR/scgi;
     server {
         listen 127.0.0.1:8081 proxy_protocol backlog=4096;
+        listen unix:DIR/nginx.sock proxy_protocol backlog=4096;
         listen SRV:8080 backlog=4096;
         location = / { return 200 "hello\n"; }
     }
@@ -155,7 +184,7 @@ frontend fe
     bind SRV:80 backlog 4096
     default_backend be
 backend be
-    server nginx 127.0.0.1:8081 send-proxy
+    server nginx UPSTREAM send-proxy
 "#;
 
 struct Started {
@@ -223,10 +252,14 @@ fn start(exe: &str, dir: &Path, front: Front, a: &ProxyBenchArgs) -> Result<Star
     wait_listen(8081, "nginx", &mut nginx)?;
     let mut s = Started { children: vec![nginx] };
     let core = a.server_core.to_string();
+    let (haproxy_upstream, relay_upstream) = a.upstream_transport.upstreams(dir);
     match front {
         Front::Direct => {}
         Front::Haproxy => {
-            std::fs::write(dir.join("haproxy.cfg"), HAPROXY_CONF.replace("CORE", &core).replace("SRV", SRV_IP))?;
+            std::fs::write(
+                dir.join("haproxy.cfg"),
+                HAPROXY_CONF.replace("CORE", &core).replace("SRV", SRV_IP).replace("UPSTREAM", &haproxy_upstream),
+            )?;
             let mut c = in_srv(&["haproxy", "-db", "-f"]);
             c.arg(dir.join("haproxy.cfg"));
             let mut h = spawn(c, "haproxy")?;
@@ -246,7 +279,7 @@ fn start(exe: &str, dir: &Path, front: Front, a: &ProxyBenchArgs) -> Result<Star
                 "--app",
                 "proxy",
                 "--upstream",
-                UPSTREAM,
+                &relay_upstream,
                 "--proxy-protocol",
                 "v1",
                 "--cores",
@@ -398,6 +431,7 @@ struct Report {
     rounds: usize,
     seconds: u64,
     concurrency: usize,
+    upstream_transport: UpstreamTransport,
     server_core: usize,
     upstream_core: usize,
     client_cores: String,
@@ -464,6 +498,7 @@ pub fn run(a: &ProxyBenchArgs) -> Result<()> {
         rounds: a.rounds,
         seconds: a.seconds,
         concurrency: a.concurrency,
+        upstream_transport: a.upstream_transport,
         server_core: a.server_core,
         upstream_core: a.upstream_core,
         client_cores,
@@ -515,8 +550,8 @@ fn table(r: &Report) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "bench proxy: {} ({} CPUs), kernel {}; {} round(s) x {}s, wrk -c{} Connection: close; medians",
-        r.cpu, r.cpus, r.kernel, r.rounds, r.seconds, r.concurrency
+        "bench proxy: {} ({} CPUs), kernel {}; {} round(s) x {}s, wrk -c{} Connection: close; upstream over {:?}; medians",
+        r.cpu, r.cpus, r.kernel, r.rounds, r.seconds, r.concurrency, r.upstream_transport
     );
     let _ = writeln!(
         o,

@@ -198,9 +198,10 @@ pub struct ServeArgs {
     /// Response body size of the http app, in bytes.
     #[arg(long, default_value_t = 64)]
     pub http_body: usize,
-    /// The proxy app's server, HOST:PORT (resolved once at start), e.g. 127.0.0.1:8080. Every
+    /// The proxy app's server: HOST:PORT (resolved once at start), e.g. 127.0.0.1:8080, or
+    /// unix:PATH for a Unix stream socket on this host (nginx's `listen unix:PATH`). Every
     /// port served by `proxy` (--app proxy, --also PORT:proxy) relays to it.
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(long, value_name = "HOST:PORT|unix:PATH")]
     pub upstream: Option<String>,
     /// The proxy app sends the client's address first, as HAProxy's PROXY protocol header
     /// (nginx: `listen ... proxy_protocol`; HAProxy: `accept-proxy`).
@@ -416,7 +417,7 @@ impl ServeArgs {
             bail!("--app proxy needs the xdp backend (the kernel backend serves the bundled apps only)");
         }
         match (&self.upstream, proxies) {
-            (None, n) if n > 0 => bail!("--app proxy needs --upstream HOST:PORT: the server to relay to"),
+            (None, n) if n > 0 => bail!("--app proxy needs --upstream HOST:PORT or unix:PATH: the server to relay to"),
             (Some(u), 0) => bail!("--upstream {u}: no port serves the proxy app (--app proxy or --also PORT:proxy)"),
             _ => {}
         }

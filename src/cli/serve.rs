@@ -2,11 +2,11 @@
 
 use super::console::Console;
 use super::{BindArg, ProxyProtocolArg, ServeArgs, XdpModeArg};
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use std::fmt::Write as _;
 use xdptcp::app::proxy_protocol::Version;
 use xdptcp::app::App;
-use xdptcp::engine::proxy::{raise_nofile_limit, ProxyConfig, Relay};
+use xdptcp::engine::proxy::{raise_nofile_limit, ProxyConfig, Relay, Upstream};
 use xdptcp::engine::secret_file::FleetSecrets;
 use xdptcp::engine::shield::{ShieldMode, ShieldStatus};
 use xdptcp::engine::signals;
@@ -202,13 +202,8 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
 fn engine_apps(a: &ServeArgs) -> Result<Vec<(u16, App)>> {
     let mut proxy: Option<ProxyConfig> = None;
     if let Some(u) = &a.upstream {
-        use std::net::ToSocketAddrs;
-        let addr = u
-            .to_socket_addrs()
-            .with_context(|| format!("--upstream {u}: expected HOST:PORT, e.g. 127.0.0.1:8080"))?
-            .next()
-            .ok_or_else(|| anyhow!("--upstream {u}: the name has no address"))?;
-        let mut cfg = ProxyConfig::new(addr);
+        let to = Upstream::parse(u).map_err(|e| anyhow!("--upstream {e}"))?;
+        let mut cfg = ProxyConfig::new(to);
         cfg.proxy_protocol = match a.proxy_protocol {
             ProxyProtocolArg::Off => Version::Off,
             ProxyProtocolArg::V1 => Version::V1,
@@ -231,7 +226,7 @@ fn engine_apps(a: &ServeArgs) -> Result<Vec<(u16, App)>> {
                 let cfg = cfg.clone();
                 App::custom(move |_core| Relay::new(cfg.clone()))
             }
-            (None, None) => bail!("--app proxy needs --upstream HOST:PORT"),
+            (None, None) => bail!("--app proxy needs --upstream HOST:PORT or unix:PATH"),
         };
         v.push((port, app));
     }

@@ -1,6 +1,7 @@
-//! The relay behind `serve --app proxy --upstream HOST:PORT`: each connection the stack accepts
-//! is relayed, both ways, to a kernel TCP connection to the upstream server, opened from the
-//! same core (HAProxy's `mode tcp`, with `send-proxy` when `--proxy-protocol` asks for it).
+//! The relay behind `serve --app proxy --upstream HOST:PORT` (or `--upstream unix:PATH`): each
+//! connection the stack accepts is relayed, both ways, to a kernel connection to the upstream
+//! server (TCP, or a Unix stream socket on the same host), opened from the same core (HAProxy's
+//! `mode tcp`, with `send-proxy` when `--proxy-protocol` asks for it).
 //!
 //! # Shape
 //!
@@ -32,6 +33,8 @@
 //! - A RST, from either side, ends the other side at once: a client RST closes the upstream
 //!   socket with `SO_LINGER` 0 (the kernel sends a RST); an upstream reset, a failed or timed
 //!   out connect, or an idle timeout resets the client ([`Conn::abort`]).
+//! - A Unix stream socket has no RST: a client RST closes it, and the server sees an end of
+//!   stream (or `ECONNRESET` when it had bytes it never read), as behind HAProxy.
 //!
 //! # One segment for the header and the request
 //!
@@ -54,9 +57,12 @@ use crate::app::{AppCounter, Conn, Conns, Handler};
 use crate::tcp::{CloseReason, ConnId};
 use crate::time::{Duration, Instant};
 use hashbrown::HashMap;
+use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 
 /// How long an upstream connect may take before the client is reset (HAProxy's `timeout
 /// connect` in its example configurations).
@@ -76,10 +82,56 @@ const EVENTS: usize = 256;
 /// How often the timeouts are checked.
 const SWEEP: Duration = Duration::from_millis(250);
 
+/// Where the relay connects: a TCP address, or the path of a Unix stream socket on this host
+/// (nginx's `listen unix:PATH`, HAProxy's `server ... unix@PATH`). A local server reached over
+/// a Unix socket costs no TCP handshake, no ACKs and no TIME-WAIT per relayed connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upstream {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl From<SocketAddr> for Upstream {
+    fn from(a: SocketAddr) -> Upstream {
+        Upstream::Tcp(a)
+    }
+}
+
+impl fmt::Display for Upstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Upstream::Tcp(a) => write!(f, "{a}"),
+            Upstream::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// Bytes of a path in `sockaddr_un.sun_path`, its terminating NUL left out.
+const UNIX_PATH_MAX: usize = 107;
+
+impl Upstream {
+    /// `unix:PATH` for a Unix socket (nginx's spelling), else `HOST:PORT` resolved to its first
+    /// address.
+    pub fn parse(s: &str) -> Result<Upstream, String> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            if path.is_empty() || path.len() > UNIX_PATH_MAX || path.contains('\0') {
+                return Err(format!("{s}: a Unix socket path of 1 to {UNIX_PATH_MAX} bytes"));
+            }
+            return Ok(Upstream::Unix(PathBuf::from(path)));
+        }
+        use std::net::ToSocketAddrs;
+        s.to_socket_addrs()
+            .map_err(|e| format!("{s}: expected HOST:PORT (e.g. 127.0.0.1:8080) or unix:PATH: {e}"))?
+            .next()
+            .map(Upstream::Tcp)
+            .ok_or_else(|| format!("{s}: the name has no address"))
+    }
+}
+
 /// What the relay does (`serve --upstream`, `--proxy-protocol`, `--proxy-*-timeout`).
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
-    pub upstream: SocketAddr,
+    pub upstream: Upstream,
     pub proxy_protocol: Version,
     pub connect_timeout: Duration,
     pub idle_timeout: Duration,
@@ -89,9 +141,9 @@ pub struct ProxyConfig {
 }
 
 impl ProxyConfig {
-    pub fn new(upstream: SocketAddr) -> ProxyConfig {
+    pub fn new(upstream: impl Into<Upstream>) -> ProxyConfig {
         ProxyConfig {
-            upstream,
+            upstream: upstream.into(),
             proxy_protocol: Version::Off,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
@@ -312,7 +364,7 @@ impl Handler for Relay {
         };
         let head = proxy_protocol::header(self.cfg.proxy_protocol, peer, local);
         // A header is written within `header_wait`: the handshake's last ACK can wait for it.
-        let (fd, connected) = match open_upstream(self.cfg.upstream, head.is_some()) {
+        let (fd, connected) = match open_upstream(&self.cfg.upstream, head.is_some()) {
             Ok(v) => v,
             Err(OpenError::Socket) => {
                 self.k.socket_failed += 1;
@@ -659,14 +711,19 @@ enum OpenError {
     Connect,
 }
 
-/// A non-blocking TCP socket connecting to `to`, with Nagle off (the relay passes on what it
-/// has at once, as it got it). With `hold_ack` (something is written soon), `TCP_QUICKACK` is
-/// off before the connect: Linux then sends the handshake's last ACK with the first write
-/// (`tcp_rcv_synsent_state_process` delays it in ping-pong mode, up to 200 ms if nothing is
-/// written), as HAProxy's `option tcp-smart-connect` does. Returns whether it is already
-/// connected.
-fn open_upstream(to: SocketAddr, hold_ack: bool) -> Result<(OwnedFd, bool), OpenError> {
-    let family = if to.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+/// A non-blocking socket connecting to `to`. Over TCP, Nagle is off (the relay passes on what
+/// it has at once, as it got it), and with `hold_ack` (something is written soon)
+/// `TCP_QUICKACK` is off before the connect: Linux then sends the handshake's last ACK with the
+/// first write (`tcp_rcv_synsent_state_process` delays it in ping-pong mode, up to 200 ms if
+/// nothing is written), as HAProxy's `option tcp-smart-connect` does. Returns whether it is
+/// already connected (a Unix socket always is: Linux queues the connection on the listener at
+/// once, and refuses with `EAGAIN` when its backlog is full rather than waiting).
+fn open_upstream(to: &Upstream, hold_ack: bool) -> Result<(OwnedFd, bool), OpenError> {
+    let family = match to {
+        Upstream::Tcp(a) if a.is_ipv4() => libc::AF_INET,
+        Upstream::Tcp(_) => libc::AF_INET6,
+        Upstream::Unix(_) => libc::AF_UNIX,
+    };
     // SAFETY: socket(2) with constant arguments; the result is checked before it is owned.
     let raw = unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
     if raw < 0 {
@@ -674,12 +731,14 @@ fn open_upstream(to: SocketAddr, hold_ack: bool) -> Result<(OwnedFd, bool), Open
     }
     // SAFETY: a fresh descriptor only this value owns.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    set_int(raw, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
-    if hold_ack {
-        set_int(raw, libc::IPPROTO_TCP, libc::TCP_QUICKACK, 0);
+    if family != libc::AF_UNIX {
+        set_int(raw, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
+        if hold_ack {
+            set_int(raw, libc::IPPROTO_TCP, libc::TCP_QUICKACK, 0);
+        }
     }
     let r = match to {
-        SocketAddr::V4(a) => {
+        Upstream::Tcp(SocketAddr::V4(a)) => {
             // SAFETY: sockaddr_in is plain data for which all-zero bytes are valid.
             let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
             sin.sin_family = libc::AF_INET as libc::sa_family_t;
@@ -689,7 +748,7 @@ fn open_upstream(to: SocketAddr, hold_ack: bool) -> Result<(OwnedFd, bool), Open
             // SAFETY: a valid sockaddr_in of the length passed, alive for the call.
             unsafe { libc::connect(raw, (&sin as *const libc::sockaddr_in).cast(), len) }
         }
-        SocketAddr::V6(a) => {
+        Upstream::Tcp(SocketAddr::V6(a)) => {
             // SAFETY: sockaddr_in6 is plain data for which all-zero bytes are valid.
             let mut sin6: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
             sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
@@ -699,6 +758,24 @@ fn open_upstream(to: SocketAddr, hold_ack: bool) -> Result<(OwnedFd, bool), Open
             let len = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
             // SAFETY: a valid sockaddr_in6 of the length passed, alive for the call.
             unsafe { libc::connect(raw, (&sin6 as *const libc::sockaddr_in6).cast(), len) }
+        }
+        Upstream::Unix(path) => {
+            // SAFETY: sockaddr_un is plain data for which all-zero bytes are valid.
+            let mut sun: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+            sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
+            let bytes = path.as_os_str().as_bytes();
+            // `Upstream::parse` bounds the length; a longer path built by hand is refused here
+            // rather than cut (the trailing zero byte stays).
+            if bytes.len() > UNIX_PATH_MAX {
+                return Err(OpenError::Connect);
+            }
+            for (d, b) in sun.sun_path.iter_mut().zip(bytes) {
+                *d = *b as libc::c_char;
+            }
+            let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+            // SAFETY: a valid, NUL-terminated sockaddr_un of the length passed, alive for the
+            // call.
+            unsafe { libc::connect(raw, (&sun as *const libc::sockaddr_un).cast(), len) }
         }
     };
     if r == 0 {
@@ -892,7 +969,7 @@ mod tests {
     }
 
     impl Rig {
-        fn new(upstream: SocketAddr, v: Version) -> Rig {
+        fn new(upstream: impl Into<Upstream>, v: Version) -> Rig {
             let cfg = ProxyConfig { proxy_protocol: v, ..ProxyConfig::new(upstream) };
             Rig { relay: Relay::new(cfg), fake: Fake { c: Client { room: 1 << 20, ..Client::default() } }, now: T0 }
         }
@@ -1209,5 +1286,116 @@ mod tests {
         assert!(r.fake.c.aborted);
         assert_eq!((r.relay.outcomes().connect_timeout, r.relay.open()), (1, 0));
         drop(l);
+    }
+
+    /// A Unix stream listener at a fresh path (removed with the returned guard).
+    struct UnixUpstream {
+        l: std::os::unix::net::UnixListener,
+        path: PathBuf,
+    }
+
+    impl UnixUpstream {
+        fn new(tag: &str) -> UnixUpstream {
+            let path = std::env::temp_dir().join(format!("xdptcp-relay-{tag}-{}.sock", std::process::id()));
+            let _ = std::fs::remove_file(&path);
+            let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+            UnixUpstream { l, path }
+        }
+        fn to(&self) -> Upstream {
+            Upstream::Unix(self.path.clone())
+        }
+        fn accept(&self) -> std::os::unix::net::UnixStream {
+            let (s, _) = self.l.accept().unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+            s
+        }
+    }
+
+    impl Drop for UnixUpstream {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+
+    #[test]
+    fn upstreams_are_named_as_nginx_names_them() {
+        assert_eq!(Upstream::parse("unix:/run/app.sock"), Ok(Upstream::Unix("/run/app.sock".into())));
+        assert_eq!(Upstream::parse("127.0.0.1:8080"), Ok(Upstream::Tcp("127.0.0.1:8080".parse().unwrap())));
+        assert_eq!(Upstream::parse("[::1]:8080"), Ok(Upstream::Tcp("[::1]:8080".parse().unwrap())));
+        for bad in ["unix:", "127.0.0.1", "/run/app.sock", "unix:/a\0b"] {
+            assert!(Upstream::parse(bad).is_err(), "{bad:?}");
+        }
+        // sun_path holds 108 bytes with its terminating zero.
+        let longest = format!("unix:/{}", "a".repeat(UNIX_PATH_MAX - 1));
+        assert!(Upstream::parse(&longest).is_ok());
+        assert!(Upstream::parse(&format!("{longest}a")).is_err());
+        for s in ["unix:/run/app.sock", "127.0.0.1:8080"] {
+            assert_eq!(Upstream::parse(s).unwrap().to_string(), s);
+        }
+    }
+
+    #[test]
+    fn relays_over_a_unix_socket_with_the_header_and_half_closes() {
+        let u = UnixUpstream::new("both");
+        let mut r = Rig::new(u.to(), Version::V1);
+        r.fake.c.inbox.extend_from_slice(b"hello");
+        r.with_conn(|h, c| h.on_accept(c));
+        // A Unix connect is done at once: the header and the client's bytes follow.
+        assert_eq!(r.relay.outcomes().upstream_connected, 1);
+        let mut up = u.accept();
+        let mut want = b"PROXY TCP4 198.18.0.2 198.18.0.1 40000 80\r\n".to_vec();
+        want.extend_from_slice(b"hello");
+        let mut got = vec![0u8; want.len()];
+        up.read_exact(&mut got).unwrap();
+        assert_eq!(got, want, "the client's address, then its bytes");
+
+        up.write_all(b"world").unwrap();
+        r.drive("reply", |r| r.fake.c.outbox == b"world");
+        up.shutdown(Shutdown::Write).unwrap();
+        r.drive("upstream EOF", |r| r.fake.c.shut);
+        r.fake.c.inbox.extend_from_slice(b"bye");
+        r.with_conn(|h, c| h.on_peer_closed(c));
+        let mut rest = Vec::new();
+        up.read_to_end(&mut rest).unwrap();
+        assert_eq!(rest, b"bye", "the client's last bytes, then the end of the stream");
+        let k = r.relay.outcomes().clone();
+        assert_eq!((k.client_half_close, k.upstream_half_close, k.bytes_up, k.bytes_down), (1, 1, 8, 5));
+        r.relay.on_closed(ID, CloseReason::Normal);
+        assert_eq!((r.relay.outcomes().closed, r.relay.open()), (1, 0));
+    }
+
+    #[test]
+    fn a_unix_upstream_that_is_not_there_resets_the_client() {
+        let path = std::env::temp_dir().join(format!("xdptcp-relay-none-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let mut r = Rig::new(Upstream::Unix(path), Version::V1);
+        r.with_conn(|h, c| h.on_accept(c));
+        assert!(r.fake.c.aborted, "ENOENT: the client is reset at once");
+        assert_eq!((r.relay.outcomes().connect_failed, r.relay.open()), (1, 0));
+    }
+
+    #[test]
+    fn a_unix_upstream_that_drops_unread_bytes_resets_the_client_and_a_client_reset_ends_it() {
+        // The server closes with the client's bytes unread: Linux marks the relay's end
+        // ECONNRESET (`unix_release_sock`), the nearest a Unix socket has to a RST.
+        let u = UnixUpstream::new("reset");
+        let mut r = Rig::new(u.to(), Version::Off);
+        r.fake.c.inbox.extend_from_slice(b"request");
+        r.with_conn(|h, c| h.on_accept(c));
+        let up = u.accept();
+        r.drive("sent", |r| r.relay.outcomes().bytes_up == 7);
+        drop(up);
+        r.drive("client reset", |r| r.fake.c.aborted);
+        assert_eq!((r.relay.outcomes().upstream_reset, r.relay.open()), (1, 0));
+
+        // The client resets: the server reads the end of its stream at once.
+        let mut r = Rig::new(u.to(), Version::Off);
+        r.with_conn(|h, c| h.on_accept(c));
+        let mut up = u.accept();
+        r.relay.on_closed(ID, CloseReason::Reset);
+        let mut rest = Vec::new();
+        up.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty());
+        assert_eq!((r.relay.outcomes().client_reset, r.relay.open()), (1, 0));
     }
 }
