@@ -77,3 +77,20 @@ fn a_resend_after_a_timeout_is_not_held() {
     assert!(after <= Duration(rto.0 + 20_000_000), "resent {after:?} after the loss; RTO {rto:?}");
     assert_eq!(b.shard.counters().tcp_ext_tcp_timeouts, 1, "one timeout, one resend");
 }
+
+/// The override timeout is 0.1 to 1 s (RFC 9293 §3.8.6.2.1), whatever the RTO: with RTO.min
+/// at 3 s, the held 300 bytes still go within a second, not when an RTO would have expired.
+#[test]
+fn the_override_timeout_waits_at_most_one_second_even_with_a_longer_rto() {
+    let cfg = xdptcp::tcp::Config { rto_min: Duration::from_secs(3), ..plain_cfg() };
+    let (mut b, id, snd, rcv) = established_with(peer(), cfg);
+    b.shard.send(id, &vec![5u8; 20_000]).unwrap();
+    b.flush();
+    let first: usize = b.take_segs().iter().map(|s| s.payload.len()).sum();
+    let una = snd.wrapping_add(first as u32);
+    b.deliver(&craft_opts(peer(), b.addr(80), rcv, una, ACK, b"", Default::default(), 300));
+    assert!(b.take_segs().iter().all(|s| s.payload.is_empty()), "held at first");
+    b.advance(Duration::from_millis(1100));
+    let sent: usize = b.take_segs().iter().map(|s| s.payload.len()).sum();
+    assert_eq!(sent, 300, "the override went within 1 s of the hold (RTO 3 s)");
+}

@@ -218,7 +218,12 @@ pub fn craft_opts(
 /// A server connection on 198.18.0.1:80 (no timestamps) made from crafted segments of `peer`:
 /// (host, id, SND.NXT, RCV.NXT).
 pub fn established_from(peer: SocketAddr) -> (Host, ConnId, u32, u32) {
-    let mut b = Host::new("198.18.0.1", plain_cfg(), 21);
+    established_with(peer, plain_cfg())
+}
+
+/// [`established_from`] with `cfg`.
+pub fn established_with(peer: SocketAddr, cfg: Config) -> (Host, ConnId, u32, u32) {
+    let mut b = Host::new("198.18.0.1", cfg, 21);
     b.shard.listen(80, None, 16).unwrap();
     let isn = 0x1234_0000u32;
     b.deliver(&craft(peer, b.addr(80), isn, 0, SYN, b""));
