@@ -203,6 +203,16 @@ fn engine_apps(a: &ServeArgs) -> Result<Vec<(u16, App)>> {
     let mut proxy: Option<ProxyConfig> = None;
     if let Some(u) = &a.upstream {
         let to = Upstream::parse(u).map_err(|e| anyhow!("--upstream {e}"))?;
+        if let Upstream::Unix(path) = &to {
+            // The server may come up later, so this is no error; but every client is reset
+            // until it does.
+            use std::os::unix::fs::FileTypeExt;
+            match std::fs::metadata(path) {
+                Ok(m) if m.file_type().is_socket() => {}
+                Ok(_) => eprintln!("xdptcp: --upstream {u}: not a socket; clients are reset until it is one"),
+                Err(e) => eprintln!("xdptcp: --upstream {u}: {e}; clients are reset until the server listens there"),
+            }
+        }
         let mut cfg = ProxyConfig::new(to);
         cfg.proxy_protocol = match a.proxy_protocol {
             ProxyProtocolArg::Off => Version::Off,

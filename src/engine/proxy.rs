@@ -33,8 +33,15 @@
 //! - A RST, from either side, ends the other side at once: a client RST closes the upstream
 //!   socket with `SO_LINGER` 0 (the kernel sends a RST); an upstream reset, a failed or timed
 //!   out connect, or an idle timeout resets the client ([`Conn::abort`]).
-//! - A Unix stream socket has no RST: a client RST closes it, and the server sees an end of
-//!   stream (or `ECONNRESET` when it had bytes it never read), as behind HAProxy.
+//! - A Unix stream socket has no RST: where a TCP upstream is reset, a Unix one is closed, and
+//!   the server reads a clean end of stream after everything the relay wrote (`ECONNRESET`
+//!   only if the relay had not read all the server sent). A client that resets, or an upload
+//!   cut short, looks to the server like a half-close: a protocol that ends its requests with
+//!   the stream, not with a length, cannot tell a truncated one over a Unix socket (as behind
+//!   HAProxy, `unix@`).
+//! - A Unix listener with a full backlog refuses a connect at once (`EAGAIN`) where TCP would
+//!   drop the SYN and retry: the relay retries it every [`BACKLOG_RETRY`] until the connect
+//!   timeout (`proxy_connect_backlog_full` counts those connections).
 //!
 //! # One segment for the header and the request
 //!
@@ -81,6 +88,9 @@ const SCRATCH: usize = 64 * 1024;
 const EVENTS: usize = 256;
 /// How often the timeouts are checked.
 const SWEEP: Duration = Duration::from_millis(250);
+/// How often a connect that found a Unix listener's backlog full is tried again (until the
+/// connect timeout). One interval for all keeps the retry list in deadline order.
+pub const BACKLOG_RETRY: Duration = Duration::from_millis(2);
 
 /// Where the relay connects: a TCP address, or the path of a Unix stream socket on this host
 /// (nginx's `listen unix:PATH`, HAProxy's `server ... unix@PATH`). A local server reached over
@@ -114,8 +124,13 @@ impl Upstream {
     /// address.
     pub fn parse(s: &str) -> Result<Upstream, String> {
         if let Some(path) = s.strip_prefix("unix:") {
-            if path.is_empty() || path.len() > UNIX_PATH_MAX || path.contains('\0') {
-                return Err(format!("{s}: a Unix socket path of 1 to {UNIX_PATH_MAX} bytes"));
+            if path.starts_with('@') {
+                return Err(format!("{s}: abstract Unix sockets are not supported; give a path"));
+            }
+            // Absolute: a relative path would be resolved against whatever the working
+            // directory is at each connect.
+            if !path.starts_with('/') || path.len() > UNIX_PATH_MAX || path.contains('\0') {
+                return Err(format!("{s}: expected unix:/ABSOLUTE/PATH of at most {UNIX_PATH_MAX} bytes"));
             }
             return Ok(Upstream::Unix(PathBuf::from(path)));
         }
@@ -166,6 +181,8 @@ pub struct RelayCounters {
     pub socket_failed: u64,
     pub aborted: u64,
     pub closed: u64,
+    /// Connections whose Unix connect found the listener's backlog full at least once.
+    pub connect_backlog_full: u64,
     pub client_half_close: u64,
     pub upstream_half_close: u64,
     pub bytes_up: u64,
@@ -188,6 +205,9 @@ struct Session {
     head_sent: usize,
     /// Until when the header waits for the client's first bytes (in `Relay::held` too).
     hold: Option<Instant>,
+    /// When the connect is tried again: a Unix listener's backlog was full (in
+    /// `Relay::retries` too). The socket is registered with epoll once it connects.
+    retry: Option<Instant>,
     /// The client sent FIN.
     client_eof: bool,
     /// The upstream socket's write side is shut (the client's FIN passed on).
@@ -226,6 +246,11 @@ pub struct Relay {
     /// Sessions whose header waits for the client's first bytes, by deadline (accept order,
     /// so deadlines only grow); an entry whose session sent its header meanwhile is skipped.
     held: std::collections::VecDeque<(Instant, ConnId)>,
+    /// Sessions whose connect waits to be tried again, by deadline (one interval for all, so
+    /// deadlines only grow); an entry whose session is gone or connected is skipped.
+    retries: std::collections::VecDeque<(Instant, ConnId)>,
+    /// The full backlog was reported (once per relay).
+    warned_backlog: bool,
 }
 
 impl Relay {
@@ -249,6 +274,8 @@ impl Relay {
             next_sweep: Instant::ZERO,
             expired: Vec::new(),
             held: std::collections::VecDeque::new(),
+            retries: std::collections::VecDeque::new(),
+            warned_backlog: false,
         }
     }
 
@@ -322,6 +349,47 @@ impl Relay {
         self.sessions.get(&id).is_some_and(|s| s.hold == Some(t))
     }
 
+    /// Counts a connection whose Unix connect found the listener's backlog full, and says so
+    /// once: the server accepts more slowly than clients come, or its backlog is small.
+    fn backlog_full(&mut self) {
+        self.k.connect_backlog_full += 1;
+        if !self.warned_backlog {
+            self.warned_backlog = true;
+            eprintln!(
+                "xdptcp: proxy: {}: the listener's backlog is full; connects are retried for up to {} ms \
+                 (raise the server's listen backlog and net.core.somaxconn)",
+                self.cfg.upstream,
+                self.cfg.connect_timeout.as_millis()
+            );
+        }
+    }
+
+    /// Tries the connect of session `id` again (its Unix listener's backlog was full).
+    fn retry_connect(&mut self, id: ConnId, c: &mut Conn<'_>) {
+        let ep = self.epfd();
+        let Some(s) = self.sessions.get_mut(&id) else { return };
+        let Some(fd) = s.fd.as_ref().map(|f| f.as_raw_fd()) else { return };
+        s.retry = None;
+        match connect_upstream(fd, &self.cfg.upstream) {
+            Ok(Started::Busy) => {
+                s.retry = Some(c.now + BACKLOG_RETRY);
+                self.retries.push_back((c.now + BACKLOG_RETRY, id));
+            }
+            Ok(started) => {
+                if !register(ep, fd, id) {
+                    self.k.socket_failed += 1;
+                    self.reset_both(id, c);
+                } else if started == Started::Connected {
+                    self.on_connect_done(id, c, true);
+                }
+            }
+            Err(_) => {
+                self.k.connect_failed += 1;
+                self.reset_both(id, c);
+            }
+        }
+    }
+
     /// Resets the connections whose connect or idle time ran out.
     fn sweep(&mut self, conns: &mut Conns<'_>) {
         let now = conns.now;
@@ -364,7 +432,7 @@ impl Handler for Relay {
         };
         let head = proxy_protocol::header(self.cfg.proxy_protocol, peer, local);
         // A header is written within `header_wait`: the handshake's last ACK can wait for it.
-        let (fd, connected) = match open_upstream(&self.cfg.upstream, head.is_some()) {
+        let (fd, started) = match open_upstream(&self.cfg.upstream, head.is_some()) {
             Ok(v) => v,
             Err(OpenError::Socket) => {
                 self.k.socket_failed += 1;
@@ -381,6 +449,7 @@ impl Handler for Relay {
             fd: None,
             phase: Phase::Connecting { deadline: c.now + self.cfg.connect_timeout },
             hold: (head.is_some() && self.cfg.header_wait > Duration::ZERO).then(|| c.now + self.cfg.header_wait),
+            retry: None,
             head,
             head_sent: 0,
             client_eof: false,
@@ -391,12 +460,12 @@ impl Handler for Relay {
             down_blocked: false,
             last_active: c.now,
         };
-        // Edge-triggered, registered once for the life of the socket: the session keeps what
-        // the edges said (`can_read`, `up_blocked`), so no epoll_ctl per change of direction.
-        let events = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
-        let mut ev = libc::epoll_event { events, u64: token(c.id) };
-        // SAFETY: epoll_ctl on descriptors we own, with a valid event.
-        if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd.as_raw_fd(), &mut ev) } != 0 {
+        if started == Started::Busy {
+            // Not registered yet: an unconnected Unix socket polls as hung up.
+            self.backlog_full();
+            s.retry = Some(c.now + BACKLOG_RETRY);
+            self.retries.push_back((c.now + BACKLOG_RETRY, c.id));
+        } else if !register(ep, fd.as_raw_fd(), c.id) {
             self.k.socket_failed += 1;
             c.abort();
             return;
@@ -406,7 +475,7 @@ impl Handler for Relay {
             self.held.push_back((t, c.id));
         }
         self.sessions.insert(c.id, s);
-        if connected {
+        if started == Started::Connected {
             self.on_connect_done(c.id, c, true);
         }
     }
@@ -460,7 +529,18 @@ impl Handler for Relay {
         // the loop turning with no session at all).
         if ep < 0 || self.sessions.is_empty() {
             self.held.clear();
+            self.retries.clear();
             return;
+        }
+        // Connects that found a Unix listener's backlog full, due again.
+        while let Some(&(t, id)) = self.retries.front() {
+            if conns.now < t {
+                break;
+            }
+            self.retries.pop_front();
+            if self.sessions.get(&id).is_some_and(|s| s.retry == Some(t)) {
+                self.retry_connect(id, &mut conns.conn(id));
+            }
         }
         // Headers whose wait for the client's first bytes ended go alone.
         while let Some(&(t, id)) = self.held.front() {
@@ -521,7 +601,11 @@ impl Handler for Relay {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        self.held.front().map(|&(t, _)| t)
+        let first = |q: &std::collections::VecDeque<(Instant, ConnId)>| q.front().map(|&(t, _)| t);
+        match (first(&self.held), first(&self.retries)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn wait_fds(&self, out: &mut Vec<RawFd>) {
@@ -542,13 +626,30 @@ impl Handler for Relay {
             c("proxy_upstream_connected", "Upstream connects that succeeded", k.upstream_connected),
             c("proxy_connect_failed", "Upstream connects refused or failed (client reset)", k.connect_failed),
             c("proxy_connect_timeout", "Upstream connects that timed out (client reset)", k.connect_timeout),
-            c("proxy_idle_timeout", "Relayed connections idle too long (both sides reset)", k.idle_timeout),
-            c("proxy_client_reset", "Clients that reset (upstream reset)", k.client_reset),
-            c("proxy_client_timeout", "Clients whose retransmissions ran out (upstream reset)", k.client_timeout),
+            c(
+                "proxy_idle_timeout",
+                "Relayed connections idle too long (client reset, upstream reset or closed)",
+                k.idle_timeout,
+            ),
+            c("proxy_client_reset", "Clients that reset (upstream reset, or closed if Unix)", k.client_reset),
+            c(
+                "proxy_client_timeout",
+                "Clients whose retransmissions ran out (upstream reset, or closed if Unix)",
+                k.client_timeout,
+            ),
             c("proxy_upstream_reset", "Upstream sockets that failed or reset (client reset)", k.upstream_reset),
             c("proxy_socket_failed", "Upstream sockets that could not be made (descriptor limit)", k.socket_failed),
-            c("proxy_aborted", "Relayed connections ended by a stop or with bytes lost (both reset)", k.aborted),
+            c(
+                "proxy_aborted",
+                "Relayed connections ended by a stop or with bytes lost (client reset, upstream reset or closed)",
+                k.aborted,
+            ),
             c("proxy_closed", "Relayed connections that ended cleanly both ways", k.closed),
+            c(
+                "proxy_connect_backlog_full",
+                "Connections whose Unix connect found the listener's backlog full (retried)",
+                k.connect_backlog_full,
+            ),
             c("proxy_client_half_close", "Client FINs passed on as an upstream shutdown", k.client_half_close),
             c("proxy_upstream_half_close", "Upstream EOFs passed on as a FIN to the client", k.upstream_half_close),
             c("proxy_bytes_up", "Bytes relayed client to upstream (PROXY header excluded)", k.bytes_up),
@@ -711,14 +812,34 @@ enum OpenError {
     Connect,
 }
 
+/// How a connect started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Started {
+    /// Connected already (a Unix socket: Linux queues the connection on the listener at once).
+    Connected,
+    /// Under way (TCP): EPOLLOUT says when it is done.
+    InProgress,
+    /// A Unix listener's backlog is full (`EAGAIN`, where TCP would drop the SYN and retry by
+    /// itself): the same socket may try again.
+    Busy,
+}
+
+/// Registers an upstream socket with the relay's epoll instance, edge-triggered, once for the
+/// life of the socket: the session keeps what the edges said (`can_read`, `up_blocked`), so
+/// no epoll_ctl per change of direction.
+fn register(ep: RawFd, fd: RawFd, id: ConnId) -> bool {
+    let events = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+    let mut ev = libc::epoll_event { events, u64: token(id) };
+    // SAFETY: epoll_ctl on descriptors we own, with a valid event.
+    unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) == 0 }
+}
+
 /// A non-blocking socket connecting to `to`. Over TCP, Nagle is off (the relay passes on what
 /// it has at once, as it got it), and with `hold_ack` (something is written soon)
 /// `TCP_QUICKACK` is off before the connect: Linux then sends the handshake's last ACK with the
 /// first write (`tcp_rcv_synsent_state_process` delays it in ping-pong mode, up to 200 ms if
-/// nothing is written), as HAProxy's `option tcp-smart-connect` does. Returns whether it is
-/// already connected (a Unix socket always is: Linux queues the connection on the listener at
-/// once, and refuses with `EAGAIN` when its backlog is full rather than waiting).
-fn open_upstream(to: &Upstream, hold_ack: bool) -> Result<(OwnedFd, bool), OpenError> {
+/// nothing is written), as HAProxy's `option tcp-smart-connect` does.
+fn open_upstream(to: &Upstream, hold_ack: bool) -> Result<(OwnedFd, Started), OpenError> {
     let family = match to {
         Upstream::Tcp(a) if a.is_ipv4() => libc::AF_INET,
         Upstream::Tcp(_) => libc::AF_INET6,
@@ -737,6 +858,11 @@ fn open_upstream(to: &Upstream, hold_ack: bool) -> Result<(OwnedFd, bool), OpenE
             set_int(raw, libc::IPPROTO_TCP, libc::TCP_QUICKACK, 0);
         }
     }
+    Ok((fd, connect_upstream(raw, to)?))
+}
+
+/// connect(2) of socket `raw` to `to`, without blocking.
+fn connect_upstream(raw: RawFd, to: &Upstream) -> Result<Started, OpenError> {
     let r = match to {
         Upstream::Tcp(SocketAddr::V4(a)) => {
             // SAFETY: sockaddr_in is plain data for which all-zero bytes are valid.
@@ -779,12 +905,13 @@ fn open_upstream(to: &Upstream, hold_ack: bool) -> Result<(OwnedFd, bool), OpenE
         }
     };
     if r == 0 {
-        return Ok((fd, true));
+        return Ok(Started::Connected);
     }
-    if io::Error::last_os_error().raw_os_error() == Some(libc::EINPROGRESS) {
-        return Ok((fd, false));
+    match (io::Error::last_os_error().raw_os_error(), to) {
+        (Some(libc::EINPROGRESS), _) => Ok(Started::InProgress),
+        (Some(libc::EAGAIN), Upstream::Unix(_)) => Ok(Started::Busy),
+        _ => Err(OpenError::Connect),
     }
-    Err(OpenError::Connect)
 }
 
 fn set_int(fd: RawFd, level: i32, name: i32, v: i32) {
@@ -808,7 +935,7 @@ fn so_error(fd: RawFd) -> i32 {
 
 /// Closes a socket with a RST (SO_LINGER with a zero timeout: Linux `tcp_close` then sends a
 /// RST and discards what is queued) instead of a FIN: the upstream learns the client is gone,
-/// not that its stream ended cleanly.
+/// not that its stream ended cleanly. A Unix socket has no RST: it is just closed.
 fn close_with_reset(fd: OwnedFd) {
     let l = libc::linger { l_onoff: 1, l_linger: 0 };
     // SAFETY: setsockopt with a valid linger value of the size passed.
@@ -1322,7 +1449,15 @@ mod tests {
         assert_eq!(Upstream::parse("unix:/run/app.sock"), Ok(Upstream::Unix("/run/app.sock".into())));
         assert_eq!(Upstream::parse("127.0.0.1:8080"), Ok(Upstream::Tcp("127.0.0.1:8080".parse().unwrap())));
         assert_eq!(Upstream::parse("[::1]:8080"), Ok(Upstream::Tcp("[::1]:8080".parse().unwrap())));
-        for bad in ["unix:", "127.0.0.1", "/run/app.sock", "unix:/a\0b"] {
+        for bad in [
+            "unix:",
+            "127.0.0.1",
+            "/run/app.sock",
+            "unix:/a\0b",
+            "unix:@abstract",
+            "unix:app.sock",
+            "unix: /run/app.sock",
+        ] {
             assert!(Upstream::parse(bad).is_err(), "{bad:?}");
         }
         // sun_path holds 108 bytes with its terminating zero.
@@ -1397,5 +1532,91 @@ mod tests {
         up.read_to_end(&mut rest).unwrap();
         assert!(rest.is_empty());
         assert_eq!((r.relay.outcomes().client_reset, r.relay.open()), (1, 0));
+    }
+
+    /// A Unix listener whose backlog takes one connection (listen(2) with 0: Linux refuses the
+    /// next while one waits to be accepted).
+    fn unix_listener_with_a_backlog_of_one(tag: &str) -> UnixUpstream {
+        use std::os::fd::IntoRawFd;
+        let path = std::env::temp_dir().join(format!("xdptcp-relay-{tag}-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let fd = l.into_raw_fd();
+        // SAFETY: listen(2) again on a listening socket we own only changes its backlog.
+        assert_eq!(unsafe { libc::listen(fd, 0) }, 0);
+        // SAFETY: the descriptor was just released by the listener above.
+        let l = unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) };
+        UnixUpstream { l, path }
+    }
+
+    #[test]
+    fn a_full_unix_backlog_is_retried_until_the_server_accepts() {
+        let u = unix_listener_with_a_backlog_of_one("backlog");
+        let mut r = Rig::new(u.to(), Version::Off);
+        r.with_conn(|h, c| h.on_accept(c));
+        assert_eq!(r.relay.outcomes().upstream_connected, 1, "the backlog's one place");
+        // The second finds the backlog full: not reset, tried again shortly.
+        let second = ConnId { index: 4, generation: 1 };
+        r.relay.on_accept(&mut Conn::with_transport(second, r.now, &mut r.fake));
+        assert!(!r.fake.c.aborted, "a full backlog is not a refusal");
+        assert_eq!((r.relay.outcomes().connect_backlog_full, r.relay.open()), (1, 2));
+        assert_eq!(r.relay.next_deadline(), Some(r.now + BACKLOG_RETRY), "the core wakes for the retry");
+        r.now = r.now + BACKLOG_RETRY;
+        r.poll();
+        assert_eq!(r.relay.outcomes().upstream_connected, 1, "still full");
+        // The server accepts the first: the retry gets the place.
+        let _first = u.accept();
+        r.now = r.now + BACKLOG_RETRY;
+        r.poll();
+        let k = r.relay.outcomes().clone();
+        assert_eq!((k.upstream_connected, k.connect_failed, k.connect_timeout), (2, 0, 0));
+        assert!(!r.fake.c.aborted);
+    }
+
+    #[test]
+    fn a_unix_backlog_that_stays_full_resets_the_client_at_the_connect_timeout() {
+        let u = unix_listener_with_a_backlog_of_one("full");
+        let mut r = Rig::new(u.to(), Version::Off);
+        r.relay.cfg.connect_timeout = Duration::from_millis(20);
+        r.relay.on_accept(&mut Conn::with_transport(ConnId { index: 9, generation: 1 }, r.now, &mut r.fake));
+        r.with_conn(|h, c| h.on_accept(c));
+        assert!(!r.fake.c.aborted);
+        let t0 = r.now;
+        while r.now < t0 + Duration::from_millis(600) && !r.fake.c.aborted {
+            r.now = r.now + BACKLOG_RETRY;
+            r.poll();
+        }
+        assert!(r.fake.c.aborted, "the client is reset once the connect timeout passed");
+        let k = r.relay.outcomes().clone();
+        assert_eq!((k.connect_timeout, k.connect_backlog_full, k.upstream_connected), (1, 1, 1));
+        assert_eq!(r.relay.open(), 1, "only the connected one is left");
+        // Its last retry entry finds no session and goes.
+        r.now = r.now + BACKLOG_RETRY;
+        r.poll();
+        assert!(r.relay.retries.is_empty() && r.relay.next_deadline().is_none());
+    }
+
+    #[test]
+    fn a_unix_server_that_reads_late_holds_the_client_back_and_gets_every_byte() {
+        let u = UnixUpstream::new("late");
+        let mut r = Rig::new(u.to(), Version::V1);
+        let total = 8 << 20;
+        r.fake.c.inbox.extend(std::iter::repeat_n(b'y', total));
+        r.with_conn(|h, c| h.on_accept(c));
+        let mut up = u.accept();
+        // The socket's buffer took what it could; the rest waits in the client's receive
+        // buffer (its window closes) until the server reads.
+        assert!(!r.fake.c.inbox.is_empty(), "8 MiB do not fit a Unix socket's buffer");
+        let reader = std::thread::spawn(move || {
+            let mut v = Vec::new();
+            up.read_to_end(&mut v).map(|_| v)
+        });
+        r.drive("everything relayed", |r| r.fake.c.inbox.is_empty());
+        r.with_conn(|h, c| h.on_peer_closed(c));
+        let got = reader.join().unwrap().unwrap();
+        let head = b"PROXY TCP4 198.18.0.2 198.18.0.1 40000 80\r\n";
+        assert_eq!(got.len(), head.len() + total);
+        assert!(got.starts_with(head) && got[head.len()..].iter().all(|&b| b == b'y'));
+        assert_eq!(r.relay.outcomes().bytes_up, total as u64);
     }
 }
