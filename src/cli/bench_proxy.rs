@@ -59,10 +59,6 @@ pub struct ProxyBenchArgs {
     /// socket (nginx's `listen unix:PATH proxy_protocol`).
     #[arg(long, value_enum, default_value_t = UpstreamTransport::Tcp)]
     pub upstream_transport: UpstreamTransport,
-    /// Both relays poll instead of sleeping: the relay's `--busy-poll-us` with this spell, and
-    /// HAProxy's `busy-polling` (its pollers always with a null timeout). 0: both sleep.
-    #[arg(long, default_value_t = 0)]
-    pub busy_poll_us: u64,
 }
 
 /// `--upstream-transport`.
@@ -177,7 +173,7 @@ global
     nbthread 1
     cpu-map 1/1 CORE
     maxconn 9000
-BUSYdefaults
+defaults
     mode tcp
     option tcp-smart-accept
     option tcp-smart-connect
@@ -262,11 +258,7 @@ fn start(exe: &str, dir: &Path, front: Front, a: &ProxyBenchArgs) -> Result<Star
         Front::Haproxy => {
             std::fs::write(
                 dir.join("haproxy.cfg"),
-                HAPROXY_CONF
-                    .replace("CORE", &core)
-                    .replace("SRV", SRV_IP)
-                    .replace("UPSTREAM", &haproxy_upstream)
-                    .replace("BUSY", if a.busy_poll_us > 0 { "    busy-polling\n" } else { "" }),
+                HAPROXY_CONF.replace("CORE", &core).replace("SRV", SRV_IP).replace("UPSTREAM", &haproxy_upstream),
             )?;
             let mut c = in_srv(&["haproxy", "-db", "-f"]);
             c.arg(dir.join("haproxy.cfg"));
@@ -300,9 +292,6 @@ fn start(exe: &str, dir: &Path, front: Front, a: &ProxyBenchArgs) -> Result<Star
             ]);
             if front == Front::Shield {
                 c.args(["--syn-shield", "on"]);
-            }
-            if a.busy_poll_us > 0 {
-                c.args(["--busy-poll-us", &a.busy_poll_us.to_string()]);
             }
             let mut x = spawn(c, "xdptcp serve")?;
             std::thread::sleep(Duration::from_millis(1200));
