@@ -246,6 +246,34 @@ fn a_handshake_resent_twice_starts_from_one_segment() {
     assert_eq!(info.cwnd, info.smss, "two: one segment");
 }
 
+/// A SYN-ACK resent twice for nothing: the first one arrived (the path's RTT was longer than
+/// the initial RTO, or a dormant radio held the ACK), and the final ACK echoes its timestamp.
+/// Linux (`tcp_try_undo_spurious_syn`, 5.5) then keeps the initial window; so does the stack.
+/// An ACK that echoes a resent SYN-ACK's timestamp keeps the one-segment window.
+#[test]
+fn a_handshake_resent_for_nothing_keeps_its_initial_window() {
+    let c = Config { timestamps: true, ..cfg() };
+    for (echo_first, want_iw) in [(true, 10u32), (false, 1)] {
+        let mut b = Host::new("198.18.0.1", c.clone(), 11);
+        b.shard.listen(80, None, 16).unwrap();
+        let isn = 7_000_000u32;
+        let o = TcpOptions { mss: Some(1460), timestamps: Some((5_000, 0)), ..TcpOptions::default() };
+        b.deliver(&craft_opts(peer(), b.addr(80), isn, 0, SYN, b"", o, 65535));
+        let first = Seg::parse(&b.take_one());
+        b.run_until(b.now + Duration::from_millis(3020));
+        b.flush();
+        let resent: Vec<Seg> = b.take_segs().into_iter().filter(|s| s.is(synack())).collect();
+        assert_eq!(resent.len(), 2, "the SYN-ACK went three times");
+        let echoed = if echo_first { &first } else { &resent[1] };
+        let ecr = echoed.options.timestamps.expect("timestamps negotiated").0;
+        let o = TcpOptions { timestamps: Some((5_010, ecr)), ..TcpOptions::default() };
+        b.deliver(&craft_opts(peer(), b.addr(80), isn + 1, first.seq.wrapping_add(1), ACK, b"", o, 65535));
+        let id = b.shard.accept(80).expect("handshake completes");
+        let info = b.shard.info(id).unwrap();
+        assert_eq!(info.cwnd, want_iw * info.smss, "final ACK echoing the first SYN-ACK: {echo_first}");
+    }
+}
+
 /// The same on an active open: our SYN resent twice (at 1 s and 3 s), then answered.
 #[test]
 fn a_syn_resent_twice_starts_from_one_segment() {

@@ -53,6 +53,9 @@ pub struct SynEntry {
     pub deadline: Instant,
     /// When the last rate-limited answer went out (Linux `last_oow_ack_time` of a request).
     pub last_oow_ack: Option<Instant>,
+    /// When the first SYN-ACK went: its timestamp, echoed by the final ACK, shows that the
+    /// resent ones were not needed (`synack_timing`).
+    pub first_sent: Instant,
 }
 
 /// What a valid cookie ACK tells about the handshake it completes.
@@ -206,6 +209,7 @@ impl Shard {
             resent: false,
             deadline: now + self.cfg.rto_initial,
             last_oow_ack: None,
+            first_sent: now,
         };
         self.syn_queue.insert(t, entry);
         self.touched(&t);
@@ -333,18 +337,23 @@ impl Shard {
         if !f.ack() {
             return self.dropped(DropReason::NoAck);
         }
-        let timing = self.synack_timing(&e);
+        let timing = self.synack_timing(&t, &e, seg);
         self.complete_passive(now, t, e.iss, e.irs, e.neg, e.rcv_wscale, timing, seg, tx, true)
     }
 
     /// What a SYN-queue entry knows about its SYN-ACK (Linux `tcp_synack_rtt_meas` reads
-    /// `snt_synack` unless the request was retransmitted).
-    fn synack_timing(&self, e: &SynEntry) -> SynAckTiming {
+    /// `snt_synack` unless the request was retransmitted), given the final ACK `seg`.
+    fn synack_timing(&self, t: &FourTuple, e: &SynEntry, seg: &TcpRepr<'_>) -> SynAckTiming {
         let retransmitted = e.retries > 0 || e.resent;
         let sent = (!retransmitted).then(|| e.deadline - self.cfg.rto_initial);
         // Linux counts every SYN-ACK resent (`num_retrans`) and wants a timeout among them.
         let resent = u32::from(e.retries) + u32::from(e.resent);
-        let lossy = e.retries > 0 && resent > u32::from(super::conn::LOSS_WINDOW_AFTER);
+        // The final ACK echoes the first SYN-ACK's timestamp: that one arrived, and the resent
+        // ones were spurious (a dormant radio, a path longer than the 1 s initial RTO), so the
+        // connection keeps its initial window (Linux `tcp_try_undo_spurious_syn`).
+        let first_tsval = ts_clock(e.first_sent).wrapping_add(ts_offset(&self.secrets.ts_key, t));
+        let spurious = e.neg.ts_recent.is_some() && seg.options.timestamps.is_some_and(|(_, ecr)| ecr == first_tsval);
+        let lossy = e.retries > 0 && resent > u32::from(super::conn::LOSS_WINDOW_AFTER) && !spurious;
         SynAckTiming { sent, retransmitted, lossy }
     }
 
