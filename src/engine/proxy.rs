@@ -40,8 +40,10 @@
 //!   the stream, not with a length, cannot tell a truncated one over a Unix socket (as behind
 //!   HAProxy, `unix@`).
 //! - A Unix listener with a full backlog refuses a connect at once (`EAGAIN`) where TCP would
-//!   drop the SYN and retry: the relay retries it every [`BACKLOG_RETRY`] until the connect
-//!   timeout (`proxy_connect_backlog_full` counts those connections).
+//!   drop the SYN and retry: the connection waits in line, the relay tries the first in line
+//!   again every [`BACKLOG_RETRY`] (one `connect` per try while the backlog stays full, however
+//!   many wait), in arrival order until each one's connect timeout
+//!   (`proxy_connect_backlog_full` counts those connections).
 //!
 //! # One segment for the header and the request
 //!
@@ -88,8 +90,8 @@ const SCRATCH: usize = 64 * 1024;
 const EVENTS: usize = 256;
 /// How often the timeouts are checked.
 const SWEEP: Duration = Duration::from_millis(250);
-/// How often a connect that found a Unix listener's backlog full is tried again (until the
-/// connect timeout). One interval for all keeps the retry list in deadline order.
+/// How often the first connection waiting for a place in a full Unix listener's backlog is
+/// tried again.
 pub const BACKLOG_RETRY: Duration = Duration::from_millis(2);
 
 /// Where the relay connects: a TCP address, or the path of a Unix stream socket on this host
@@ -205,9 +207,9 @@ struct Session {
     head_sent: usize,
     /// Until when the header waits for the client's first bytes (in `Relay::held` too).
     hold: Option<Instant>,
-    /// When the connect is tried again: a Unix listener's backlog was full (in
-    /// `Relay::retries` too). The socket is registered with epoll once it connects.
-    retry: Option<Instant>,
+    /// Waiting in line for a place in the Unix listener's backlog (in `Relay::waiting` too);
+    /// the socket is registered with epoll once it connects.
+    waiting: bool,
     /// The client sent FIN.
     client_eof: bool,
     /// The upstream socket's write side is shut (the client's FIN passed on).
@@ -246,9 +248,11 @@ pub struct Relay {
     /// Sessions whose header waits for the client's first bytes, by deadline (accept order,
     /// so deadlines only grow); an entry whose session sent its header meanwhile is skipped.
     held: std::collections::VecDeque<(Instant, ConnId)>,
-    /// Sessions whose connect waits to be tried again, by deadline (one interval for all, so
-    /// deadlines only grow); an entry whose session is gone or connected is skipped.
-    retries: std::collections::VecDeque<(Instant, ConnId)>,
+    /// Sessions waiting for a place in the Unix listener's backlog, in arrival order (an entry
+    /// whose session is gone is skipped), and when the first is tried again. The backlog is
+    /// one for all: while it is full, one `connect` per try tells, and a newcomer waits behind.
+    waiting: std::collections::VecDeque<ConnId>,
+    backlog_retry_at: Option<Instant>,
     /// The full backlog was reported (once per relay).
     warned_backlog: bool,
 }
@@ -274,7 +278,8 @@ impl Relay {
             next_sweep: Instant::ZERO,
             expired: Vec::new(),
             held: std::collections::VecDeque::new(),
-            retries: std::collections::VecDeque::new(),
+            waiting: std::collections::VecDeque::new(),
+            backlog_retry_at: None,
             warned_backlog: false,
         }
     }
@@ -364,28 +369,51 @@ impl Relay {
         }
     }
 
-    /// Tries the connect of session `id` again (its Unix listener's backlog was full).
-    fn retry_connect(&mut self, id: ConnId, c: &mut Conn<'_>) {
+    /// Whether a session waits in line for the backlog (the line's dead heads dropped).
+    fn line_is_waiting(&mut self) -> bool {
+        while let Some(id) = self.waiting.front() {
+            if self.sessions.get(id).is_some_and(|s| s.waiting) {
+                return true;
+            }
+            self.waiting.pop_front();
+        }
+        false
+    }
+
+    /// Tries the connections waiting for the backlog, first in line first, until one finds it
+    /// full again (it keeps its place, and the line is tried again after [`BACKLOG_RETRY`]).
+    /// One whose connect timeout passed is reset instead (`connect_timeout`).
+    fn retry_waiting(&mut self, conns: &mut Conns<'_>) {
         let ep = self.epfd();
-        let Some(s) = self.sessions.get_mut(&id) else { return };
-        let Some(fd) = s.fd.as_ref().map(|f| f.as_raw_fd()) else { return };
-        s.retry = None;
-        match connect_upstream(fd, &self.cfg.upstream) {
-            Ok(Started::Busy) => {
-                s.retry = Some(c.now + BACKLOG_RETRY);
-                self.retries.push_back((c.now + BACKLOG_RETRY, id));
-            }
-            Ok(started) => {
-                if !register(ep, fd, id) {
-                    self.k.socket_failed += 1;
-                    self.reset_both(id, c);
-                } else if started == Started::Connected {
-                    self.on_connect_done(id, c, true);
-                }
-            }
-            Err(_) => {
-                self.k.connect_failed += 1;
+        self.backlog_retry_at = None;
+        while let Some(id) = self.waiting.pop_front() {
+            let Some(s) = self.sessions.get_mut(&id).filter(|s| s.waiting) else { continue };
+            let c = &mut conns.conn(id);
+            if matches!(s.phase, Phase::Connecting { deadline } if c.now >= deadline) {
+                self.k.connect_timeout += 1;
                 self.reset_both(id, c);
+                continue;
+            }
+            let Some(fd) = s.fd.as_ref().map(|f| f.as_raw_fd()) else { continue };
+            match connect_upstream(fd, &self.cfg.upstream) {
+                Ok(Started::Busy) => {
+                    self.waiting.push_front(id);
+                    self.backlog_retry_at = Some(c.now + BACKLOG_RETRY);
+                    return;
+                }
+                Ok(started) => {
+                    s.waiting = false;
+                    if !register(ep, fd, id) {
+                        self.k.socket_failed += 1;
+                        self.reset_both(id, c);
+                    } else if started == Started::Connected {
+                        self.on_connect_done(id, c, true);
+                    }
+                }
+                Err(_) => {
+                    self.k.connect_failed += 1;
+                    self.reset_both(id, c);
+                }
             }
         }
     }
@@ -432,7 +460,9 @@ impl Handler for Relay {
         };
         let head = proxy_protocol::header(self.cfg.proxy_protocol, peer, local);
         // A header is written within `header_wait`: the handshake's last ACK can wait for it.
-        let (fd, started) = match open_upstream(&self.cfg.upstream, head.is_some()) {
+        // Behind a line for a full backlog, a newcomer waits its turn without a connect.
+        let behind = matches!(self.cfg.upstream, Upstream::Unix(_)) && self.line_is_waiting();
+        let (fd, started) = match open_upstream(&self.cfg.upstream, head.is_some(), behind) {
             Ok(v) => v,
             Err(OpenError::Socket) => {
                 self.k.socket_failed += 1;
@@ -449,7 +479,7 @@ impl Handler for Relay {
             fd: None,
             phase: Phase::Connecting { deadline: c.now + self.cfg.connect_timeout },
             hold: (head.is_some() && self.cfg.header_wait > Duration::ZERO).then(|| c.now + self.cfg.header_wait),
-            retry: None,
+            waiting: false,
             head,
             head_sent: 0,
             client_eof: false,
@@ -463,8 +493,9 @@ impl Handler for Relay {
         if started == Started::Busy {
             // Not registered yet: an unconnected Unix socket polls as hung up.
             self.backlog_full();
-            s.retry = Some(c.now + BACKLOG_RETRY);
-            self.retries.push_back((c.now + BACKLOG_RETRY, c.id));
+            s.waiting = true;
+            self.waiting.push_back(c.id);
+            self.backlog_retry_at.get_or_insert(c.now + BACKLOG_RETRY);
         } else if !register(ep, fd.as_raw_fd(), c.id) {
             self.k.socket_failed += 1;
             c.abort();
@@ -529,18 +560,13 @@ impl Handler for Relay {
         // the loop turning with no session at all).
         if ep < 0 || self.sessions.is_empty() {
             self.held.clear();
-            self.retries.clear();
+            self.waiting.clear();
+            self.backlog_retry_at = None;
             return;
         }
-        // Connects that found a Unix listener's backlog full, due again.
-        while let Some(&(t, id)) = self.retries.front() {
-            if conns.now < t {
-                break;
-            }
-            self.retries.pop_front();
-            if self.sessions.get(&id).is_some_and(|s| s.retry == Some(t)) {
-                self.retry_connect(id, &mut conns.conn(id));
-            }
+        // The line for a full Unix backlog, due again.
+        if self.backlog_retry_at.is_some_and(|t| conns.now >= t) {
+            self.retry_waiting(conns);
         }
         // Headers whose wait for the client's first bytes ended go alone.
         while let Some(&(t, id)) = self.held.front() {
@@ -601,8 +627,7 @@ impl Handler for Relay {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let first = |q: &std::collections::VecDeque<(Instant, ConnId)>| q.front().map(|&(t, _)| t);
-        match (first(&self.held), first(&self.retries)) {
+        match (self.held.front().map(|&(t, _)| t), self.backlog_retry_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -839,7 +864,9 @@ fn register(ep: RawFd, fd: RawFd, id: ConnId) -> bool {
 /// `TCP_QUICKACK` is off before the connect: Linux then sends the handshake's last ACK with the
 /// first write (`tcp_rcv_synsent_state_process` delays it in ping-pong mode, up to 200 ms if
 /// nothing is written), as HAProxy's `option tcp-smart-connect` does.
-fn open_upstream(to: &Upstream, hold_ack: bool) -> Result<(OwnedFd, Started), OpenError> {
+/// With `queued` the socket is only made, and reported `Busy`: it waits behind others for a
+/// full Unix backlog.
+fn open_upstream(to: &Upstream, hold_ack: bool, queued: bool) -> Result<(OwnedFd, Started), OpenError> {
     let family = match to {
         Upstream::Tcp(a) if a.is_ipv4() => libc::AF_INET,
         Upstream::Tcp(_) => libc::AF_INET6,
@@ -857,6 +884,9 @@ fn open_upstream(to: &Upstream, hold_ack: bool) -> Result<(OwnedFd, Started), Op
         if hold_ack {
             set_int(raw, libc::IPPROTO_TCP, libc::TCP_QUICKACK, 0);
         }
+    }
+    if queued {
+        return Ok((fd, Started::Busy));
     }
     Ok((fd, connect_upstream(raw, to)?))
 }
@@ -1590,10 +1620,32 @@ mod tests {
         let k = r.relay.outcomes().clone();
         assert_eq!((k.connect_timeout, k.connect_backlog_full, k.upstream_connected), (1, 1, 1));
         assert_eq!(r.relay.open(), 1, "only the connected one is left");
-        // Its last retry entry finds no session and goes.
+        assert!(r.relay.waiting.is_empty() && r.relay.next_deadline().is_none(), "no line left, no wake-up");
+    }
+
+    #[test]
+    fn the_line_for_a_full_unix_backlog_keeps_arrival_order() {
+        let u = unix_listener_with_a_backlog_of_one("line");
+        let mut r = Rig::new(u.to(), Version::Off);
+        let (a, b, c) = (ConnId { index: 1, generation: 1 }, ConnId { index: 2, generation: 1 }, ID);
+        let waits = |r: &Rig, id| r.relay.sessions.get(&id).is_some_and(|s| s.waiting);
+        r.relay.on_accept(&mut Conn::with_transport(a, r.now, &mut r.fake));
+        r.relay.on_accept(&mut Conn::with_transport(b, r.now, &mut r.fake));
+        assert!(!waits(&r, a) && waits(&r, b), "a has the backlog's place, b waits");
+        // The place frees up before b's next try, and c arrives: c goes behind b, with no
+        // connect of its own (which would have taken b's place).
+        let _a_up = u.accept();
+        r.relay.on_accept(&mut Conn::with_transport(c, r.now, &mut r.fake));
+        assert!(waits(&r, c), "a newcomer waits behind the line");
         r.now = r.now + BACKLOG_RETRY;
         r.poll();
-        assert!(r.relay.retries.is_empty() && r.relay.next_deadline().is_none());
+        assert!(!waits(&r, b) && waits(&r, c), "b connects first; c finds the backlog full again");
+        let _b_up = u.accept();
+        r.now = r.now + BACKLOG_RETRY;
+        r.poll();
+        assert!(!waits(&r, c));
+        let k = r.relay.outcomes().clone();
+        assert_eq!((k.upstream_connected, k.connect_backlog_full, k.connect_timeout), (3, 2, 0));
     }
 
     #[test]
