@@ -292,6 +292,30 @@ fn a_syn_resent_twice_starts_from_one_segment() {
     }
 }
 
+/// The same undo on an active open (Linux calls `tcp_try_undo_spurious_syn` in
+/// `tcp_rcv_synsent_state_process` too): our SYN resent twice, then a SYN-ACK that echoes the
+/// first SYN's timestamp keeps the initial window; one that echoes a resent SYN's does not.
+#[test]
+fn a_syn_resent_for_nothing_keeps_its_initial_window() {
+    let c = Config { timestamps: true, ..cfg() };
+    for (echo_first, want_iw) in [(true, 10u32), (false, 1)] {
+        let mut a = Host::new("198.18.0.2", c.clone(), 14);
+        let server: SocketAddr = "198.18.0.1:80".parse().unwrap();
+        let id = a.connect(40000, server);
+        let first = Seg::parse(&a.take_one());
+        a.run_until(a.now + Duration::from_millis(3010));
+        a.flush();
+        let resent: Vec<Seg> = a.take_segs().into_iter().filter(|s| s.is(SYN)).collect();
+        assert_eq!(resent.len(), 2, "the SYN went three times");
+        let echoed = if echo_first { &first } else { &resent[1] };
+        let ecr = echoed.options.timestamps.expect("timestamps offered").0;
+        let o = TcpOptions { mss: Some(1460), timestamps: Some((9_000, ecr)), ..TcpOptions::default() };
+        a.deliver(&craft_opts(server, a.addr(40000), 9_000_000, first.seq.wrapping_add(1), synack(), b"", o, 65535));
+        let info = a.shard.info(id).unwrap();
+        assert_eq!(info.cwnd, want_iw * info.smss, "SYN-ACK echoing the first SYN: {echo_first}");
+    }
+}
+
 /// A simultaneous open whose SYN-ACK was resent (at 1 s and 3 s) starts from one segment too,
 /// as Linux's `tcp_init_transfer` counts SYN and SYN-ACK resends together (here the
 /// retransmission timer's own loss window, RFC 5681 §3.1, already gives it).

@@ -237,7 +237,10 @@ pub struct Tcb {
     // Options.
     pub ts_ok: bool,
     ts_recent: u32,
-    /// When TS.Recent was last updated, in seconds (`secs32`; Linux `ts_recent_stamp`).
+    /// When TS.Recent was last updated, in seconds (`secs32`; Linux `ts_recent_stamp`). In
+    /// SYN-SENT, before there is a TS.Recent, it holds the TSval of our first SYN (0: without
+    /// timestamps), which a SYN-ACK echoes when that SYN arrived (`on_segment_syn_sent`); the
+    /// TCB has no room for a field of its own.
     ts_recent_stamp: u32,
     ts_offset: u32,
     pub sack_ok: bool,
@@ -870,13 +873,20 @@ impl Tcb {
             sack_ok: o.sack_permitted,
             ts_recent: if self.ts_ok { o.timestamps.map(|t| t.0) } else { None },
         };
+        // A SYN-ACK that echoes our first SYN's timestamp (kept in `ts_recent_stamp` until
+        // now) answers that SYN: the resends were spurious, and the initial window stays
+        // (Linux `tcp_try_undo_spurious_syn` in `tcp_rcv_synsent_state_process`; it wants a
+        // nonzero echo).
+        let first_syn_tsval = self.ts_recent_stamp;
+        let spurious =
+            self.ts_ok && seg.flags.ack() && o.timestamps.is_some_and(|(_, ecr)| ecr != 0 && ecr == first_syn_tsval);
         let offered_wscale = self.rcv_wscale;
         self.apply_negotiated(ctx.cfg, neg, offered_wscale);
         if self.ts_ok {
             self.ts_recent_stamp = secs32(ctx.now);
         }
         self.cc = Congestion::new(self.smss, ctx.cfg.initial_cwnd, self.iss, ctx.cfg.congestion_control);
-        if self.retries > LOSS_WINDOW_AFTER {
+        if self.retries > LOSS_WINDOW_AFTER && !spurious {
             // RFC 5681 §3.1 as Linux applies it (`LOSS_WINDOW_AFTER`): our SYN was lost.
             self.cc.cwnd = self.smss;
         }
@@ -1590,6 +1600,9 @@ impl Tcb {
             options: self.syn_options(ctx.now, ctx.cfg, synack),
             ..OutSegment::control(self.iss, ack, flags, self.window_field(true))
         };
+        if !synack && self.retries == 0 {
+            self.ts_recent_stamp = seg.options.timestamps.map_or(0, |(val, _)| val);
+        }
         if self.retries > 0 {
             ctx.counters.tcp_retrans_segs += 1;
         }
