@@ -419,6 +419,12 @@ impl ServeArgs {
         match (&self.upstream, proxies) {
             (None, n) if n > 0 => bail!("--app proxy needs --upstream HOST:PORT or unix:PATH: the server to relay to"),
             (Some(u), 0) => bail!("--upstream {u}: no port serves the proxy app (--app proxy or --also PORT:proxy)"),
+            // A Unix path is checked here (a HOST:PORT is resolved when serve starts).
+            (Some(u), _) if u.starts_with("unix:") => {
+                if let Err(e) = xdptcp::engine::proxy::Upstream::parse(u) {
+                    bail!("--upstream {e}");
+                }
+            }
             _ => {}
         }
         let mut cores = self.cores.clone();

@@ -200,4 +200,9 @@ fn the_relay_needs_an_upstream_and_the_xdp_backend() {
     let e = args(&["--backend", "kernel", "--also", "81:proxy", "--upstream", "127.0.0.1:8080"]).unwrap_err();
     assert!(e.contains("needs the xdp backend"), "{e}");
     args(&["--iface", "lo", "--also", "81:proxy", "--upstream", "127.0.0.1:8080"]).expect("valid");
+    args(&["--iface", "lo", "--also", "81:proxy", "--upstream", "unix:/run/nginx/relay.sock"]).expect("valid");
+    for bad in ["unix:relay.sock", "unix:@relay", "unix:"] {
+        let e = args(&["--iface", "lo", "--also", "81:proxy", "--upstream", bad]).unwrap_err();
+        assert!(e.contains(bad) && e.contains("unix:"), "{bad}: {e}");
+    }
 }
