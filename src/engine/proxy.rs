@@ -396,12 +396,12 @@ impl Relay {
             }
             let Some(fd) = s.fd.as_ref().map(|f| f.as_raw_fd()) else { continue };
             match connect_upstream(fd, &self.cfg.upstream) {
-                Ok(Started::Busy) => {
+                Some(Started::Busy) => {
                     self.waiting.push_front(id);
                     self.backlog_retry_at = Some(c.now + BACKLOG_RETRY);
                     return;
                 }
-                Ok(started) => {
+                Some(started) => {
                     s.waiting = false;
                     if !register(ep, fd, id) {
                         self.k.socket_failed += 1;
@@ -410,7 +410,7 @@ impl Relay {
                         self.on_connect_done(id, c, true);
                     }
                 }
-                Err(_) => {
+                None => {
                     self.k.connect_failed += 1;
                     self.reset_both(id, c);
                 }
@@ -460,20 +460,18 @@ impl Handler for Relay {
         };
         let head = proxy_protocol::header(self.cfg.proxy_protocol, peer, local);
         // A header is written within `header_wait`: the handshake's last ACK can wait for it.
+        let Ok(fd) = upstream_socket(&self.cfg.upstream, head.is_some()) else {
+            self.k.socket_failed += 1;
+            c.abort();
+            return;
+        };
         // Behind a line for a full backlog, a newcomer waits its turn without a connect.
         let behind = matches!(self.cfg.upstream, Upstream::Unix(_)) && self.line_is_waiting();
-        let (fd, started) = match open_upstream(&self.cfg.upstream, head.is_some(), behind) {
-            Ok(v) => v,
-            Err(OpenError::Socket) => {
-                self.k.socket_failed += 1;
-                c.abort();
-                return;
-            }
-            Err(OpenError::Connect) => {
-                self.k.connect_failed += 1;
-                c.abort();
-                return;
-            }
+        let started = if behind { Some(Started::Busy) } else { connect_upstream(fd.as_raw_fd(), &self.cfg.upstream) };
+        let Some(started) = started else {
+            self.k.connect_failed += 1;
+            c.abort();
+            return;
         };
         let mut s = Session {
             fd: None,
@@ -830,13 +828,6 @@ fn epoll_create() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Why no upstream connection could be started: no socket (descriptor limit), or the
-/// connect was refused at once.
-enum OpenError {
-    Socket,
-    Connect,
-}
-
 /// How a connect started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Started {
@@ -859,14 +850,13 @@ fn register(ep: RawFd, fd: RawFd, id: ConnId) -> bool {
     unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) == 0 }
 }
 
-/// A non-blocking socket connecting to `to`. Over TCP, Nagle is off (the relay passes on what
-/// it has at once, as it got it), and with `hold_ack` (something is written soon)
-/// `TCP_QUICKACK` is off before the connect: Linux then sends the handshake's last ACK with the
-/// first write (`tcp_rcv_synsent_state_process` delays it in ping-pong mode, up to 200 ms if
-/// nothing is written), as HAProxy's `option tcp-smart-connect` does.
-/// With `queued` the socket is only made, and reported `Busy`: it waits behind others for a
-/// full Unix backlog.
-fn open_upstream(to: &Upstream, hold_ack: bool, queued: bool) -> Result<(OwnedFd, Started), OpenError> {
+/// A non-blocking socket for `to`, not yet connected (an error: no descriptor left). Over TCP,
+/// Nagle is off (the relay passes on what it has at once, as it got it), and with `hold_ack`
+/// (something is written soon) `TCP_QUICKACK` is off before the connect: Linux then sends the
+/// handshake's last ACK with the first write (`tcp_rcv_synsent_state_process` delays it in
+/// ping-pong mode, up to 200 ms if nothing is written), as HAProxy's `option
+/// tcp-smart-connect` does.
+fn upstream_socket(to: &Upstream, hold_ack: bool) -> io::Result<OwnedFd> {
     let family = match to {
         Upstream::Tcp(a) if a.is_ipv4() => libc::AF_INET,
         Upstream::Tcp(_) => libc::AF_INET6,
@@ -875,7 +865,7 @@ fn open_upstream(to: &Upstream, hold_ack: bool, queued: bool) -> Result<(OwnedFd
     // SAFETY: socket(2) with constant arguments; the result is checked before it is owned.
     let raw = unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
     if raw < 0 {
-        return Err(OpenError::Socket);
+        return Err(io::Error::last_os_error());
     }
     // SAFETY: a fresh descriptor only this value owns.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
@@ -885,14 +875,11 @@ fn open_upstream(to: &Upstream, hold_ack: bool, queued: bool) -> Result<(OwnedFd
             set_int(raw, libc::IPPROTO_TCP, libc::TCP_QUICKACK, 0);
         }
     }
-    if queued {
-        return Ok((fd, Started::Busy));
-    }
-    Ok((fd, connect_upstream(raw, to)?))
+    Ok(fd)
 }
 
-/// connect(2) of socket `raw` to `to`, without blocking.
-fn connect_upstream(raw: RawFd, to: &Upstream) -> Result<Started, OpenError> {
+/// connect(2) of socket `raw` to `to`, without blocking. None: refused at once.
+fn connect_upstream(raw: RawFd, to: &Upstream) -> Option<Started> {
     let r = match to {
         Upstream::Tcp(SocketAddr::V4(a)) => {
             // SAFETY: sockaddr_in is plain data for which all-zero bytes are valid.
@@ -923,7 +910,7 @@ fn connect_upstream(raw: RawFd, to: &Upstream) -> Result<Started, OpenError> {
             // `Upstream::parse` bounds the length; a longer path built by hand is refused here
             // rather than cut (the trailing zero byte stays).
             if bytes.len() > UNIX_PATH_MAX {
-                return Err(OpenError::Connect);
+                return None;
             }
             for (d, b) in sun.sun_path.iter_mut().zip(bytes) {
                 *d = *b as libc::c_char;
@@ -935,12 +922,12 @@ fn connect_upstream(raw: RawFd, to: &Upstream) -> Result<Started, OpenError> {
         }
     };
     if r == 0 {
-        return Ok(Started::Connected);
+        return Some(Started::Connected);
     }
     match (io::Error::last_os_error().raw_os_error(), to) {
-        (Some(libc::EINPROGRESS), _) => Ok(Started::InProgress),
-        (Some(libc::EAGAIN), Upstream::Unix(_)) => Ok(Started::Busy),
-        _ => Err(OpenError::Connect),
+        (Some(libc::EINPROGRESS), _) => Some(Started::InProgress),
+        (Some(libc::EAGAIN), Upstream::Unix(_)) => Some(Started::Busy),
+        _ => None,
     }
 }
 
@@ -1567,16 +1554,10 @@ mod tests {
     /// A Unix listener whose backlog takes one connection (listen(2) with 0: Linux refuses the
     /// next while one waits to be accepted).
     fn unix_listener_with_a_backlog_of_one(tag: &str) -> UnixUpstream {
-        use std::os::fd::IntoRawFd;
-        let path = std::env::temp_dir().join(format!("xdptcp-relay-{tag}-{}.sock", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
-        let fd = l.into_raw_fd();
+        let u = UnixUpstream::new(tag);
         // SAFETY: listen(2) again on a listening socket we own only changes its backlog.
-        assert_eq!(unsafe { libc::listen(fd, 0) }, 0);
-        // SAFETY: the descriptor was just released by the listener above.
-        let l = unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) };
-        UnixUpstream { l, path }
+        assert_eq!(unsafe { libc::listen(u.l.as_raw_fd(), 0) }, 0);
+        u
     }
 
     #[test]

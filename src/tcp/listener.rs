@@ -351,9 +351,12 @@ impl Shard {
         // The final ACK echoes the first SYN-ACK's timestamp: that one arrived, and the resent
         // ones were spurious (a dormant radio, a path longer than the 1 s initial RTO), so the
         // connection keeps its initial window (Linux `tcp_try_undo_spurious_syn`).
-        let first_tsval = ts_clock(e.first_sent).wrapping_add(ts_offset(&self.secrets.ts_key, t));
-        let spurious = e.neg.ts_recent.is_some() && seg.options.timestamps.is_some_and(|(_, ecr)| ecr == first_tsval);
-        let lossy = e.retries > 0 && resent > u32::from(super::conn::LOSS_WINDOW_AFTER) && !spurious;
+        // The keyed hash for that TSval is taken only for such a handshake, not on every open.
+        let spurious = || {
+            let first_tsval = ts_clock(e.first_sent).wrapping_add(ts_offset(&self.secrets.ts_key, t));
+            e.neg.ts_recent.is_some() && seg.options.timestamps.is_some_and(|(_, ecr)| ecr == first_tsval)
+        };
+        let lossy = e.retries > 0 && resent > u32::from(super::conn::LOSS_WINDOW_AFTER) && !spurious();
         SynAckTiming { sent, retransmitted, lossy }
     }
 
